@@ -1,0 +1,110 @@
+"""The Python API that the CLI, the TUI and user scripts call; one function per user action.
+
+Everything here takes a ``RunConfig`` (or a workspace) and an optional
+``Emitter``, and returns plain data. Long calls accept a ``threading.Event``
+to cancel cooperatively. Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.config import RunConfig, load_config
+from engine.events import Emitter, JsonlEventLog
+from engine.workspace import STAGES, Workspace
+
+__all__ = [
+    "STAGES",
+    "Emitter",
+    "RunConfig",
+    "Workspace",
+    "load_config",
+    "open_workspace",
+    "run_pipeline",
+    "start_run_process",
+]
+
+
+def open_workspace(cfg: RunConfig) -> Workspace:
+    return Workspace.create(cfg.workspace_dir)
+
+
+def workspace_emitter(ws: Workspace, *extra: Any) -> Emitter:
+    """An emitter that writes ``events.jsonl`` plus any extra sinks (a CLI renderer, a TUI)."""
+    return Emitter(JsonlEventLog(ws.events_path), *extra)
+
+
+def run_pipeline(
+    cfg: RunConfig,
+    *,
+    events: Emitter | None = None,
+    cancel: threading.Event | None = None,
+    stages: list[str] | None = None,
+) -> Workspace:
+    """Run (or resume) every stage in order; stages whose output is current are skipped."""
+    from engine.pipeline import Pipeline
+
+    return Pipeline(cfg, events=events, cancel=cancel).run(stages)
+
+
+@dataclass
+class RunProcess:
+    """A pipeline running in a child process; it outlives the UI that started it."""
+
+    pid: int
+    workspace: Path
+    popen: subprocess.Popen | None = None
+
+    def alive(self) -> bool:
+        if self.popen is not None:
+            return self.popen.poll() is None
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def cancel(self) -> None:
+        """SIGINT: the child stops at the next step, saves what it has, and exits."""
+        import signal
+
+        if self.alive():
+            os.kill(self.pid, signal.SIGINT)
+
+
+def start_run_process(
+    config_path: str | Path, *, stages: list[str] | None = None, log_path: Path | None = None
+) -> RunProcess:
+    """Start ``ragtune run CONFIG`` detached (own session), so a dropped SSH session cannot kill it."""
+    cfg = load_config(config_path)
+    ws = open_workspace(cfg)
+    cmd = [sys.executable, "-m", "engine", "run", str(config_path), "--quiet"]
+    if stages:
+        cmd += ["--stages", ",".join(stages)]
+    log = open(log_path or ws.root / "run.log", "ab")  # noqa: SIM115
+    popen = subprocess.Popen(
+        cmd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    (ws.state_dir / "child.pid").write_text(str(popen.pid))
+    return RunProcess(pid=popen.pid, workspace=ws.root, popen=popen)
+
+
+def attach_run_process(ws: Workspace) -> RunProcess | None:
+    """The child still running in a workspace, if any (for re-attaching after a restart)."""
+    pid_file = ws.state_dir / "child.pid"
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    proc = RunProcess(pid=pid, workspace=ws.root)
+    return proc if proc.alive() else None

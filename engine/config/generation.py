@@ -1,0 +1,44 @@
+"""Which generator writes the training queries, and the LLM-free generator's recipe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from engine.config.base import Section, setting
+from engine.config.llm import LlmConfig
+
+
+@dataclass
+class LlmFreeConfig(Section):
+    """Pseudo-queries cut from the chunks themselves; needs no key and no network."""
+
+    cloze_queries: int = setting(
+        2, help="sentences held out of each chunk as queries (inverse cloze task)", minimum=0
+    )
+    title_queries: bool = setting(True, help="use document titles and headings as queries")
+    keyword_queries: int = setting(1, help="keyword queries per chunk from its rarest terms", minimum=0)
+    keep_sentence_prob: float = setting(
+        0.1,
+        help="chance that a held-out sentence is also kept in the positive passage",
+        minimum=0.0,
+        maximum=1.0,
+    )
+    min_sentence_words: int = setting(6, help="shorter sentences are not used as queries", minimum=1)
+    seed: int = setting(13)
+
+
+@dataclass
+class GenerationConfig(Section):
+    generator: str = setting(
+        "auto",
+        help="auto = litellm when llm.model is set, else llm-free",
+        choices=("auto", "llm-free", "litellm"),
+    )
+    llm_free: LlmFreeConfig = field(default_factory=LlmFreeConfig)
+    llm: LlmConfig = field(default_factory=LlmConfig)
+
+    @property
+    def resolved(self) -> str:
+        if self.generator != "auto":
+            return self.generator
+        return "litellm" if self.llm.model else "llm-free"

@@ -1,0 +1,39 @@
+"""Settings of the LLM generator (litellm): model, endpoint, limits, tasks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.config.base import Section, setting
+
+TASKS = ("queries", "answer", "hard_negative_query", "reranking_passages")
+
+
+@dataclass
+class LlmConfig(Section):
+    model: str = setting(
+        "", help="litellm model, e.g. openai/gpt-4o-mini, ollama/llama3.1, hosted_vllm/Qwen/Qwen2.5-7B"
+    )
+    api_base: str = setting("", help="endpoint of a local or self-hosted server, e.g. http://localhost:8000/v1")
+    api_key_env: str = setting(
+        "", help="name of the environment variable holding the key (the key itself is never stored)"
+    )
+    answer_model: str = setting("", help="separate model for answers; empty = the same model")
+    temperature: float = setting(0.7, minimum=0.0, maximum=2.0)
+    max_tokens: int = setting(1024, help="reply token limit", minimum=16)
+    timeout: float = setting(60.0, help="seconds per call", minimum=1.0)
+    max_retries: int = setting(4, help="retries per call on 429/5xx/timeouts/bad JSON", minimum=0)
+    concurrency: int = setting(16, help="calls in flight", minimum=1, maximum=1024)
+    requests_per_minute: int = setting(0, help="0 = no limit", minimum=0)
+    tokens_per_minute: int = setting(0, help="0 = no limit", minimum=0)
+    queries_per_chunk: int = setting(3, help="queries written per chunk", minimum=1, maximum=20)
+    tasks: list[str] = setting(
+        default_factory=lambda: list(TASKS), help="row parts to generate", choices=None
+    )
+    sample_size: int = setting(8, help="rows in a review sample", minimum=1)
+    dedup_threshold: float = setting(
+        0.95, help="cosine above which two queries count as duplicates", minimum=0.0, maximum=1.0
+    )
+    round_trip_top_k: int = setting(
+        0, help="keep a query only if the base embedder finds its chunk in the top k (0 = off)", minimum=0
+    )

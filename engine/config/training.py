@@ -1,0 +1,80 @@
+"""Bi-encoder (embedding model) training settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.config.base import Section, setting
+from engine.errors import ConfigError
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass
+class EmbedderConfig(Section):
+    base_model: str = setting(
+        "nomic-ai/modernbert-embed-base",
+        help="sentence-transformers or transformers encoder, by Hub name or local path",
+    )
+    matryoshka_dims: list[int] = setting(
+        default_factory=list,
+        help="embedding sizes trained and evaluated; empty = derived from the model (e.g. 768/512/256/128/64)",
+        minimum=8,
+    )
+    loss: str = setting(
+        "mnrl",
+        help="mnrl = MultipleNegativesRankingLoss; cached_mnrl = GradCache variant for big batches; gist = GISTEmbedLoss guided by the base model",
+        choices=("mnrl", "cached_mnrl", "gist"),
+    )
+    batch_size: int = setting(32, help="per-device batch (in-batch negatives grow with it)", minimum=2)
+    mini_batch_size: int = setting(
+        16, help="forward chunk size for cached_mnrl; lower it on out-of-memory", minimum=1
+    )
+    gradient_accumulation_steps: int = setting(1, help="not useful with in-batch losses", minimum=1)
+    learning_rate: float = setting(2e-5, help="peak learning rate", minimum=0.0, maximum=1.0)
+    epochs: float = setting(1.0, help="passes over the training pairs", minimum=0.01)
+    warmup_ratio: float = setting(0.1, help="share of steps warming up", minimum=0.0, maximum=0.9)
+    scheduler: str = setting(
+        "cosine", help="learning-rate schedule", choices=("cosine", "linear", "constant_with_warmup")
+    )
+    weight_decay: float = setting(0.01, minimum=0.0)
+    precision: str = setting(
+        "auto",
+        help="auto = bf16 where the GPU supports it, else fp16 on GPU, fp32 on CPU",
+        choices=PRECISIONS,
+    )
+    max_seq_length: int = setting(0, help="0 = the model's own limit", minimum=0)
+    soup_alpha: float = setting(
+        1.0,
+        help="final weights = alpha * tuned + (1 - alpha) * base; below 1 keeps more of the base model",
+        minimum=0.0,
+        maximum=1.0,
+    )
+    lora: bool = setting(False, help="train LoRA adapters (peft) instead of all weights")
+    lora_r: int = setting(16, minimum=1)
+    lora_alpha: int = setting(32, minimum=1)
+    lora_dropout: float = setting(0.1, minimum=0.0, maximum=0.9)
+    metric_for_best_model: str = setting(
+        "eval_dim_128_cosine_ndcg@10", help="evaluator key that picks the best checkpoint"
+    )
+    load_best_model_at_end: bool = setting(True)
+    eval_strategy: str = setting("epoch", choices=("epoch", "steps", "no"))
+    eval_steps: int = setting(0, help="with eval_strategy = steps", minimum=0)
+    save_total_limit: int = setting(2, minimum=1)
+    gradient_checkpointing: bool = setting(False, help="trade speed for memory on long inputs")
+    query_prompt: str = setting(
+        "", help="text put before queries, e.g. 'search_query: '; empty = the model's own prompts"
+    )
+    document_prompt: str = setting("", help="text put before passages, e.g. 'search_document: '")
+    seed: int = setting(42)
+    device: str = setting("auto", help="auto, cpu, cuda, cuda:1, mps")
+
+    def check(self) -> None:
+        if self.eval_strategy == "steps" and self.eval_steps <= 0:
+            raise ConfigError(
+                "embedder.eval_steps", self.eval_steps, "a positive number with eval_strategy = steps"
+            )
+        if sorted(self.matryoshka_dims, reverse=True) != list(self.matryoshka_dims):
+            raise ConfigError(
+                "embedder.matryoshka_dims", self.matryoshka_dims, "sizes in decreasing order"
+            )
