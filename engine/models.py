@@ -72,9 +72,7 @@ def _hint_for(name: str) -> str:
     )
 
 
-def load_embedder(
-    name: str, *, device: str | None = None, **kwargs: Any
-) -> SentenceTransformer:
+def load_embedder(name: str, *, device: str | None = None, **kwargs: Any) -> SentenceTransformer:
     """SentenceTransformer(name) with offline failures turned into a clear error.
 
     A plain transformers encoder (no sentence-transformers config) gets mean pooling,

@@ -10,10 +10,13 @@ from engine.config.base import Section, setting
 @dataclass
 class EvalConfig(Section):
     k_values: list[int] = setting(
-        default_factory=lambda: [1, 3, 5, 10, 100], help="cut-offs for accuracy/precision/recall", minimum=1
+        default_factory=lambda: [1, 3, 5, 10, 100],
+        help="cut-offs for accuracy/precision/recall",
+        minimum=1,
     )
     primary_metric: str = setting("ndcg@10", help="metric shown first and used for comparisons")
     batch_size: int = setting(64, help="encoding batch size", minimum=1)
     benchmark: str = setting(
-        "", help="optional BEIR-layout folder (corpus/queries/qrels) of labelled queries to also evaluate on"
+        "",
+        help="optional BEIR-layout folder (corpus/queries/qrels) of labelled queries to also evaluate on",
     )

@@ -16,14 +16,18 @@ class LlmFreeConfig(Section):
         2, help="sentences held out of each chunk as queries (inverse cloze task)", minimum=0
     )
     title_queries: bool = setting(True, help="use document titles and headings as queries")
-    keyword_queries: int = setting(1, help="keyword queries per chunk from its rarest terms", minimum=0)
+    keyword_queries: int = setting(
+        1, help="keyword queries per chunk from its rarest terms", minimum=0
+    )
     keep_sentence_prob: float = setting(
         0.1,
         help="chance that a held-out sentence is also kept in the positive passage",
         minimum=0.0,
         maximum=1.0,
     )
-    min_sentence_words: int = setting(6, help="shorter sentences are not used as queries", minimum=1)
+    min_sentence_words: int = setting(
+        6, help="shorter sentences are not used as queries", minimum=1
+    )
     seed: int = setting(13)
 
 

@@ -12,9 +12,12 @@ TASKS = ("queries", "answer", "hard_negative_query", "reranking_passages")
 @dataclass
 class LlmConfig(Section):
     model: str = setting(
-        "", help="litellm model, e.g. openai/gpt-4o-mini, ollama/llama3.1, hosted_vllm/Qwen/Qwen2.5-7B"
+        "",
+        help="litellm model, e.g. openai/gpt-4o-mini, ollama/llama3.1, hosted_vllm/Qwen/Qwen2.5-7B",
     )
-    api_base: str = setting("", help="endpoint of a local or self-hosted server, e.g. http://localhost:8000/v1")
+    api_base: str = setting(
+        "", help="endpoint of a local or self-hosted server, e.g. http://localhost:8000/v1"
+    )
     api_key_env: str = setting(
         "", help="name of the environment variable holding the key (the key itself is never stored)"
     )
@@ -35,5 +38,7 @@ class LlmConfig(Section):
         0.95, help="cosine above which two queries count as duplicates", minimum=0.0, maximum=1.0
     )
     round_trip_top_k: int = setting(
-        0, help="keep a query only if the base embedder finds its chunk in the top k (0 = off)", minimum=0
+        0,
+        help="keep a query only if the base embedder finds its chunk in the top k (0 = off)",
+        minimum=0,
     )

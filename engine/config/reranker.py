@@ -18,7 +18,9 @@ class RerankerConfig(Section):
     loss: str = setting("bce", help="training loss", choices=("bce", "lambda", "mnrl"))
     num_negatives: int = setting(4, help="hard negatives mined per query", minimum=0)
     random_negatives: int = setting(1, help="random negatives per query, for easy cases", minimum=0)
-    range_min: int = setting(10, help="skip the top mined candidates (likely false negatives)", minimum=0)
+    range_min: int = setting(
+        10, help="skip the top mined candidates (likely false negatives)", minimum=0
+    )
     range_max: int = setting(100, help="mine among this many top candidates", minimum=1)
     margin: float = setting(0.0, help="negative must score this much below the positive")
     max_score: float = setting(1.0, help="drop candidates scoring above this (near duplicates)")

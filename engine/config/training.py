@@ -26,7 +26,9 @@ class EmbedderConfig(Section):
         help="mnrl = MultipleNegativesRankingLoss; cached_mnrl = GradCache variant for big batches; gist = GISTEmbedLoss guided by the base model",
         choices=("mnrl", "cached_mnrl", "gist"),
     )
-    batch_size: int = setting(32, help="per-device batch (in-batch negatives grow with it)", minimum=2)
+    batch_size: int = setting(
+        32, help="per-device batch (in-batch negatives grow with it)", minimum=2
+    )
     mini_batch_size: int = setting(
         16, help="forward chunk size for cached_mnrl; lower it on out-of-memory", minimum=1
     )
@@ -35,7 +37,9 @@ class EmbedderConfig(Section):
     epochs: float = setting(1.0, help="passes over the training pairs", minimum=0.01)
     warmup_ratio: float = setting(0.1, help="share of steps warming up", minimum=0.0, maximum=0.9)
     scheduler: str = setting(
-        "cosine", help="learning-rate schedule", choices=("cosine", "linear", "constant_with_warmup")
+        "cosine",
+        help="learning-rate schedule",
+        choices=("cosine", "linear", "constant_with_warmup"),
     )
     weight_decay: float = setting(0.01, minimum=0.0)
     precision: str = setting(
@@ -72,7 +76,9 @@ class EmbedderConfig(Section):
     def check(self) -> None:
         if self.eval_strategy == "steps" and self.eval_steps <= 0:
             raise ConfigError(
-                "embedder.eval_steps", self.eval_steps, "a positive number with eval_strategy = steps"
+                "embedder.eval_steps",
+                self.eval_steps,
+                "a positive number with eval_strategy = steps",
             )
         if sorted(self.matryoshka_dims, reverse=True) != list(self.matryoshka_dims):
             raise ConfigError(
