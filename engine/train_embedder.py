@@ -1,0 +1,233 @@
+"""Bi-encoder fine-tuning: MultipleNegativesRankingLoss inside MatryoshkaLoss, via SentenceTransformerTrainer."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.callbacks import EventsCallback
+from engine.config import RunConfig
+from engine.config.training import EmbedderConfig
+from engine.errors import Cancelled, ConfigError
+from engine.events import Emitter
+from engine.models import derive_dims, load_embedder, pick_device, precision_flags
+from engine.prepare import Prepared, load_prepared
+from engine.workspace import Workspace
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+
+def model_dims(model: SentenceTransformer, cfg: EmbedderConfig) -> list[int]:
+    full = int(model.get_sentence_embedding_dimension() or 0)
+    dims = list(cfg.matryoshka_dims) or derive_dims(full)
+    if dims[0] > full:
+        raise ConfigError(
+            "embedder.matryoshka_dims", dims, f"sizes no larger than the model's {full}"
+        )
+    return dims
+
+
+def column_prompts(model: SentenceTransformer, cfg: EmbedderConfig) -> dict[str, str]:
+    """Prompts per dataset column, from the config or the model's own query/document prompts."""
+    prompts = getattr(model, "prompts", {}) or {}
+    query = cfg.query_prompt or prompts.get("query") or ""
+    document = cfg.document_prompt or prompts.get("document") or prompts.get("passage") or ""
+    out = {}
+    if query:
+        out["anchor"] = query
+    if document:
+        out["positive"] = document
+        out["negative"] = document
+    return out
+
+
+def build_loss(model: SentenceTransformer, cfg: EmbedderConfig, dims: list[int]) -> Any:
+    from sentence_transformers import losses
+
+    distributed = _world_size() > 1
+    if cfg.loss == "cached_mnrl":
+        inner = losses.CachedMultipleNegativesRankingLoss(
+            model, mini_batch_size=cfg.mini_batch_size, gather_across_devices=distributed
+        )
+    elif cfg.loss == "gist":
+        guide = load_embedder(cfg.base_model, device=str(model.device))
+        inner = losses.GISTEmbedLoss(model, guide=guide, gather_across_devices=distributed)
+    else:
+        inner = losses.MultipleNegativesRankingLoss(model, gather_across_devices=distributed)
+    return losses.MatryoshkaLoss(model, inner, matryoshka_dims=dims)
+
+
+def _world_size() -> int:
+    import os
+
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def apply_lora(model: SentenceTransformer, cfg: EmbedderConfig) -> None:
+    from peft import LoraConfig, TaskType
+
+    model.add_adapter(
+        LoraConfig(
+            task_type=TaskType.FEATURE_EXTRACTION,
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            inference_mode=False,
+        )
+    )
+
+
+def soup(model: SentenceTransformer, base: SentenceTransformer, alpha: float) -> None:
+    """Weight-space interpolation with the base model (WiSE-FT): keeps general skill, keeps gains."""
+    import torch
+
+    base_state = base.state_dict()
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            other = base_state.get(name)
+            if other is not None and tensor.dtype.is_floating_point and other.shape == tensor.shape:
+                tensor.copy_(alpha * tensor + (1.0 - alpha) * other.to(tensor.device, tensor.dtype))
+
+
+def training_arguments(
+    cfg: EmbedderConfig, output_dir: Path, device: str, has_eval: bool, prompts: dict[str, str]
+) -> Any:
+    from sentence_transformers import SentenceTransformerTrainingArguments
+    from sentence_transformers.base.sampler import BatchSamplers
+
+    eval_strategy = cfg.eval_strategy if has_eval else "no"
+    return SentenceTransformerTrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=cfg.epochs,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        learning_rate=cfg.learning_rate,
+        warmup_ratio=cfg.warmup_ratio,
+        lr_scheduler_type=cfg.scheduler,
+        weight_decay=cfg.weight_decay,
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        eval_strategy=eval_strategy,
+        eval_steps=cfg.eval_steps or None,
+        save_strategy=eval_strategy if eval_strategy != "no" else "epoch",
+        save_steps=cfg.eval_steps or 500,
+        save_total_limit=cfg.save_total_limit,
+        load_best_model_at_end=cfg.load_best_model_at_end and eval_strategy != "no",
+        metric_for_best_model=cfg.metric_for_best_model if eval_strategy != "no" else None,
+        greater_is_better=True,
+        logging_steps=max(1, cfg.eval_steps // 10) if cfg.eval_steps else 5,
+        logging_first_step=True,
+        report_to="none",
+        seed=cfg.seed,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        prompts=prompts or None,
+        use_cpu=device == "cpu",
+        dataloader_drop_last=_world_size() > 1,
+        ddp_find_unused_parameters=False if _world_size() > 1 else None,
+        **precision_flags(cfg.precision, device),
+    )
+
+
+def last_checkpoint(folder: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if not folder.is_dir():
+        return None
+    return get_last_checkpoint(str(folder))
+
+
+def train_embedder(
+    cfg: RunConfig,
+    ws: Workspace,
+    events: Emitter,
+    cancel: threading.Event | None = None,
+    prepared: Prepared | None = None,
+) -> dict[str, Any]:
+    """Train, keep the best checkpoint, optionally soup with the base, save to ``models/embedder``.
+
+    A run stopped mid-way resumes from its last checkpoint in ``checkpoints/embedder``.
+    """
+    from sentence_transformers import SentenceTransformerTrainer
+
+    from engine.evaluation import MatryoshkaIREvaluator
+
+    ecfg = cfg.embedder
+    prepared = prepared or load_prepared(ws)
+    device = pick_device(ecfg.device)
+    model = load_embedder(ecfg.base_model, device=device)
+    if ecfg.max_seq_length:
+        model.max_seq_length = ecfg.max_seq_length
+    dims = model_dims(model, ecfg)
+    prompts = column_prompts(model, ecfg)
+    if ecfg.lora:
+        apply_lora(model, ecfg)
+
+    train = prepared.train.select_columns(["anchor", "positive"])
+    has_eval = bool(prepared.eval_queries)
+    evaluator = None
+    if has_eval:
+        evaluator = MatryoshkaIREvaluator(
+            queries=prepared.eval_queries,
+            corpus=prepared.corpus,
+            relevant_docs=prepared.eval_relevant,
+            dims=dims,
+            batch_size=cfg.eval.batch_size,
+            query_prompt=prompts.get("anchor"),
+            document_prompt=prompts.get("positive"),
+        )
+    out_dir = ws.checkpoints_dir / "embedder"
+    args = training_arguments(ecfg, out_dir, device, has_eval, prompts)
+    callback = EventsCallback(events, model="embedder", cancel=cancel)
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset=train,
+        loss=build_loss(model, ecfg, dims),
+        evaluator=evaluator,
+        callbacks=[callback],
+    )
+    resume = last_checkpoint(out_dir)
+    if resume:
+        events.info(f"resuming from {Path(resume).name}")
+    trainer.train(resume_from_checkpoint=resume)
+    if callback.cancelled:
+        raise Cancelled(
+            "training stopped; the last checkpoint is kept and `ragtune run` resumes it"
+        )
+
+    if ecfg.lora:
+        model = _merge_lora(model)
+    if ecfg.soup_alpha < 1.0:
+        base = load_embedder(ecfg.base_model, device=str(model.device))
+        soup(model, base, ecfg.soup_alpha)
+    if trainer.is_world_process_zero():
+        model.save(str(ws.embedder_dir))
+    state = trainer.state
+    return {
+        "dims": dims,
+        "train_pairs": len(train),
+        "steps": state.global_step,
+        "best_metric": state.best_metric,
+        "best_checkpoint": Path(state.best_model_checkpoint).name
+        if state.best_model_checkpoint
+        else None,
+        "device": device,
+        "precision": next(
+            (k for k, v in precision_flags(ecfg.precision, device).items() if v), "fp32"
+        ),
+    }
+
+
+def _merge_lora(model: SentenceTransformer) -> SentenceTransformer:
+    """Fold the adapters into the weights so the saved model loads without peft."""
+    transformer = model[0]
+    auto_model = getattr(transformer, "auto_model", None) or getattr(transformer, "model", None)
+    if auto_model is not None and hasattr(auto_model, "merge_and_unload"):
+        merged = auto_model.merge_and_unload()
+        if hasattr(transformer, "auto_model"):
+            transformer.auto_model = merged
+        else:
+            transformer.model = merged
+    return model
