@@ -23,6 +23,7 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 
 
 def _console(stderr: bool = False) -> Any:
@@ -121,13 +122,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from engine.beir import load_beir
     from engine.evaluation import evaluate_retrieval, metrics_by_dim
     from engine.models import derive_dims, load_embedder, pick_device
+    from engine.train_embedder import embedding_dim
 
     data = load_beir(Path(args.data), qrels=args.qrels, queries=args.queries)
     model = load_embedder(args.model, device=pick_device(args.device))
     dims = (
-        [int(d) for d in args.dims.split(",")]
-        if args.dims
-        else derive_dims(int(model.get_sentence_embedding_dimension() or 0))
+        [int(d) for d in args.dims.split(",")] if args.dims else derive_dims(embedding_dim(model))
     )
     scores = evaluate_retrieval(
         model,

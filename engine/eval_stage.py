@@ -35,6 +35,18 @@ def update_metrics(path: Path, key: str, value: Any) -> None:
     tmp.replace(path)
 
 
+def load_benchmark(cfg: RunConfig, ws: Workspace, events: Emitter) -> Any:
+    """A BEIR folder as is, or quote-labelled questions mapped onto this run's chunks."""
+    from engine.beir import load_beir
+    from engine.labels import is_quote_folder, load_quote_labels
+    from engine.records import read_chunks
+
+    folder = cfg.resolve(cfg.eval.benchmark)
+    if is_quote_folder(folder):
+        return load_quote_labels(folder, read_chunks(ws.chunks_path), events)
+    return load_beir(folder)
+
+
 def run_evaluate(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, Any]:
     from engine.evaluation import compare, evaluate_retrieval, render_markdown
 
@@ -48,23 +60,9 @@ def run_evaluate(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, An
 
     suites: list[tuple[str, Any]] = []
     if prepared.eval_queries:
-        from engine.beir import IRData
-
-        suites.append(
-            (
-                "held-out",
-                IRData(
-                    queries=prepared.eval_queries,
-                    corpus=prepared.corpus,
-                    relevant=prepared.eval_relevant,
-                    titles={},
-                ),
-            )
-        )
+        suites.append(("held-out", prepared.ir_data()))
     if cfg.eval.benchmark:
-        from engine.beir import load_beir
-
-        suites.append(("benchmark", load_beir(cfg.resolve(cfg.eval.benchmark))))
+        suites.append(("benchmark", load_benchmark(cfg, ws, events)))
 
     results: dict[str, Any] = {"dims": dims, "primary_metric": cfg.eval.primary_metric}
     sections: list[str] = []

@@ -167,6 +167,10 @@ class Emitter:
     def add(self, sink: EventSink) -> None:
         self._sinks.append(sink)
 
+    def remove(self, sink: EventSink) -> None:
+        if sink in self._sinks:
+            self._sinks.remove(sink)
+
     def for_stage(self, stage: str) -> Emitter:
         child = Emitter(stage=stage)
         child._sinks = self._sinks

@@ -94,12 +94,15 @@ class Pipeline:
                 "sources", "nothing", "paths, a dataset, or a description of the domain"
             )
         started = time.monotonic()
-        self.cfg.save(self.ws.config_path)
+        self.cfg.for_workspace(self.ws.root).save(self.ws.config_path)
         try:
             with self.ws.lock():
                 for stage in STAGES:
                     if stage in wanted:
                         self._run_stage(stage)
+            self.events.emit(
+                RunFinished(workspace=str(self.ws.root), seconds=time.monotonic() - started)
+            )
         except RagtuneError as exc:
             self.events.emit(
                 RunFailed(error=exc.message, hint=exc.hint, error_type=type(exc).__name__)
@@ -118,10 +121,8 @@ class Pipeline:
             )
             raise
         finally:
+            self.events.remove(self._log)
             self._log.close()
-        self.events.emit(
-            RunFinished(workspace=str(self.ws.root), seconds=time.monotonic() - started)
-        )
         return self.ws
 
     def _run_stage(self, stage: str) -> None:
@@ -130,6 +131,7 @@ class Pipeline:
             return
         fp = self.fingerprint(stage)
         ev = self.events.for_stage(stage)
+        self.events.stage = stage
         if self.ws.is_done(stage, fp):
             ev.emit(StageSkipped(reason="up to date"))
             return

@@ -43,6 +43,13 @@ class Prepared:
     corpus: dict[str, str]
     eval_chunks: set[str] = field(default_factory=set)
 
+    def ir_data(self) -> Any:
+        from engine.beir import IRData
+
+        return IRData(
+            queries=self.eval_queries, corpus=self.corpus, relevant=self.eval_relevant, titles={}
+        )
+
 
 def split_chunks(chunk_ids: Sequence[str], fraction: float, seed: int) -> set[str]:
     """Held-out chunks; with a fraction > 0 at least one chunk, and never all of them."""
@@ -65,8 +72,10 @@ def run_prepare(
     Queries are deduplicated per normalised text across the whole set, so the same
     pseudo-query cannot sit in train and eval at once.
     """
+    import datasets
     from datasets import Dataset, DatasetDict
 
+    datasets.disable_progress_bars()
     chunk_text = {c.chunk_id: c.text for c in chunks}
     dropped = {"empty": 0, "too_short": 0, "too_long": 0, "duplicate_query": 0, "unknown_chunk": 0}
     seen: set[str] = set()

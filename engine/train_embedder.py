@@ -19,8 +19,15 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 
+def embedding_dim(model: SentenceTransformer) -> int:
+    getter = (
+        getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    )
+    return int(getter() or 0)
+
+
 def model_dims(model: SentenceTransformer, cfg: EmbedderConfig) -> list[int]:
-    full = int(model.get_sentence_embedding_dimension() or 0)
+    full = embedding_dim(model)
     dims = list(cfg.matryoshka_dims) or derive_dims(full)
     if dims[0] > full:
         raise ConfigError(
@@ -169,10 +176,8 @@ def train_embedder(
     evaluator = None
     if has_eval:
         evaluator = MatryoshkaIREvaluator(
-            queries=prepared.eval_queries,
-            corpus=prepared.corpus,
-            relevant_docs=prepared.eval_relevant,
-            dims=dims,
+            prepared.ir_data(),
+            dims,
             batch_size=cfg.eval.batch_size,
             query_prompt=prompts.get("anchor"),
             document_prompt=prompts.get("positive"),

@@ -89,6 +89,23 @@ class RunConfig(Section):
             return self.resolve(self.run.workspace)
         return self.resolve(Path("runs") / self.run.name)
 
+    def for_workspace(self, root: Path) -> RunConfig:
+        """A copy whose paths are absolute and whose workspace is ``root``, for ``root/config.toml``.
+
+        The copy replays the same run from inside the workspace, wherever it was started.
+        """
+        data = self.to_dict()
+        src = data["sources"]
+        src["paths"] = [str(self.resolve(p)) for p in self.sources.paths]
+        if self.sources.dataset and self.resolve(self.sources.dataset).exists():
+            src["dataset"] = str(self.resolve(self.sources.dataset))
+        if self.eval.benchmark:
+            data["eval"]["benchmark"] = str(self.resolve(self.eval.benchmark))
+        data["run"]["workspace"] = "."
+        copy = RunConfig.from_dict(data)
+        copy.base_dir = Path(root).resolve()
+        return copy
+
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
