@@ -1,0 +1,211 @@
+"""The wizard application: run state, step navigation, themes and global key bindings.
+
+Screens read and replace sections of ``self.cfg``; the engine is reached only
+through ``self.engine`` (an ``EngineClient``), from workers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from engine.config import RunConfig, load_config
+from engine.errors import RagtuneError
+from engine.workspace import Workspace
+from tui.commands import WizardCommands
+from tui.engine_client import EngineClient, RunHandle
+from tui.screens.chunking import ChunkingScreen
+from tui.screens.export import ExportScreen
+from tui.screens.help import HelpScreen
+from tui.screens.llm import LlmScreen
+from tui.screens.results import ResultsScreen
+from tui.screens.samples import SamplesScreen
+from tui.screens.sources import SourcesScreen
+from tui.screens.start import StartScreen
+from tui.screens.training import TrainingScreen
+from tui.screens.training_settings import TrainingSettingsScreen
+from tui.settings import UserSettings
+from tui.widgets.step_bar import STEP_NAMES
+
+
+class RagtuneApp(App[int]):
+    TITLE = "ragtune"
+    MODES: ClassVar[dict[str, type[Screen]]] = {
+        "start": StartScreen,
+        "sources": SourcesScreen,
+        "chunking": ChunkingScreen,
+        "llm": LlmScreen,
+        "samples": SamplesScreen,
+        "settings": TrainingSettingsScreen,
+        "training": TrainingScreen,
+        "results": ResultsScreen,
+        "export": ExportScreen,
+    }
+    DEFAULT_MODE = "start"
+    COMMANDS = App.COMMANDS | {WizardCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f1", "help", "Help", id="app.help", tooltip="Keys and tips for this step"),
+        Binding("f2", "back", "Back", id="app.back", tooltip="Previous step"),
+        Binding("f3", "next", "Next", id="app.next", tooltip="Next step (checks this one first)"),
+        Binding(
+            "ctrl+s", "save_config", "Save", id="app.save", tooltip="Write config.toml to the run"
+        ),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", tooltip="Quit; a training run continues"),
+    ]
+
+    def __init__(
+        self,
+        *,
+        workspace: str | Path | None = None,
+        theme: str | None = None,
+        engine: Any | None = None,
+        runs_dir: str | Path | None = None,
+        browse_root: str | Path | None = None,
+        remember_theme: bool = True,
+    ) -> None:
+        super().__init__()
+        self.engine = engine if engine is not None else EngineClient()
+        self.user_settings = UserSettings.load()
+        self.requested_theme = theme
+        self.remember_theme = remember_theme
+        self.theme_names: list[str] = []
+        self.runs_dir = Path(runs_dir) if runs_dir else Path.cwd() / "runs"
+        self.browse_root = (Path(browse_root) if browse_root else Path.cwd()).resolve()
+        self.api_key: str | None = None  # typed in the LLM step; memory only
+        self.run_handle: RunHandle | None = None
+        self.cfg = RunConfig()
+        self.workspace: Workspace | None = None
+        self.sample_rows: list[dict[str, Any]] = []
+        if self.user_settings.keymap:
+            self.set_keymap(self.user_settings.keymap)
+        if workspace is not None:
+            self.open_workspace(Path(workspace))
+
+    # -- run state -------------------------------------------------------
+
+    def open_workspace(self, root: Path) -> None:
+        """Load the run's config.toml, or start a new config that writes into ``root``."""
+        root = root.expanduser().resolve()
+        config = root / "config.toml"
+        if config.exists():
+            self.cfg = load_config(config)
+        else:
+            self.cfg = RunConfig()
+            self.cfg.run.name = root.name
+            self.cfg.run.workspace = str(root)
+        self.workspace = Workspace.create(self.cfg.workspace_dir)
+
+    def ensure_workspace(self) -> Workspace:
+        if self.workspace is None or self.workspace.root != self.cfg.workspace_dir:
+            self.workspace = Workspace.create(self.cfg.workspace_dir)
+        return self.workspace
+
+    def save_config(self) -> Path:
+        """Write a config that replays from inside the workspace: absolute sources, workspace '.'."""
+        ws = self.ensure_workspace()
+        data = self.cfg.to_dict()
+        data["sources"]["paths"] = [str(self.cfg.resolve(p)) for p in self.cfg.sources.paths]
+        dataset = self.cfg.sources.dataset
+        if dataset and self.cfg.resolve(dataset).exists():
+            data["sources"]["dataset"] = str(self.cfg.resolve(dataset))
+        data["run"]["workspace"] = "."
+        saved = RunConfig.from_dict(data)
+        saved.base_dir = ws.root
+        saved.save(ws.config_path)
+        self.cfg = saved
+        return ws.config_path
+
+    def screen_problems(self) -> str | None:
+        """What still stops a full run from starting, checked before F5 on the Training step."""
+        src = self.cfg.sources
+        if not (src.has_documents or src.description.strip()):
+            return "no sources yet: pick documents, a dataset or a description in step 2"
+        gen = self.cfg.generation
+        if gen.resolved == "litellm" and not gen.llm.model:
+            return "generator litellm needs llm model (step 4), or choose llm-free"
+        return None
+
+    # -- themes ----------------------------------------------------------
+
+    def on_mount(self) -> None:
+        from themes import DEFAULT_THEME, load_themes
+
+        loaded = load_themes(self.user_settings.themes_dir)
+        for theme in loaded.themes:
+            self.register_theme(theme)
+        self.theme_names = loaded.names
+        for problem in loaded.errors:
+            self.notify(problem, title="theme skipped", severity="warning", timeout=8)
+        wanted = self.requested_theme or self.user_settings.theme or DEFAULT_THEME
+        if wanted not in self.theme_names and wanted not in self.theme_names_all():
+            self.notify(
+                f"unknown theme {wanted!r}; using {DEFAULT_THEME}. "
+                f"Available: {', '.join(self.theme_names)}",
+                severity="warning",
+                timeout=8,
+            )
+            wanted = DEFAULT_THEME
+        self.theme = wanted
+        if self.requested_theme and self.remember_theme:
+            self._remember_theme(wanted)
+
+    def theme_names_all(self) -> set[str]:
+        return set(self._registered_themes)
+
+    def choose_theme(self, name: str) -> None:
+        self.theme = name
+        self._remember_theme(name)
+
+    def _remember_theme(self, name: str) -> None:
+        if self.remember_theme:
+            self.user_settings.theme = name
+            self.user_settings.save()
+
+    # -- navigation ------------------------------------------------------
+
+    @property
+    def step(self) -> str:
+        return self.current_mode
+
+    def goto(self, step: str) -> None:
+        if step in self.MODES:
+            self.switch_mode(step)
+
+    def _step_offset(self, delta: int) -> str | None:
+        try:
+            i = STEP_NAMES.index(self.current_mode)
+        except ValueError:
+            return None
+        j = i + delta
+        return STEP_NAMES[j] if 0 <= j < len(STEP_NAMES) else None
+
+    def action_next(self) -> None:
+        problem = getattr(self.screen, "leave_problem", lambda: None)()
+        if problem:
+            self.notify(problem, title="not yet", severity="warning")
+            return
+        target = self._step_offset(1)
+        if target:
+            self.switch_mode(target)
+
+    def action_back(self) -> None:
+        target = self._step_offset(-1)
+        if target:
+            self.switch_mode(target)
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen(self.screen))
+
+    def action_save_config(self) -> None:
+        try:
+            path = self.save_config()
+        except (RagtuneError, OSError) as exc:
+            self.notify(str(exc), title="config not saved", severity="error")
+            return
+        self.notify(f"saved {path}; replay with: ragtune run {path}", title="config saved")

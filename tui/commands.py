@@ -1,0 +1,37 @@
+"""Command palette entries: jump to a step, switch theme, save the config, open help."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from tui.widgets.step_bar import STEPS
+
+if TYPE_CHECKING:
+    from tui.app import RagtuneApp
+
+
+class WizardCommands(Provider):
+    def _commands(self) -> list[tuple[str, object, str]]:
+        app: RagtuneApp = self.app  # type: ignore[assignment]
+        out: list[tuple[str, object, str]] = []
+        for i, (name, label) in enumerate(STEPS, 1):
+            out.append((f"Go to step {i}: {label}", partial(app.goto, name), f"open {label}"))
+        for theme in sorted(app.theme_names):
+            out.append((f"Theme: {theme}", partial(app.choose_theme, theme), "remembered"))
+        out.append(("Save config.toml", app.action_save_config, "write the run's config"))
+        out.append(("Help", app.action_help, "keys and tips"))
+        return out
+
+    async def discover(self) -> Hits:
+        for title, callback, help_text in self._commands():
+            yield DiscoveryHit(title, callback, help=help_text)  # type: ignore[arg-type]
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, callback, help_text in self._commands():
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), callback, help=help_text)  # type: ignore[arg-type]

@@ -1,0 +1,36 @@
+"""Messages that workers post to screens; high-rate ones collapse to the latest in the queue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from textual.message import Message
+
+from engine.events import Event
+
+
+@dataclass
+class EventsRead(Message):
+    """A batch of events from ``events.jsonl``; never replaced, since losses must not be lost."""
+
+    events: list[Event]
+    history: bool = False
+
+
+@dataclass
+class RunAlive(Message):
+    """Whether the run being followed still has a live process; only the latest matters."""
+
+    alive: bool
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, RunAlive)
+
+
+@dataclass
+class WorkResult(Message):
+    """A finished worker's value for the screen that started it, tagged by ``kind``."""
+
+    kind: str
+    value: Any

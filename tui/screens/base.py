@@ -1,0 +1,61 @@
+"""The frame every wizard step shares: step bar, body, footer, and worker error reporting."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+from textual.worker import Worker, WorkerState
+
+from tui.errors import friendly
+from tui.widgets.step_bar import StepBar
+
+if TYPE_CHECKING:
+    from tui.app import RagtuneApp
+
+
+class WizardScreen(Screen):
+    STEP: ClassVar[str] = ""
+    HEADING: ClassVar[str] = ""
+    HELP: ClassVar[str] = ""
+
+    DEFAULT_CSS = """
+    WizardScreen #body { height: 1fr; padding: 0 1; }
+    WizardScreen .heading { text-style: bold; color: $primary; height: 1; }
+    WizardScreen .hint { color: $text-muted; }
+    WizardScreen .ok { color: $success; }
+    WizardScreen .bad { color: $error; }
+    """
+
+    @property
+    def wizard(self) -> RagtuneApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield StepBar(self.STEP)
+        with Vertical(id="body"):
+            if self.HEADING:
+                yield Static(self.HEADING, classes="heading")
+            yield from self.compose_body()
+        yield Footer(compact=True)
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    def leave_problem(self) -> str | None:
+        """A reason the user cannot go on to the next step yet, or None."""
+        return None
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            what = event.worker.description or event.worker.name
+            self.notify(
+                friendly(event.worker.error), title=f"{what} failed", severity="error", timeout=8
+            )
+            self.worker_failed(event.worker)
+
+    def worker_failed(self, worker: Worker) -> None:
+        """Screens reset busy indicators here."""

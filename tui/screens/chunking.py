@@ -1,0 +1,123 @@
+"""Step 3: how documents are cut into passages; live counts, a length histogram and samples."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.timer import Timer
+from textual.widgets import DataTable, Static
+
+from tui.engine_client import ChunkPreview
+from tui.messages import WorkResult
+from tui.screens.base import WizardScreen
+from tui.widgets.config_form import ConfigForm
+from tui.widgets.plots import BarChart
+
+FIELDS = ["max_tokens", "overlap_tokens", "min_tokens", "tokenizer", "respect_headings"]
+
+
+class ChunkingScreen(WizardScreen):
+    STEP = "chunking"
+    HEADING = "Chunking: passage size and overlap, in tokens of the embedder's tokenizer"
+    HELP = (
+        "Chunks are what the retriever returns. Around 200-300 tokens suits most documents; "
+        "overlap keeps a sentence cut at a boundary findable. The preview chunks the first "
+        "50 documents with these settings and refreshes as you type."
+    )
+    DEFAULT_CSS = """
+    ChunkingScreen #chunk-lower { height: 1fr; }
+    ChunkingScreen #chunk-left { width: 2fr; }
+    ChunkingScreen #chunk-samples { width: 3fr; }
+    ChunkingScreen #chunk-stats { height: auto; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f5", "preview", "Preview", id="chunking.preview", tooltip="Chunk a sample now"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._debounce: Timer | None = None
+        self.preview: ChunkPreview | None = None
+
+    def compose_body(self) -> ComposeResult:
+        yield ConfigForm(self.wizard.cfg.chunking, FIELDS, prefix="chunking", id="chunk-form")
+        with Horizontal(id="chunk-lower"):
+            with Vertical(id="chunk-left"):
+                yield Static("press F5 to chunk a sample of your documents", id="chunk-stats")
+                yield BarChart(id="chunk-hist")
+            yield DataTable(id="chunk-samples", zebra_stripes=True, cursor_type="row")
+
+    def on_mount(self) -> None:
+        self.query_one("#chunk-samples", DataTable).add_columns("source", "tokens", "text")
+
+    def on_config_form_valid(self, message: ConfigForm.Valid) -> None:
+        self.wizard.cfg.chunking = message.section  # type: ignore[assignment]
+        if self._debounce is not None:
+            self._debounce.stop()
+        if self.preview is not None:
+            self._debounce = self.set_timer(0.6, self.action_preview)
+
+    def action_preview(self) -> None:
+        if self.query_one(ConfigForm).validate_now() is None:
+            return
+        if not self.wizard.cfg.sources.has_documents:
+            self.query_one("#chunk-stats", Static).update(
+                "no documents picked (description-only run): nothing to chunk yet"
+            )
+            return
+        self.query_one("#chunk-stats", Static).update("chunking a sample…")
+        self.preview_worker()
+
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="chunking",
+        description="Chunk preview",
+    )
+    def preview_worker(self) -> None:
+        self.post_message(WorkResult("chunks", self.wizard.engine.preview_chunks(self.wizard.cfg)))
+
+    def on_work_result(self, message: WorkResult) -> None:
+        if message.kind != "chunks":
+            return
+        preview: ChunkPreview = message.value
+        self.preview = preview
+        s = preview.stats
+        parts = []
+        for key, label in (
+            ("documents", "docs"),
+            ("chunks", "chunks"),
+            ("mean_tokens", "mean"),
+            ("min_tokens", "min"),
+            ("max_tokens", "max"),
+            ("dropped_short", "too short"),
+            ("dropped_duplicates", "duplicates"),
+        ):
+            if key in s:
+                value = s[key]
+                parts.append(
+                    f"{label} {value:.0f}" if isinstance(value, float) else f"{label} {value}"
+                )
+        self.query_one("#chunk-stats", Static).update(" · ".join(parts) or "no statistics")
+        labels = [f"{edge:.0f}" for edge, _ in preview.histogram]
+        counts = [float(c) for _, c in preview.histogram]
+        self.query_one(BarChart).show_bars(labels, counts, "chunk length (tokens)")
+        table = self.query_one("#chunk-samples", DataTable)
+        table.clear()
+        for chunk in preview.samples:
+            text = " ".join(str(chunk.get("text", "")).split())
+            table.add_row(
+                str(chunk.get("source", "")).rsplit("/", 1)[-1],
+                str(chunk.get("n_tokens", "")),
+                text[:160],
+            )
+
+    def leave_problem(self) -> str | None:
+        if self.query_one(ConfigForm).validate_now() is None:
+            return "fix the chunking settings marked in red"
+        return None

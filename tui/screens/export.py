@@ -1,0 +1,136 @@
+"""Step 9: save the models with their model cards, and optionally push them to the Hub."""
+
+from __future__ import annotations
+
+import os
+from typing import ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import Markdown, Static
+
+from tui.messages import WorkResult
+from tui.screens.base import WizardScreen
+from tui.screens.confirm import ConfirmDialog
+from tui.widgets.config_form import ConfigForm
+
+FIELDS = ["embedder_repo", "reranker_repo", "private", "token_env"]
+
+
+class ExportScreen(WizardScreen):
+    STEP = "export"
+    HEADING = "Export: the models, their model cards, and the Hub"
+    HELP = (
+        "The models are already saved in sentence-transformers format in the workspace. F5 "
+        "writes the model cards and an export summary; F6 pushes to the Hub with the token from "
+        "the named environment variable (never stored). ctrl+s writes config.toml for `ragtune run`."
+    )
+    DEFAULT_CSS = """
+    ExportScreen #export-top { height: auto; }
+    ExportScreen #paths { height: auto; margin-bottom: 1; }
+    ExportScreen #card { height: 1fr; border: round $panel; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f5", "export", "Export", id="export.save", tooltip="Write models and model cards"),
+        Binding("f6", "push", "Push to Hub", id="export.push", tooltip="Upload to the Hub"),
+    ]
+
+    def compose_body(self) -> ComposeResult:
+        with Vertical(id="export-top"):
+            yield Static("", id="paths")
+            yield ConfigForm(self.wizard.cfg.export, FIELDS, prefix="export", id="export-form")
+        with VerticalScroll(id="card"):
+            yield Markdown("", id="card-md")
+        yield Static("", id="export-status", classes="hint")
+
+    def on_mount(self) -> None:
+        self.on_screen_resume()
+
+    def on_screen_resume(self) -> None:
+        ws = self.wizard.ensure_workspace()
+        lines = []
+        for label, path in (("embedder", ws.embedder_dir), ("reranker", ws.reranker_dir)):
+            state = "saved" if path.exists() else "not trained yet"
+            lines.append(f"{label:9} {path}  ({state})")
+        lines.append(f"config    {ws.config_path}")
+        self.query_one("#paths", Static).update("\n".join(lines))
+        if ws.embedder_dir.exists():
+            self.card_worker()
+        else:
+            self.query_one("#card-md", Markdown).update(
+                "*The model card appears here once the embedder is trained.*"
+            )
+
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="export-card",
+        description="Model card",
+    )
+    def card_worker(self) -> None:
+        self.post_message(
+            WorkResult(
+                "card",
+                self.wizard.engine.model_card(self.wizard.cfg, self.wizard.ensure_workspace()),
+            )
+        )
+
+    def on_config_form_valid(self, message: ConfigForm.Valid) -> None:
+        self.wizard.cfg.export = message.section  # type: ignore[assignment]
+
+    def action_export(self) -> None:
+        if self.query_one(ConfigForm).validate_now() is None:
+            return
+        self.wizard.save_config()
+        self.query_one("#export-status", Static).update("exporting…")
+        self.export_worker(False)
+
+    def action_push(self) -> None:
+        if self.query_one(ConfigForm).validate_now() is None:
+            return
+        exp = self.wizard.cfg.export
+        if not exp.embedder_repo:
+            self.notify("set embedder repo, e.g. me/handbook-embed", severity="warning")
+            return
+        if not os.environ.get(exp.token_env):
+            self.notify(
+                f"${exp.token_env} is not set; export it in the shell that runs ragtune",
+                title="no Hub token",
+                severity="error",
+            )
+            return
+        visibility = "private" if exp.private else "PUBLIC"
+
+        def go(yes: bool | None) -> None:
+            if yes:
+                self.wizard.save_config()
+                self.query_one("#export-status", Static).update("pushing…")
+                self.export_worker(True)
+
+        self.app.push_screen(
+            ConfirmDialog(
+                f"Upload to {visibility} repo(s) {exp.embedder_repo}"
+                f"{' and ' + exp.reranker_repo if exp.reranker_repo else ''}?",
+                yes="Push",
+            ),
+            go,
+        )
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="export", description="Export")
+    def export_worker(self, push: bool) -> None:
+        app = self.wizard
+        result = app.engine.export(app.cfg, app.ensure_workspace(), push)
+        self.post_message(WorkResult("export", result))
+
+    def on_work_result(self, message: WorkResult) -> None:
+        if message.kind == "card":
+            self.query_one("#card-md", Markdown).update(str(message.value))
+        elif message.kind == "export":
+            self.query_one("#export-status", Static).update(f"done: {message.value}")
+            self.notify("export finished")
+
+    def worker_failed(self, worker) -> None:
+        self.query_one("#export-status", Static).update("")

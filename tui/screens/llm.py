@@ -1,0 +1,181 @@
+"""Step 4: which generator writes training queries: an LLM through litellm, or the LLM-free one."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Input, Label, Static
+
+from tui.engine_client import Connection
+from tui.messages import WorkResult
+from tui.screens.base import WizardScreen
+from tui.widgets.config_form import ConfigForm
+
+LLM_FIELDS = [
+    "model",
+    "api_base",
+    "api_key_env",
+    "concurrency",
+    "requests_per_minute",
+    "tokens_per_minute",
+    "queries_per_chunk",
+    "temperature",
+    "max_tokens",
+]
+
+
+def cost_table(estimate: dict[str, Any]) -> Table:
+    table = Table(box=None, show_header=False, padding=(0, 1))
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in estimate.items():
+        if isinstance(value, float):
+            shown = f"${value:,.2f}" if "cost" in key or "usd" in key else f"{value:,.1f}"
+        elif value is None:
+            shown = "unknown price" if "cost" in key or "usd" in key else "–"
+        else:
+            shown = f"{value:,}" if isinstance(value, int) else str(value)
+        table.add_row(key.replace("_", " "), shown)
+    return table
+
+
+class LlmScreen(WizardScreen):
+    STEP = "llm"
+    HEADING = "LLM: who writes the training questions"
+    HELP = (
+        "generator llm-free needs no key and no network: queries are cut from the chunks. "
+        "litellm speaks to any hosted or local model (openai/..., ollama/..., hosted_vllm/...). "
+        "The key is read from the named environment variable, or typed here and kept in "
+        "memory only: it is never written to config.toml, logs or events."
+    )
+    DEFAULT_CSS = """
+    LlmScreen #llm-scroll { height: 1fr; }
+    LlmScreen #key-row { height: 1; }
+    LlmScreen #key-row Label { width: 22; color: $text-muted; }
+    LlmScreen #api-key { width: 30; }
+    LlmScreen #llm-result, LlmScreen #llm-cost { height: auto; margin-top: 1; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f5", "test_connection", "Test", id="llm.test", tooltip="Send one tiny request"),
+        Binding(
+            "f6",
+            "estimate",
+            "Estimate cost",
+            id="llm.estimate",
+            tooltip="Calls, tokens, price and time for the full run",
+        ),
+    ]
+
+    def compose_body(self) -> ComposeResult:
+        gen = self.wizard.cfg.generation
+        with VerticalScroll(id="llm-scroll"):
+            yield ConfigForm(gen, ["generator"], prefix="generation", id="gen-form")
+            yield ConfigForm(gen.llm, LLM_FIELDS, prefix="generation.llm", id="llm-form")
+            with Horizontal(id="key-row"):
+                yield Label("api key (memory only)")
+                yield Input(
+                    self.wizard.api_key or "",
+                    password=True,
+                    compact=True,
+                    placeholder="or set the env variable above",
+                    id="api-key",
+                )
+            yield Static(self.generator_note(), id="llm-result")
+            yield Static("", id="llm-cost")
+
+    def generator_note(self) -> str:
+        gen = self.wizard.cfg.generation
+        if gen.resolved == "llm-free":
+            return "LLM-free generator: no key, no network, no cost. F3 goes on."
+        return "F5 tests the connection; F6 estimates the full run's cost."
+
+    def on_config_form_valid(self, message: ConfigForm.Valid) -> None:
+        gen = self.wizard.cfg.generation
+        if message.form.id == "gen-form":
+            gen.generator = message.section.generator  # type: ignore[attr-defined]
+        else:
+            gen.llm = message.section  # type: ignore[assignment]
+        if self.is_mounted:
+            self.query_one("#llm-result", Static).update(self.generator_note())
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "api-key":
+            self.wizard.api_key = event.value or None
+
+    def api_key(self) -> str | None:
+        if self.wizard.api_key:
+            return self.wizard.api_key
+        env = self.wizard.cfg.generation.llm.api_key_env
+        return os.environ.get(env) if env else None
+
+    def forms_ok(self) -> bool:
+        return all(form.validate_now() is not None for form in self.query(ConfigForm))
+
+    def action_test_connection(self) -> None:
+        if not self.forms_ok():
+            return
+        if not self.wizard.cfg.generation.llm.model:
+            self.query_one("#llm-result", Static).update(
+                Text("✘ set a model first, e.g. openai/gpt-4o-mini", style="red")
+            )
+            return
+        self.query_one("#llm-result", Static).update("testing…")
+        self.test_worker(self.api_key())
+
+    @work(
+        thread=True, exclusive=True, exit_on_error=False, group="llm", description="Connection test"
+    )
+    def test_worker(self, api_key: str | None) -> None:
+        result = self.wizard.engine.test_connection(self.wizard.cfg.generation.llm, api_key)
+        self.post_message(WorkResult("connection", result))
+
+    def action_estimate(self) -> None:
+        if not self.forms_ok():
+            return
+        self.query_one("#llm-cost", Static).update("estimating (chunking the documents first)…")
+        self.estimate_worker()
+
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="llm-cost",
+        description="Cost estimate",
+    )
+    def estimate_worker(self) -> None:
+        app = self.wizard
+        ws = app.ensure_workspace()
+        if not ws.chunks_path.exists():
+            app.engine.ingest(app.cfg, ws)
+        self.post_message(WorkResult("cost", app.engine.estimate_cost(app.cfg, ws)))
+
+    def on_work_result(self, message: WorkResult) -> None:
+        if message.kind == "connection":
+            res: Connection = message.value
+            latency = f" in {res.latency_s:.2f}s" if res.latency_s is not None else ""
+            text = (
+                Text(f"✔ connected{latency}: {res.message}", style="green")
+                if res.ok
+                else Text(f"✘ {res.message}", style="red")
+            )
+            self.query_one("#llm-result", Static).update(text)
+        elif message.kind == "cost":
+            self.query_one("#llm-cost", Static).update(cost_table(message.value))
+
+    def worker_failed(self, worker) -> None:
+        self.query_one("#llm-result", Static).update(self.generator_note())
+
+    def leave_problem(self) -> str | None:
+        if not self.forms_ok():
+            return "fix the settings marked in red"
+        gen = self.wizard.cfg.generation
+        if gen.resolved == "litellm" and not gen.llm.model:
+            return "set llm model, or choose generator llm-free"
+        return None

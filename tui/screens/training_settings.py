@@ -1,0 +1,125 @@
+"""Step 6: the models and training settings, with presets, validated by the engine's config rules."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Label, Select, Static
+
+from tui.screens.base import WizardScreen
+from tui.widgets.config_form import ConfigForm
+
+EMBEDDER_FIELDS = [
+    "base_model",
+    "matryoshka_dims",
+    "loss",
+    "batch_size",
+    "learning_rate",
+    "epochs",
+    "precision",
+    "lora",
+    "lora_r",
+]
+RERANKER_FIELDS = ["enabled", "base_model", "loss", "num_negatives", "batch_size", "epochs"]
+
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "quick CPU check": {
+        "embedder": {
+            "base_model": "sentence-transformers/all-MiniLM-L6-v2",
+            "batch_size": 16,
+            "epochs": 1.0,
+            "precision": "fp32",
+            "lora": False,
+        },
+        "reranker": {"enabled": True, "batch_size": 16, "epochs": 1.0, "num_negatives": 2},
+    },
+    "GPU default": {
+        "embedder": {
+            "base_model": "nomic-ai/modernbert-embed-base",
+            "batch_size": 64,
+            "epochs": 3.0,
+            "precision": "auto",
+            "loss": "cached_mnrl",
+            "lora": False,
+        },
+        "reranker": {"enabled": True, "batch_size": 32, "epochs": 1.0, "num_negatives": 4},
+    },
+    "large model, LoRA": {
+        "embedder": {"batch_size": 32, "epochs": 2.0, "lora": True, "lora_r": 16},
+        "reranker": {"enabled": True},
+    },
+}
+
+
+class TrainingSettingsScreen(WizardScreen):
+    STEP = "settings"
+    HEADING = "Training settings: base models, Matryoshka sizes, loss, batch, schedule"
+    HELP = (
+        "Pick a preset, then adjust. Matryoshka dims are the embedding sizes trained and "
+        "evaluated (empty = derived from the model). Bigger batches give more in-batch "
+        "negatives; cached_mnrl makes big batches fit in memory. Hover or focus a field for its help."
+    )
+    DEFAULT_CSS = """
+    TrainingSettingsScreen #preset-row { height: 1; }
+    TrainingSettingsScreen #preset-row Label { width: 22; color: $text-muted; }
+    TrainingSettingsScreen #preset { width: 30; }
+    TrainingSettingsScreen #settings-scroll { height: 1fr; }
+    TrainingSettingsScreen .section { text-style: bold; margin-top: 1; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "f5",
+            "apply_preset",
+            "Apply preset",
+            id="settings.preset",
+            tooltip="Fill the form from the chosen preset",
+        ),
+    ]
+
+    def compose_body(self) -> ComposeResult:
+        cfg = self.wizard.cfg
+        with Horizontal(id="preset-row"):
+            yield Label("preset")
+            yield Select([(p, p) for p in PRESETS], prompt="choose…", compact=True, id="preset")
+        with VerticalScroll(id="settings-scroll"):
+            yield Static("Embedder (bi-encoder)", classes="section")
+            yield ConfigForm(cfg.embedder, EMBEDDER_FIELDS, prefix="embedder", id="emb-form")
+            yield Static("Reranker (cross-encoder)", classes="section")
+            yield ConfigForm(cfg.reranker, RERANKER_FIELDS, prefix="reranker", id="rr-form")
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "preset" and isinstance(event.value, str):
+            self.action_apply_preset()
+
+    def action_apply_preset(self) -> None:
+        name = self.query_one("#preset", Select).value
+        if not isinstance(name, str):
+            self.notify("choose a preset first", severity="warning")
+            return
+        preset = PRESETS[name]
+        cfg = self.wizard.cfg
+        emb = type(cfg.embedder).from_dict(
+            {**cfg.embedder.to_dict(), **preset["embedder"]}, prefix="embedder"
+        )
+        rr = type(cfg.reranker).from_dict(
+            {**cfg.reranker.to_dict(), **preset["reranker"]}, prefix="reranker"
+        )
+        self.query_one("#emb-form", ConfigForm).set_values(emb)
+        self.query_one("#rr-form", ConfigForm).set_values(rr)
+        self.notify(f"preset {name!r} applied")
+
+    def on_config_form_valid(self, message: ConfigForm.Valid) -> None:
+        if message.form.id == "emb-form":
+            self.wizard.cfg.embedder = message.section  # type: ignore[assignment]
+        else:
+            self.wizard.cfg.reranker = message.section  # type: ignore[assignment]
+
+    def leave_problem(self) -> str | None:
+        bad = [f for f in self.query(ConfigForm) if f.validate_now() is None]
+        if bad:
+            key, reason = next(iter(bad[0].errors.items()))
+            return f"{bad[0].prefix}.{key}: {reason}"
+        return None

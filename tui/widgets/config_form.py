@@ -1,0 +1,207 @@
+"""A form built from a config section's ``setting`` metadata, validated by the engine's own rules.
+
+The form never re-implements validation: it builds the section with
+``from_dict`` and shows the ``ConfigError`` reason beside the field it names.
+"""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import fields
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widget import Widget
+from textual.widgets import Checkbox, Input, Label, Select, Static
+
+from engine.config.base import Section
+from engine.errors import ConfigError
+
+
+def _kind(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if origin in (list, tuple):
+        return f"list[{getattr(args[0], '__name__', 'str')}]" if args else "list[str]"
+    if args and origin is not None:
+        return _kind(args[0])
+    return getattr(tp, "__name__", "str")
+
+
+def parse_value(text: str, kind: str) -> Any:
+    """Turn an Input's text into the field's type; raises ValueError with the expected form."""
+    text = text.strip()
+    if kind == "int":
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError("a whole number") from None
+    if kind == "float":
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError("a number, e.g. 2e-5") from None
+    if kind.startswith("list["):
+        items = [t.strip() for t in text.replace(";", ",").split(",") if t.strip()]
+        if kind == "list[int]":
+            try:
+                return [int(t) for t in items]
+            except ValueError:
+                raise ValueError("whole numbers separated by commas, e.g. 384, 256, 128") from None
+        return items
+    return text
+
+
+def show_value(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+class FieldRow(Horizontal):
+    DEFAULT_CSS = """
+    FieldRow { height: auto; }
+    FieldRow > Label { width: 22; color: $text-muted; }
+    FieldRow > .control { width: 30; }
+    FieldRow > Checkbox { border: none; height: 1; padding: 0; background: transparent; }
+    FieldRow > .field-error { width: 1fr; color: $error; padding-left: 1; }
+    """
+
+
+class ConfigForm(Vertical):
+    """Edits ``fields`` of one section; posts ``ConfigForm.Valid`` with the rebuilt section."""
+
+    DEFAULT_CSS = """
+    ConfigForm { height: auto; }
+    """
+
+    class Valid(Message):
+        def __init__(self, form: ConfigForm, section: Section) -> None:
+            super().__init__()
+            self.form = form
+            self.section = section
+
+    class Invalid(Message):
+        def __init__(self, form: ConfigForm, key: str, reason: str) -> None:
+            super().__init__()
+            self.form = form
+            self.key = key
+            self.reason = reason
+
+    def __init__(
+        self,
+        section: Section,
+        names: list[str],
+        *,
+        prefix: str,
+        labels: dict[str, str] | None = None,
+        id: str | None = None,
+    ) -> None:
+        super().__init__(id=id)
+        self.section = section
+        self.names = names
+        self.prefix = prefix
+        self.labels = labels or {}
+        cls = type(section)
+        self._hints = typing.get_type_hints(cls)
+        self._fields = {f.name: f for f in fields(cls)}
+        self._help = {row[0]: row[2] for row in cls.describe()}
+        self.errors: dict[str, str] = {}
+
+    def _control_id(self, name: str) -> str:
+        return f"{self.id or 'form'}-{name}"
+
+    def compose(self) -> ComposeResult:
+        for name in self.names:
+            f = self._fields[name]
+            value = getattr(self.section, name)
+            kind = _kind(self._hints[name])
+            help_text = self._help.get(name, "")
+            control: Widget
+            if kind == "bool":
+                control = Checkbox(value=bool(value), id=self._control_id(name), compact=True)
+            elif f.metadata.get("choices"):
+                options = [(str(c), c) for c in f.metadata["choices"]]
+                control = Select(
+                    options, value=value, allow_blank=False, compact=True, id=self._control_id(name)
+                )
+            else:
+                control = Input(show_value(value), compact=True, id=self._control_id(name))
+            control.add_class("control")
+            control.tooltip = help_text
+            label = Label(self.labels.get(name, name.replace("_", " ")))
+            label.tooltip = help_text
+            with FieldRow(id=f"row-{self._control_id(name)}"):
+                yield label
+                yield control
+                yield Static("", classes="field-error", id=f"err-{self._control_id(name)}")
+
+    def raw_values(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """Parsed values by field, and parse errors by field."""
+        values: dict[str, Any] = {}
+        problems: dict[str, str] = {}
+        for name in self.names:
+            control = self.query_one(f"#{self._control_id(name)}")
+            if isinstance(control, (Checkbox, Select)):
+                values[name] = control.value
+            elif isinstance(control, Input):
+                try:
+                    values[name] = parse_value(control.value, _kind(self._hints[name]))
+                except ValueError as exc:
+                    problems[name] = f"expected {exc}"
+        return values, problems
+
+    def validate_now(self) -> Section | None:
+        values, problems = self.raw_values()
+        self.errors = dict(problems)
+        section: Section | None = None
+        if not problems:
+            data = {**self.section.to_dict(), **values}
+            data = {k: v for k, v in data.items() if k in self._fields}
+            try:
+                section = type(self.section).from_dict(data, prefix=self.prefix)
+            except ConfigError as exc:
+                key = exc.key.removeprefix(f"{self.prefix}.")
+                self.errors[key if key in self.names else self.names[0]] = (
+                    f"{exc.value!r} not allowed: {exc.allowed}"
+                )
+        for name in self.names:
+            self.query_one(f"#err-{self._control_id(name)}", Static).update(
+                self.errors.get(name, "")
+            )
+        if section is not None:
+            self.section = section
+            self.post_message(self.Valid(self, section))
+        else:
+            key, reason = next(iter(self.errors.items()))
+            self.post_message(self.Invalid(self, f"{self.prefix}.{key}", reason))
+        return section
+
+    def set_values(self, section: Section) -> None:
+        """Fill the controls from a section (presets, loaded configs)."""
+        self.section = section
+        for name in self.names:
+            control = self.query_one(f"#{self._control_id(name)}")
+            value = getattr(section, name)
+            with control.prevent(Input.Changed, Checkbox.Changed, Select.Changed):
+                if isinstance(control, Checkbox):
+                    control.value = bool(value)
+                elif isinstance(control, Select):
+                    control.value = value
+                elif isinstance(control, Input):
+                    control.value = show_value(value)
+        self.validate_now()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.validate_now()
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        event.stop()
+        self.validate_now()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        event.stop()
+        self.validate_now()

@@ -1,0 +1,115 @@
+"""Loss curves, bar charts and GPU sparklines; each redraws from data it is handed, never from events."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Label, Sparkline, Static
+from textual_plotext import PlotextPlot
+
+from tui.run_model import GpuSeries, downsample
+
+
+class LossPlot(PlotextPlot):
+    """Train and eval loss per model; data is downsampled to ~2 points per column."""
+
+    DEFAULT_CSS = """
+    LossPlot { height: 1fr; min-height: 8; }
+    """
+
+    def on_mount(self) -> None:
+        self.plt.title("loss")
+
+    def show(
+        self,
+        train: dict[str, list[tuple[int, float]]],
+        eval_: dict[str, list[tuple[int, float]]],
+    ) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.title("loss")
+        buckets = max(10, self.size.width)
+        any_data = False
+        for model, points in train.items():
+            if points:
+                xs, ys = downsample([(float(s), v) for s, v in points], buckets)
+                plt.plot(xs, ys, label=f"{model} train", marker="braille")
+                any_data = True
+        for model, points in eval_.items():
+            if points:
+                xs = [float(s) for s, _ in points]
+                ys = [v for _, v in points]
+                plt.scatter(xs, ys, label=f"{model} eval", marker="dot")
+                any_data = True
+        if not any_data:
+            plt.title("loss: waiting for the first training log")
+        plt.xlabel("step")
+        self.refresh()
+
+
+class BarChart(PlotextPlot):
+    DEFAULT_CSS = """
+    BarChart { height: 1fr; min-height: 6; }
+    """
+
+    def show_bars(self, labels: Sequence[str], values: Sequence[float], title: str) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.title(title)
+        if labels:
+            plt.bar(list(labels), list(values), marker="hd")
+        self.refresh()
+
+    def show_grouped(
+        self, labels: Sequence[str], groups: dict[str, Sequence[float]], title: str
+    ) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.title(title)
+        if labels and groups:
+            plt.multiple_bar(list(labels), [list(v) for v in groups.values()], labels=list(groups))
+        self.refresh()
+
+
+class GpuPanel(Vertical):
+    """Utilisation, memory and temperature sparklines of the first GPU, or 'no GPU'."""
+
+    DEFAULT_CSS = """
+    GpuPanel { height: auto; }
+    GpuPanel Sparkline { height: 1; margin-bottom: 0; }
+    GpuPanel Label { color: $text-muted; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static("no GPU samples (CPU run or NVML unavailable)", id="gpu-none")
+        yield Label("util %", id="gpu-util-label")
+        yield Sparkline([], id="gpu-util")
+        yield Label("memory %", id="gpu-mem-label")
+        yield Sparkline([], id="gpu-mem")
+        yield Label("temp °C", id="gpu-temp-label")
+        yield Sparkline([], id="gpu-temp")
+
+    def show(self, gpus: dict[int, GpuSeries]) -> None:
+        has = bool(gpus)
+        for widget in self.query("Label, Sparkline"):
+            widget.display = has
+        self.query_one("#gpu-none").display = not has
+        if not has:
+            return
+        gpu = gpus[min(gpus)]
+        util = list(gpu.utilization)
+        mem = list(gpu.memory_pct)
+        temp = list(gpu.temperature)
+        self.query_one("#gpu-util", Sparkline).data = util
+        self.query_one("#gpu-mem", Sparkline).data = mem
+        self.query_one("#gpu-temp", Sparkline).data = temp
+        more = f" (+{len(gpus) - 1})" if len(gpus) > 1 else ""
+        self.query_one("#gpu-util-label", Label).update(
+            f"{gpu.name or 'GPU'}{more} util {util[-1]:.0f}%"
+        )
+        self.query_one("#gpu-mem-label", Label).update(
+            f"memory {gpu.memory_used_mb / 1024:.1f}/{gpu.memory_total_mb / 1024:.1f} GB"
+        )
+        self.query_one("#gpu-temp-label", Label).update(f"temp {temp[-1]:.0f} °C")
