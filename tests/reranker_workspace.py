@@ -140,7 +140,7 @@ def tiny_config(ws: Workspace, embedder: Path, reranker: Path, **reranker_kw: ob
             "reranker": {
                 "base_model": str(reranker),
                 "batch_size": 16,
-                "max_length": 96,
+                "max_length": 64,
                 "num_negatives": 3,
                 "range_min": 0,
                 "range_max": 10,
@@ -153,3 +153,14 @@ def tiny_config(ws: Workspace, embedder: Path, reranker: Path, **reranker_kw: ob
     )
     cfg.save(ws.config_path)
     return cfg
+
+
+def one_torch_thread():
+    """Two threads on two shared cores spin against the other engineers' jobs (a tiny step
+    goes from ~20 ms to over a second); one thread keeps these tests fast and steady."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from reranker_workspace import build_workspace
+from reranker_workspace import build_workspace, one_torch_thread
 
 from engine.config.reranker import RerankerConfig
 from engine.errors import ConfigError
@@ -13,6 +13,8 @@ from engine.generate.rows import read_rows
 from engine.models import load_embedder
 from engine.negatives import collect_negatives
 from engine.prepare import load_prepared
+
+_threads = pytest.fixture(scope="module", autouse=True)(one_torch_thread)
 
 
 @pytest.fixture(scope="module")
