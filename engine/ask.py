@@ -22,7 +22,7 @@ from engine.workspace import Workspace, fingerprint
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder, SentenceTransformer
 
-__all__ = ["AskResult", "Hit", "Searcher", "ask", "clear_cache", "get_searcher"]
+__all__ = ["AskResult", "Hit", "Searcher", "ask", "clear_cache", "get_searcher", "render_result"]
 
 
 @dataclass
@@ -389,3 +389,47 @@ def ask(
             else:
                 result.citations = cited(result.answer, hits)
     return result
+
+
+def _hits_table(title: str, hits: list[Hit]) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=True, expand=True)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("score", justify="right", no_wrap=True)
+    table.add_column("retriever", justify="right", no_wrap=True)
+    table.add_column("rerank", justify="right", no_wrap=True)
+    table.add_column("source", overflow="fold", ratio=1)
+    table.add_column("passage", overflow="fold", ratio=3)
+    for h in hits:
+        text = h.text if len(h.text) <= 300 else h.text[:297] + "..."
+        table.add_row(
+            str(h.rank),
+            f"{h.score:.3f}",
+            f"{h.retriever_score:.3f}",
+            "" if h.rerank_score is None else f"{h.rerank_score:.2f}",
+            h.label,
+            text,
+        )
+    return table
+
+
+def render_result(result: AskResult) -> Any:
+    """A rich renderable for the CLI: ranked passages, the base side, the answer, the notes."""
+    from rich.console import Group
+    from rich.panel import Panel
+
+    how = "retriever"
+    if result.reranked:
+        how = f"reranked (w={result.fusion_weight:g} reranker + retriever)"
+    dim = f", dim {result.dim}" if result.dim else ""
+    parts: list[Any] = [_hits_table(f"fine-tuned: {how}{dim}", result.hits)]
+    if result.base_hits is not None:
+        base = "base reranker" if result.base_models.get("reranker") else "base retriever"
+        parts.append(_hits_table(f"base: {base}", result.base_hits))
+    if result.answer is not None:
+        sources = "\n".join(f"[{h.rank}] {h.label}" for h in result.citations)
+        body = result.answer + (f"\n\nSources:\n{sources}" if sources else "")
+        parts.append(Panel(body, title="answer"))
+    parts.extend(f"[dim]note: {n}[/dim]" for n in result.notes)
+    return Group(*parts)

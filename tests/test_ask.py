@@ -110,3 +110,16 @@ def test_llm_answer_cites_passages(ws) -> None:
     assert [h.rank for h in result.citations] == [1, 2]
     no_llm = ask(ws, "What does the quillboar eat?", top_k=3, llm_answer=True)
     assert no_llm.answer is None and any("no LLM configured" in n for n in no_llm.notes)
+
+
+def test_render_result_for_the_cli(ws) -> None:
+    from rich.console import Console
+
+    from engine.ask import render_result
+
+    result = ask(ws, "Where does the driftseal live?", top_k=2, compare=True)
+    console = Console(record=True, width=160)
+    console.print(render_result(result))
+    text = console.export_text()
+    assert "fine-tuned: reranked" in text and "base: base retriever" in text
+    assert result.hits[0].source in text and "note:" in text
