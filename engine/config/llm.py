@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.config.base import Section, setting
+from engine.errors import ConfigError
 
 TASKS = ("queries", "answer", "hard_negative_query", "reranking_passages")
+JSON_MODES = ("auto", "schema", "object", "prompt")
 
 
 @dataclass
@@ -31,14 +33,47 @@ class LlmConfig(Section):
     tokens_per_minute: int = setting(0, help="0 = no limit", minimum=0)
     queries_per_chunk: int = setting(3, help="queries written per chunk", minimum=1, maximum=20)
     tasks: list[str] = setting(
-        default_factory=lambda: list(TASKS), help="row parts to generate", choices=None
+        default_factory=lambda: list(TASKS),
+        help="row parts to generate; 'queries' is required",
+        choices=None,
     )
     sample_size: int = setting(8, help="rows in a review sample", minimum=1)
     dedup_threshold: float = setting(
-        0.95, help="cosine above which two queries count as duplicates", minimum=0.0, maximum=1.0
+        0.95,
+        help="cosine above which two queries count as duplicates (1 = off)",
+        minimum=0.0,
+        maximum=1.0,
     )
     round_trip_top_k: int = setting(
         0,
         help="keep a query only if the base embedder finds its chunk in the top k (0 = off)",
         minimum=0,
     )
+    json_mode: str = setting(
+        "auto",
+        help="how JSON is asked for: auto = a JSON schema where litellm says the provider supports"
+        " it, else JSON mode; prompt = instructions only",
+        choices=JSON_MODES,
+    )
+    min_query_words: int = setting(2, help="shorter queries are dropped", minimum=1)
+    max_query_words: int = setting(48, help="longer queries are dropped", minimum=2)
+    drop_copied: bool = setting(
+        True, help="drop queries that are a verbatim span of their chunk (5 words or more)"
+    )
+    synthetic_passages: int = setting(
+        40, help="passages written in description-only mode", minimum=1
+    )
+    passages_per_call: int = setting(5, help="passages asked for per call", minimum=1, maximum=50)
+
+    def check(self) -> None:
+        unknown = [t for t in self.tasks if t not in TASKS]
+        if unknown or "queries" not in self.tasks:
+            raise ConfigError(
+                "generation.llm.tasks",
+                self.tasks,
+                f"a list from {list(TASKS)} containing 'queries'",
+            )
+        if self.min_query_words > self.max_query_words:
+            raise ConfigError(
+                "generation.llm.min_query_words", self.min_query_words, "at most max_query_words"
+            )
