@@ -128,6 +128,7 @@ def train_reranker(
         CrossEncoderTrainer,
         CrossEncoderTrainingArguments,
     )
+    from transformers.trainer_callback import PrinterCallback
     from transformers.trainer_utils import get_last_checkpoint
 
     train = training_data(rc, negatives)
@@ -167,6 +168,8 @@ def train_reranker(
         evaluator=evaluator,
         callbacks=[callback],
     )
+    # Logs reach the user as events; the printer would write dicts to stdout, which is data.
+    trainer.remove_callback(PrinterCallback)
     resume = get_last_checkpoint(str(output_dir)) if output_dir.exists() else None
     if resume:
         events.info(f"resuming reranker training from {Path(resume).name}")

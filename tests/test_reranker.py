@@ -157,3 +157,15 @@ def test_cancel_keeps_checkpoint_and_resumes(tmp_path: Path, tiny_bert: Path) ->
     summary = run_reranker_stage(cfg, Workspace(ws.root), Emitter(events.append))
     assert summary["training"]["resumed_from"] == ckpts[0].name
     assert summary["training"]["steps"] > int(ckpts[0].name.split("-")[1])
+
+
+@pytest.mark.parametrize("loss", ["lambda", "mnrl"])
+def test_listwise_and_in_batch_losses_train(tmp_path: Path, tiny_bert: Path, loss: str) -> None:
+    from engine.events import Emitter
+
+    ws = build_workspace(tmp_path / "ws", n=24, llm_negatives=False)
+    cfg = tiny_config(ws, tiny_bert, tiny_bert, loss=loss, eval_strategy="no", fusion_weight=0.5)
+    summary = run_reranker_stage(cfg, ws, Emitter())
+    assert summary["training"]["steps"] > 0
+    assert summary["fusion_weight"] == 0.5
+    assert json.loads((ws.reranker_dir / SETTINGS_FILE).read_text())["loss"] == loss
