@@ -357,3 +357,66 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+TOPICS = (
+    "reefer",
+    "forklift",
+    "pallet",
+    "invoice",
+    "customs",
+    "battery",
+    "freezer",
+    "dock",
+    "manifest",
+    "scanner",
+    "ladder",
+    "sprinkler",
+    "allergen",
+    "thermometer",
+    "conveyor",
+    "seal",
+)
+
+
+def make_chunks(n: int, sources: int = 3) -> list:
+    """``n`` distinct passages spread over ``sources`` files, like a small handbook."""
+    from engine.records import Chunk, chunk_id_for
+
+    chunks = []
+    for i in range(n):
+        a, b = TOPICS[i % len(TOPICS)], TOPICS[(i * 7 + 3) % len(TOPICS)]
+        source = f"handbook/part-{i % sources}.md"
+        text = (
+            f"Section {i}. Staff must inspect every {a} unit numbered {i} before the morning shift, "
+            f"record the {b} readings in log book {i * 3 + 1}, and escalate any fault to the "
+            f"duty manager within {i % 5 + 1} hours."
+        )
+        chunks.append(
+            Chunk(
+                chunk_id=chunk_id_for(source, text),
+                doc_id=source,
+                text=text,
+                source=source,
+                title=f"part {i % sources}",
+            )
+        )
+    return chunks
+
+
+def llm_run_config(url: str, workspace: str = "", **llm: Any) -> Any:
+    """A RunConfig pointing litellm's ``openai/`` provider at this server."""
+    from engine.config import RunConfig
+
+    settings = {
+        "model": "openai/fake",
+        "api_base": url,
+        "timeout": 5.0,
+        "concurrency": 8,
+        "dedup_threshold": 1.0,
+    }
+    settings.update(llm)
+    data: dict[str, Any] = {"generation": {"generator": "litellm", "llm": settings}}
+    if workspace:
+        data["run"] = {"workspace": workspace}
+    return RunConfig.from_dict(data)

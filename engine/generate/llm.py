@@ -223,8 +223,6 @@ class LlmGenerator:
         try:
             while True:
                 done, _ = await asyncio.wait(tasks, timeout=0.1)
-                if len(done) == len(tasks):
-                    break
                 if cancel is not None and cancel.is_set():
                     stop_reason = Cancelled()
                 elif client.fatal is not None or (
@@ -239,6 +237,8 @@ class LlmGenerator:
                     for t in tasks:
                         t.cancel()
                     await asyncio.gather(*tasks, return_exceptions=True)
+                    break
+                if len(done) == len(tasks):
                     break
             for t in tasks:
                 if t.done() and not t.cancelled() and t.exception() is not None:
