@@ -450,11 +450,19 @@ def run_llm_generation(
     cancel: threading.Event | None = None,
     api_key: str | None = None,
 ) -> GenerationSummary:
-    """The pipeline's entry point; with no chunks and only a description, writes passages first."""
+    """The pipeline's entry point.
+
+    With no chunks and only a description, the synthetic passages in
+    ``chunks.parquet`` are used, written first when missing (so editing the
+    system prompt later regenerates rows, not the passages they came from).
+    """
     if not chunks and cfg.sources.description and not cfg.sources.has_documents:
         from engine.generate.llm_describe import synthesize_chunks
-        from engine.records import write_chunks
+        from engine.records import read_chunks, write_chunks
 
-        chunks = synthesize_chunks(cfg, ws, events, cancel=cancel, api_key=api_key)
-        write_chunks(ws.chunks_path, chunks)
+        if ws.chunks_path.exists():
+            chunks = read_chunks(ws.chunks_path)
+        else:
+            chunks = synthesize_chunks(cfg, ws, events, cancel=cancel, api_key=api_key)
+            write_chunks(ws.chunks_path, chunks)
     return LlmGenerator(cfg, api_key=api_key).generate(chunks, ws, events, cancel)
