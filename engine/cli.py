@@ -352,6 +352,8 @@ def _stages() -> tuple[str, ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from rich.markup import escape
+
     _quiet_libraries()
     args = build_parser().parse_args(argv)
     err = _console(stderr=True)
@@ -363,9 +365,10 @@ def main(argv: list[str] | None = None) -> int:
     except RagtuneError as exc:
         if args.debug:
             raise
-        err.print(f"[red]error:[/] {exc.where + ': ' if exc.where else ''}{exc.message}")
+        where = f"{exc.where}: " if exc.where else ""
+        err.print(f"[red]error:[/] {escape(where + exc.message)}")
         if exc.hint:
-            err.print(f"[cyan]fix:[/] {exc.hint}")
+            err.print(f"[cyan]fix:[/] {escape(exc.hint)}")
         return exc.exit_code
     except KeyboardInterrupt:
         err.print("[yellow]interrupted; finished work is kept in the workspace[/]")
@@ -373,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        err.print(f"[red]error:[/] {type(exc).__name__}: {exc}")
+        err.print(f"[red]error:[/] {escape(f'{type(exc).__name__}: {exc}')}")
         err.print(
             "[cyan]fix:[/] this is a bug or an unexpected input; rerun with --debug for details"
         )

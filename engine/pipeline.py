@@ -60,7 +60,8 @@ class Pipeline:
     def fingerprint(self, stage: str) -> str:
         if stage in self._fps:
             return self._fps[stage]
-        c = self.cfg
+        # The workspace copy has absolute paths, so a replay of it matches the original run.
+        c = self.cfg.for_workspace(self.ws.root)
         parts: dict[str, Callable[[], list[Any]]] = {
             "ingest": lambda: [
                 c.sources.to_dict(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -80,9 +81,12 @@ class RichRenderer:
             style = {"warning": "yellow", "error": "red"}.get(event.level, "dim")
             where = f"{event.where}: " if event.where else ""
             hint = f" — {event.hint}" if event.hint else ""
-            self.progress.console.print(f"[{style}]{event.stage}: {where}{event.text}{hint}[/]")
+            line = escape(f"{event.stage}: {where}{event.text}{hint}")
+            self.progress.console.print(f"[{style}]{line}[/]")
         elif isinstance(event, RunFailed):
-            self.progress.console.print(f"[red]failed in {event.stage}: {event.error}[/]")
+            self.progress.console.print(
+                f"[red]{escape(f'failed in {event.stage}: {event.error}')}[/]"
+            )
 
     def close(self) -> None:
         if not self.quiet:

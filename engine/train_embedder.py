@@ -127,6 +127,7 @@ def training_arguments(
         logging_steps=max(1, cfg.eval_steps // 10) if cfg.eval_steps else 5,
         logging_first_step=True,
         report_to="none",
+        disable_tqdm=True,
         seed=cfg.seed,
         gradient_checkpointing=cfg.gradient_checkpointing,
         prompts=prompts or None,
