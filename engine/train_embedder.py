@@ -208,6 +208,20 @@ def train_embedder(
     if ecfg.soup_alpha < 1.0:
         base = load_embedder(ecfg.base_model, device=str(model.device))
         soup(model, base, ecfg.soup_alpha)
+    if ecfg.corpus_rotation:
+        from engine.rotation import append_rotation, fit_rotation
+
+        events.info("fitting the corpus rotation for truncated sizes")
+        append_rotation(
+            model,
+            fit_rotation(
+                model,
+                list(prepared.corpus.values()),
+                batch_size=cfg.eval.batch_size,
+                document_prompt=prompts.get("positive"),
+                seed=ecfg.seed,
+            ),
+        )
     if trainer.is_world_process_zero():
         model.save(str(ws.embedder_dir))
     state = trainer.state

@@ -54,6 +54,10 @@ class EmbedderConfig(Section):
         minimum=0.0,
         maximum=1.0,
     )
+    corpus_rotation: bool = setting(
+        True,
+        help="append an orthogonal rotation fitted on your chunks so truncated (Matryoshka) sizes keep what separates them; full-size scores are unchanged",
+    )
     lora: bool = setting(False, help="train LoRA adapters (peft) instead of all weights")
     lora_r: int = setting(16, minimum=1)
     lora_alpha: int = setting(32, minimum=1)
