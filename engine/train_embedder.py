@@ -54,6 +54,11 @@ def build_loss(model: SentenceTransformer, cfg: EmbedderConfig, dims: list[int])
     from sentence_transformers import losses
 
     distributed = _world_size() > 1
+    if cfg.loss == "distill":
+        from engine.losses import MatryoshkaDistillLoss
+
+        teacher = load_embedder(cfg.base_model, device=str(model.device))
+        return MatryoshkaDistillLoss(model, teacher, dims)
     if cfg.loss == "cached_mnrl":
         inner = losses.CachedMultipleNegativesRankingLoss(
             model, mini_batch_size=cfg.mini_batch_size, gather_across_devices=distributed

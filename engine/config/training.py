@@ -23,8 +23,8 @@ class EmbedderConfig(Section):
     )
     loss: str = setting(
         "mnrl",
-        help="mnrl = MultipleNegativesRankingLoss; cached_mnrl = GradCache variant for big batches; gist = GISTEmbedLoss guided by the base model",
-        choices=("mnrl", "cached_mnrl", "gist"),
+        help="mnrl = MultipleNegativesRankingLoss; cached_mnrl = GradCache variant for big batches; gist = GISTEmbedLoss guided by the base model; distill = MNRL plus self-distillation towards the frozen base model at every Matryoshka size",
+        choices=("mnrl", "cached_mnrl", "gist", "distill"),
     )
     batch_size: int = setting(
         32, help="per-device batch (in-batch negatives grow with it)", minimum=2
