@@ -126,32 +126,18 @@ def sample_generation(
     chunks = read_chunks(ws.chunks_path)
     k = k or cfg.generation.llm.sample_size
     if cfg.generation.resolved == "litellm":
-        from engine.generate.llm import estimate_cost, sample_rows
+        from engine.generate.llm import sample_rows
+        from engine.generate.llm_cost import estimate_cost
 
         return sample_rows(cfg, ws, chunks, k=k, api_key=api_key), estimate_cost(
             chunks, cfg.generation.llm
         )
+    from engine.generate.llm import spread_sample
     from engine.generate.llm_free import DocumentFrequencies, LlmFreeGenerator
 
     gen = LlmFreeGenerator(cfg.generation.llm_free)
     df = DocumentFrequencies(chunks)
     rows: list[Any] = []
-    for chunk in spread(chunks, k):
+    for chunk in spread_sample(chunks, k):
         rows.extend(gen.rows_for(chunk, df))
-    return rows[: max(k, 1) * 3], None
-
-
-def spread(chunks: list[Any], k: int) -> list[Any]:
-    """Up to k chunks taken round-robin over sources, so a sample is not all from one file."""
-    by_source: dict[str, list[Any]] = {}
-    for c in chunks:
-        by_source.setdefault(c.source, []).append(c)
-    picked: list[Any] = []
-    queues = list(by_source.values())
-    i = 0
-    while len(picked) < k and any(queues):
-        q = queues[i % len(queues)]
-        if q:
-            picked.append(q.pop(len(q) // 2))
-        i += 1
-    return picked
+    return rows, None

@@ -148,9 +148,13 @@ class Pipeline:
 
     def _stage_ingest(self, ev: Emitter) -> dict[str, Any]:
         if not self.cfg.sources.has_documents:
-            from engine.generate.llm import run_description_ingest
+            from engine.generate.llm_describe import synthesize_chunks
+            from engine.records import write_chunks
 
-            return run_description_ingest(self.cfg, self.ws, ev, api_key=self.api_key)
+            chunks = synthesize_chunks(
+                self.cfg, self.ws, ev, cancel=self.cancel, api_key=self.api_key
+            )
+            return {"documents": 0, "synthetic_chunks": write_chunks(self.ws.chunks_path, chunks)}
         from engine.ingest import run_ingest
 
         return run_ingest(self.cfg, self.ws, ev)
