@@ -92,6 +92,12 @@ def run_evaluate(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, An
             f"### {suite} queries ({len(data.queries)} queries, {len(data.corpus)} passages)\n\n"
             + render_markdown(rows)
         )
+    primary = "benchmark" if "benchmark" in results else "held-out"
+    if primary in results:
+        # Front ends read the headline suite here without knowing which suites exist.
+        results["suite"] = primary
+        results["base"] = results[primary]["base"]
+        results["tuned"] = results[primary]["tuned"]
     update_metrics(ws.metrics_path, "embedder", results)
     report = (
         f"## Embedder: {cfg.embedder.base_model} → fine-tuned\n\n" + "\n\n".join(sections) + "\n"
