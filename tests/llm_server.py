@@ -238,6 +238,7 @@ class FakeLlmServer:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/log", self._log)
         self._runner = web.AppRunner(app, access_log=None)
         loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=1024)
@@ -252,6 +253,14 @@ class FakeLlmServer:
         return [
             r.passage for r in self.requests if r.passage and (status is None or r.status == status)
         ]
+
+    async def _log(self, request: web.Request) -> web.Response:
+        """The request log, for a test or bench running the server in another process."""
+        rows = [
+            {"passage": r.passage, "fault": r.fault, "status": r.status, "model": r.model}
+            for r in self.requests
+        ]
+        return web.json_response(rows)
 
     async def _models(self, request: web.Request) -> web.Response:
         names = self.models or ("fake",)
@@ -342,10 +351,23 @@ class FakeLlmServer:
 
 
 def main() -> None:
-    """Serve until killed, for manual tries: ``python tests/llm_server.py [latency]``."""
-    import sys
+    """Serve until killed, printing the URL first: the benches run it in its own process."""
+    import argparse
 
-    server = FakeLlmServer(latency=float(sys.argv[1]) if len(sys.argv) > 1 else 0.0)
+    parser = argparse.ArgumentParser(description="fake OpenAI-compatible server")
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--fault-rate", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--slow-seconds", type=float, default=3.0)
+    parser.add_argument("--retry-after", type=float, default=1)
+    args = parser.parse_args()
+    server = FakeLlmServer(
+        latency=args.latency,
+        fault=random_faults(args.fault_rate, seed=args.seed) if args.fault_rate else None,
+        slow_seconds=args.slow_seconds,
+        retry_after=args.retry_after,
+        keep_bodies=False,
+    )
     server.start()
     print(server.url, flush=True)
     try:

@@ -33,6 +33,21 @@ NO_KEY = "sk-no-key-required"
 FATAL_REASONS = ("auth", "not_found")
 
 
+def _deadline(seconds: float) -> Any:
+    """A backstop in case a provider ignores litellm's timeout (``asyncio.timeout`` on 3.11+)."""
+    if hasattr(asyncio, "timeout"):
+        return asyncio.timeout(seconds)
+    return _NoDeadline()
+
+
+class _NoDeadline:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
 def import_litellm() -> Any:
     """litellm, imported late (it takes seconds) and quiet (no banner on every error)."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -307,10 +322,10 @@ class LlmClient:
             attempts += 1
             async with self.semaphore:
                 try:
-                    response = await asyncio.wait_for(
-                        self._litellm.acompletion(**self._kwargs(messages, schema, name)),
-                        timeout=self.cfg.timeout + 5,
-                    )
+                    async with _deadline(self.cfg.timeout + 5):
+                        response = await self._litellm.acompletion(
+                            **self._kwargs(messages, schema, name)
+                        )
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
