@@ -36,6 +36,9 @@ from engine.generate.llm_client import (
     resolve_api_key,
     run_sync,
 )
+from engine.generate.llm_connection import ConnectionResult, test_connection
+from engine.generate.llm_cost import CostEstimate, estimate_cost
+from engine.generate.llm_describe import draft_system_prompt, synthesize_chunks
 from engine.generate.llm_parse import (
     list_schema,
     queries_schema,
@@ -47,6 +50,19 @@ from engine.generate.quality import GateSettings, quality_gate
 from engine.generate.rows import CallRecord, GeneratedRow, RecordWriter, latest_records, make_key
 from engine.records import Chunk
 from engine.workspace import Workspace
+
+__all__ = [
+    "ConnectionResult",
+    "CostEstimate",
+    "LlmGenerator",
+    "draft_system_prompt",
+    "estimate_cost",
+    "run_llm_generation",
+    "sample_rows",
+    "spread_sample",
+    "synthesize_chunks",
+    "test_connection",
+]
 
 GENERATOR = "litellm"
 # After this many calls in a row fail to connect, the endpoint is down: stop instead of grinding.
@@ -508,7 +524,6 @@ def run_llm_generation(
     system prompt later regenerates rows, not the passages they came from).
     """
     if not chunks and cfg.sources.description and not cfg.sources.has_documents:
-        from engine.generate.llm_describe import synthesize_chunks
         from engine.records import read_chunks, write_chunks
 
         if ws.chunks_path.exists():
