@@ -52,6 +52,17 @@ def make_chunks() -> list[Chunk]:
     ]
 
 
+def corpus() -> list[Chunk]:
+    """The three chunks plus three that share their words, so terms have document frequency > 1."""
+    base = make_chunks()
+    mixed = []
+    for i, c in enumerate(base):
+        other = base[(i + 1) % len(base)].text
+        text = c.text[len(c.text) // 2 :] + " " + other[: len(other) // 2]
+        mixed.append(Chunk(chunk_id=f"m{i}", doc_id=f"m{i}", text=text, source=f"m{i}.md"))
+    return base + mixed
+
+
 def test_split_sentences_handles_lowercase_and_abbreviations() -> None:
     text = (
         "the dose was raised to 5 mg. e.g. in rats. patients improved within two weeks of therapy."
@@ -62,7 +73,7 @@ def test_split_sentences_handles_lowercase_and_abbreviations() -> None:
 
 
 def test_rows_cover_every_kind_and_hold_the_query_sentence_out() -> None:
-    chunks = make_chunks()
+    chunks = corpus()
     gen = LlmFreeGenerator(LlmFreeConfig(cloze_queries=2, keep_sentence_prob=0.0))
     rows = gen.rows_for(chunks[0], DocumentFrequencies(chunks))
     kinds = {r.kind for r in rows}
@@ -74,31 +85,42 @@ def test_rows_cover_every_kind_and_hold_the_query_sentence_out() -> None:
             assert r.question not in r.positive
             assert len(r.positive) > 50
     keywords = next(r for r in rows if r.kind == "keywords").question.split()
-    assert 2 <= len(keywords) <= 4
+    assert 3 <= len(keywords) <= 6
     assert all(w not in {"the", "and", "every"} for w in keywords)
     title = next(r for r in rows if r.kind == "title")
     assert title.question == "Reefer units"
 
 
+def test_lead_query_without_a_title_and_the_per_chunk_cap() -> None:
+    chunks = corpus()
+    untitled = Chunk(chunk_id="u", doc_id="u", text=chunks[1].text, source="u.txt")
+    gen = LlmFreeGenerator(LlmFreeConfig(cloze_queries=2))
+    rows = gen.rows_for(untitled, DocumentFrequencies(chunks))
+    lead = next(r for r in rows if r.kind == "lead")
+    assert untitled.text.startswith(lead.question) and lead.question not in lead.positive
+    capped = LlmFreeGenerator(LlmFreeConfig(cloze_queries=2, max_queries_per_chunk=1))
+    assert len(capped.rows_for(untitled, DocumentFrequencies(chunks))) == 1
+
+
 def test_generate_is_idempotent_and_prepare_splits_by_chunk(tmp_path: Path) -> None:
     ws = Workspace.create(tmp_path / "ws")
-    chunks = make_chunks() * 1
+    chunks = corpus()
     gen = LlmFreeGenerator(LlmFreeConfig())
     seen: list = []
     first = gen.generate(chunks, ws, Emitter(seen.append))
-    assert first.done == 3 and first.rows > 6
+    assert first.done == 6 and first.rows > 12
     lines = ws.generated_path.read_text().count("\n")
     second = gen.generate(chunks, ws, Emitter())
-    assert second.done == 0 and second.skipped == 3 and second.rows == first.rows
+    assert second.done == 0 and second.skipped == 6 and second.rows == first.rows
     assert ws.generated_path.read_text().count("\n") == lines
-    assert len(list(iter_records(ws.generated_path))) == 3
+    assert len(list(iter_records(ws.generated_path))) == 6
 
     rows = read_rows(ws.generated_path, first.keys)
-    summary = run_prepare(DataConfig(eval_fraction=0.3, seed=1), ws, rows, chunks, Emitter())
+    summary = run_prepare(DataConfig(eval_fraction=0.15, seed=1), ws, rows, chunks, Emitter())
     prepared = load_prepared(ws)
     assert summary["eval_chunks"] == 1
     assert set(prepared.train.column_names) >= {"anchor", "positive", "chunk_id"}
     assert prepared.eval_chunks.isdisjoint(set(prepared.train["chunk_id"]))
-    assert len(prepared.corpus) == 3
+    assert len(prepared.corpus) == 6
     for qid, rel in prepared.eval_relevant.items():
         assert qid in prepared.eval_queries and rel <= set(prepared.corpus)

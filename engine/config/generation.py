@@ -28,6 +28,14 @@ class LlmFreeConfig(Section):
     min_sentence_words: int = setting(
         6, help="shorter sentences are not used as queries", minimum=1
     )
+    lead_max_words: int = setting(
+        30,
+        help="without a title, a first sentence up to this long is the chunk's lead query",
+        minimum=1,
+    )
+    max_queries_per_chunk: int = setting(
+        0, help="keep at most this many queries per chunk, picked at random (0 = all)", minimum=0
+    )
     seed: int = setting(13)
 
 

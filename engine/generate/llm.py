@@ -12,7 +12,6 @@ holding its final rows (the call's own record when the gate left it intact).
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import queue
 import threading
@@ -69,13 +68,6 @@ GENERATOR = "litellm"
 MAX_CONNECTION_FAILURES = 24
 
 
-def record_line(record: CallRecord) -> str:
-    """``record.to_json()`` without ``asdict``'s deep copies: the same line, several times faster."""
-    data = dict(vars(record))
-    data["rows"] = [vars(row) for row in record.rows]
-    return json.dumps(data, ensure_ascii=False) + "\n"
-
-
 class BackgroundRecordWriter(RecordWriter):
     """Appends and flushes each record on its own thread, so a slow disk never stalls the calls.
 
@@ -93,7 +85,7 @@ class BackgroundRecordWriter(RecordWriter):
     def _drain(self) -> None:
         while (record := self._queue.get()) is not None:
             try:
-                self._fh.write(record_line(record))
+                self._fh.write(record.to_json() + "\n")
                 self._fh.flush()
             except BaseException as exc:  # surfaced by close()
                 self._error = exc

@@ -71,6 +71,17 @@ class DocumentFrequencies:
     def idf(self, term: str) -> float:
         return math.log((self.n + 1) / (self.df.get(term, 0) + 1)) + 1.0
 
+    def keywords(self, text: str, rng: random.Random) -> list[str]:
+        """3-6 of the chunk's top tf-idf terms, skipping terms unique to it (typos, ids) and
+        terms in over half the corpus (they single nothing out)."""
+        counts = Counter(_terms(text))
+        usable = [t for t in counts if 2 <= self.df.get(t, 0) <= max(2, self.n // 2)]
+        ranked = sorted(usable, key=lambda t: counts[t] * self.idf(t), reverse=True)[:12]
+        if len(ranked) < 3:
+            return []
+        k = rng.randint(3, min(6, len(ranked)))
+        return rng.sample(ranked[: max(k + 2, 8)], k)
+
 
 class LlmFreeGenerator:
     name = "llm-free"
@@ -107,20 +118,19 @@ class LlmFreeGenerator:
                 add("cloze", sentences[i], " ".join(rest))
 
         if cfg.title_queries:
-            for label in (chunk.heading, chunk.title):
-                if label and len(label.split()) >= 2:
-                    add("title", label)
-                    break
+            label = next((x for x in (chunk.heading, chunk.title) if len(x.split()) >= 2), "")
+            if label:
+                add("title", label)
+            elif len(sentences) >= 3 and len(sentences[0].split()) <= cfg.lead_max_words:
+                add("lead", sentences[0], " ".join(sentences[1:]))
 
-        if cfg.keyword_queries:
-            counts = Counter(_terms(chunk.text))
-            ranked = sorted(counts, key=lambda t: counts[t] * df.idf(t), reverse=True)
-            for q in range(cfg.keyword_queries):
-                size = rng.randint(2, 4)
-                start = q * 2
-                words = ranked[start : start + size]
-                if len(words) >= 2:
-                    add("keywords", " ".join(words))
+        for _ in range(cfg.keyword_queries):
+            words = df.keywords(chunk.text, rng)
+            if len(words) >= 3:
+                add("keywords", " ".join(words))
+
+        if cfg.max_queries_per_chunk and len(rows) > cfg.max_queries_per_chunk:
+            rows = rng.sample(rows, cfg.max_queries_per_chunk)
         return rows
 
     def record_key(self, chunk: Chunk) -> str:
