@@ -259,6 +259,19 @@ def _change(value: float, base: float) -> str:
     return f"{diff:+.4f}{rel}"
 
 
+def _scores_both(
+    model: CrossEncoder,
+    top: Candidates,
+    included: Candidates,
+    corpus: Mapping[str, str],
+    batch_size: int,
+) -> dict[str, list[np.ndarray]]:
+    """Score the with-positives lists once; the top-k lists are their prefixes."""
+    full = rerank_scores(model, included, corpus, batch_size)
+    prefix = [s[: len(ids)] for s, ids in zip(full, top.ids, strict=True)]
+    return {"retrieved top-k": prefix, "positives included": full}
+
+
 def evaluate_rerankers(
     cands: Candidates,
     corpus: Mapping[str, str],
@@ -278,11 +291,9 @@ def evaluate_rerankers(
     settings = {"retrieved top-k": cands, "positives included": cands.including_positives()}
     rows: dict[str, dict[str, dict[str, float]]] = {}
     notes: list[str] = []
-    tuned_scores = {
-        name: rerank_scores(tuned, c, corpus, batch_size) for name, c in settings.items()
-    }
+    tuned_scores = _scores_both(tuned, cands, settings["positives included"], corpus, batch_size)
     base_scores = (
-        {name: rerank_scores(base, c, corpus, batch_size) for name, c in settings.items()}
+        _scores_both(base, cands, settings["positives included"], corpus, batch_size)
         if base is not None
         else {}
     )
