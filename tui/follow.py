@@ -16,7 +16,11 @@ POLL_S = 0.25
 
 
 def follow_events(
-    target: MessagePump, path: Path, alive: Callable[[], bool], poll: float = POLL_S
+    target: MessagePump,
+    path: Path,
+    alive: Callable[[], bool],
+    poll: float = POLL_S,
+    token: int = 0,
 ) -> None:
     """Post event batches to ``target`` until the run is gone and drained, or the worker is cancelled.
 
@@ -24,13 +28,13 @@ def follow_events(
     """
     worker = get_current_worker()
     tail = EventTail(path)
-    target.post_message(EventsRead(tail.read_new(), history=True))
+    target.post_message(EventsRead(tail.read_new(), history=True, token=token))
     while not worker.is_cancelled:
         running = alive()
         events = tail.read_new()
         if events:
-            target.post_message(EventsRead(events))
-        target.post_message(RunAlive(running))
+            target.post_message(EventsRead(events, token=token))
+        target.post_message(RunAlive(running, token=token))
         if not running and not events:
             return
         time.sleep(poll)

@@ -16,6 +16,8 @@ class EventsRead(Message):
 
     events: list[Event]
     history: bool = False
+    token: int = 0
+    """Which follow started it; a restarted follow ignores batches still queued from the old one."""
 
 
 @dataclass
@@ -23,6 +25,7 @@ class RunAlive(Message):
     """Whether the run being followed still has a live process; only the latest matters."""
 
     alive: bool
+    token: int = 0
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, RunAlive)

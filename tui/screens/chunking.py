@@ -88,23 +88,24 @@ class ChunkingScreen(WizardScreen):
         preview: ChunkPreview = message.value
         self.preview = preview
         s = preview.stats
-        parts = []
-        for key, label in (
-            ("documents", "docs"),
-            ("chunks", "chunks"),
-            ("mean_tokens", "mean"),
-            ("min_tokens", "min"),
-            ("max_tokens", "max"),
-            ("dropped_short", "too short"),
-            ("dropped_duplicates", "duplicates"),
-        ):
-            if key in s:
-                value = s[key]
-                parts.append(
-                    f"{label} {value:.0f}" if isinstance(value, float) else f"{label} {value}"
-                )
+        parts = [
+            f"{s[key]} {label}"
+            for key, label in (
+                ("documents", "docs"),
+                ("chunks", "chunks"),
+                ("too_short", "too short"),
+                ("duplicates", "duplicates"),
+            )
+            if key in s
+        ]
+        tokens = s.get("tokens") or {}
+        if tokens:
+            parts.append(
+                f"tokens min {tokens.get('min')} · median {tokens.get('median')} · "
+                f"max {tokens.get('max')}"
+            )
         self.query_one("#chunk-stats", Static).update(" · ".join(parts) or "no statistics")
-        labels = [f"{edge:.0f}" for edge, _ in preview.histogram]
+        labels = [label for label, _ in preview.histogram]
         counts = [float(c) for _, c in preview.histogram]
         self.query_one(BarChart).show_bars(labels, counts, "chunk length (tokens)")
         table = self.query_one("#chunk-samples", DataTable)

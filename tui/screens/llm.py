@@ -36,10 +36,11 @@ def cost_table(estimate: dict[str, Any]) -> Table:
     table.add_column(style="bold")
     table.add_column()
     for key, value in estimate.items():
+        money = any(word in key for word in ("cost", "usd", "price"))
         if isinstance(value, float):
-            shown = f"${value:,.2f}" if "cost" in key or "usd" in key else f"{value:,.1f}"
+            shown = f"${value:,.2f}" if money else f"{value:,.1f}"
         elif value is None:
-            shown = "unknown price" if "cost" in key or "usd" in key else "–"
+            shown = "unknown price" if money else "–"
         else:
             shown = f"{value:,}" if isinstance(value, int) else str(value)
         table.add_row(key.replace("_", " "), shown)
@@ -73,6 +74,8 @@ class LlmScreen(WizardScreen):
         ),
     ]
 
+    estimate: dict[str, Any] | None = None
+
     def compose_body(self) -> ComposeResult:
         gen = self.wizard.cfg.generation
         with VerticalScroll(id="llm-scroll"):
@@ -99,11 +102,12 @@ class LlmScreen(WizardScreen):
     def on_config_form_valid(self, message: ConfigForm.Valid) -> None:
         gen = self.wizard.cfg.generation
         if message.form.id == "gen-form":
+            changed = gen.generator != message.section.generator  # type: ignore[attr-defined]
             gen.generator = message.section.generator  # type: ignore[attr-defined]
+            if changed and self.is_mounted:
+                self.query_one("#llm-result", Static).update(self.generator_note())
         else:
             gen.llm = message.section  # type: ignore[assignment]
-        if self.is_mounted:
-            self.query_one("#llm-result", Static).update(self.generator_note())
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "api-key":
@@ -167,6 +171,7 @@ class LlmScreen(WizardScreen):
             )
             self.query_one("#llm-result", Static).update(text)
         elif message.kind == "cost":
+            self.estimate = message.value
             self.query_one("#llm-cost", Static).update(cost_table(message.value))
 
     def worker_failed(self, worker) -> None:

@@ -69,6 +69,7 @@ class TrainingScreen(WizardScreen):
         self._dirty = False
         self._log_written = 0
         self._following = False
+        self._token = 0
 
     def compose_body(self) -> ComposeResult:
         yield Static("no run yet: F5 starts one", id="train-status")
@@ -93,10 +94,11 @@ class TrainingScreen(WizardScreen):
 
     def follow(self, path: Path) -> None:
         self._following = True
+        self._token += 1
         self.view = RunView()
         self._log_written = 0
         self.query_one("#train-log", RichLog).clear()
-        self.follow_worker(path)
+        self.follow_worker(path, self._token)
 
     @work(
         thread=True,
@@ -105,15 +107,19 @@ class TrainingScreen(WizardScreen):
         group="training-follow",
         description="Following the run",
     )
-    def follow_worker(self, path: Path) -> None:
+    def follow_worker(self, path: Path, token: int) -> None:
         handle = self.wizard.run_handle
-        follow_events(self, path, lambda: handle is not None and handle.alive())
+        follow_events(self, path, lambda: handle is not None and handle.alive(), token=token)
 
     def on_events_read(self, message: EventsRead) -> None:
+        if message.token != self._token:
+            return
         self.view.apply(message.events)
         self._dirty = True
 
     def on_run_alive(self, message: RunAlive) -> None:
+        if message.token != self._token:
+            return
         was = self.alive
         self.alive = message.alive
         if was and not message.alive:
