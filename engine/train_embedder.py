@@ -170,6 +170,7 @@ def train_embedder(
     prepared = prepared or load_prepared(ws)
     device = pick_device(ecfg.device)
     model = load_embedder(ecfg.base_model, device=device)
+    own_max_length = model.max_seq_length
     if ecfg.max_seq_length:
         model.max_seq_length = ecfg.max_seq_length
     dims = model_dims(model, ecfg)
@@ -208,6 +209,7 @@ def train_embedder(
             "training stopped; the last checkpoint is kept and `ragtune run` resumes it"
         )
 
+    model.max_seq_length = own_max_length
     if ecfg.lora:
         model = _merge_lora(model)
     if ecfg.soup_alpha < 1.0:

@@ -13,7 +13,7 @@ class LlmFreeConfig(Section):
     """Pseudo-queries cut from the chunks themselves; needs no key and no network."""
 
     cloze_queries: int = setting(
-        2, help="sentences held out of each chunk as queries (inverse cloze task)", minimum=0
+        1, help="sentences held out of each chunk as queries (inverse cloze task)", minimum=0
     )
     title_queries: bool = setting(True, help="use document titles and headings as queries")
     keyword_queries: int = setting(
@@ -34,7 +34,7 @@ class LlmFreeConfig(Section):
         minimum=1,
     )
     max_queries_per_chunk: int = setting(
-        0, help="keep at most this many queries per chunk, picked at random (0 = all)", minimum=0
+        1, help="keep at most this many queries per chunk, picked at random (0 = all)", minimum=0
     )
     seed: int = setting(13)
 

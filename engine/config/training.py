@@ -22,7 +22,7 @@ class EmbedderConfig(Section):
         minimum=8,
     )
     loss: str = setting(
-        "mnrl",
+        "distill",
         help="mnrl = MultipleNegativesRankingLoss; cached_mnrl = GradCache variant for big batches; gist = GISTEmbedLoss guided by the base model; distill = MNRL plus self-distillation towards the frozen base model at every Matryoshka size",
         choices=("mnrl", "cached_mnrl", "gist", "distill"),
     )
@@ -47,7 +47,11 @@ class EmbedderConfig(Section):
         help="auto = bf16 where the GPU supports it, else fp16 on GPU, fp32 on CPU",
         choices=PRECISIONS,
     )
-    max_seq_length: int = setting(0, help="0 = the model's own limit", minimum=0)
+    max_seq_length: int = setting(
+        0,
+        help="truncate training inputs to this many tokens (0 = the model's limit); shorter trains faster, the saved model keeps its own limit",
+        minimum=0,
+    )
     soup_alpha: float = setting(
         1.0,
         help="final weights = alpha * tuned + (1 - alpha) * base; below 1 keeps more of the base model",
