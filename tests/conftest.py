@@ -39,7 +39,7 @@ def _save_tiny(folder: Path, config, minilm: Path) -> Path:
     model.save_pretrained(hf_dir)
     tokenizer.save_pretrained(hf_dir)
     word = Transformer(str(hf_dir), max_seq_length=128)
-    pooling = Pooling(word.get_word_embedding_dimension(), pooling_mode="mean")
+    pooling = Pooling(word.get_embedding_dimension(), pooling_mode="mean")
     st = SentenceTransformer(modules=[word, pooling], device="cpu")
     out = folder / "st"
     st.save(str(out))
