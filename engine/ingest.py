@@ -475,14 +475,13 @@ def tokenizer_name(cfg: RunConfig) -> str:
 
 
 def make_chunker(cfg: RunConfig) -> Chunker:
-    """The chunker for a run: its tokenizer, capped by the length the embedder will read."""
+    """The chunker for a run: its tokenizer, capped by the length the saved model reads.
+
+    ``embedder.max_seq_length`` only shortens training inputs, so it does not cap chunks.
+    """
     name = tokenizer_name(cfg)
     tokenizer = cached_tokenizer(name)
-    model_max = model_max_tokens(name, tokenizer)
-    trained_max = getattr(cfg.embedder, "max_seq_length", 0)
-    if trained_max:
-        model_max = min(model_max, trained_max) if model_max else trained_max
-    return Chunker(cfg.chunking, tokenizer, model_max_length=model_max)
+    return Chunker(cfg.chunking, tokenizer, model_max_length=model_max_tokens(name, tokenizer))
 
 
 def _no_documents(cfg: SourcesConfig) -> InputError:
