@@ -13,18 +13,6 @@ from engine.prepare import load_prepared
 from engine.train_embedder import column_prompts, model_dims
 from engine.workspace import Workspace
 
-REPORT_METRICS = (
-    "ndcg@10",
-    "mrr@10",
-    "map@100",
-    "accuracy@1",
-    "accuracy@3",
-    "accuracy@5",
-    "accuracy@10",
-    "precision@10",
-    "recall@10",
-)
-
 
 def update_metrics(path: Path, key: str, value: Any) -> None:
     """metrics.json is shared by stages: each owns one top-level key."""
@@ -48,7 +36,7 @@ def load_benchmark(cfg: RunConfig, ws: Workspace, events: Emitter) -> Any:
 
 
 def run_evaluate(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, Any]:
-    from engine.evaluation import compare, evaluate_retrieval, render_markdown
+    from engine.evaluation import COMPARE_METRICS, compare, evaluate_retrieval, render_markdown
 
     prepared = load_prepared(ws)
     device = pick_device(cfg.embedder.device)
@@ -80,7 +68,7 @@ def run_evaluate(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, An
                 events=events,
                 label=f"{suite}/{label}",
             )
-        rows = compare(scores["base"], scores["tuned"], dims, REPORT_METRICS)
+        rows = compare(scores["base"], scores["tuned"], dims, COMPARE_METRICS)
         results[suite] = {
             "queries": len(data.queries),
             "corpus": len(data.corpus),

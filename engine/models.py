@@ -72,6 +72,13 @@ def _hint_for(name: str) -> str:
     )
 
 
+def _unloadable(name: str, exc: OSError) -> OfflineError:
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return OfflineError(
+        f"could not load model {name!r}: {type(exc).__name__}: {first}", hint=_hint_for(name)
+    )
+
+
 def load_embedder(name: str, *, device: str | None = None, **kwargs: Any) -> SentenceTransformer:
     """SentenceTransformer(name) with offline failures turned into a clear error.
 
@@ -80,27 +87,19 @@ def load_embedder(name: str, *, device: str | None = None, **kwargs: Any) -> Sen
     """
     from sentence_transformers import SentenceTransformer
 
-    resolved = resolve_model(name)
     try:
-        return SentenceTransformer(resolved, device=device, **kwargs)
+        return SentenceTransformer(resolve_model(name), device=device, **kwargs)
     except OSError as exc:
-        raise OfflineError(
-            f"could not load model {name!r}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}",
-            hint=_hint_for(name),
-        ) from None
+        raise _unloadable(name, exc) from None
 
 
 def load_cross_encoder(name: str, *, device: str | None = None, **kwargs: Any) -> Any:
     from sentence_transformers import CrossEncoder
 
-    resolved = resolve_model(name)
     try:
-        return CrossEncoder(resolved, device=device, **kwargs)
+        return CrossEncoder(resolve_model(name), device=device, **kwargs)
     except OSError as exc:
-        raise OfflineError(
-            f"could not load model {name!r}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}",
-            hint=_hint_for(name),
-        ) from None
+        raise _unloadable(name, exc) from None
 
 
 def load_tokenizer(name: str) -> Any:
