@@ -52,10 +52,16 @@ class ChunkingScreen(WizardScreen):
             yield DataTable(id="chunk-samples", zebra_stripes=True, cursor_type="row")
 
     def on_mount(self) -> None:
-        self.query_one("#chunk-samples", DataTable).add_columns("source", "tokens", "text")
+        table = self.query_one("#chunk-samples", DataTable)
+        table.add_column("source", width=14)
+        table.add_column("tokens", width=6)
+        table.add_column("text", width=120)
 
     def on_config_form_valid(self, message: ConfigForm.Valid) -> None:
+        changed = message.section.to_dict() != self.wizard.cfg.chunking.to_dict()
         self.wizard.cfg.chunking = message.section  # type: ignore[assignment]
+        if not changed:
+            return
         if self._debounce is not None:
             self._debounce.stop()
         if self.preview is not None:

@@ -76,9 +76,19 @@ class ResultsScreen(WizardScreen):
         self.action_reload()
 
     def action_reload(self) -> None:
+        self.load_worker()
+
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="results-load",
+        description="Reading metrics",
+    )
+    def load_worker(self) -> None:
+        """Off the event loop: without metrics.json this parses the whole events.jsonl."""
         ws = self.wizard.ensure_workspace()
-        self.comparison = load_comparison(ws.metrics_path, ws.events_path)
-        self.show()
+        self.post_message(WorkResult("metrics", load_comparison(ws.metrics_path, ws.events_path)))
 
     def show(self) -> None:
         comp = self.comparison
@@ -146,6 +156,11 @@ class ResultsScreen(WizardScreen):
         self.post_message(WorkResult("ask", self.wizard.engine.ask(ws, question, top_k=5)))
 
     def on_work_result(self, message: WorkResult) -> None:
+        if message.kind == "metrics":
+            if message.value != self.comparison or self.comparison.empty:
+                self.comparison = message.value
+                self.show()
+            return
         if message.kind != "ask":
             return
         result: AskResult = message.value

@@ -54,12 +54,20 @@ class BarChart(PlotextPlot):
     BarChart { height: 1fr; min-height: 6; }
     """
 
+    def _ticks(self, labels: Sequence[str]) -> None:
+        """Explicit ticks: plotext's own choice for text labels varies between processes."""
+        room = max(1, self.size.width // 6)
+        step = max(1, -(-len(labels) // room))
+        positions = list(range(1, len(labels) + 1))
+        self.plt.xticks(positions[::step], list(labels)[::step])
+
     def show_bars(self, labels: Sequence[str], values: Sequence[float], title: str) -> None:
         plt = self.plt
         plt.clear_data()
         plt.title(title)
         if labels:
-            plt.bar(list(labels), list(values), marker="hd")
+            plt.bar(list(range(1, len(labels) + 1)), list(values), marker="hd")
+            self._ticks(labels)
         self.refresh()
 
     def show_grouped(
@@ -69,7 +77,9 @@ class BarChart(PlotextPlot):
         plt.clear_data()
         plt.title(title)
         if labels and groups:
-            plt.multiple_bar(list(labels), [list(v) for v in groups.values()], labels=list(groups))
+            positions = list(range(1, len(labels) + 1))
+            plt.multiple_bar(positions, [list(v) for v in groups.values()], labels=list(groups))
+            self._ticks(labels)
         self.refresh()
 
 
