@@ -111,9 +111,10 @@ class ChunkingScreen(WizardScreen):
                 f"max {tokens.get('max')}"
             )
         self.query_one("#chunk-stats", Static).update(" · ".join(parts) or "no statistics")
-        labels = [label for label, _ in preview.histogram]
+        # bin starts only: full "lo-hi" labels collide and plotext then drops some at random
+        labels = [label.split("-")[0] for label, _ in preview.histogram]
         counts = [float(c) for _, c in preview.histogram]
-        self.query_one(BarChart).show_bars(labels, counts, "chunk length (tokens)")
+        self.query_one(BarChart).show_bars(labels, counts, "chunks by length (tokens, bin start)")
         table = self.query_one("#chunk-samples", DataTable)
         table.clear()
         for chunk in preview.samples:
