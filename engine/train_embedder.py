@@ -200,6 +200,9 @@ def train_embedder(
         evaluator=evaluator,
         callbacks=[callback],
     )
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
     resume = last_checkpoint(out_dir)
     if resume:
         events.info(f"resuming from {Path(resume).name}")
