@@ -74,7 +74,9 @@ def test_split_sentences_handles_lowercase_and_abbreviations() -> None:
 
 def test_rows_cover_every_kind_and_hold_the_query_sentence_out() -> None:
     chunks = corpus()
-    gen = LlmFreeGenerator(LlmFreeConfig(cloze_queries=2, keep_sentence_prob=0.0))
+    gen = LlmFreeGenerator(
+        LlmFreeConfig(cloze_queries=2, keep_sentence_prob=0.0, max_queries_per_chunk=0)
+    )
     rows = gen.rows_for(chunks[0], DocumentFrequencies(chunks))
     kinds = {r.kind for r in rows}
     assert kinds == {"cloze", "title", "keywords"}
@@ -94,7 +96,7 @@ def test_rows_cover_every_kind_and_hold_the_query_sentence_out() -> None:
 def test_lead_query_without_a_title_and_the_per_chunk_cap() -> None:
     chunks = corpus()
     untitled = Chunk(chunk_id="u", doc_id="u", text=chunks[1].text, source="u.txt")
-    gen = LlmFreeGenerator(LlmFreeConfig(cloze_queries=2))
+    gen = LlmFreeGenerator(LlmFreeConfig(cloze_queries=2, max_queries_per_chunk=0))
     rows = gen.rows_for(untitled, DocumentFrequencies(chunks))
     lead = next(r for r in rows if r.kind == "lead")
     assert untitled.text.startswith(lead.question) and lead.question not in lead.positive
@@ -105,7 +107,7 @@ def test_lead_query_without_a_title_and_the_per_chunk_cap() -> None:
 def test_generate_is_idempotent_and_prepare_splits_by_chunk(tmp_path: Path) -> None:
     ws = Workspace.create(tmp_path / "ws")
     chunks = corpus()
-    gen = LlmFreeGenerator(LlmFreeConfig())
+    gen = LlmFreeGenerator(LlmFreeConfig(max_queries_per_chunk=0))
     seen: list = []
     first = gen.generate(chunks, ws, Emitter(seen.append))
     assert first.done == 6 and first.rows > 12
