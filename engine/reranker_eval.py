@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 METRICS = ("ndcg@10", "mrr@10", "map@100")
 WEIGHT_GRID = tuple(round(i / 10, 1) for i in range(11))
+# Smallest held-out ndcg@10 gain over the retriever for which the reranker is switched on.
+MIN_GAIN = 0.005
 
 
 def ranking_metrics(
@@ -185,13 +187,20 @@ def fused_metrics(
 
 
 def choose_weight(
-    cands: Candidates, rerank: Sequence[np.ndarray], grid: Sequence[float] = WEIGHT_GRID
+    cands: Candidates,
+    rerank: Sequence[np.ndarray],
+    grid: Sequence[float] = WEIGHT_GRID,
+    min_gain: float = MIN_GAIN,
 ) -> tuple[float, dict[float, float]]:
-    """The fusion weight with the best ndcg@10; ties go to the smaller weight, so a reranker
-    that does not help gets w = 0 and leaves the retriever's order untouched."""
+    """The fusion weight with the best ndcg@10, or 0 (the retriever's order, untouched) when
+    the best beats w = 0 by less than ``min_gain``: on a few dozen queries a smaller gain is
+    noise, and adopting noise is how a reranker ends up lowering ndcg on real queries."""
     curve = {w: fused_metrics(cands, rerank, w)["ndcg@10"] for w in grid}
     best = max(curve.values())
-    return min(w for w, v in curve.items() if v >= best - 1e-9), curve
+    chosen = min(w for w, v in curve.items() if v >= best - 1e-9)
+    if best - curve.get(0.0, fused_metrics(cands, rerank, 0.0)["ndcg@10"]) < min_gain:
+        chosen = 0.0
+    return chosen, curve
 
 
 def split_for_tuning(n: int, seed: int = 0) -> tuple[list[int], list[int]]:
@@ -311,6 +320,13 @@ def evaluate_rerankers(
                 "retriever": metrics_for(test, test.scores)["ndcg@10"],
                 "fused": fused_metrics(test, test_scores, chosen)["ndcg@10"],
             }
+            if chosen > 0 and held_out["fused"] < held_out["retriever"]:
+                notes.append(
+                    f"w={chosen:.1f} won on the tuning half but lost on the other half "
+                    f"({held_out['fused']:.4f} vs {held_out['retriever']:.4f}): w set to 0"
+                )
+                chosen = 0.0
+                held_out["fused"] = held_out["retriever"]
         else:
             chosen, _ = choose_weight(top, tuned_scores["retrieved top-k"])
             notes.append(

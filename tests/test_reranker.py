@@ -69,8 +69,11 @@ def test_fusion_weight_zero_keeps_retriever_order() -> None:
     ) == (metrics_for(cands, cands.scores))
     # A reranker that fixes a wrong order is taken.
     cands.relevant = [{"c"}, {"f"}]
-    w, _ = choose_weight(cands, bad)
+    w, curve = choose_weight(cands, bad)
     assert w > 0
+    # A gain smaller than min_gain is treated as noise: the retriever's order is kept.
+    gain = max(curve.values()) - curve[0.0]
+    assert choose_weight(cands, bad, min_gain=gain + 1e-6)[0] == 0.0
 
 
 @pytest.fixture(scope="module")
