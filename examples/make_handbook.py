@@ -46,6 +46,7 @@ DOCUMENTS = {
 # parsing
 # --------------------------------------------------------------------------
 
+
 def parse(text: str) -> list[tuple[str, str]]:
     """Return a list of (kind, text) blocks; kind in h1, h2, li, p."""
     blocks: list[tuple[str, str]] = []
@@ -72,13 +73,14 @@ def doc_reference(blocks: list[tuple[str, str]]) -> str:
     """Pick 'XX-YYY-000' out of the 'Document reference ...' paragraph."""
     for kind, txt in blocks:
         if kind == "p" and txt.startswith("Document reference "):
-            return txt[len("Document reference "):].split(",")[0].strip()
+            return txt[len("Document reference ") :].split(",")[0].strip()
     return ""
 
 
 # --------------------------------------------------------------------------
 # DOCX
 # --------------------------------------------------------------------------
+
 
 def build_docx(blocks: list[tuple[str, str]], out: Path) -> None:
     from docx import Document
@@ -118,6 +120,7 @@ def build_docx(blocks: list[tuple[str, str]], out: Path) -> None:
     # with a fixed timestamp so that rebuilding gives byte-identical files.
     import io
     import zipfile
+
     buf = io.BytesIO()
     doc.save(buf)
     with zipfile.ZipFile(buf) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
@@ -131,6 +134,7 @@ def build_docx(blocks: list[tuple[str, str]], out: Path) -> None:
 # PDF
 # --------------------------------------------------------------------------
 
+
 def _pdf_text(s: str) -> str:
     # Standard Type 1 fonts are WinAnsi-encoded: map the few characters that
     # have no glyph there, then escape for reportlab's mini-markup.
@@ -143,22 +147,57 @@ def build_pdf(blocks: list[tuple[str, str]], out: Path) -> None:
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
     from reportlab.lib.units import mm
-    from reportlab.platypus import (BaseDocTemplate, Frame, ListFlowable, ListItem, PageTemplate,
-                                    Paragraph, Spacer)
+    from reportlab.platypus import (
+        BaseDocTemplate,
+        Frame,
+        ListFlowable,
+        ListItem,
+        PageTemplate,
+        Paragraph,
+        Spacer,
+    )
 
     title = doc_title(blocks)
     ref = doc_reference(blocks)
 
     ss = getSampleStyleSheet()
-    body = ParagraphStyle("HBBody", parent=ss["BodyText"], fontName="Helvetica",
-                          fontSize=10.5, leading=14.5, alignment=TA_LEFT, spaceAfter=7)
-    h_title = ParagraphStyle("HBTitle", parent=ss["Title"], fontName="Helvetica-Bold",
-                             fontSize=19, leading=24, spaceAfter=10, alignment=TA_LEFT)
-    h1 = ParagraphStyle("HBH1", parent=ss["Heading1"], fontName="Helvetica-Bold",
-                        fontSize=15, leading=19, spaceBefore=12, spaceAfter=6)
-    h2 = ParagraphStyle("HBH2", parent=ss["Heading2"], fontName="Helvetica-Bold",
-                        fontSize=12.5, leading=16, spaceBefore=10, spaceAfter=4,
-                        keepWithNext=1)
+    body = ParagraphStyle(
+        "HBBody",
+        parent=ss["BodyText"],
+        fontName="Helvetica",
+        fontSize=10.5,
+        leading=14.5,
+        alignment=TA_LEFT,
+        spaceAfter=7,
+    )
+    h_title = ParagraphStyle(
+        "HBTitle",
+        parent=ss["Title"],
+        fontName="Helvetica-Bold",
+        fontSize=19,
+        leading=24,
+        spaceAfter=10,
+        alignment=TA_LEFT,
+    )
+    h1 = ParagraphStyle(
+        "HBH1",
+        parent=ss["Heading1"],
+        fontName="Helvetica-Bold",
+        fontSize=15,
+        leading=19,
+        spaceBefore=12,
+        spaceAfter=6,
+    )
+    h2 = ParagraphStyle(
+        "HBH2",
+        parent=ss["Heading2"],
+        fontName="Helvetica-Bold",
+        fontSize=12.5,
+        leading=16,
+        spaceBefore=10,
+        spaceAfter=4,
+        keepWithNext=1,
+    )
 
     page_w, page_h = A4
 
@@ -174,7 +213,9 @@ def build_pdf(blocks: list[tuple[str, str]], out: Path) -> None:
     def page_footer(canvas, doc):
         canvas.saveState()
         canvas.setFont("Helvetica", 8.5)
-        canvas.drawString(20 * mm, 10 * mm, "Controlled copy in the document system; uncontrolled when printed.")
+        canvas.drawString(
+            20 * mm, 10 * mm, "Controlled copy in the document system; uncontrolled when printed."
+        )
         canvas.drawRightString(page_w - 20 * mm, 10 * mm, f"Page {doc.page}")
         canvas.restoreState()
 
@@ -184,8 +225,13 @@ def build_pdf(blocks: list[tuple[str, str]], out: Path) -> None:
 
     def flush_list():
         if pending_items:
-            story.append(ListFlowable([ListItem(Paragraph(_pdf_text(t), body), leftIndent=12)
-                                       for t in pending_items], bulletType="bullet", start="\u2022"))
+            story.append(
+                ListFlowable(
+                    [ListItem(Paragraph(_pdf_text(t), body), leftIndent=12) for t in pending_items],
+                    bulletType="bullet",
+                    start="\u2022",
+                )
+            )
             pending_items.clear()
 
     for kind, txt in blocks:
@@ -203,13 +249,23 @@ def build_pdf(blocks: list[tuple[str, str]], out: Path) -> None:
     flush_list()
     story.append(Spacer(1, 6))
 
-    doc = BaseDocTemplate(str(out), pagesize=A4, leftMargin=20 * mm, rightMargin=20 * mm,
-                          topMargin=22 * mm, bottomMargin=20 * mm, title=title,
-                          author=f"{COMPANY} - Quality Office", subject=ref,
-                          creator="make_handbook.py", invariant=1)
+    doc = BaseDocTemplate(
+        str(out),
+        pagesize=A4,
+        leftMargin=20 * mm,
+        rightMargin=20 * mm,
+        topMargin=22 * mm,
+        bottomMargin=20 * mm,
+        title=title,
+        author=f"{COMPANY} - Quality Office",
+        subject=ref,
+        creator="make_handbook.py",
+        invariant=1,
+    )
     frame = Frame(doc.leftMargin, doc.bottomMargin, doc.width, doc.height, id="body")
-    doc.addPageTemplates([PageTemplate(id="page", frames=[frame],
-                                       onPage=page_header, onPageEnd=page_footer)])
+    doc.addPageTemplates(
+        [PageTemplate(id="page", frames=[frame], onPage=page_header, onPageEnd=page_footer)]
+    )
     doc.build(story)
 
 
@@ -217,13 +273,16 @@ def build_pdf(blocks: list[tuple[str, str]], out: Path) -> None:
 # extraction check
 # --------------------------------------------------------------------------
 
+
 def extract_text(path: Path) -> str:
     """Plain text of a built document (same extractors the eval check uses)."""
     if path.suffix == ".pdf":
         from pypdf import PdfReader
+
         return "\n".join(p.extract_text() or "" for p in PdfReader(str(path)).pages)
     if path.suffix == ".docx":
         from docx import Document
+
         return "\n".join(p.text for p in Document(str(path)).paragraphs)
     return path.read_text(encoding="utf-8")
 
@@ -236,9 +295,16 @@ def verify_eval(handbook: Path, answers: Path) -> int:
     """Check every quote of answers.tsv: 8-20 words, found exactly once (after
     whitespace normalisation) in the extracted text of its own file and in no
     other file of the handbook. Returns the number of failures."""
-    texts = {p.name: _norm(extract_text(p)) for p in sorted(handbook.iterdir())
-             if p.suffix in {".md", ".txt", ".pdf", ".docx"}}
-    rows = [line.rstrip("\n").split("\t") for line in answers.read_text(encoding="utf-8").splitlines()[1:] if line.strip()]
+    texts = {
+        p.name: _norm(extract_text(p))
+        for p in sorted(handbook.iterdir())
+        if p.suffix in {".md", ".txt", ".pdf", ".docx"}
+    }
+    rows = [
+        line.rstrip("\n").split("\t")
+        for line in answers.read_text(encoding="utf-8").splitlines()[1:]
+        if line.strip()
+    ]
     failures = 0
     for qid, src, quote in rows:
         q = _norm(quote)
@@ -264,8 +330,14 @@ def main() -> None:
     ap.add_argument("--src", type=Path, default=SRC_DIR)
     ap.add_argument("--out", type=Path, default=OUT_DIR)
     ap.add_argument("--check", action="store_true", help="print size/word stats of the built files")
-    ap.add_argument("--verify-eval", type=Path, nargs="?", const=HERE / "handbook_eval" / "answers.tsv",
-                    metavar="ANSWERS_TSV", help="after building, check the eval quotes against the extracted text")
+    ap.add_argument(
+        "--verify-eval",
+        type=Path,
+        nargs="?",
+        const=HERE / "handbook_eval" / "answers.tsv",
+        metavar="ANSWERS_TSV",
+        help="after building, check the eval quotes against the extracted text",
+    )
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -279,6 +351,7 @@ def main() -> None:
             extra = ""
             if fmt == "pdf":
                 from pypdf import PdfReader
+
                 extra = f", {len(PdfReader(str(out)).pages)} pages"
             msg += f"  ({out.stat().st_size / 1024:.0f} KB, {len(text.split())} extracted words{extra})"
         print(msg)

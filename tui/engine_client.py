@@ -143,7 +143,6 @@ class EngineClient:
 
     def estimate_cost(self, cfg: RunConfig, ws: Workspace) -> dict[str, Any]:
         from engine.generate.llm import estimate_cost
-
         from engine.records import read_chunks
 
         chunks = read_chunks(ws.chunks_path) if ws.chunks_path.exists() else []
@@ -159,7 +158,6 @@ class EngineClient:
         self, cfg: RunConfig, ws: Workspace, k: int | None, api_key: str | None
     ) -> list[dict[str, Any]]:
         from engine.generate.llm import sample_rows
-
         from engine.records import read_chunks
 
         chunks = read_chunks(ws.chunks_path) if ws.chunks_path.exists() else []
