@@ -213,11 +213,16 @@ class Pipeline:
         return {"suites": summary["suites"]}
 
     def _stage_rerank(self, ev: Emitter) -> dict[str, Any]:
-        from engine.gpu import GpuMonitor
-        from engine.reranker_training import run_reranker_stage
+        if self.cfg.distributed.nproc_per_node > 1 or self.cfg.distributed.nnodes > 1:
+            from engine.launch import launch_training
 
-        with GpuMonitor(ev):
-            summary = run_reranker_stage(self.cfg, self.ws, ev, self.cancel)
+            summary = launch_training(self.cfg, self.ws, ev, "reranker", self.cancel)
+        else:
+            from engine.gpu import GpuMonitor
+            from engine.reranker_training import run_reranker_stage
+
+            with GpuMonitor(ev):
+                summary = run_reranker_stage(self.cfg, self.ws, ev, self.cancel)
         if summary.get("report"):
             (self.ws.root / "report_reranker.md").write_text(summary["report"], encoding="utf-8")
         self._write_report()

@@ -91,6 +91,15 @@ def apply_lora(model: SentenceTransformer, cfg: EmbedderConfig) -> None:
     )
 
 
+def freeze_unused_pooler(model: SentenceTransformer) -> None:
+    """The encoder's own pooler (BERT, RoBERTa, MPNet) never feeds a sentence-transformers
+    embedding; under DDP without unused-parameter search, weights with no gradient fail the
+    first backward (sentence-transformers #1454)."""
+    for name, param in model.named_parameters():
+        if ".pooler." in name:
+            param.requires_grad_(False)
+
+
 def soup(model: SentenceTransformer, base: SentenceTransformer, alpha: float) -> None:
     """Weight-space interpolation with the base model (WiSE-FT): keeps general skill, keeps gains."""
     import torch
@@ -177,6 +186,7 @@ def train_embedder(
     prompts = column_prompts(model, ecfg)
     if ecfg.lora:
         apply_lora(model, ecfg)
+    freeze_unused_pooler(model)
 
     train = prepared.train.select_columns(["anchor", "positive"])
     has_eval = bool(prepared.eval_queries)
