@@ -164,6 +164,8 @@ def mine(
             sampling_strategy=cfg.sampling,
             output_format="labeled-list",
             batch_size=batch_size,
+            # Its default block (16,384 queries x corpus) is 6 GiB at 100k chunks; ~256 MiB here.
+            faiss_batch_size=max(1, min(16_384, 2**26 // len(texts))),
             use_faiss=cfg.use_faiss and _faiss_available(),
             verbose=False,
         )
