@@ -13,7 +13,7 @@ from engine.callbacks import EventsCallback
 from engine.config import RunConfig
 from engine.config.reranker import RerankerConfig
 from engine.errors import Cancelled
-from engine.events import Emitter, EvalRow
+from engine.events import Emitter, EvalRow, is_main_process
 from engine.models import (
     load_cross_encoder,
     load_embedder,
@@ -101,6 +101,13 @@ def training_data(rc: RerankerConfig, negatives: NegativesResult) -> Any:
     if rc.loss == "mnrl":
         return negatives.tuples()
     return negatives.pairs(seed=rc.seed)
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
 
 
 def _reset_if_stale(folder: Path, fp: str) -> None:
@@ -253,6 +260,49 @@ def model_card(
     return "\n".join(parts)
 
 
+def _save_reranker(
+    model: Any,
+    ws: Workspace,
+    rc: Any,
+    fresh: bool,
+    emb_name: str,
+    weight: float,
+    negatives: Any,
+    report: Any,
+    training: dict[str, Any],
+) -> None:
+    """Only rank 0 writes the model folder: under torchrun every rank reaches this point."""
+    out = ws.reranker_dir
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(str(tmp), create_model_card=False)
+    settings = {
+        "base_model": rc.base_model,
+        "fresh_head": fresh,
+        "embedder": emb_name,
+        "fusion_weight": weight,
+        "top_k": rc.top_k,
+        "loss": rc.loss,
+        "max_length": rc.max_length,
+    }
+    (tmp / SETTINGS_FILE).write_text(json.dumps(settings, indent=2), encoding="utf-8")
+    (tmp / "README.md").write_text(
+        model_card(
+            rc,
+            fresh_head=fresh,
+            embedder=emb_name,
+            negatives=negatives,
+            report=report,
+            training=training,
+        ),
+        encoding="utf-8",
+    )
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.replace(out)
+
+
 def run_reranker_stage(
     cfg: RunConfig, ws: Workspace, events: Emitter, cancel: threading.Event | None = None
 ) -> dict[str, Any]:
@@ -321,10 +371,12 @@ def run_reranker_stage(
         rc.base_model, max_length=rc.max_length, device=device, seed=rc.seed
     )
     ckpt_dir = ws.checkpoints_dir / "reranker"
-    _reset_if_stale(
-        ckpt_dir,
-        fingerprint(rc.to_dict(), emb_name, negatives.counts, len(prepared.train)),
-    )
+    if is_main_process():
+        _reset_if_stale(
+            ckpt_dir,
+            fingerprint(rc.to_dict(), emb_name, negatives.counts, len(prepared.train)),
+        )
+    _barrier()
     training = train_reranker(
         model,
         rc,
@@ -359,35 +411,8 @@ def run_reranker_stage(
             hint="set data.eval_fraction above 0 to measure it",
         )
 
-    out = ws.reranker_dir
-    tmp = out.with_name(out.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    model.save_pretrained(str(tmp), create_model_card=False)
-    settings = {
-        "base_model": rc.base_model,
-        "fresh_head": fresh,
-        "embedder": emb_name,
-        "fusion_weight": weight,
-        "top_k": rc.top_k,
-        "loss": rc.loss,
-        "max_length": rc.max_length,
-    }
-    (tmp / SETTINGS_FILE).write_text(json.dumps(settings, indent=2), encoding="utf-8")
-    (tmp / "README.md").write_text(
-        model_card(
-            rc,
-            fresh_head=fresh,
-            embedder=emb_name,
-            negatives=negatives,
-            report=report,
-            training=training,
-        ),
-        encoding="utf-8",
-    )
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.replace(out)
+    if is_main_process():
+        _save_reranker(model, ws, rc, fresh, emb_name, weight, negatives, report, training)
 
     summary: dict[str, Any] = {
         "negatives": negatives.counts,
@@ -419,7 +444,8 @@ def run_reranker_stage(
                 f"the reranker alone lowers ndcg@10 ({alone:.4f} vs {retr:.4f}); fused with the "
                 f"retriever at w={weight} it raises it to {fused:.4f}"
             )
-    update_metrics(ws.metrics_path, "reranker", summary)
+    if is_main_process():
+        update_metrics(ws.metrics_path, "reranker", summary)
     negs = negatives.counts
     lines = [
         "## Reranker",
