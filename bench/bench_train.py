@@ -48,9 +48,9 @@ def plain(anchors: list[str], positives: list[str], out: Path, seq: int) -> floa
         SentenceTransformer,
         SentenceTransformerTrainer,
         SentenceTransformerTrainingArguments,
-        losses,
     )
     from sentence_transformers.base.sampler import BatchSamplers
+    from sentence_transformers.sentence_transformer import losses
 
     from engine.models import resolve_model
 

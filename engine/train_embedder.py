@@ -51,7 +51,7 @@ def column_prompts(model: SentenceTransformer, cfg: EmbedderConfig) -> dict[str,
 
 
 def build_loss(model: SentenceTransformer, cfg: EmbedderConfig, dims: list[int]) -> Any:
-    from sentence_transformers import losses
+    from sentence_transformers.sentence_transformer import losses
 
     distributed = _world_size() > 1
     if cfg.loss == "distill":
