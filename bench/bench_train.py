@@ -123,6 +123,8 @@ def main() -> int:
     anchors, positives = make_pairs(args.pairs)
     base = Path(tempfile.mkdtemp(prefix="ragtune-train-bench-"))
     times: dict[str, list[float]] = {"plain": [], "ragtune": []}
+    plain(anchors[:64], positives[:64], base / "warm-plain", args.seq)
+    ragtune(anchors[:64], positives[:64], base / "warm-ragtune", args.seq)
     for r in range(args.rounds):
         times["plain"].append(plain(anchors, positives, base / f"plain{r}", args.seq))
         times["ragtune"].append(ragtune(anchors, positives, base / f"ragtune{r}", args.seq))
