@@ -39,18 +39,8 @@ def time_to_first_screen(runs: int = 5) -> list[float]:
         env = dict(
             os.environ, RAGTUNE_CONFIG_DIR=tmp, TERM="xterm-256color", COLUMNS="100", LINES="30"
         )
-        master, slave = pty.openpty()
         start = time.perf_counter()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tui"],
-            cwd=tmp,
-            env={**env, "PYTHONPATH": str(REPO)},
-            stdin=slave,
-            stdout=slave,
-            stderr=slave,
-            close_fds=True,
-        )
-        os.close(slave)
+        proc, master = _spawn([], tmp, env, cols=100, rows=30)
         buf = b""
         elapsed = float("nan")
         deadline = start + 15
