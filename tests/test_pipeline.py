@@ -145,3 +145,24 @@ def test_cli_reports_a_bad_config_without_a_traceback(
     err = capsys.readouterr().err
     assert "embedder.loss" in err and "'mnrl'" in err and "Traceback" not in err
     assert main(["run", str(tmp_path / "missing.toml")]) == 2
+
+
+def test_cli_eval_prints_every_dim_as_json(
+    tmp_path: Path, tiny_bert: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from engine.cli import main
+
+    folder = tmp_path / "beir"
+    folder.mkdir()
+    docs = [(f"d{i}", text) for i, (_, text) in enumerate(TEXTS)]
+    (folder / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": d, "title": "", "text": t}) + "\n" for d, t in docs)
+    )
+    (folder / "queries.jsonl").write_text(
+        json.dumps({"_id": "q1", "text": "forklift inspection"}) + "\n"
+    )
+    (folder / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    assert main(["eval", str(tiny_bert), str(folder), "--dims", "64,16", "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert {"dim_64_cosine_ndcg@10", "dim_16_cosine_ndcg@10"} <= set(scores)
+    assert all(0.0 <= v <= 1.0 for v in scores.values())
