@@ -24,6 +24,8 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    # Libraries' own tqdm bars would interleave with the event-driven progress display.
+    os.environ.setdefault("TQDM_DISABLE", "1")
 
 
 def _console(stderr: bool = False) -> Any:
