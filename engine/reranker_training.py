@@ -18,7 +18,6 @@ from engine.models import (
     load_cross_encoder,
     load_embedder,
     pick_device,
-    precision_flags,
     resolve_model,
 )
 from engine.negatives import NegativesResult, collect_negatives
@@ -31,6 +30,7 @@ from engine.reranker_eval import (
     split_for_tuning,
     take,
 )
+from engine.trainer_args import common_arguments, last_checkpoint, quiet
 from engine.workspace import Workspace, fingerprint
 
 if TYPE_CHECKING:
@@ -135,36 +135,14 @@ def train_reranker(
         CrossEncoderTrainer,
         CrossEncoderTrainingArguments,
     )
-    from transformers.trainer_callback import PrinterCallback
-    from transformers.trainer_utils import get_last_checkpoint
 
     train = training_data(rc, negatives)
     strategy = rc.eval_strategy if evaluator is not None else "no"
     metric = f"eval_{EVAL_NAME}_ndcg@10"
     args = CrossEncoderTrainingArguments(
-        output_dir=str(output_dir),
-        num_train_epochs=rc.epochs,
-        per_device_train_batch_size=rc.batch_size,
-        per_device_eval_batch_size=rc.batch_size,
-        gradient_accumulation_steps=rc.gradient_accumulation_steps,
-        learning_rate=rc.learning_rate,
-        warmup_ratio=rc.warmup_ratio,
-        weight_decay=rc.weight_decay,
-        eval_strategy=strategy,
-        eval_steps=rc.eval_steps or None,
-        save_strategy=strategy if strategy != "no" else "epoch",
-        save_steps=rc.eval_steps or 500,
-        save_total_limit=rc.save_total_limit,
-        load_best_model_at_end=rc.load_best_model_at_end and strategy != "no",
-        metric_for_best_model=metric if strategy != "no" else None,
-        greater_is_better=True,
+        **common_arguments(rc, output_dir, device, eval_strategy=strategy, metric=metric),
         logging_steps=max(1, min(50, len(train) // max(1, rc.batch_size) // 4 or 1)),
-        seed=rc.seed,
-        report_to="none",
-        disable_tqdm=True,
         dataloader_drop_last=False,
-        use_cpu=device == "cpu",
-        **precision_flags(rc.precision, device),
     )
     callback = EventsCallback(events, model="reranker", cancel=cancel)
     trainer = CrossEncoderTrainer(
@@ -175,9 +153,8 @@ def train_reranker(
         evaluator=evaluator,
         callbacks=[callback],
     )
-    # Logs reach the user as events; the printer would write dicts to stdout, which is data.
-    trainer.remove_callback(PrinterCallback)
-    resume = get_last_checkpoint(str(output_dir)) if output_dir.exists() else None
+    quiet(trainer)
+    resume = last_checkpoint(output_dir)
     if resume:
         events.info(f"resuming reranker training from {Path(resume).name}")
     started = time.monotonic()

@@ -13,6 +13,7 @@ from engine.errors import Cancelled, ConfigError
 from engine.events import Emitter
 from engine.models import derive_dims, load_embedder, pick_device, precision_flags
 from engine.prepare import Prepared, load_prepared
+from engine.trainer_args import common_arguments, last_checkpoint, quiet
 from engine.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -120,44 +121,18 @@ def training_arguments(
 
     eval_strategy = cfg.eval_strategy if has_eval else "no"
     return SentenceTransformerTrainingArguments(
-        output_dir=str(output_dir),
-        num_train_epochs=cfg.epochs,
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        learning_rate=cfg.learning_rate,
-        warmup_ratio=cfg.warmup_ratio,
+        **common_arguments(
+            cfg, output_dir, device, eval_strategy=eval_strategy, metric=cfg.metric_for_best_model
+        ),
         lr_scheduler_type=cfg.scheduler,
-        weight_decay=cfg.weight_decay,
         batch_sampler=BatchSamplers.NO_DUPLICATES,
-        eval_strategy=eval_strategy,
-        eval_steps=cfg.eval_steps or None,
-        save_strategy=eval_strategy if eval_strategy != "no" else "epoch",
-        save_steps=cfg.eval_steps or 500,
-        save_total_limit=cfg.save_total_limit,
-        load_best_model_at_end=cfg.load_best_model_at_end and eval_strategy != "no",
-        metric_for_best_model=cfg.metric_for_best_model if eval_strategy != "no" else None,
-        greater_is_better=True,
         logging_steps=max(1, cfg.eval_steps // 10) if cfg.eval_steps else 5,
         logging_first_step=True,
-        report_to="none",
-        disable_tqdm=True,
-        seed=cfg.seed,
         gradient_checkpointing=cfg.gradient_checkpointing,
         prompts=prompts or None,
-        use_cpu=device == "cpu",
         dataloader_drop_last=_world_size() > 1,
         ddp_find_unused_parameters=False if _world_size() > 1 else None,
-        **precision_flags(cfg.precision, device),
     )
-
-
-def last_checkpoint(folder: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    if not folder.is_dir():
-        return None
-    return get_last_checkpoint(str(folder))
 
 
 def train_embedder(
@@ -210,9 +185,7 @@ def train_embedder(
         evaluator=evaluator,
         callbacks=[callback],
     )
-    from transformers.trainer_callback import PrinterCallback
-
-    trainer.remove_callback(PrinterCallback)
+    quiet(trainer)
     resume = last_checkpoint(out_dir)
     if resume:
         events.info(f"resuming from {Path(resume).name}")
