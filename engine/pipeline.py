@@ -38,6 +38,8 @@ class Pipeline:
         self.events = events or Emitter()
         self.events.add(self._log)
         self._fps: dict[str, str] = {}
+        # The workspace copy has absolute paths, so a replay of it matches the original run.
+        self._canonical = cfg.for_workspace(self.ws.root)
 
     # -- fingerprints: a stage re-runs when its settings or anything upstream changed
 
@@ -60,8 +62,7 @@ class Pipeline:
     def fingerprint(self, stage: str) -> str:
         if stage in self._fps:
             return self._fps[stage]
-        # The workspace copy has absolute paths, so a replay of it matches the original run.
-        c = self.cfg.for_workspace(self.ws.root)
+        c = self._canonical
         parts: dict[str, Callable[[], list[Any]]] = {
             "ingest": lambda: [
                 c.sources.to_dict(),
@@ -95,7 +96,7 @@ class Pipeline:
                 "sources", "nothing", "paths, a dataset, or a description of the domain"
             )
         started = time.monotonic()
-        self.cfg.for_workspace(self.ws.root).save(self.ws.config_path)
+        self._canonical.save(self.ws.config_path)
         try:
             with self.ws.lock():
                 for stage in STAGES:
