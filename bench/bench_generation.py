@@ -86,6 +86,20 @@ def messages_for(cfg, chunks) -> list[list[dict[str, str]]]:
     return [gen.messages_for(prompts, c) for c in chunks]
 
 
+async def _call(litellm, url: str, messages) -> None:
+    """The request the generator makes, sent bare: the baselines' unit of work."""
+    await litellm.acompletion(
+        model="openai/fake",
+        api_base=url,
+        api_key="sk-no-key-required",
+        messages=messages,
+        temperature=0.7,
+        max_tokens=1024,
+        response_format={"type": "json_object"},
+        timeout=30,
+    )
+
+
 async def bare_gather(url: str, all_messages, concurrency: int) -> float:
     import litellm
 
@@ -93,16 +107,7 @@ async def bare_gather(url: str, all_messages, concurrency: int) -> float:
 
     async def one(messages) -> None:
         async with sem:
-            await litellm.acompletion(
-                model="openai/fake",
-                api_base=url,
-                api_key="sk-no-key-required",
-                messages=messages,
-                temperature=0.7,
-                max_tokens=1024,
-                response_format={"type": "json_object"},
-                timeout=30,
-            )
+            await _call(litellm, url, messages)
 
     start = time.perf_counter()
     await asyncio.gather(*(one(m) for m in all_messages))
@@ -114,16 +119,7 @@ async def sequential(url: str, all_messages) -> float:
 
     start = time.perf_counter()
     for messages in all_messages:
-        await litellm.acompletion(
-            model="openai/fake",
-            api_base=url,
-            api_key="sk-no-key-required",
-            messages=messages,
-            temperature=0.7,
-            max_tokens=1024,
-            response_format={"type": "json_object"},
-            timeout=30,
-        )
+        await _call(litellm, url, messages)
     return len(all_messages) / (time.perf_counter() - start)
 
 
