@@ -10,6 +10,7 @@ from typing import Any
 from engine.config import RunConfig
 from engine.errors import OfflineError, RagtuneError
 from engine.events import Emitter
+from engine.models import hub_reachable, is_network_error
 from engine.workspace import Workspace
 
 BEGIN = "<!-- ragtune:begin -->"
@@ -110,6 +111,13 @@ def hub_token(cfg: RunConfig) -> str:
 def push_folder(folder: Path, repo_id: str, *, token: str, private: bool) -> str:
     from huggingface_hub import HfApi
 
+    offline = OfflineError(
+        f"could not reach the Hugging Face Hub to push {repo_id}",
+        hint="check the network (HF_HUB_OFFLINE must be unset); the model is saved locally at "
+        f"{folder}",
+    )
+    if not hub_reachable():
+        raise offline
     api = HfApi(token=token)
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
@@ -118,12 +126,8 @@ def push_folder(folder: Path, repo_id: str, *, token: str, private: bool) -> str
         )
     except Exception as exc:
         name = type(exc).__name__
-        if "Offline" in name or "Connection" in name or "Timeout" in name:
-            raise OfflineError(
-                f"could not reach the Hugging Face Hub to push {repo_id}",
-                hint="check the network (HF_HUB_OFFLINE must be unset); the model is saved locally at "
-                f"{folder}",
-            ) from None
+        if is_network_error(exc):
+            raise offline from None
         raise RagtuneError(f"push to {repo_id} failed: {name}: {exc}", where=str(folder)) from None
     return str(getattr(info, "commit_url", repo_id))
 

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import OfflineError
+from engine.errors import InputError, OfflineError, RagtuneError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -67,15 +67,68 @@ def _hint_for(name: str) -> str:
     offline = os.environ.get("HF_HUB_OFFLINE") == "1"
     return (
         f"use a local folder for {name!r}, or download it first on a machine with access "
-        "(`huggingface-cli download NAME --local-dir DIR`) and pass DIR"
+        "(`hf download NAME --local-dir DIR`) and pass DIR"
         + ("" if offline else "; on a machine without network set HF_HUB_OFFLINE=1")
     )
 
 
-def _unloadable(name: str, exc: OSError) -> OfflineError:
+_HUB_REACHABLE: bool | None = None
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """One quick probe per process: without it, huggingface_hub 1.x retries every file of an
+    unreachable Hub with back-off, about 23 s each, before failing."""
+    global _HUB_REACHABLE
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return False
+    if _HUB_REACHABLE is None:
+        import urllib.error
+        import urllib.request
+
+        endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+        try:
+            urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=timeout)
+            _HUB_REACHABLE = True
+        except urllib.error.HTTPError:
+            _HUB_REACHABLE = True
+        except (OSError, ValueError):
+            _HUB_REACHABLE = False
+    return _HUB_REACHABLE
+
+
+def hub_kwargs(resolved: str) -> dict[str, Any]:
+    """``local_files_only`` for a Hub name when the Hub cannot be reached: the cache still works,
+    and a model that is not cached fails at once instead of after the retries."""
+    if Path(resolved).exists() or hub_reachable():
+        return {}
+    return {"local_files_only": True}
+
+
+_NETWORK_ERRORS = ("LocalEntryNotFoundError", "OfflineModeIsEnabled", "ConnectError")
+
+
+def is_network_error(exc: BaseException) -> bool:
+    """True when the cause chain shows the Hub was not reached (hub 0.x requests or 1.x httpx)."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        names = {k.__name__ for k in type(cur).__mro__}
+        if names & {*_NETWORK_ERRORS, "ConnectionError", "TimeoutError", "TransportError"}:
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+def _unloadable(name: str, exc: OSError) -> RagtuneError:
     first = str(exc).splitlines()[0] if str(exc) else ""
-    return OfflineError(
-        f"could not load model {name!r}: {type(exc).__name__}: {first}", hint=_hint_for(name)
+    detail = f"{type(exc).__name__}: {first}"
+    if is_network_error(exc) or not hub_reachable():
+        return OfflineError(f"could not load model {name!r}: {detail}", hint=_hint_for(name))
+    return InputError(
+        f"could not load model {name!r}: {detail}",
+        hint="check the name (organisation/model on the Hub) or the local folder's path; "
+        "a gated model needs a token in HF_TOKEN",
     )
 
 
@@ -87,8 +140,9 @@ def load_embedder(name: str, *, device: str | None = None, **kwargs: Any) -> Sen
     """
     from sentence_transformers import SentenceTransformer
 
+    resolved = resolve_model(name)
     try:
-        return SentenceTransformer(resolve_model(name), device=device, **kwargs)
+        return SentenceTransformer(resolved, device=device, **hub_kwargs(resolved), **kwargs)
     except OSError as exc:
         raise _unloadable(name, exc) from None
 
@@ -96,8 +150,9 @@ def load_embedder(name: str, *, device: str | None = None, **kwargs: Any) -> Sen
 def load_cross_encoder(name: str, *, device: str | None = None, **kwargs: Any) -> Any:
     from sentence_transformers import CrossEncoder
 
+    resolved = resolve_model(name)
     try:
-        return CrossEncoder(resolve_model(name), device=device, **kwargs)
+        return CrossEncoder(resolved, device=device, **hub_kwargs(resolved), **kwargs)
     except OSError as exc:
         raise _unloadable(name, exc) from None
 
@@ -107,9 +162,6 @@ def load_tokenizer(name: str) -> Any:
 
     resolved = resolve_model(name)
     try:
-        return AutoTokenizer.from_pretrained(resolved)
+        return AutoTokenizer.from_pretrained(resolved, **hub_kwargs(resolved))
     except OSError as exc:
-        raise OfflineError(
-            f"could not load the tokenizer of {name!r}: {str(exc).splitlines()[0]}",
-            hint=_hint_for(name),
-        ) from None
+        raise _unloadable(name, exc) from None

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,24 @@ if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder, SentenceTransformer
 
 SOURCES = ("mined", "llm_passage", "llm_query", "random")
+
+
+@contextmanager
+def _without_progress_bars(model: SentenceTransformer) -> Iterator[None]:
+    """mine_hard_negatives asks for tqdm bars unconditionally; ours come from events."""
+    names = ("encode_query", "encode_document", "encode")
+    originals = {name: getattr(model, name) for name in names}
+
+    def quiet(fn: Any) -> Any:
+        return lambda *args, **kwargs: fn(*args, **{**kwargs, "show_progress_bar": False})
+
+    for name, fn in originals.items():
+        setattr(model, name, quiet(fn))
+    try:
+        yield
+    finally:
+        for name in names:
+            delattr(model, name)
 
 
 def _key(text: str) -> str:
@@ -149,26 +168,27 @@ def mine(
     state = random.getstate()
     random.seed(cfg.seed)
     try:
-        mined = mine_hard_negatives(
-            Dataset.from_dict({"query": anchors, "passage": positives}),
-            embedder,
-            anchor_column_name="query",
-            positive_column_name="passage",
-            corpus=texts,
-            cross_encoder=cross_encoder,
-            range_min=range_min,
-            range_max=range_max,
-            max_score=cfg.max_score,
-            absolute_margin=cfg.margin if cfg.margin >= 0 else None,
-            num_negatives=num,
-            sampling_strategy=cfg.sampling,
-            output_format="labeled-list",
-            batch_size=batch_size,
-            # Its default block (16,384 queries x corpus) is 6 GiB at 100k chunks; ~256 MiB here.
-            faiss_batch_size=max(1, min(16_384, 2**26 // len(texts))),
-            use_faiss=cfg.use_faiss and _faiss_available(),
-            verbose=False,
-        )
+        with _without_progress_bars(embedder):
+            mined = mine_hard_negatives(
+                Dataset.from_dict({"query": anchors, "passage": positives}),
+                embedder,
+                anchor_column_name="query",
+                positive_column_name="passage",
+                corpus=texts,
+                cross_encoder=cross_encoder,
+                range_min=range_min,
+                range_max=range_max,
+                max_score=cfg.max_score,
+                absolute_margin=cfg.margin if cfg.margin >= 0 else None,
+                num_negatives=num,
+                sampling_strategy=cfg.sampling,
+                output_format="labeled-list",
+                batch_size=batch_size,
+                # Its default block (16,384 queries x corpus) is 6 GiB at 100k chunks; ~256 MiB here.
+                faiss_batch_size=max(1, min(16_384, 2**26 // len(texts))),
+                use_faiss=cfg.use_faiss and _faiss_available(),
+                verbose=False,
+            )
     finally:
         random.setstate(state)
     by_query = {g.query: g for g in groups}

@@ -76,16 +76,18 @@ class RichRenderer:
             total = self.progress.tasks[task].total or 1
             self.progress.update(task, completed=total, total=total, note=f"{event.seconds:.1f}s")
         elif isinstance(event, StageSkipped):
-            self.progress.console.print(f"[dim]{event.stage}: skipped ({event.reason})[/]")
+            self.progress.console.print(
+                f"[dim]{event.stage}: skipped ({event.reason})[/]", soft_wrap=True
+            )
         elif isinstance(event, Message):
             style = {"warning": "yellow", "error": "red"}.get(event.level, "dim")
             where = f"{event.where}: " if event.where else ""
             hint = f" — {event.hint}" if event.hint else ""
             line = escape(f"{event.stage}: {where}{event.text}{hint}")
-            self.progress.console.print(f"[{style}]{line}[/]")
+            self.progress.console.print(f"[{style}]{line}[/]", soft_wrap=True)
         elif isinstance(event, RunFailed):
             self.progress.console.print(
-                f"[red]{escape(f'failed in {event.stage}: {event.error}')}[/]"
+                f"[red]{escape(f'failed in {event.stage}: {event.error}')}[/]", soft_wrap=True
             )
 
     def close(self) -> None:

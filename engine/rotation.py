@@ -50,7 +50,7 @@ def fit_rotation(
 def append_rotation(model: SentenceTransformer, rotation: np.ndarray) -> None:
     """A bias-free identity-activation Dense layer, so plain sentence-transformers loads the result."""
     import torch
-    from sentence_transformers.models import Dense
+    from sentence_transformers.sentence_transformer.modules import Dense
 
     size = rotation.shape[0]
     layer = Dense(

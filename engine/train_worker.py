@@ -139,7 +139,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from engine.quiet import quiet_libraries
+
+    quiet_libraries()
     from engine.config import load_config
     from engine.launch import choose_backend, training_device
     from engine.workspace import Workspace
