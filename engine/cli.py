@@ -16,16 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EXIT_CODES, Cancelled, RagtuneError
-
-
-def _quiet_libraries() -> None:
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-    # Libraries' own tqdm bars would interleave with the event-driven progress display.
-    os.environ.setdefault("TQDM_DISABLE", "1")
+from engine.quiet import quiet_libraries
 
 
 def _console(stderr: bool = False) -> Any:
@@ -98,7 +89,7 @@ def _print_results(ws: Any, *, as_json: bool) -> None:
             out.print(metrics_table(rows, f"{suite} queries: base vs fine-tuned"))
     rr = ws.root / "report_reranker.md"
     if rr.exists():
-        out.print(rr.read_text(encoding="utf-8"))
+        out.print(rr.read_text(encoding="utf-8"), soft_wrap=True, markup=False)
     out.print(f"report: {ws.report_path}\nmodels: {ws.models_dir}")
 
 
@@ -159,12 +150,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     from engine.workspace import Workspace
 
     p = Path(args.workspace)
+    cfg = None
     if p.is_file():
-        p = _load(str(p)).workspace_dir
+        cfg = _load(str(p))
+        p = cfg.workspace_dir
     ws = Workspace(p.resolve())
     if not ws.root.exists():
         raise RagtuneError("no such workspace", where=str(p), hint="check the path")
-    status = ws.status()
+    status = ws.status(cfg.for_workspace(ws.root) if cfg is not None else None)
     if args.json:
         print(json.dumps(status, indent=2))
     else:
@@ -356,7 +349,7 @@ def _stages() -> tuple[str, ...]:
 def main(argv: list[str] | None = None) -> int:
     from rich.markup import escape
 
-    _quiet_libraries()
+    quiet_libraries()
     args = build_parser().parse_args(argv)
     err = _console(stderr=True)
     try:

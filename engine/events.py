@@ -9,13 +9,14 @@ not know, so the engine may add both without breaking an older TUI.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
+
+from engine.dist import is_main_process
 
 
 @dataclass(kw_only=True)
@@ -148,11 +149,6 @@ def event_from_dict(data: dict[str, Any]) -> Event | None:
 
 
 EventSink = Callable[[Event], None]
-
-
-def is_main_process() -> bool:
-    """Under torchrun only rank 0 writes events, so a log has one line per step."""
-    return os.environ.get("RANK", "0") == "0"
 
 
 class Emitter:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,11 +79,19 @@ def _is_hidden(rel: str) -> bool:
     return any(part.startswith((".", "~$")) for part in rel.split("/"))
 
 
-def discover_files(cfg: SourcesConfig, base_dir: Path) -> list[Path]:
+def discover_files(
+    cfg: SourcesConfig,
+    base_dir: Path,
+    *,
+    missing: str = "error",
+    on_missing: Callable[[Path], None] | None = None,
+) -> list[Path]:
     """Files named in ``paths`` plus folder contents that pass include and exclude, sorted.
 
     A file named directly is always kept (a wrong type is reported when read); folders
     are walked without following symlinked folders, so a link loop cannot hang ingest.
+    ``missing="skip"`` passes over a path that does not exist (telling ``on_missing``), as a
+    bad file is passed over, so one typo does not abort a run over many folders.
     """
     include = [_glob_regex(p) for p in cfg.include]
     exclude = [_glob_regex(p) for p in cfg.exclude]
@@ -92,6 +100,10 @@ def discover_files(cfg: SourcesConfig, base_dir: Path) -> list[Path]:
         path = Path(raw).expanduser()
         path = path if path.is_absolute() else base_dir / path
         if not path.exists():
+            if missing == "skip":
+                if on_missing is not None:
+                    on_missing(path)
+                continue
             raise InputError(
                 "source path does not exist",
                 where=str(path),
@@ -440,7 +452,17 @@ def iter_documents(
     limit: int = 0,
 ) -> Iterator[Document]:
     """Files then dataset rows, one at a time; unusable files are reported and skipped."""
-    files = discover_files(cfg, base_dir)
+
+    def missing(path: Path) -> None:
+        if stats is not None:
+            stats.skipped_files += 1
+        events.warning(
+            "skipped: source path does not exist",
+            where=str(path),
+            hint="check sources.paths (relative paths are read from the config's folder)",
+        )
+
+    files = discover_files(cfg, base_dir, missing="skip", on_missing=missing)
     yielded = 0
     for done, path in enumerate(files, start=1):
         try:

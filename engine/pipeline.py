@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from engine.config import RunConfig
@@ -18,7 +17,8 @@ from engine.events import (
     StageSkipped,
     StageStarted,
 )
-from engine.workspace import STAGES, Workspace, fingerprint
+from engine.stages import STAGES, StagePlan, digest
+from engine.workspace import Workspace
 
 
 class Pipeline:
@@ -30,59 +30,17 @@ class Pipeline:
         cancel: threading.Event | None = None,
         api_key: str | None = None,
     ) -> None:
-        self.cfg = cfg
         self.ws = Workspace.create(cfg.workspace_dir)
+        # Stages run on the workspace copy (absolute paths), the same config a replay reads,
+        # so a stage launched in a child process computes the same fingerprints.
+        self.cfg = cfg.for_workspace(self.ws.root)
         self.cancel = cancel or threading.Event()
         self.api_key = api_key
-        self._log = JsonlEventLog(self.ws.events_path)
         self.events = events or Emitter()
-        self.events.add(self._log)
-        self._fps: dict[str, str] = {}
-        # The workspace copy has absolute paths, so a replay of it matches the original run.
-        self._canonical = cfg.for_workspace(self.ws.root)
-
-    # -- fingerprints: a stage re-runs when its settings or anything upstream changed
-
-    def _source_state(self) -> list[Any]:
-        from engine.ingest import discover_files
-
-        src = self.cfg.sources
-        files = []
-        if src.paths:
-            for p in discover_files(src, self.cfg.base_dir):
-                st = p.stat()
-                files.append((str(p), st.st_size, int(st.st_mtime)))
-        dataset = src.dataset
-        local = self.cfg.resolve(dataset) if dataset else None
-        if local is not None and local.exists():
-            st = local.stat()
-            dataset = f"{local}:{st.st_size}:{int(st.st_mtime)}"
-        return [files, dataset]
+        self.plan = StagePlan(self.cfg, self.ws)
 
     def fingerprint(self, stage: str) -> str:
-        if stage in self._fps:
-            return self._fps[stage]
-        c = self._canonical
-        parts: dict[str, Callable[[], list[Any]]] = {
-            "ingest": lambda: [
-                c.sources.to_dict(),
-                c.chunking.to_dict(),
-                c.chunking.tokenizer or c.embedder.base_model,
-                self._source_state(),
-            ],
-            "generate": lambda: [self.fingerprint("ingest"), c.generation.to_dict()],
-            "prepare": lambda: [self.fingerprint("generate"), c.data.to_dict()],
-            "train": lambda: [self.fingerprint("prepare"), _training_settings(c)],
-            "evaluate": lambda: [self.fingerprint("train"), c.eval.to_dict()],
-            "rerank": lambda: [self.fingerprint("train"), c.reranker.to_dict()],
-            "export": lambda: [
-                self.fingerprint("evaluate"),
-                self.fingerprint("rerank"),
-                c.export.to_dict(),
-            ],
-        }
-        self._fps[stage] = fingerprint(stage, *parts[stage]())
-        return self._fps[stage]
+        return self.plan.fingerprint(stage)
 
     # -- running
 
@@ -96,54 +54,72 @@ class Pipeline:
                 "sources", "nothing", "paths, a dataset, or a description of the domain"
             )
         started = time.monotonic()
-        self._canonical.save(self.ws.config_path)
-        try:
-            with self.ws.lock():
+        # Nothing is written before the lock is ours: a refused run must not touch the
+        # workspace of the run that holds it.
+        with self.ws.lock():
+            self.cfg.save(self.ws.config_path)
+            log = JsonlEventLog(self.ws.events_path)
+            self.events.add(log)
+            try:
                 for stage in STAGES:
                     if stage in wanted:
                         self._run_stage(stage)
-            self.events.emit(
-                RunFinished(workspace=str(self.ws.root), seconds=time.monotonic() - started)
-            )
-        except RagtuneError as exc:
-            self.events.emit(
-                RunFailed(error=exc.message, hint=exc.hint, error_type=type(exc).__name__)
-            )
-            raise
-        except KeyboardInterrupt:
-            self.events.emit(RunFailed(error="interrupted", error_type="Cancelled"))
-            raise Cancelled() from None
-        except Exception as exc:
-            self.events.emit(
-                RunFailed(
-                    error=f"{type(exc).__name__}: {exc}",
-                    error_type=type(exc).__name__,
-                    hint=f"see {self.ws.root / 'run.log'} or rerun with --debug",
+                self.events.emit(
+                    RunFinished(workspace=str(self.ws.root), seconds=time.monotonic() - started)
                 )
-            )
-            raise
-        finally:
-            self.events.remove(self._log)
-            self._log.close()
+            except RagtuneError as exc:
+                self.events.emit(
+                    RunFailed(error=exc.message, hint=exc.hint, error_type=type(exc).__name__)
+                )
+                raise
+            except KeyboardInterrupt:
+                self.events.emit(RunFailed(error="interrupted", error_type="Cancelled"))
+                raise Cancelled() from None
+            except Exception as exc:
+                self.events.emit(
+                    RunFailed(
+                        error=f"{type(exc).__name__}: {exc}",
+                        error_type=type(exc).__name__,
+                        hint=f"see {self.ws.root / 'run.log'} or rerun with --debug",
+                    )
+                )
+                raise
+            finally:
+                self.ws.set_current(None)
+                self.events.remove(log)
+                log.close()
         return self.ws
 
     def _run_stage(self, stage: str) -> None:
-        if stage == "rerank" and not self.cfg.reranker.enabled:
-            self.events.for_stage(stage).emit(StageSkipped(reason="reranker disabled in config"))
-            return
-        fp = self.fingerprint(stage)
         ev = self.events.for_stage(stage)
         self.events.stage = stage
-        if self.ws.is_done(stage, fp):
+        if stage == "rerank" and not self.cfg.reranker.enabled:
+            ev.emit(StageSkipped(reason="reranker disabled in config"))
+            return
+        if self.plan.is_current(stage, self.ws):
             ev.emit(StageSkipped(reason="up to date"))
             return
         if self.cancel.is_set():
             raise Cancelled()
+        self.ws.set_current(stage)
         ev.emit(StageStarted())
         t0 = time.monotonic()
-        summary = getattr(self, f"_stage_{stage}")(ev) or {}
-        self.ws.mark_done(stage, fp, _jsonable(summary))
-        ev.emit(StageFinished(seconds=time.monotonic() - t0, summary=_jsonable(summary)))
+        _seed_everything(self.cfg.run.seed)
+        summary = _jsonable(getattr(self, f"_stage_{stage}")(ev) or {})
+        incomplete = str(summary.pop("incomplete", "") or "")
+        self.ws.mark_done(
+            stage,
+            self.fingerprint(stage),
+            summary,
+            inputs=self.plan.inputs(stage),
+            incomplete=incomplete,
+            output=digest([summary, self._output_keys(stage)]),
+        )
+        ev.emit(StageFinished(seconds=time.monotonic() - t0, summary=summary))
+
+    def _output_keys(self, stage: str) -> str:
+        keys = self.ws.state_dir / f"{stage}_keys.txt"
+        return keys.read_text() if keys.exists() else ""
 
     # -- stages
 
@@ -181,6 +157,21 @@ class Pipeline:
         (self.ws.state_dir / "generate_keys.txt").write_text("\n".join(summary.keys))
         out = asdict(summary)
         out.pop("keys")
+        if summary.failed:
+            out["incomplete"] = _failed_calls(summary)
+            share = summary.failed / max(1, summary.chunks)
+            limit = self.cfg.generation.max_failed_share
+            if share > limit:
+                raise RagtuneError(
+                    f"{out['incomplete']} ({share:.0%} of {summary.chunks} chunks, over the "
+                    f"{limit:.0%} allowed by generation.max_failed_share)",
+                    where="generate",
+                    hint="run again: finished calls are kept and only the failed ones are "
+                    "retried; see the reasons above (rate limits, timeouts, bad JSON)",
+                )
+            ev.warning(
+                f"{out['incomplete']}; training goes on without them and the next run retries them"
+            )
         return out
 
     def _stage_prepare(self, ev: Emitter) -> dict[str, Any]:
@@ -244,8 +235,25 @@ class Pipeline:
         self.ws.report_path.write_text("\n".join(parts), encoding="utf-8")
 
 
-def _training_settings(c: RunConfig) -> list[Any]:
-    return [c.embedder.to_dict(), c.distributed.to_dict()]
+def _failed_calls(summary: Any) -> str:
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary.failures_by_reason.items()))
+    return f"{summary.failed} chunks failed" + (f" ({reasons})" if reasons else "")
+
+
+def _seed_everything(seed: int) -> None:
+    """``run.seed``: whatever has no seed of its own (fresh heads, dropout, shuffles)."""
+    import random
+
+    random.seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed % 2**32)
+    except ImportError:  # pragma: no cover
+        pass
+    import torch
+
+    torch.manual_seed(seed)
 
 
 def _jsonable(value: Any) -> Any:

@@ -15,6 +15,7 @@ from engine.config.reranker import RerankerConfig
 from engine.errors import Cancelled
 from engine.events import Emitter, EvalRow, is_main_process
 from engine.models import (
+    hub_kwargs,
     load_cross_encoder,
     load_embedder,
     pick_device,
@@ -30,8 +31,14 @@ from engine.reranker_eval import (
     split_for_tuning,
     take,
 )
-from engine.trainer_args import common_arguments, last_checkpoint, quiet
-from engine.workspace import Workspace, fingerprint
+from engine.stages import StagePlan
+from engine.trainer_args import (
+    common_arguments,
+    last_checkpoint,
+    quiet,
+    reset_stale_checkpoints,
+)
+from engine.workspace import Workspace
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
@@ -46,7 +53,8 @@ def has_classifier_head(name: str) -> bool:
     from transformers import AutoConfig
 
     try:
-        config = AutoConfig.from_pretrained(resolve_model(name))
+        resolved = resolve_model(name)
+        config = AutoConfig.from_pretrained(resolved, **hub_kwargs(resolved))
     except (OSError, ValueError):
         return False
     archs = getattr(config, "architectures", None) or []
@@ -101,22 +109,6 @@ def training_data(rc: RerankerConfig, negatives: NegativesResult) -> Any:
     if rc.loss == "mnrl":
         return negatives.tuples()
     return negatives.pairs(seed=rc.seed)
-
-
-def _barrier() -> None:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-
-
-def _reset_if_stale(folder: Path, fp: str) -> None:
-    """Checkpoints from other settings or data must not be resumed."""
-    marker = folder / "ragtune_fingerprint"
-    if folder.exists() and (not marker.exists() or marker.read_text().strip() != fp):
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    marker.write_text(fp)
 
 
 def train_reranker(
@@ -348,12 +340,7 @@ def run_reranker_stage(
         rc.base_model, max_length=rc.max_length, device=device, seed=rc.seed
     )
     ckpt_dir = ws.checkpoints_dir / "reranker"
-    if is_main_process():
-        _reset_if_stale(
-            ckpt_dir,
-            fingerprint(rc.to_dict(), emb_name, negatives.counts, len(prepared.train)),
-        )
-    _barrier()
+    reset_stale_checkpoints(ckpt_dir, StagePlan(cfg, ws).fingerprint("rerank"))
     training = train_reranker(
         model,
         rc,

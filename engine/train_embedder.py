@@ -9,11 +9,19 @@ from typing import TYPE_CHECKING, Any
 from engine.callbacks import EventsCallback
 from engine.config import RunConfig
 from engine.config.training import EmbedderConfig
+from engine.dist import world_size
 from engine.errors import Cancelled, ConfigError
 from engine.events import Emitter
 from engine.models import derive_dims, load_embedder, pick_device, precision_flags
 from engine.prepare import Prepared, load_prepared
-from engine.trainer_args import common_arguments, last_checkpoint, quiet
+from engine.stages import StagePlan
+from engine.trainer_args import (
+    checkpointing_argument,
+    common_arguments,
+    last_checkpoint,
+    quiet,
+    reset_stale_checkpoints,
+)
 from engine.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -54,7 +62,7 @@ def column_prompts(model: SentenceTransformer, cfg: EmbedderConfig) -> dict[str,
 def build_loss(model: SentenceTransformer, cfg: EmbedderConfig, dims: list[int]) -> Any:
     from sentence_transformers.sentence_transformer import losses
 
-    distributed = _world_size() > 1
+    distributed = world_size() > 1
     if cfg.loss == "distill":
         from engine.losses import MatryoshkaDistillLoss
 
@@ -72,24 +80,58 @@ def build_loss(model: SentenceTransformer, cfg: EmbedderConfig, dims: list[int])
     return losses.MatryoshkaLoss(model, inner, matryoshka_dims=dims)
 
 
-def _world_size() -> int:
-    import os
-
-    return int(os.environ.get("WORLD_SIZE", "1"))
+def _hf_model(model: SentenceTransformer) -> Any:
+    return model[0].auto_model
 
 
 def apply_lora(model: SentenceTransformer, cfg: EmbedderConfig) -> None:
-    from peft import LoraConfig, TaskType
+    """LoRA layers injected by peft itself: transformers' ``add_adapter`` route demands a newer
+    peft than PyPI serves alongside transformers 5.24, and either way the merge is ours."""
+    from peft import LoraConfig, TaskType, inject_adapter_in_model
 
-    model.add_adapter(
-        LoraConfig(
-            task_type=TaskType.FEATURE_EXTRACTION,
-            r=cfg.lora_r,
-            lora_alpha=cfg.lora_alpha,
-            lora_dropout=cfg.lora_dropout,
-            inference_mode=False,
-        )
+    config = LoraConfig(
+        task_type=TaskType.FEATURE_EXTRACTION,
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=cfg.lora_target_modules or None,
+        inference_mode=False,
     )
+    hf = _hf_model(model)
+    if config.target_modules is None:
+        from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as targets
+
+        known = targets.get(hf.config.model_type)
+        if known is None:
+            raise ConfigError(
+                "embedder.lora_target_modules",
+                [],
+                f"the linear layers to adapt in a {hf.config.model_type!r} model, "
+                'e.g. ["query", "value"]',
+            )
+        config.target_modules = set(known)
+    inject_adapter_in_model(config, hf)
+    for name, param in hf.named_parameters():
+        param.requires_grad_("lora_" in name)
+
+
+def merge_lora(model: SentenceTransformer) -> SentenceTransformer:
+    """Fold every adapter into its base weight and put the plain layer back, so the saved
+    model is an ordinary checkpoint that loads without peft."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    hf = _hf_model(model)
+    for parent in list(hf.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, BaseTunerLayer):
+                child.merge(safe_merge=True)
+                setattr(parent, name, child.get_base_layer())
+    hf.__dict__.pop("peft_config", None)
+    if hasattr(hf, "_hf_peft_config_loaded"):
+        hf._hf_peft_config_loaded = False
+    for param in hf.parameters():
+        param.requires_grad_(True)
+    return model
 
 
 def freeze_unused_pooler(model: SentenceTransformer) -> None:
@@ -128,10 +170,10 @@ def training_arguments(
         batch_sampler=BatchSamplers.NO_DUPLICATES,
         logging_steps=max(1, cfg.eval_steps // 10) if cfg.eval_steps else 5,
         logging_first_step=True,
-        gradient_checkpointing=cfg.gradient_checkpointing,
+        **checkpointing_argument(cfg.gradient_checkpointing),
         prompts=prompts or None,
-        dataloader_drop_last=_world_size() > 1,
-        ddp_find_unused_parameters=False if _world_size() > 1 else None,
+        dataloader_drop_last=world_size() > 1,
+        ddp_find_unused_parameters=False if world_size() > 1 else None,
     )
 
 
@@ -175,6 +217,7 @@ def train_embedder(
             document_prompt=prompts.get("positive"),
         )
     out_dir = ws.checkpoints_dir / "embedder"
+    reset_stale_checkpoints(out_dir, StagePlan(cfg, ws).fingerprint("train"))
     args = training_arguments(ecfg, out_dir, device, has_eval, prompts)
     callback = EventsCallback(events, model="embedder", cancel=cancel)
     trainer = SentenceTransformerTrainer(
@@ -197,7 +240,7 @@ def train_embedder(
 
     model.max_seq_length = own_max_length
     if ecfg.lora:
-        model = _merge_lora(model)
+        model = merge_lora(model)
     if ecfg.soup_alpha < 1.0:
         base = load_embedder(ecfg.base_model, device=str(model.device))
         soup(model, base, ecfg.soup_alpha)
@@ -231,16 +274,3 @@ def train_embedder(
             (k for k, v in precision_flags(ecfg.precision, device).items() if v), "fp32"
         ),
     }
-
-
-def _merge_lora(model: SentenceTransformer) -> SentenceTransformer:
-    """Fold the adapters into the weights so the saved model loads without peft."""
-    transformer = model[0]
-    auto_model = getattr(transformer, "auto_model", None) or getattr(transformer, "model", None)
-    if auto_model is not None and hasattr(auto_model, "merge_and_unload"):
-        merged = auto_model.merge_and_unload()
-        if hasattr(transformer, "auto_model"):
-            transformer.auto_model = merged
-        else:
-            transformer.model = merged
-    return model

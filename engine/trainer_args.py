@@ -23,7 +23,7 @@ def common_arguments(
         "per_device_eval_batch_size": cfg.batch_size,
         "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
         "learning_rate": cfg.learning_rate,
-        "warmup_ratio": cfg.warmup_ratio,
+        **warmup_argument(cfg.warmup_ratio),
         "weight_decay": cfg.weight_decay,
         "eval_strategy": eval_strategy,
         "eval_steps": cfg.eval_steps or None,
@@ -39,6 +39,41 @@ def common_arguments(
         "use_cpu": device == "cpu",
         **precision_flags(cfg.precision, device),
     }
+
+
+def _transformers_major() -> int:
+    import transformers
+
+    return int(transformers.__version__.split(".")[0])
+
+
+def warmup_argument(ratio: float) -> dict[str, float]:
+    """transformers 5 takes the ratio as a float ``warmup_steps``; 4.x only as ``warmup_ratio``."""
+    return {"warmup_steps": ratio} if _transformers_major() >= 5 else {"warmup_ratio": ratio}
+
+
+def checkpointing_argument(enabled: bool) -> dict[str, bool]:
+    """Activation checkpointing under the name the installed transformers uses (renamed in 5)."""
+    if not enabled:
+        return {}
+    key = "activation_checkpointing" if _transformers_major() >= 5 else "gradient_checkpointing"
+    return {key: True}
+
+
+def reset_stale_checkpoints(folder: Path, fingerprint: str) -> None:
+    """Checkpoints made with other settings or data must never be resumed; rank 0 wipes them
+    and the other ranks wait, so every rank sees the same folder."""
+    import shutil
+
+    from engine.dist import barrier, is_main_process
+
+    marker = folder / "ragtune_fingerprint"
+    if is_main_process():
+        if folder.exists() and (not marker.exists() or marker.read_text().strip() != fingerprint):
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        marker.write_text(fingerprint)
+    barrier()
 
 
 def last_checkpoint(folder: Path) -> str | None:

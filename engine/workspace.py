@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import RagtuneError
+from engine.stages import STAGES, digest
 
-STAGES = ("ingest", "generate", "prepare", "train", "evaluate", "rerank", "export")
+if TYPE_CHECKING:
+    from engine.stages import StageStatus
 
 
 def fingerprint(*parts: Any) -> str:
-    """A short stable hash of settings and upstream fingerprints; a change re-runs the stage."""
-    blob = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    """A short stable hash of settings and inputs."""
+    return digest(list(parts))
 
 
 @dataclass(frozen=True)
@@ -87,43 +87,93 @@ class Workspace:
     def _state_file(self, stage: str) -> Path:
         return self.state_dir / f"{stage}.json"
 
-    def is_done(self, stage: str, fp: str) -> bool:
-        path = self._state_file(stage)
-        if not path.exists():
-            return False
+    def stage_state(self, stage: str) -> dict[str, Any] | None:
+        """What the stage recorded when it last finished: fingerprint, inputs, summary."""
         try:
-            return json.loads(path.read_text())["fingerprint"] == fp
-        except (json.JSONDecodeError, KeyError):
-            return False
+            data = json.loads(self._state_file(stage).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        return data if isinstance(data, dict) else None
 
-    def mark_done(self, stage: str, fp: str, summary: dict[str, Any] | None = None) -> None:
+    def is_done(self, stage: str, fp: str) -> bool:
+        state = self.stage_state(stage)
+        return bool(state) and state.get("fingerprint") == fp and not state.get("incomplete")
+
+    def mark_done(
+        self,
+        stage: str,
+        fp: str,
+        summary: dict[str, Any] | None = None,
+        inputs: dict[str, Any] | None = None,
+        incomplete: str = "",
+        output: str = "",
+    ) -> None:
+        """``incomplete`` records a stage that ran but left work to do (e.g. failed LLM calls):
+        it is not done, so the next run takes it up again."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         tmp = self._state_file(stage).with_suffix(".tmp")
-        tmp.write_text(
-            json.dumps({"fingerprint": fp, "finished": time.time(), "summary": summary or {}})
-        )
+        record = {
+            "fingerprint": fp,
+            "finished": time.time(),
+            "summary": summary or {},
+            "inputs": inputs or {},
+            "output": output,
+        }
+        if incomplete:
+            record["incomplete"] = incomplete
+        tmp.write_text(json.dumps(record, default=str))
         tmp.replace(self._state_file(stage))
 
     def clear(self, stage: str) -> None:
         self._state_file(stage).unlink(missing_ok=True)
 
     def stage_summary(self, stage: str) -> dict[str, Any] | None:
-        path = self._state_file(stage)
-        if not path.exists():
-            return None
+        state = self.stage_state(stage)
+        return None if state is None else state.get("summary", {})
+
+    def set_current(self, stage: str | None) -> None:
+        """The stage now running, so ``ragtune status`` can say so from another process."""
+        path = self.state_dir / "current_stage"
+        if stage is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_text(stage)
+
+    def current_stage(self) -> str | None:
         try:
-            return json.loads(path.read_text()).get("summary", {})
-        except json.JSONDecodeError:
+            return (self.state_dir / "current_stage").read_text().strip() or None
+        except FileNotFoundError:
             return None
 
-    def status(self) -> dict[str, str]:
-        """done / not started per stage, for `ragtune status` and the TUI's start screen."""
-        out = {}
-        for stage in STAGES:
-            out[stage] = "done" if self._state_file(stage).exists() else "not started"
-        if out["generate"] != "done" and self.generated_path.exists():
-            out["generate"] = "partial"
-        return out
+    def has_partial_output(self, stage: str) -> bool:
+        partial = {
+            "generate": self.generated_path,
+            "train": self.checkpoints_dir / "embedder",
+            "rerank": self.checkpoints_dir / "reranker",
+        }.get(stage)
+        return partial is not None and partial.exists()
+
+    def stage_statuses(self, cfg: Any = None) -> dict[str, StageStatus]:
+        """Per stage: done / stale (what changed) / to do / partial / incomplete / running.
+
+        Without a config it reads the workspace's own ``config.toml``.
+        """
+        from engine.stages import StagePlan, StageStatus
+
+        if cfg is None:
+            from engine.config import load_config
+
+            try:
+                cfg = load_config(self.config_path)
+            except RagtuneError:
+                cfg = None
+        if cfg is None:
+            return {s: StageStatus("done" if self.stage_state(s) else "to do", []) for s in STAGES}
+        return StagePlan(cfg).status(self)
+
+    def status(self, cfg: Any = None) -> dict[str, str]:
+        """``stage_statuses`` as text, for ``ragtune status``."""
+        return {k: str(v) for k, v in self.stage_statuses(cfg).items()}
 
     def lock(self) -> WorkspaceLock:
         return WorkspaceLock(self.state_dir / "run.lock")
@@ -149,17 +199,40 @@ class WorkspaceLock:
         return pid
 
     def __enter__(self) -> WorkspaceLock:
+        """Created with O_EXCL, so of two runs starting together exactly one gets it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        pid = self.holder()
-        if pid is not None and pid != os.getpid():
-            raise RagtuneError(
-                f"another ragtune process (pid {pid}) is running in this workspace",
-                where=str(self.path.parent.parent),
-                hint="wait for it, stop it, or use another workspace",
-            )
-        self.path.write_text(str(os.getpid()))
-        return self
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                pid = self.holder()
+                if pid is not None and pid != os.getpid():
+                    raise RagtuneError(
+                        f"another ragtune process (pid {pid}) is running in this workspace",
+                        where=str(self.path.parent.parent),
+                        hint="wait for it, stop it, or use another workspace",
+                    ) from None
+                if pid is None and _is_fresh_and_empty(self.path):
+                    raise RagtuneError(
+                        "another ragtune process is starting in this workspace",
+                        where=str(self.path.parent.parent),
+                        hint="wait for it, stop it, or use another workspace",
+                    ) from None
+                self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as fh:
+                fh.write(str(os.getpid()))
+            return self
+        raise RagtuneError("could not take the workspace lock", where=str(self.path))
 
     def __exit__(self, *exc: object) -> None:
         if self.holder() == os.getpid():
             self.path.unlink(missing_ok=True)
+
+
+def _is_fresh_and_empty(path: Path) -> bool:
+    """A lock created a moment ago whose owner has not written its pid yet."""
+    try:
+        return path.stat().st_size == 0 and time.time() - path.stat().st_mtime < 5.0
+    except FileNotFoundError:
+        return False

@@ -23,7 +23,7 @@ def test_markers_follow_the_fingerprint(tmp_path: Path) -> None:
     assert not ws.is_done("train", fingerprint("train", {"lr": 2e-5}))
     assert ws.stage_summary("train") == {"steps": 3}
     assert ws.status()["train"] == "done"
-    assert ws.status()["ingest"] == "not started"
+    assert ws.status()["ingest"] == "to do"
 
 
 def test_lock_refuses_a_live_holder_and_takes_over_a_dead_one(tmp_path: Path) -> None:

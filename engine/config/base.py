@@ -22,14 +22,20 @@ def setting(
     maximum: float | None = None,
     default_factory: Any = MISSING,
     secret: bool = False,
+    fingerprint: bool = True,
 ) -> Any:
-    """A config field whose help text and limits live beside it, for the docs and the TUI."""
+    """A config field whose help text and limits live beside it, for the docs and the TUI.
+
+    ``fingerprint=False`` marks a knob that changes speed or placement but not results
+    (concurrency, device, batch size of encoding): changing it re-runs nothing.
+    """
     meta = {
         "help": help,
         "choices": choices,
         "minimum": minimum,
         "maximum": maximum,
         "secret": secret,
+        "fingerprint": fingerprint,
     }
     if default_factory is not MISSING:
         return field(default_factory=default_factory, metadata=meta)
@@ -176,6 +182,19 @@ class Section:
             return v
 
         return clean(asdict(self))
+
+    def result_settings(self) -> dict[str, Any]:
+        """The settings that change what this section's stage produces, for its fingerprint."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if not f.metadata.get("fingerprint", True):
+                continue
+            value = getattr(self, f.name)
+            if isinstance(value, Section):
+                out[f.name] = value.result_settings()
+            elif value is not None:
+                out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
 
     @classmethod
     def describe(cls) -> list[tuple[str, Any, str]]:

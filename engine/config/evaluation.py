@@ -15,7 +15,7 @@ class EvalConfig(Section):
         minimum=1,
     )
     primary_metric: str = setting("ndcg@10", help="metric shown first and used for comparisons")
-    batch_size: int = setting(64, help="encoding batch size", minimum=1)
+    batch_size: int = setting(64, help="encoding batch size", minimum=1, fingerprint=False)
     benchmark: str = setting(
         "",
         help="optional BEIR-layout folder (corpus/queries/qrels) of labelled queries to also evaluate on",

@@ -46,6 +46,14 @@ class GenerationConfig(Section):
         help="auto = litellm when llm.model is set, else llm-free",
         choices=("auto", "llm-free", "litellm"),
     )
+    max_failed_share: float = setting(
+        0.1,
+        help="stop the run when more than this share of chunks failed generation; below it, "
+        "training goes on without them and the next run retries them",
+        minimum=0.0,
+        maximum=1.0,
+        fingerprint=False,
+    )
     llm_free: LlmFreeConfig = field(default_factory=LlmFreeConfig)
     llm: LlmConfig = field(default_factory=LlmConfig)
 

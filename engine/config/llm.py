@@ -26,18 +26,22 @@ class LlmConfig(Section):
     answer_model: str = setting("", help="separate model for answers; empty = the same model")
     temperature: float = setting(0.7, minimum=0.0, maximum=2.0)
     max_tokens: int = setting(1024, help="reply token limit", minimum=16)
-    timeout: float = setting(60.0, help="seconds per call", minimum=1.0)
-    max_retries: int = setting(4, help="retries per call on 429/5xx/timeouts/bad JSON", minimum=0)
-    concurrency: int = setting(16, help="calls in flight", minimum=1, maximum=1024)
-    requests_per_minute: int = setting(0, help="0 = no limit", minimum=0)
-    tokens_per_minute: int = setting(0, help="0 = no limit", minimum=0)
+    timeout: float = setting(60.0, help="seconds per call", minimum=1.0, fingerprint=False)
+    max_retries: int = setting(
+        4, help="retries per call on 429/5xx/timeouts/bad JSON", minimum=0, fingerprint=False
+    )
+    concurrency: int = setting(
+        16, help="calls in flight", minimum=1, maximum=1024, fingerprint=False
+    )
+    requests_per_minute: int = setting(0, help="0 = no limit", minimum=0, fingerprint=False)
+    tokens_per_minute: int = setting(0, help="0 = no limit", minimum=0, fingerprint=False)
     queries_per_chunk: int = setting(3, help="queries written per chunk", minimum=1, maximum=20)
     tasks: list[str] = setting(
         default_factory=lambda: list(TASKS),
         help="row parts to generate; 'queries' is required",
         choices=None,
     )
-    sample_size: int = setting(8, help="rows in a review sample", minimum=1)
+    sample_size: int = setting(8, help="rows in a review sample", minimum=1, fingerprint=False)
     dedup_threshold: float = setting(
         0.95,
         help="cosine above which two queries count as duplicates (1 = off)",

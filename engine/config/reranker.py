@@ -49,7 +49,9 @@ class RerankerConfig(Section):
     max_score: float = setting(
         0.98, help="drop candidates scoring above this cosine (near duplicates of the positive)"
     )
-    use_faiss: bool = setting(True, help="search with faiss when it is installed")
+    use_faiss: bool = setting(
+        True, help="search with faiss when it is installed", fingerprint=False
+    )
     rescore_model: str = setting(
         "",
         help="cross-encoder that rescores mined candidates to drop false negatives; empty = off",
@@ -81,9 +83,9 @@ class RerankerConfig(Section):
     load_best_model_at_end: bool = setting(True)
     eval_strategy: str = setting("epoch", choices=("epoch", "steps", "no"))
     eval_steps: int = setting(0, help="with eval_strategy = steps", minimum=0)
-    save_total_limit: int = setting(2, minimum=1)
+    save_total_limit: int = setting(2, minimum=1, fingerprint=False)
     seed: int = setting(42)
-    device: str = setting("auto", help="auto, cpu, cuda, cuda:1, mps")
+    device: str = setting("auto", help="auto, cpu, cuda, cuda:1, mps", fingerprint=False)
 
     def check(self) -> None:
         if self.range_min >= self.range_max:

@@ -66,20 +66,26 @@ class EmbedderConfig(Section):
     lora_r: int = setting(16, minimum=1)
     lora_alpha: int = setting(32, minimum=1)
     lora_dropout: float = setting(0.1, minimum=0.0, maximum=0.9)
+    lora_target_modules: list[str] = setting(
+        default_factory=list,
+        help="linear layers LoRA adapts; empty picks peft's usual ones for the model family",
+    )
     metric_for_best_model: str = setting(
         "eval_dim_128_cosine_ndcg@10", help="evaluator key that picks the best checkpoint"
     )
     load_best_model_at_end: bool = setting(True)
     eval_strategy: str = setting("epoch", choices=("epoch", "steps", "no"))
     eval_steps: int = setting(0, help="with eval_strategy = steps", minimum=0)
-    save_total_limit: int = setting(2, minimum=1)
-    gradient_checkpointing: bool = setting(False, help="trade speed for memory on long inputs")
+    save_total_limit: int = setting(2, minimum=1, fingerprint=False)
+    gradient_checkpointing: bool = setting(
+        False, help="trade speed for memory on long inputs", fingerprint=False
+    )
     query_prompt: str = setting(
         "", help="text put before queries, e.g. 'search_query: '; empty = the model's own prompts"
     )
     document_prompt: str = setting("", help="text put before passages, e.g. 'search_document: '")
     seed: int = setting(42)
-    device: str = setting("auto", help="auto, cpu, cuda, cuda:1, mps")
+    device: str = setting("auto", help="auto, cpu, cuda, cuda:1, mps", fingerprint=False)
 
     def check(self) -> None:
         if self.eval_strategy == "steps" and self.eval_steps <= 0:

@@ -13,7 +13,14 @@ from textual.widgets import Button, DataTable, Input, Label, Static
 from engine.workspace import STAGES, Workspace
 from tui.screens.base import WizardScreen
 
-STAGE_MARK = {"done": "✔", "partial": "…", "not started": "·"}
+STAGE_MARK = {
+    "done": "✔",
+    "partial": "…",
+    "incomplete": "…",
+    "running": "▶",
+    "stale": "↻",
+    "to do": "·",
+}
 
 
 def list_workspaces(runs_dir: Path) -> list[tuple[Path, dict[str, str]]]:
@@ -23,15 +30,19 @@ def list_workspaces(runs_dir: Path) -> list[tuple[Path, dict[str, str]]]:
     out = []
     for child in sorted(runs_dir.iterdir()):
         if child.is_dir() and ((child / "config.toml").exists() or (child / ".state").is_dir()):
-            out.append((child, Workspace(child.resolve()).status()))
+            out.append((child, _states(Workspace(child.resolve()))))
     return out
+
+
+def _states(ws: Workspace) -> dict[str, str]:
+    return {stage: st.state for stage, st in ws.stage_statuses().items()}
 
 
 def next_step_for(status: dict[str, str]) -> str:
     """Where a resumed run continues: the first step whose stage is not done."""
     if status.get("evaluate") == "done":
         return "results"
-    if status.get("generate") in ("done", "partial") or status.get("train") == "done":
+    if status.get("generate") in ("done", "partial", "incomplete") or status.get("train") == "done":
         return "training"
     if status.get("ingest") == "done":
         return "llm"
@@ -139,4 +150,4 @@ class StartScreen(WizardScreen):
             self.notify(f"re-attached to the running process {handle.pid}")
             app.goto("training")
             return
-        app.goto(next_step_for(ws.status()))
+        app.goto(next_step_for(_states(ws)))

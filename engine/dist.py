@@ -1,0 +1,25 @@
+"""Where this process stands in a torchrun job: rank, world size, and a barrier that is a no-op alone."""
+
+from __future__ import annotations
+
+import os
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    """Under torchrun only rank 0 writes events, checkpoints and models."""
+    return rank() == 0
+
+
+def barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
