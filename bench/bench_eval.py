@@ -20,9 +20,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from engine.beir import load_beir  # noqa: E402
-from engine.evaluation import evaluate_retrieval  # noqa: E402
-from engine.models import load_embedder  # noqa: E402
+from engine.core.models import load_embedder  # noqa: E402
+from engine.evaluate.beir import load_beir  # noqa: E402
+from engine.evaluate.ir import evaluate_retrieval  # noqa: E402
 
 DIMS = [384, 256, 128, 64]
 K_VALUES = [1, 3, 5, 10, 100]

@@ -26,11 +26,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from engine.beir import document_text, load_beir  # noqa: E402
 from engine.config import RunConfig  # noqa: E402
-from engine.events import Emitter, Message  # noqa: E402
-from engine.models import load_cross_encoder, load_embedder, resolve_model  # noqa: E402
-from engine.workspace import Workspace  # noqa: E402
+from engine.core.events import Emitter, Message  # noqa: E402
+from engine.core.models import load_cross_encoder, load_embedder, resolve_model  # noqa: E402
+from engine.core.workspace import Workspace  # noqa: E402
+from engine.evaluate.beir import document_text, load_beir  # noqa: E402
 
 DATA = REPO.parent / "shared" / "bench-data"
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
@@ -42,7 +42,7 @@ def printer(event: object) -> None:
 
 
 def corpus_chunks(folder: Path) -> list:
-    from engine.records import Chunk, chunk_id_for
+    from engine.core.records import Chunk, chunk_id_for
 
     chunks = []
     with (folder / "corpus.jsonl").open(encoding="utf-8") as fh:
@@ -92,11 +92,11 @@ def reranker_config(args: argparse.Namespace, ws: Path, embedder: str) -> RunCon
 
 def stage_only(args: argparse.Namespace, ws_dir: Path) -> tuple[Workspace, dict]:
     """Pseudo-queries with the LLM-free generator, then the reranker stage on ``--embedder``."""
+    from engine.core.records import write_chunks
+    from engine.data.prepare import run_prepare
     from engine.generate.llm_free import LlmFreeGenerator
     from engine.generate.rows import read_rows
-    from engine.prepare import run_prepare
-    from engine.records import write_chunks
-    from engine.reranker_training import run_reranker_stage
+    from engine.reranker.train import run_reranker_stage
 
     ws = Workspace.create(ws_dir)
     cfg = reranker_config(args, ws_dir, args.embedder)
@@ -146,7 +146,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from engine.reranker_eval import evaluate_reranking_on_beir
+    from engine.reranker.evaluate import evaluate_reranking_on_beir
 
     results: dict[str, dict] = {}
     for name in args.collections:

@@ -52,7 +52,7 @@ def plain(anchors: list[str], positives: list[str], out: Path, seq: int) -> floa
     from sentence_transformers.base.sampler import BatchSamplers
     from sentence_transformers.sentence_transformer import losses
 
-    from engine.models import resolve_model
+    from engine.core.models import resolve_model
 
     t0 = time.perf_counter()
     model = SentenceTransformer(resolve_model(MODEL), device="cpu")
@@ -85,10 +85,10 @@ def ragtune(anchors: list[str], positives: list[str], root: Path, seq: int) -> f
     from datasets import Dataset
 
     from engine.config import RunConfig
-    from engine.events import Emitter
-    from engine.prepare import Prepared
-    from engine.train_embedder import train_embedder
-    from engine.workspace import Workspace
+    from engine.core.events import Emitter
+    from engine.core.workspace import Workspace
+    from engine.data.prepare import Prepared
+    from engine.embedder.train import train_embedder
 
     cfg = RunConfig.from_dict(
         {

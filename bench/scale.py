@@ -101,7 +101,7 @@ def tiny_model(folder: Path) -> Path:
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
     from transformers import AutoModel, AutoTokenizer, BertConfig
 
-    from engine.models import resolve_model
+    from engine.core.models import resolve_model
 
     torch.manual_seed(0)
     config = BertConfig(
@@ -145,9 +145,9 @@ def run_config(root: Path, n_files: int) -> Any:
 
 
 def stage_ingest(root: Path, n_files: int) -> dict[str, Any]:
-    from engine.events import Emitter
+    from engine.core.events import Emitter
+    from engine.core.workspace import Workspace
     from engine.ingest import run_ingest
-    from engine.workspace import Workspace
 
     cfg = run_config(root, n_files)
     ws = Workspace.create(root / "ws")
@@ -159,9 +159,9 @@ def stage_ingest(root: Path, n_files: int) -> dict[str, Any]:
 
 def stage_chunking(root: Path, n_files: int) -> dict[str, Any]:
     """The chunker alone on documents streamed from memory: no file reading, no parquet."""
-    from engine.chunking import ChunkStats, chunk_documents
+    from engine.core.records import Document
     from engine.ingest import make_chunker
-    from engine.records import Document
+    from engine.ingest.chunking import ChunkStats, chunk_documents
 
     cfg = run_config(root, n_files)
     chunker = make_chunker(cfg)
@@ -177,10 +177,10 @@ def stage_chunking(root: Path, n_files: int) -> dict[str, Any]:
 
 def stage_generate(root: Path, n_files: int) -> dict[str, Any]:
     from engine.config.generation import LlmFreeConfig
-    from engine.events import Emitter
+    from engine.core.events import Emitter
+    from engine.core.records import read_chunks
+    from engine.core.workspace import Workspace
     from engine.generate.llm_free import LlmFreeGenerator
-    from engine.records import read_chunks
-    from engine.workspace import Workspace
 
     ws = Workspace.create(root / "ws")
     ws.generated_path.unlink(missing_ok=True)
@@ -194,11 +194,11 @@ def stage_generate(root: Path, n_files: int) -> dict[str, Any]:
 def stage_prepare(root: Path, n_files: int) -> dict[str, Any]:
     import shutil
 
-    from engine.events import Emitter
+    from engine.core.events import Emitter
+    from engine.core.records import read_chunks
+    from engine.core.workspace import Workspace
+    from engine.data.prepare import run_prepare
     from engine.generate.rows import read_rows
-    from engine.prepare import run_prepare
-    from engine.records import read_chunks
-    from engine.workspace import Workspace
 
     cfg = run_config(root, n_files)
     ws = Workspace.create(root / "ws")
@@ -214,10 +214,10 @@ def stage_prepare(root: Path, n_files: int) -> dict[str, Any]:
 def stage_mining(root: Path, n_files: int) -> dict[str, Any]:
     """Hard negatives for every training query over the whole pool, as the reranker stage mines."""
     from engine.config.reranker import RerankerConfig
-    from engine.models import load_embedder
-    from engine.negatives import build_groups, mine
-    from engine.prepare import load_prepared
-    from engine.workspace import Workspace
+    from engine.core.models import load_embedder
+    from engine.core.workspace import Workspace
+    from engine.data.prepare import load_prepared
+    from engine.reranker.negatives import build_groups, mine
 
     ws = Workspace.create(root / "ws")
     model = load_embedder(str(root.parent / "model" / "st"), device="cpu")
@@ -237,10 +237,10 @@ def stage_mining(root: Path, n_files: int) -> dict[str, Any]:
 
 def stage_evaluate(root: Path, n_files: int) -> dict[str, Any]:
     """Held-out queries (capped at data.max_eval_queries) against every chunk, at 3 sizes."""
-    from engine.evaluation import evaluate_retrieval
-    from engine.models import load_embedder
-    from engine.prepare import load_prepared
-    from engine.workspace import Workspace
+    from engine.core.models import load_embedder
+    from engine.core.workspace import Workspace
+    from engine.data.prepare import load_prepared
+    from engine.evaluate.ir import evaluate_retrieval
 
     ws = Workspace.create(root / "ws")
     model = load_embedder(str(root.parent / "model" / "st"), device="cpu")

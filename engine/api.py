@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import RunConfig, load_config
-from engine.events import Emitter, JsonlEventLog
-from engine.workspace import STAGES, Workspace
+from engine.core.events import Emitter, JsonlEventLog
+from engine.core.workspace import STAGES, Workspace
 
 __all__ = [
     "STAGES",
@@ -118,7 +118,7 @@ def sample_generation(
     Returns the rows and, for the LLM generator, the cost estimate of the full run.
     Needs the ingest stage done (it runs it when missing).
     """
-    from engine.records import read_chunks
+    from engine.core.records import read_chunks
 
     ws = open_workspace(cfg)
     if not ws.chunks_path.exists():

@@ -1,7 +1,7 @@
 """The headless command line: run, init, eval, status, ask, generate, export, config.
 
 stdout carries results (tables, JSON); stderr carries progress and diagnostics.
-Exit codes come from ``engine.errors.EXIT_CODES`` only.
+Exit codes come from ``engine.core.errors.EXIT_CODES`` only.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from engine.errors import EXIT_CODES, Cancelled, RagtuneError
-from engine.quiet import quiet_libraries
+from engine.core.errors import EXIT_CODES, Cancelled, RagtuneError
+from engine.core.quiet import quiet_libraries
 
 
 def _console(stderr: bool = False) -> Any:
@@ -55,7 +55,7 @@ def _load(path: str, overrides: list[str] | None = None) -> Any:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from engine.api import run_pipeline
-    from engine.events import Emitter
+    from engine.core.events import Emitter
     from engine.render import RichRenderer
 
     cfg = _load(args.config, args.set)
@@ -112,10 +112,10 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from engine.beir import load_beir
-    from engine.evaluation import evaluate_retrieval, metrics_by_dim
-    from engine.models import derive_dims, load_embedder, pick_device
-    from engine.train_embedder import embedding_dim
+    from engine.core.models import derive_dims, load_embedder, pick_device
+    from engine.embedder.train import embedding_dim
+    from engine.evaluate.beir import load_beir
+    from engine.evaluate.ir import evaluate_retrieval, metrics_by_dim
 
     data = load_beir(Path(args.data), qrels=args.qrels, queries=args.queries)
     model = load_embedder(args.model, device=pick_device(args.device))
@@ -147,7 +147,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from engine.workspace import Workspace
+    from engine.core.workspace import Workspace
 
     p = Path(args.workspace)
     cfg = None
@@ -167,8 +167,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from engine.ask import ask
-    from engine.workspace import Workspace
+    from engine.core.workspace import Workspace
+    from engine.serve.ask import ask
 
     p = Path(args.workspace)
     if p.is_file():
@@ -187,7 +187,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
         print(json.dumps(asdict(result) if is_dataclass(result) else result, indent=2, default=str))
         return 0
-    from engine.ask import render_result
+    from engine.serve.ask import render_result
 
     _console().print(render_result(result))
     return 0
@@ -219,10 +219,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from engine.events import Emitter
-    from engine.export import export_models
+    from engine.core.events import Emitter
+    from engine.core.workspace import Workspace
+    from engine.export.stage import export_models
     from engine.render import RichRenderer
-    from engine.workspace import Workspace
 
     cfg = _load(args.workspace, args.set)
     ws = Workspace(cfg.workspace_dir)
@@ -341,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _stages() -> tuple[str, ...]:
-    from engine.workspace import STAGES
+    from engine.core.workspace import STAGES
 
     return STAGES
 

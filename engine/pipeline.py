@@ -7,8 +7,8 @@ import time
 from typing import Any
 
 from engine.config import RunConfig
-from engine.errors import Cancelled, ConfigError, RagtuneError
-from engine.events import (
+from engine.core.errors import Cancelled, ConfigError, RagtuneError
+from engine.core.events import (
     Emitter,
     JsonlEventLog,
     RunFailed,
@@ -17,8 +17,8 @@ from engine.events import (
     StageSkipped,
     StageStarted,
 )
-from engine.stages import STAGES, StagePlan, digest
-from engine.workspace import Workspace
+from engine.core.stages import STAGES, StagePlan, digest
+from engine.core.workspace import Workspace
 
 
 class Pipeline:
@@ -125,8 +125,8 @@ class Pipeline:
 
     def _stage_ingest(self, ev: Emitter) -> dict[str, Any]:
         if not self.cfg.sources.has_documents:
+            from engine.core.records import write_chunks
             from engine.generate.llm_describe import synthesize_chunks
-            from engine.records import write_chunks
 
             chunks = synthesize_chunks(
                 self.cfg, self.ws, ev, cancel=self.cancel, api_key=self.api_key
@@ -139,7 +139,7 @@ class Pipeline:
     def _stage_generate(self, ev: Emitter) -> dict[str, Any]:
         from dataclasses import asdict
 
-        from engine.records import read_chunks
+        from engine.core.records import read_chunks
 
         chunks = read_chunks(self.ws.chunks_path)
         if self.cfg.generation.resolved == "litellm":
@@ -175,9 +175,9 @@ class Pipeline:
         return out
 
     def _stage_prepare(self, ev: Emitter) -> dict[str, Any]:
+        from engine.core.records import read_chunks
+        from engine.data.prepare import run_prepare
         from engine.generate.rows import read_rows
-        from engine.prepare import run_prepare
-        from engine.records import read_chunks
 
         keys_file = self.ws.state_dir / "generate_keys.txt"
         keys = keys_file.read_text().split("\n") if keys_file.exists() else None
@@ -186,19 +186,19 @@ class Pipeline:
         return run_prepare(self.cfg.data, self.ws, rows, chunks, ev)
 
     def _stage_train(self, ev: Emitter) -> dict[str, Any]:
-        from engine.gpu import GpuMonitor
+        from engine.core.gpu import GpuMonitor
 
         if self.cfg.distributed.nproc_per_node > 1 or self.cfg.distributed.nnodes > 1:
-            from engine.launch import launch_training
+            from engine.training.launch import launch_training
 
             return launch_training(self.cfg, self.ws, ev, "embedder", self.cancel)
-        from engine.train_embedder import train_embedder
+        from engine.embedder.train import train_embedder
 
         with GpuMonitor(ev):
             return train_embedder(self.cfg, self.ws, ev, self.cancel)
 
     def _stage_evaluate(self, ev: Emitter) -> dict[str, Any]:
-        from engine.eval_stage import run_evaluate
+        from engine.evaluate.stage import run_evaluate
 
         summary = run_evaluate(self.cfg, self.ws, ev)
         self._write_report()
@@ -206,12 +206,12 @@ class Pipeline:
 
     def _stage_rerank(self, ev: Emitter) -> dict[str, Any]:
         if self.cfg.distributed.nproc_per_node > 1 or self.cfg.distributed.nnodes > 1:
-            from engine.launch import launch_training
+            from engine.training.launch import launch_training
 
             summary = launch_training(self.cfg, self.ws, ev, "reranker", self.cancel)
         else:
-            from engine.gpu import GpuMonitor
-            from engine.reranker_training import run_reranker_stage
+            from engine.core.gpu import GpuMonitor
+            from engine.reranker.train import run_reranker_stage
 
             with GpuMonitor(ev):
                 summary = run_reranker_stage(self.cfg, self.ws, ev, self.cancel)
@@ -222,7 +222,7 @@ class Pipeline:
         return summary
 
     def _stage_export(self, ev: Emitter) -> dict[str, Any]:
-        from engine.export import export_models
+        from engine.export.stage import export_models
 
         return export_models(self.cfg, self.ws, ev, push=self.cfg.export.push_to_hub)
 

@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from engine.events import (
+from engine.core.events import (
     Event,
     Message,
     RunFailed,
@@ -18,7 +18,7 @@ from engine.events import (
     StageStarted,
     TrainLog,
 )
-from engine.events import (
+from engine.core.events import (
     Progress as ProgressEvent,
 )
 

@@ -403,7 +403,7 @@ TOPICS = (
 
 def make_chunks(n: int, sources: int = 3) -> list:
     """``n`` distinct passages spread over ``sources`` files, like a small handbook."""
-    from engine.records import Chunk, chunk_id_for
+    from engine.core.records import Chunk, chunk_id_for
 
     chunks = []
     for i in range(n):

@@ -6,11 +6,11 @@ from pathlib import Path
 
 from engine.config import RunConfig
 from engine.config.data import DataConfig
-from engine.events import Emitter
+from engine.core.events import Emitter
+from engine.core.records import Chunk, chunk_id_for, write_chunks
+from engine.core.workspace import Workspace
+from engine.data.prepare import run_prepare
 from engine.generate.rows import CallRecord, GeneratedRow, RecordWriter
-from engine.prepare import run_prepare
-from engine.records import Chunk, chunk_id_for, write_chunks
-from engine.workspace import Workspace
 
 CREATURES = [
     "glimmerfox",

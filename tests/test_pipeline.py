@@ -10,9 +10,9 @@ import pytest
 
 from engine.api import run_pipeline
 from engine.config import RunConfig, load_config
-from engine.errors import Cancelled, ConfigError
-from engine.events import Emitter, StageFinished, StageSkipped, TrainLog, read_events
-from tests.test_llm_free import TEXTS
+from engine.core.errors import Cancelled, ConfigError
+from engine.core.events import Emitter, StageFinished, StageSkipped, TrainLog, read_events
+from tests.generate.test_llm_free import TEXTS
 
 TOPICS = [
     "reefer container pre-cooling",

@@ -14,8 +14,8 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from engine.config import RunConfig, load_config
-from engine.errors import RagtuneError
-from engine.workspace import Workspace
+from engine.core.errors import RagtuneError
+from engine.core.workspace import Workspace
 from tui.commands import WizardCommands
 from tui.engine_client import EngineClient, RunHandle
 from tui.screens.chunking import ChunkingScreen

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from engine.config import LlmConfig, RunConfig
-    from engine.workspace import Workspace
+    from engine.core.workspace import Workspace
 
 
 def field_of(obj: Any, name: str, default: Any = None) -> Any:
@@ -92,7 +92,7 @@ class EngineClient:
 
     def discover(self, cfg: RunConfig) -> ScanResult:
         """Every file that would be read, each opened once so unreadable ones are named now."""
-        from engine.errors import RagtuneError
+        from engine.core.errors import RagtuneError
         from engine.ingest import discover_files, read_file
 
         result = ScanResult()
@@ -121,7 +121,7 @@ class EngineClient:
 
     def preview_chunks(self, cfg: RunConfig) -> ChunkPreview:
         try:
-            from engine.chunking import preview_chunks
+            from engine.ingest.chunking import preview_chunks
         except ImportError:
             from engine.ingest import preview_chunks
 
@@ -142,8 +142,8 @@ class EngineClient:
         )
 
     def estimate_cost(self, cfg: RunConfig, ws: Workspace) -> dict[str, Any]:
+        from engine.core.records import read_chunks
         from engine.generate.llm import estimate_cost
-        from engine.records import read_chunks
 
         chunks = read_chunks(ws.chunks_path) if ws.chunks_path.exists() else []
         return as_dict(estimate_cost(chunks, cfg.generation.llm))
@@ -157,8 +157,8 @@ class EngineClient:
     def sample_rows(
         self, cfg: RunConfig, ws: Workspace, k: int | None, api_key: str | None
     ) -> list[dict[str, Any]]:
+        from engine.core.records import read_chunks
         from engine.generate.llm import sample_rows
-        from engine.records import read_chunks
 
         chunks = read_chunks(ws.chunks_path) if ws.chunks_path.exists() else []
         rows = sample_rows(cfg, ws, chunks, k=k, api_key=api_key)
@@ -177,19 +177,19 @@ class EngineClient:
     def ask(
         self, ws: Workspace, question: str, top_k: int = 5, dim: int | None = None
     ) -> AskResult:
-        from engine.ask import ask
+        from engine.serve.ask import ask
 
         result = ask(ws, question, top_k=top_k, dim=dim, compare=True)
         return AskResult(ranked=normalise_ask(result))
 
     def export(self, cfg: RunConfig, ws: Workspace, push: bool) -> Any:
         from engine.api import workspace_emitter
-        from engine.export import export_models
+        from engine.export.stage import export_models
 
         return export_models(cfg, ws, workspace_emitter(ws), push=push)
 
     def model_card(self, cfg: RunConfig, ws: Workspace) -> str:
-        from engine.export import model_card_text
+        from engine.export.stage import model_card_text
 
         return model_card_text(cfg, ws)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.errors import RagtuneError
+from engine.core.errors import RagtuneError
 
 
 def friendly(error: BaseException | None) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 from textual.message_pump import MessagePump
 from textual.worker import get_current_worker
 
-from engine.events import EventTail
+from engine.core.events import EventTail
 from tui.messages import EventsRead, RunAlive
 
 POLL_S = 0.25

@@ -40,7 +40,7 @@ def is_tui_invocation(argv: Sequence[str]) -> bool:
 
 def prepare_environment(args: argparse.Namespace) -> None:
     """Textual reads these at import / App() time, so they are set first."""
-    from engine.quiet import quiet_libraries
+    from engine.core.quiet import quiet_libraries
 
     quiet_libraries()
     if args.color_system:

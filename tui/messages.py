@@ -7,7 +7,7 @@ from typing import Any
 
 from textual.message import Message
 
-from engine.events import Event
+from engine.core.events import Event
 
 
 @dataclass

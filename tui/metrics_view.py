@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.events import EvalRow, read_events
+from engine.core.events import EvalRow, read_events
 
 KEY = re.compile(r"^(?:eval_)?dim_(\d+)_cosine_(.+)$")
 SHOWN = ("ndcg@10", "mrr@10", "map@100", "accuracy@1", "accuracy@10", "recall@10")

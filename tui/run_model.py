@@ -10,7 +10,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.events import (
+from engine.core.events import (
     EvalRow,
     Event,
     GpuSample,

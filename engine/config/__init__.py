@@ -20,7 +20,7 @@ from engine.config.llm import LlmConfig
 from engine.config.reranker import RerankerConfig
 from engine.config.sources import SourcesConfig
 from engine.config.training import EmbedderConfig
-from engine.errors import ConfigError
+from engine.core.errors import ConfigError
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -8,7 +8,7 @@ import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from typing import Any, TypeVar
 
-from engine.errors import ConfigError
+from engine.core.errors import ConfigError
 
 S = TypeVar("S", bound="Section")
 

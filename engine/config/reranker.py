@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from engine.config.base import Section, setting
 from engine.config.training import PRECISIONS
-from engine.errors import ConfigError
+from engine.core.errors import ConfigError
 
 
 @dataclass

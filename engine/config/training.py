@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.config.base import Section, setting
-from engine.errors import ConfigError
+from engine.core.errors import ConfigError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 

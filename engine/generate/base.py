@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from engine.events import Emitter
-from engine.records import Chunk
-from engine.workspace import Workspace
+from engine.core.events import Emitter
+from engine.core.records import Chunk
+from engine.core.workspace import Workspace
 
 
 @dataclass

@@ -24,8 +24,10 @@ from typing import Any
 
 from engine.config import RunConfig
 from engine.config.llm import LlmConfig
-from engine.errors import Cancelled
-from engine.events import Emitter
+from engine.core.errors import Cancelled
+from engine.core.events import Emitter
+from engine.core.records import Chunk
+from engine.core.workspace import Workspace
 from engine.generate.base import GenerationSummary
 from engine.generate.llm_client import (
     ClientStats,
@@ -47,8 +49,6 @@ from engine.generate.llm_parse import (
 from engine.generate.llm_prompts import Prompts, answer_message, queries_message
 from engine.generate.quality import GateSettings, quality_gate
 from engine.generate.rows import CallRecord, GeneratedRow, RecordWriter, latest_records, make_key
-from engine.records import Chunk
-from engine.workspace import Workspace
 
 __all__ = [
     "ConnectionResult",
@@ -363,7 +363,7 @@ class LlmGenerator:
         settings = self._gate_settings()
         embedder = self._embedder
         if embedder is None and settings.needs_embedder and events is not None and rows:
-            from engine.models import load_embedder
+            from engine.core.models import load_embedder
 
             embedder = self._embedder = load_embedder(self.cfg.embedder.base_model)
         passages = {c.chunk_id: c.text for c in chunks}
@@ -516,7 +516,7 @@ def run_llm_generation(
     system prompt later regenerates rows, not the passages they came from).
     """
     if not chunks and cfg.sources.description and not cfg.sources.has_documents:
-        from engine.records import read_chunks, write_chunks
+        from engine.core.records import read_chunks, write_chunks
 
         if ws.chunks_path.exists():
             chunks = read_chunks(ws.chunks_path)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.config.llm import LlmConfig
-from engine.errors import ConfigError, OfflineError, RagtuneError
+from engine.core.errors import ConfigError, OfflineError, RagtuneError
 from engine.generate.llm_parse import MalformedReply, extract_json
 
 # Without this litellm fetches its price map from GitHub at import; we must stay offline.

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, replace
 
 from engine.config.llm import LlmConfig
-from engine.errors import RagtuneError
+from engine.core.errors import RagtuneError
 from engine.generate.llm_client import LlmClient, resolve_api_key, run_sync
 
 

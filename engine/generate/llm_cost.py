@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from engine.config.llm import LlmConfig
+from engine.core.records import Chunk
 from engine.generate.llm_client import import_litellm
 from engine.generate.llm_prompts import Prompts, answer_message, queries_message
-from engine.records import Chunk
 
 # Rough reply sizes in tokens; the estimate says so in its note.
 QUERY_TOKENS = 25

@@ -17,14 +17,14 @@ import threading
 
 from engine.config import RunConfig
 from engine.config.llm import LlmConfig
-from engine.errors import Cancelled, RagtuneError
-from engine.events import Emitter
+from engine.core.errors import Cancelled, RagtuneError
+from engine.core.events import Emitter
+from engine.core.records import Chunk, Document, chunk_id_for
+from engine.core.workspace import Workspace
 from engine.generate.llm_client import LlmClient, resolve_api_key, run_sync
 from engine.generate.llm_parse import MalformedReply, list_schema, strings_from_reply
 from engine.generate.llm_prompts import PROMPT_FILES, Prompts, render, write_prompt
 from engine.generate.rows import CallRecord, GeneratedRow, RecordWriter, latest_records, make_key
-from engine.records import Chunk, Document, chunk_id_for
-from engine.workspace import Workspace
 
 SYNTHETIC_SOURCE = "synthetic"
 _LEAD_IN = re.compile(r"^\s*(?:sure|okay|certainly)?[!,.\s]*here(?:'s| is)[^:\n]*:\s*\n", re.I)

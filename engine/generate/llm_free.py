@@ -20,12 +20,12 @@ from collections.abc import Sequence
 from dataclasses import asdict
 
 from engine.config.generation import LlmFreeConfig
-from engine.errors import Cancelled
-from engine.events import Emitter
+from engine.core.errors import Cancelled
+from engine.core.events import Emitter
+from engine.core.records import Chunk
+from engine.core.workspace import Workspace
 from engine.generate.base import GenerationSummary
 from engine.generate.rows import CallRecord, GeneratedRow, RecordWriter, latest_records, make_key
-from engine.records import Chunk
-from engine.workspace import Workspace
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9\-']+")

@@ -12,8 +12,8 @@ import re
 from typing import Any
 
 from engine.config.llm import LlmConfig
+from engine.core.records import Chunk
 from engine.generate.rows import GeneratedRow
-from engine.records import Chunk
 
 STYLES = ("question", "keyword", "paraphrase")
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from engine.config.llm import LlmConfig
-from engine.events import Emitter
+from engine.core.events import Emitter
 from engine.generate.rows import GeneratedRow
 
 FILTERS = (

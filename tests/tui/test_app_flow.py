@@ -330,7 +330,7 @@ async def test_export_needs_a_token_before_push(tmp_path, fake_engine, finished_
 
 
 async def test_engine_error_becomes_a_notification_with_the_fix(tmp_path, fake_engine, docs):
-    from engine.errors import InputError
+    from engine.core.errors import InputError
 
     fake_engine.fail["discover"] = InputError(
         "folder not found", where="docs/missing", hint="check the path"

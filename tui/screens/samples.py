@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Label, Static, TextArea
 
-from engine.events import Progress
+from engine.core.events import Progress
 from tui.follow import follow_events
 from tui.messages import EventsRead, RunAlive, WorkResult
 from tui.screens.base import WizardScreen

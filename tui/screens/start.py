@@ -10,7 +10,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Button, DataTable, Input, Label, Static
 
-from engine.workspace import STAGES, Workspace
+from engine.core.workspace import STAGES, Workspace
 from tui.screens.base import WizardScreen
 
 STAGE_MARK = {
@@ -39,12 +39,17 @@ def _states(ws: Workspace) -> dict[str, str]:
 
 
 def next_step_for(status: dict[str, str]) -> str:
-    """Where a resumed run continues: the first step whose stage is not done."""
-    if status.get("evaluate") == "done":
+    """Where a resumed run continues: results once there are any (even if settings changed
+    since), else the first step whose stage has not produced its output."""
+    produced = {"done", "stale"}
+    if status.get("evaluate") in produced:
         return "results"
-    if status.get("generate") in ("done", "partial", "incomplete") or status.get("train") == "done":
+    if (
+        status.get("generate") in {*produced, "partial", "incomplete"}
+        or status.get("train") in produced
+    ):
         return "training"
-    if status.get("ingest") == "done":
+    if status.get("ingest") in produced:
         return "llm"
     return "sources"
 

@@ -17,7 +17,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import RichLog, Static
 
-from engine.workspace import STAGES
+from engine.core.workspace import STAGES
 from tui.follow import follow_events
 from tui.messages import EventsRead, RunAlive
 from tui.run_model import RunView, format_eta

@@ -17,7 +17,7 @@ from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
 from engine.config.base import Section
-from engine.errors import ConfigError
+from engine.core.errors import ConfigError
 
 
 def _kind(tp: Any) -> str:

@@ -12,7 +12,7 @@ import math
 import random
 from pathlib import Path
 
-from engine.events import (
+from engine.core.events import (
     EvalRow,
     GpuSample,
     Message,

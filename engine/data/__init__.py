@@ -1,0 +1,1 @@
+"""Data preparation: generated rows into deduplicated train/eval splits, split by chunk."""

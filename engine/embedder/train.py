@@ -1,0 +1,276 @@
+"""Bi-encoder fine-tuning: MultipleNegativesRankingLoss inside MatryoshkaLoss, via SentenceTransformerTrainer."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.config import RunConfig
+from engine.config.training import EmbedderConfig
+from engine.core.dist import world_size
+from engine.core.errors import Cancelled, ConfigError
+from engine.core.events import Emitter
+from engine.core.models import derive_dims, load_embedder, pick_device, precision_flags
+from engine.core.stages import StagePlan
+from engine.core.workspace import Workspace
+from engine.data.prepare import Prepared, load_prepared
+from engine.training.arguments import (
+    checkpointing_argument,
+    common_arguments,
+    last_checkpoint,
+    quiet,
+    reset_stale_checkpoints,
+)
+from engine.training.callbacks import EventsCallback
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+
+def embedding_dim(model: SentenceTransformer) -> int:
+    getter = (
+        getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    )
+    return int(getter() or 0)
+
+
+def model_dims(model: SentenceTransformer, cfg: EmbedderConfig) -> list[int]:
+    full = embedding_dim(model)
+    dims = list(cfg.matryoshka_dims) or derive_dims(full)
+    if dims[0] > full:
+        raise ConfigError(
+            "embedder.matryoshka_dims", dims, f"sizes no larger than the model's {full}"
+        )
+    return dims
+
+
+def column_prompts(model: SentenceTransformer, cfg: EmbedderConfig) -> dict[str, str]:
+    """Prompts per dataset column, from the config or the model's own query/document prompts."""
+    prompts = getattr(model, "prompts", {}) or {}
+    query = cfg.query_prompt or prompts.get("query") or ""
+    document = cfg.document_prompt or prompts.get("document") or prompts.get("passage") or ""
+    out = {}
+    if query:
+        out["anchor"] = query
+    if document:
+        out["positive"] = document
+        out["negative"] = document
+    return out
+
+
+def build_loss(model: SentenceTransformer, cfg: EmbedderConfig, dims: list[int]) -> Any:
+    from sentence_transformers.sentence_transformer import losses
+
+    distributed = world_size() > 1
+    if cfg.loss == "distill":
+        from engine.embedder.losses import MatryoshkaDistillLoss
+
+        teacher = load_embedder(cfg.base_model, device=str(model.device))
+        return MatryoshkaDistillLoss(model, teacher, dims, gather_across_devices=distributed)
+    if cfg.loss == "cached_mnrl":
+        inner = losses.CachedMultipleNegativesRankingLoss(
+            model, mini_batch_size=cfg.mini_batch_size, gather_across_devices=distributed
+        )
+    elif cfg.loss == "gist":
+        guide = load_embedder(cfg.base_model, device=str(model.device))
+        inner = losses.GISTEmbedLoss(model, guide=guide, gather_across_devices=distributed)
+    else:
+        inner = losses.MultipleNegativesRankingLoss(model, gather_across_devices=distributed)
+    return losses.MatryoshkaLoss(model, inner, matryoshka_dims=dims)
+
+
+def _hf_model(model: SentenceTransformer) -> Any:
+    return model[0].auto_model
+
+
+def apply_lora(model: SentenceTransformer, cfg: EmbedderConfig) -> None:
+    """LoRA layers injected by peft itself: transformers' ``add_adapter`` route demands a newer
+    peft than PyPI serves alongside transformers 5.24, and either way the merge is ours."""
+    from peft import LoraConfig, TaskType, inject_adapter_in_model
+
+    config = LoraConfig(
+        task_type=TaskType.FEATURE_EXTRACTION,
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=cfg.lora_target_modules or None,
+        inference_mode=False,
+    )
+    hf = _hf_model(model)
+    if config.target_modules is None:
+        from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as targets
+
+        known = targets.get(hf.config.model_type)
+        if known is None:
+            raise ConfigError(
+                "embedder.lora_target_modules",
+                [],
+                f"the linear layers to adapt in a {hf.config.model_type!r} model, "
+                'e.g. ["query", "value"]',
+            )
+        config.target_modules = set(known)
+    inject_adapter_in_model(config, hf)
+    for name, param in hf.named_parameters():
+        param.requires_grad_("lora_" in name)
+
+
+def merge_lora(model: SentenceTransformer) -> SentenceTransformer:
+    """Fold every adapter into its base weight and put the plain layer back, so the saved
+    model is an ordinary checkpoint that loads without peft."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    hf = _hf_model(model)
+    for parent in list(hf.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, BaseTunerLayer):
+                child.merge(safe_merge=True)
+                setattr(parent, name, child.get_base_layer())
+    hf.__dict__.pop("peft_config", None)
+    if hasattr(hf, "_hf_peft_config_loaded"):
+        hf._hf_peft_config_loaded = False
+    for param in hf.parameters():
+        param.requires_grad_(True)
+    return model
+
+
+def freeze_unused_pooler(model: SentenceTransformer) -> None:
+    """The encoder's own pooler (BERT, RoBERTa, MPNet) never feeds a sentence-transformers
+    embedding; under DDP without unused-parameter search, weights with no gradient fail the
+    first backward (sentence-transformers #1454)."""
+    for name, param in model.named_parameters():
+        if ".pooler." in name:
+            param.requires_grad_(False)
+
+
+def soup(model: SentenceTransformer, base: SentenceTransformer, alpha: float) -> None:
+    """Weight-space interpolation with the base model (WiSE-FT): keeps general skill, keeps gains."""
+    import torch
+
+    base_state = base.state_dict()
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            other = base_state.get(name)
+            if other is not None and tensor.dtype.is_floating_point and other.shape == tensor.shape:
+                tensor.copy_(alpha * tensor + (1.0 - alpha) * other.to(tensor.device, tensor.dtype))
+
+
+def training_arguments(
+    cfg: EmbedderConfig, output_dir: Path, device: str, has_eval: bool, prompts: dict[str, str]
+) -> Any:
+    from sentence_transformers import SentenceTransformerTrainingArguments
+    from sentence_transformers.base.sampler import BatchSamplers
+
+    eval_strategy = cfg.eval_strategy if has_eval else "no"
+    return SentenceTransformerTrainingArguments(
+        **common_arguments(
+            cfg, output_dir, device, eval_strategy=eval_strategy, metric=cfg.metric_for_best_model
+        ),
+        lr_scheduler_type=cfg.scheduler,
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        logging_steps=max(1, cfg.eval_steps // 10) if cfg.eval_steps else 5,
+        logging_first_step=True,
+        **checkpointing_argument(cfg.gradient_checkpointing),
+        prompts=prompts or None,
+        dataloader_drop_last=world_size() > 1,
+        ddp_find_unused_parameters=False if world_size() > 1 else None,
+    )
+
+
+def train_embedder(
+    cfg: RunConfig,
+    ws: Workspace,
+    events: Emitter,
+    cancel: threading.Event | None = None,
+    prepared: Prepared | None = None,
+) -> dict[str, Any]:
+    """Train, keep the best checkpoint, optionally soup with the base, save to ``models/embedder``.
+
+    A run stopped mid-way resumes from its last checkpoint in ``checkpoints/embedder``.
+    """
+    from sentence_transformers import SentenceTransformerTrainer
+
+    from engine.evaluate.ir import MatryoshkaIREvaluator
+
+    ecfg = cfg.embedder
+    prepared = prepared or load_prepared(ws)
+    device = pick_device(ecfg.device)
+    model = load_embedder(ecfg.base_model, device=device)
+    own_max_length = model.max_seq_length
+    if ecfg.max_seq_length:
+        model.max_seq_length = ecfg.max_seq_length
+    dims = model_dims(model, ecfg)
+    prompts = column_prompts(model, ecfg)
+    if ecfg.lora:
+        apply_lora(model, ecfg)
+    freeze_unused_pooler(model)
+
+    train = prepared.train.select_columns(["anchor", "positive"])
+    has_eval = bool(prepared.eval_queries)
+    evaluator = None
+    if has_eval:
+        evaluator = MatryoshkaIREvaluator(
+            prepared.ir_data(),
+            dims,
+            batch_size=cfg.eval.batch_size,
+            query_prompt=prompts.get("anchor"),
+            document_prompt=prompts.get("positive"),
+        )
+    out_dir = ws.checkpoints_dir / "embedder"
+    reset_stale_checkpoints(out_dir, StagePlan(cfg, ws).fingerprint("train"))
+    args = training_arguments(ecfg, out_dir, device, has_eval, prompts)
+    callback = EventsCallback(events, model="embedder", cancel=cancel)
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset=train,
+        loss=build_loss(model, ecfg, dims),
+        evaluator=evaluator,
+        callbacks=[callback],
+    )
+    quiet(trainer)
+    resume = last_checkpoint(out_dir)
+    if resume:
+        events.info(f"resuming from {Path(resume).name}")
+    trainer.train(resume_from_checkpoint=resume)
+    if callback.cancelled:
+        raise Cancelled(
+            "training stopped; the last checkpoint is kept and `ragtune run` resumes it"
+        )
+
+    model.max_seq_length = own_max_length
+    if ecfg.lora:
+        model = merge_lora(model)
+    if ecfg.soup_alpha < 1.0:
+        base = load_embedder(ecfg.base_model, device=str(model.device))
+        soup(model, base, ecfg.soup_alpha)
+    if ecfg.corpus_rotation:
+        from engine.embedder.rotation import append_rotation, fit_rotation
+
+        events.info("fitting the corpus rotation for truncated sizes")
+        append_rotation(
+            model,
+            fit_rotation(
+                model,
+                list(prepared.corpus.values()),
+                batch_size=cfg.eval.batch_size,
+                document_prompt=prompts.get("positive"),
+                seed=ecfg.seed,
+            ),
+        )
+    if trainer.is_world_process_zero():
+        model.save(str(ws.embedder_dir))
+    state = trainer.state
+    return {
+        "dims": dims,
+        "train_pairs": len(train),
+        "steps": state.global_step,
+        "best_metric": state.best_metric,
+        "best_checkpoint": Path(state.best_model_checkpoint).name
+        if state.best_model_checkpoint
+        else None,
+        "device": device,
+        "precision": next(
+            (k for k, v in precision_flags(ecfg.precision, device).items() if v), "fp32"
+        ),
+    }

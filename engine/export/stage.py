@@ -1,0 +1,164 @@
+"""Export: model cards with the measured Matryoshka table, and upload to the Hugging Face Hub."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from engine.config import RunConfig
+from engine.core.errors import OfflineError, RagtuneError
+from engine.core.events import Emitter
+from engine.core.models import hub_reachable, is_network_error
+from engine.core.workspace import Workspace
+
+BEGIN = "<!-- ragtune:begin -->"
+END = "<!-- ragtune:end -->"
+
+
+def _metrics(ws: Workspace) -> dict[str, Any]:
+    if not ws.metrics_path.exists():
+        return {}
+    return json.loads(ws.metrics_path.read_text())
+
+
+def model_card_text(cfg: RunConfig, ws: Workspace) -> str:
+    """The ragtune section of the embedder's card: what it was trained on and what it scores."""
+    emb = _metrics(ws).get("embedder", {})
+    dims = emb.get("dims", [])
+    lines = [
+        "## Fine-tuned with ragtune",
+        "",
+        f"- Base model: `{cfg.embedder.base_model}`",
+        f"- Training data: {_data_line(ws)}",
+        f"- Loss: {cfg.embedder.loss} inside MatryoshkaLoss over dims {dims}",
+        f"- Generator: {cfg.generation.resolved}",
+        "",
+    ]
+    for suite in ("benchmark", "held-out"):
+        if suite not in emb:
+            continue
+        base, tuned = emb[suite]["base"], emb[suite]["tuned"]
+        lines += [
+            f"### nDCG@10 on {suite} queries ({emb[suite]['queries']} queries)",
+            "",
+            "| dim | base | fine-tuned | change |",
+            "|---|---|---|---|",
+        ]
+        for d in dims:
+            b, t = base[f"dim_{d}_cosine_ndcg@10"], tuned[f"dim_{d}_cosine_ndcg@10"]
+            change = f"{(t - b) / b * 100:+.1f}%" if b else "n/a"
+            lines.append(f"| {d} | {b:.4f} | {t:.4f} | {change} |")
+        lines.append("")
+    small = dims[-1] if dims else 64
+    lines += [
+        "### Use it",
+        "",
+        "```python",
+        "from sentence_transformers import SentenceTransformer",
+        "",
+        "model = SentenceTransformer(PATH_OR_REPO)",
+        f"# smaller, faster vectors: keep the first {small} dimensions (Matryoshka)",
+        f"small = SentenceTransformer(PATH_OR_REPO, truncate_dim={small})",
+        "embeddings = model.encode_document(passages)",
+        "query = model.encode_query('your question')",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _data_line(ws: Workspace) -> str:
+    summary = ws.stage_summary("prepare") or {}
+    if not summary:
+        return "unknown"
+    return (
+        f"{summary.get('train_pairs', '?')} query–passage pairs from "
+        f"{summary.get('corpus', '?')} passages; {summary.get('eval_queries', '?')} held-out queries"
+    )
+
+
+def write_card_section(folder: Path, section: str) -> Path:
+    """Put our section into the README.md that sentence-transformers wrote, replacing an older one."""
+    card = folder / "README.md"
+    text = card.read_text(encoding="utf-8") if card.exists() else ""
+    block = f"{BEGIN}\n{section}\n{END}"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + block + rest.split(END, 1)[1]
+    elif text.startswith("---"):
+        end = text.find("\n---", 3)
+        cut = text.find("\n", end + 1) + 1 if end != -1 else 0
+        text = text[:cut] + "\n" + block + "\n\n" + text[cut:]
+    else:
+        text = block + "\n\n" + text
+    card.write_text(text, encoding="utf-8")
+    return card
+
+
+def hub_token(cfg: RunConfig) -> str:
+    token = os.environ.get(cfg.export.token_env, "")
+    if not token:
+        raise RagtuneError(
+            f"no Hub token in ${cfg.export.token_env}",
+            where="export.token_env",
+            hint=f"export {cfg.export.token_env}=hf_... (a write token), or set export.token_env",
+        )
+    return token
+
+
+def push_folder(folder: Path, repo_id: str, *, token: str, private: bool) -> str:
+    from huggingface_hub import HfApi
+
+    offline = OfflineError(
+        f"could not reach the Hugging Face Hub to push {repo_id}",
+        hint="check the network (HF_HUB_OFFLINE must be unset); the model is saved locally at "
+        f"{folder}",
+    )
+    if not hub_reachable():
+        raise offline
+    api = HfApi(token=token)
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        info = api.upload_folder(
+            repo_id=repo_id, folder_path=str(folder), commit_message="Upload from ragtune"
+        )
+    except Exception as exc:
+        name = type(exc).__name__
+        if is_network_error(exc):
+            raise offline from None
+        raise RagtuneError(f"push to {repo_id} failed: {name}: {exc}", where=str(folder)) from None
+    return str(getattr(info, "commit_url", repo_id))
+
+
+def export_models(
+    cfg: RunConfig, ws: Workspace, events: Emitter, *, push: bool = False
+) -> dict[str, Any]:
+    if not ws.embedder_dir.exists():
+        raise RagtuneError(
+            "no trained embedder to export",
+            where=str(ws.embedder_dir),
+            hint="run the train stage first",
+        )
+    out: dict[str, Any] = {"embedder": str(ws.embedder_dir)}
+    write_card_section(ws.embedder_dir, model_card_text(cfg, ws))
+    if ws.reranker_dir.exists():
+        out["reranker"] = str(ws.reranker_dir)
+    if push:
+        token = hub_token(cfg)
+        targets = [(ws.embedder_dir, cfg.export.embedder_repo, "export.embedder_repo")]
+        if ws.reranker_dir.exists():
+            targets.append((ws.reranker_dir, cfg.export.reranker_repo, "export.reranker_repo"))
+        for folder, repo, key in targets:
+            if not repo:
+                raise RagtuneError(
+                    "push_to_hub is on but no repo id is set",
+                    where=key,
+                    hint="set it to user/name, e.g. me/handbook-embed",
+                )
+            events.info(f"pushing {folder.name} to {repo}")
+            out[f"{folder.name}_url"] = push_folder(
+                folder, repo, token=token, private=cfg.export.private
+            )
+    return out

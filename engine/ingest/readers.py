@@ -1,0 +1,177 @@
+"""Reading one file into a Document: PDF with pages, DOCX with headings, text with encoding fallback."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from engine.core.errors import InputError, RagtuneError
+from engine.core.records import Document
+from engine.ingest.discovery import FILE_SUFFIXES
+
+_ENCODINGS = ("utf-8", "cp1252", "latin-1")
+_FRONT_MATTER = re.compile(r"\A---\r?\n.*?\r?\n(?:---|\.\.\.)\r?\n", re.DOTALL)
+
+
+def decode_text(data: bytes, where: str = "") -> str:
+    """Bytes to text: BOMs first, then utf-8, then cp1252, with latin-1 as the last resort."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8", errors="replace")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"broken UTF-16 text ({exc.reason})", where=where) from None
+    if b"\x00" in data[:4096]:
+        raise InputError(
+            "looks like a binary file, not text",
+            where=where,
+            hint="convert it to .txt, or exclude it with sources.exclude",
+        )
+    for encoding in _ENCODINGS:
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("latin-1")  # pragma: no cover - latin-1 accepts every byte
+
+
+def _first_heading(text: str) -> str:
+    m = re.search(r"^#{1,6}[ \t]+(.+?)[ \t#]*$", text, re.MULTILINE)
+    return m.group(1).strip() if m else ""
+
+
+def _read_pdf(path: Path) -> tuple[str, str, list[tuple[int, int]]]:
+    from pypdf import PdfReader
+    from pypdf.errors import FileNotDecryptedError, PdfReadError
+
+    try:
+        reader = PdfReader(str(path))
+    except (PdfReadError, ValueError, KeyError, OSError) as exc:
+        raise InputError(f"not a readable PDF ({exc})", where=str(path)) from None
+    if reader.is_encrypted:
+        try:
+            ok = reader.decrypt("")
+        except (FileNotDecryptedError, NotImplementedError, PdfReadError, ValueError):
+            ok = 0
+        if not ok:
+            raise InputError(
+                "the PDF is encrypted (password protected)",
+                where=str(path),
+                hint="save an unprotected copy, or exclude it with sources.exclude",
+            )
+    parts: list[str] = []
+    page_starts: list[tuple[int, int]] = []
+    offset = 0
+    for number, page in enumerate(reader.pages, start=1):
+        text = (page.extract_text() or "").strip()
+        if not text:
+            continue
+        page_starts.append((offset, number))
+        parts.append(text)
+        offset += len(text) + 2
+    title = ""
+    try:
+        meta = reader.metadata
+        title = str(meta.title or "").strip() if meta else ""
+    except Exception:  # metadata is optional; a broken info dict must not drop the text
+        title = ""
+    if not parts:
+        raise InputError(
+            f"no extractable text in {len(reader.pages)} page(s) (a scanned PDF?)",
+            where=str(path),
+            hint="run OCR on it first (e.g. ocrmypdf), or exclude it",
+        )
+    return "\n\n".join(parts), title, page_starts
+
+
+def _read_docx(path: Path) -> tuple[str, str]:
+    import docx
+    from docx.table import Table
+
+    try:
+        document = docx.Document(str(path))
+    except Exception as exc:  # python-docx raises zip, xml and key errors for broken files
+        raise InputError(
+            f"not a readable .docx ({exc.__class__.__name__}: {exc})", where=str(path)
+        ) from None
+    lines: list[str] = []
+    for block in document.iter_inner_content():
+        if isinstance(block, Table):
+            for row in block.rows:
+                cells = [c.text.strip() for c in row.cells]
+                if any(cells):
+                    lines.append(" | ".join(cells))
+            lines.append("")
+            continue
+        text = block.text.strip()
+        if not text:
+            continue
+        style = (block.style.name if block.style is not None else "") or ""
+        level = _heading_level(style)
+        lines.append(f"{'#' * level} {text}" if level else text)
+        lines.append("")
+    title = (document.core_properties.title or "").strip()
+    return "\n".join(lines).strip(), title
+
+
+def _heading_level(style: str) -> int:
+    """Word's "Title" and "Heading N" styles become markdown levels the chunker understands."""
+    if style == "Title":
+        return 1
+    m = re.match(r"Heading (\d)", style)
+    return min(int(m.group(1)), 6) if m else 0
+
+
+def source_name(path: Path, base_dir: Path | None) -> str:
+    """Relative to the config's folder when possible, so chunk ids survive moving the run."""
+    if base_dir is not None:
+        try:
+            return path.resolve().relative_to(base_dir.resolve()).as_posix()
+        except ValueError:
+            pass
+    return path.resolve().as_posix()
+
+
+def read_file(path: Path, base_dir: Path | None = None) -> Document:
+    """One file as a document; every reason it cannot be used is an ``InputError``."""
+    path = Path(path)
+    where = str(path)
+    suffix = path.suffix.lower()
+    if suffix not in FILE_SUFFIXES:
+        raise InputError(
+            f"unsupported file type {suffix or '(none)'!r}",
+            where=where,
+            hint=f"use one of {', '.join(sorted(FILE_SUFFIXES))}, or load tables via sources.dataset",
+        )
+    page_starts = None
+    title = ""
+    try:
+        if suffix == ".pdf":
+            text, title, page_starts = _read_pdf(path)
+        elif suffix == ".docx":
+            text, title = _read_docx(path)
+        else:
+            text = decode_text(path.read_bytes(), where).replace("\r\n", "\n")
+            if suffix in (".md", ".markdown"):
+                text = _FRONT_MATTER.sub("", text, count=1)
+    except RagtuneError:
+        raise
+    except PermissionError:
+        raise InputError("permission denied", where=where) from None
+    except OSError as exc:
+        raise InputError(f"cannot read the file ({exc.strerror or exc})", where=where) from None
+    except Exception as exc:  # any parser failure is a bad file, not a crash of the run
+        raise InputError(
+            f"cannot parse the file ({exc.__class__.__name__}: {exc})", where=where
+        ) from None
+    if not text.strip():
+        raise InputError("the file is empty (no text)", where=where)
+    name = source_name(path, base_dir)
+    return Document(
+        doc_id=name,
+        text=text,
+        source=name,
+        title=title or _first_heading(text) or path.stem,
+        page_starts=page_starts,
+    )

@@ -1,0 +1,402 @@
+"""Does the reranker reorder the retriever's top-k for the better? Metrics, fusion and the table."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from engine.core.search import topk_search, truncate_normalize
+
+if TYPE_CHECKING:
+    from sentence_transformers import CrossEncoder, SentenceTransformer
+
+    from engine.evaluate.beir import IRData
+
+METRICS = ("ndcg@10", "mrr@10", "map@100")
+WEIGHT_GRID = tuple(round(i / 10, 1) for i in range(11))
+# Smallest held-out ndcg@10 gain over the retriever for which the reranker is switched on.
+MIN_GAIN = 0.005
+
+
+def ranking_metrics(
+    ranked: Sequence[Sequence[str]], relevant: Sequence[set[str]]
+) -> dict[str, float]:
+    """ndcg@10, mrr@10, map@100 with binary relevance, as sentence-transformers' IR evaluator
+    defines them (ideal DCG over min(#relevant, k); AP divided by min(#relevant, k))."""
+    ndcg, mrr, ap = [], [], []
+    for ids, rel in zip(ranked, relevant, strict=True):
+        if not rel:
+            continue
+        dcg = sum(1.0 / math.log2(i + 2) for i, d in enumerate(ids[:10]) if d in rel)
+        idcg = sum(1.0 / math.log2(i + 2) for i in range(min(len(rel), 10)))
+        ndcg.append(dcg / idcg)
+        mrr.append(next((1.0 / (i + 1) for i, d in enumerate(ids[:10]) if d in rel), 0.0))
+        hits, total = 0, 0.0
+        for i, d in enumerate(ids[:100]):
+            if d in rel:
+                hits += 1
+                total += hits / (i + 1)
+        ap.append(total / min(len(rel), 100))
+    if not ndcg:
+        return {m: 0.0 for m in METRICS}
+    return {
+        "ndcg@10": float(np.mean(ndcg)),
+        "mrr@10": float(np.mean(mrr)),
+        "map@100": float(np.mean(ap)),
+    }
+
+
+@dataclass
+class Candidates:
+    """The retriever's top-k per query (best first) with cosine scores, and the judged ids."""
+
+    queries: list[str]
+    ids: list[list[str]]
+    scores: list[np.ndarray]
+    relevant: list[set[str]]
+    positive_scores: list[dict[str, float]] = field(default_factory=list)
+
+    def including_positives(self) -> Candidates:
+        """Missing positives appended after the top-k (by their own cosine): the reranker's
+        ceiling when the retriever's recall is taken out of the picture."""
+        ids, scores = [], []
+        for cand, sc, pos in zip(self.ids, self.scores, self.positive_scores, strict=True):
+            missing = sorted((d for d in pos if d not in set(cand)), key=lambda d: -pos[d])
+            ids.append(cand + missing)
+            scores.append(np.concatenate([sc, np.array([pos[d] for d in missing], np.float32)]))
+        return Candidates(self.queries, ids, scores, self.relevant, self.positive_scores)
+
+
+def encode_corpus(
+    embedder: SentenceTransformer, texts: Sequence[str], batch_size: int = 64
+) -> np.ndarray:
+    return embedder.encode_document(
+        list(texts), batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True
+    ).astype(np.float32)
+
+
+def encode_queries(
+    embedder: SentenceTransformer, texts: Sequence[str], batch_size: int = 64
+) -> np.ndarray:
+    return embedder.encode_query(
+        list(texts), batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True
+    ).astype(np.float32)
+
+
+def retrieve_candidates(
+    embedder: SentenceTransformer,
+    queries: Mapping[str, str],
+    corpus: Mapping[str, str],
+    relevant: Mapping[str, set[str]],
+    top_k: int,
+    *,
+    dim: int | None = None,
+    batch_size: int = 64,
+    corpus_emb: np.ndarray | None = None,
+) -> Candidates:
+    """Encode once, cosine top-k; ``dim`` truncates to a Matryoshka size first."""
+    doc_ids = list(corpus)
+    if corpus_emb is None:
+        corpus_emb = encode_corpus(embedder, [corpus[d] for d in doc_ids], batch_size)
+    qids = [q for q in queries if relevant.get(q)]
+    q_emb = encode_queries(embedder, [queries[q] for q in qids], batch_size)
+    if dim:
+        corpus_emb = truncate_normalize(corpus_emb, dim)
+        q_emb = truncate_normalize(q_emb, dim)
+    scores, idx = topk_search(q_emb, corpus_emb, top_k)
+    position = {d: i for i, d in enumerate(doc_ids)}
+    pos_scores = []
+    for qi, q in enumerate(qids):
+        rel = [d for d in relevant[q] if d in position]
+        sims = corpus_emb[[position[d] for d in rel]] @ q_emb[qi] if rel else np.zeros(0)
+        pos_scores.append({d: float(s) for d, s in zip(rel, sims, strict=True)})
+    return Candidates(
+        queries=[queries[q] for q in qids],
+        ids=[[doc_ids[j] for j in row] for row in idx],
+        scores=[row.astype(np.float32) for row in scores],
+        relevant=[set(relevant[q]) for q in qids],
+        positive_scores=pos_scores,
+    )
+
+
+def rerank_scores(
+    model: CrossEncoder,
+    cands: Candidates,
+    corpus: Mapping[str, str],
+    batch_size: int = 64,
+) -> list[np.ndarray]:
+    """Raw logits (no sigmoid) for every candidate, in one batched predict."""
+    import torch
+
+    pairs = [(q, corpus[d]) for q, ids in zip(cands.queries, cands.ids, strict=True) for d in ids]
+    if not pairs:
+        return [np.zeros(0, np.float32) for _ in cands.ids]
+    flat = model.predict(
+        pairs,
+        batch_size=batch_size,
+        activation_fn=torch.nn.Identity(),
+        convert_to_numpy=True,
+        show_progress_bar=False,
+    )
+    flat = np.asarray(flat, dtype=np.float32).reshape(-1)
+    out, start = [], 0
+    for ids in cands.ids:
+        out.append(flat[start : start + len(ids)])
+        start += len(ids)
+    return out
+
+
+def _minmax(x: np.ndarray) -> np.ndarray:
+    if x.size == 0:
+        return x
+    span = float(x.max() - x.min())
+    return (x - x.min()) / span if span > 0 else np.zeros_like(x)
+
+
+def fuse(retriever: np.ndarray, reranker: np.ndarray, weight: float) -> np.ndarray:
+    """w * reranker + (1 - w) * retriever, each min-max scaled within the query's candidates,
+    so logits and cosines share a scale; w = 0 is the retriever's order exactly."""
+    if weight <= 0:
+        return np.asarray(retriever, np.float32)
+    if weight >= 1:
+        return np.asarray(reranker, np.float32)
+    return weight * _minmax(np.asarray(reranker)) + (1 - weight) * _minmax(np.asarray(retriever))
+
+
+def order(ids: Sequence[str], scores: np.ndarray) -> list[str]:
+    """Best first; ties keep the retriever's order (a stable sort over it)."""
+    ranking = np.argsort(-np.asarray(scores), kind="stable")
+    return [ids[i] for i in ranking]
+
+
+def metrics_for(cands: Candidates, scores: Sequence[np.ndarray]) -> dict[str, float]:
+    ranked = [order(ids, s) for ids, s in zip(cands.ids, scores, strict=True)]
+    return ranking_metrics(ranked, cands.relevant)
+
+
+def fused_metrics(
+    cands: Candidates, rerank: Sequence[np.ndarray], weight: float
+) -> dict[str, float]:
+    return metrics_for(
+        cands, [fuse(r, s, weight) for r, s in zip(cands.scores, rerank, strict=True)]
+    )
+
+
+def choose_weight(
+    cands: Candidates,
+    rerank: Sequence[np.ndarray],
+    grid: Sequence[float] = WEIGHT_GRID,
+    min_gain: float = MIN_GAIN,
+) -> tuple[float, dict[float, float]]:
+    """The fusion weight with the best ndcg@10, or 0 (the retriever's order, untouched) when
+    the best beats w = 0 by less than ``min_gain``: on a few dozen queries a smaller gain is
+    noise, and adopting noise is how a reranker ends up lowering ndcg on real queries."""
+    curve = {w: fused_metrics(cands, rerank, w)["ndcg@10"] for w in grid}
+    best = max(curve.values())
+    chosen = min(w for w, v in curve.items() if v >= best - 1e-9)
+    if best - curve.get(0.0, fused_metrics(cands, rerank, 0.0)["ndcg@10"]) < min_gain:
+        chosen = 0.0
+    return chosen, curve
+
+
+def split_for_tuning(n: int, seed: int = 0) -> tuple[list[int], list[int]]:
+    """Two disjoint halves of the queries: one picks the fusion weight, the other reports it."""
+    perm = np.random.default_rng(seed).permutation(n)
+    return sorted(perm[: n // 2].tolist()), sorted(perm[n // 2 :].tolist())
+
+
+def take(cands: Candidates, idx: Sequence[int]) -> Candidates:
+    return Candidates(
+        [cands.queries[i] for i in idx],
+        [cands.ids[i] for i in idx],
+        [cands.scores[i] for i in idx],
+        [cands.relevant[i] for i in idx],
+        [cands.positive_scores[i] for i in idx] if cands.positive_scores else [],
+    )
+
+
+@dataclass
+class RerankReport:
+    """Rows of (candidate set, system) → metrics, and the verdict lines for the report."""
+
+    rows: dict[str, dict[str, dict[str, float]]]
+    weight: float
+    top_k: int
+    queries: int
+    notes: list[str] = field(default_factory=list)
+    # ndcg@10 on the queries not used to choose the weight (None when too few to split).
+    held_out: dict[str, float] | None = None
+
+    def markdown(self) -> str:
+        lines = [
+            f"### Reranker on the held-out queries (top {self.top_k} of the retriever, "
+            f"{self.queries} queries)",
+            "",
+            "| candidates | system | ndcg@10 | mrr@10 | map@100 | ndcg@10 vs retriever |",
+            "|---|---|---|---|---|---|",
+        ]
+        for setting, systems in self.rows.items():
+            base = systems.get("retriever", {}).get("ndcg@10", 0.0)
+            for name, m in systems.items():
+                change = "" if name == "retriever" else _change(m["ndcg@10"], base)
+                lines.append(
+                    f"| {setting} | {name} | {m['ndcg@10']:.4f} | {m['mrr@10']:.4f} | "
+                    f"{m['map@100']:.4f} | {change} |"
+                )
+        lines.append("")
+        lines.extend(f"- {n}" for n in self.notes)
+        return "\n".join(lines).rstrip() + "\n"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "top_k": self.top_k,
+            "queries": self.queries,
+            "fusion_weight": self.weight,
+            "rows": self.rows,
+            "notes": self.notes,
+            "held_out_ndcg@10": self.held_out,
+        }
+
+
+def _change(value: float, base: float) -> str:
+    diff = value - base
+    rel = f" ({diff / base:+.1%})" if base > 0 else ""
+    return f"{diff:+.4f}{rel}"
+
+
+def _scores_both(
+    model: CrossEncoder,
+    top: Candidates,
+    included: Candidates,
+    corpus: Mapping[str, str],
+    batch_size: int,
+) -> dict[str, list[np.ndarray]]:
+    """Score the with-positives lists once; the top-k lists are their prefixes."""
+    full = rerank_scores(model, included, corpus, batch_size)
+    prefix = [s[: len(ids)] for s, ids in zip(full, top.ids, strict=True)]
+    return {"retrieved top-k": prefix, "positives included": full}
+
+
+def evaluate_rerankers(
+    cands: Candidates,
+    corpus: Mapping[str, str],
+    tuned: CrossEncoder,
+    base: CrossEncoder | None = None,
+    *,
+    weight: float | None = None,
+    batch_size: int = 64,
+    base_label: str = "base reranker",
+) -> RerankReport:
+    """Retriever alone vs base reranker vs fine-tuned reranker (alone and fused with the
+    retriever), on the retrieved top-k and with the positives always included.
+
+    With ``weight`` None the fusion weight is chosen on half of the queries and the fused row
+    is measured on the other half as well as on all of them.
+    """
+    settings = {"retrieved top-k": cands, "positives included": cands.including_positives()}
+    rows: dict[str, dict[str, dict[str, float]]] = {}
+    notes: list[str] = []
+    tuned_scores = _scores_both(tuned, cands, settings["positives included"], corpus, batch_size)
+    base_scores = (
+        _scores_both(base, cands, settings["positives included"], corpus, batch_size)
+        if base is not None
+        else {}
+    )
+    chosen = weight
+    held_out: dict[str, float] | None = None
+    if chosen is None:
+        top = settings["retrieved top-k"]
+        if len(top.queries) >= 10:
+            tune_idx, test_idx = split_for_tuning(len(top.queries))
+            top_scores = tuned_scores["retrieved top-k"]
+            tune, test = take(top, tune_idx), take(top, test_idx)
+            chosen, _ = choose_weight(tune, [top_scores[i] for i in tune_idx])
+            test_scores = [top_scores[i] for i in test_idx]
+            held_out = {
+                "retriever": metrics_for(test, test.scores)["ndcg@10"],
+                "fused": fused_metrics(test, test_scores, chosen)["ndcg@10"],
+            }
+            if chosen > 0 and held_out["fused"] < held_out["retriever"]:
+                notes.append(
+                    f"w={chosen:.1f} won on the tuning half but lost on the other half "
+                    f"({held_out['fused']:.4f} vs {held_out['retriever']:.4f}): w set to 0"
+                )
+                chosen = 0.0
+                held_out["fused"] = held_out["retriever"]
+        else:
+            chosen, _ = choose_weight(top, tuned_scores["retrieved top-k"])
+            notes.append(
+                f"fusion weight chosen on these same {len(top.queries)} queries (too few to split)"
+            )
+    for name, c in settings.items():
+        systems = {"retriever": metrics_for(c, c.scores)}
+        if base is not None:
+            systems[base_label] = metrics_for(c, base_scores[name])
+        systems["fine-tuned reranker"] = metrics_for(c, tuned_scores[name])
+        systems[f"fine-tuned fused (w={chosen:.1f})"] = fused_metrics(c, tuned_scores[name], chosen)
+        rows[name] = systems
+    report = RerankReport(
+        rows=rows,
+        weight=chosen,
+        top_k=max((len(i) for i in cands.ids), default=0),
+        queries=len(cands.queries),
+        notes=notes,
+    )
+    top_rows = rows["retrieved top-k"]
+    retr = top_rows["retriever"]["ndcg@10"]
+    alone = top_rows["fine-tuned reranker"]["ndcg@10"]
+    fused = top_rows[f"fine-tuned fused (w={chosen:.1f})"]["ndcg@10"]
+    if alone <= retr:
+        notes.append(
+            f"the fine-tuned reranker alone does not beat the retriever alone: ndcg@10 "
+            f"{alone:.4f} vs {retr:.4f} ({_change(alone, retr)})"
+        )
+    if chosen == 0:
+        notes.append(
+            "fusion weight 0: the reranker adds nothing on held-out queries, so search keeps "
+            "the retriever's order"
+        )
+    else:
+        notes.append(
+            f"search uses w={chosen:.1f} * reranker + {1 - chosen:.1f} * retriever: ndcg@10 "
+            f"{fused:.4f} vs {retr:.4f} for the retriever alone ({_change(fused, retr)})"
+        )
+    if held_out is not None:
+        notes.append(
+            f"on the half of the queries not used to choose w: fused ndcg@10 "
+            f"{held_out['fused']:.4f} vs retriever {held_out['retriever']:.4f}"
+        )
+    report.held_out = held_out
+    return report
+
+
+def evaluate_reranking_on_beir(
+    embedder: SentenceTransformer,
+    reranker: CrossEncoder,
+    data: IRData,
+    top_k: int = 30,
+    *,
+    weight: float | None = None,
+    dim: int | None = None,
+    batch_size: int = 64,
+) -> dict[str, Any]:
+    """Retriever alone vs reranked (and fused at ``weight`` when given) on a labelled collection."""
+    cands = retrieve_candidates(
+        embedder, data.queries, data.corpus, data.relevant, top_k, dim=dim, batch_size=batch_size
+    )
+    scores = rerank_scores(reranker, cands, data.corpus, batch_size)
+    out: dict[str, Any] = {
+        "top_k": top_k,
+        "queries": len(cands.queries),
+        "retriever": metrics_for(cands, cands.scores),
+        "reranker": metrics_for(cands, scores),
+    }
+    if weight is not None:
+        out["weight"] = weight
+        out["fused"] = fused_metrics(cands, scores, weight)
+    out["curve"] = {str(w): fused_metrics(cands, scores, w)["ndcg@10"] for w in WEIGHT_GRID}
+    return out

@@ -1,0 +1,428 @@
+"""The reranker stage: mine negatives, fine-tune a cross-encoder, prove it on held-out queries."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.config import RunConfig
+from engine.config.reranker import RerankerConfig
+from engine.core.errors import Cancelled
+from engine.core.events import Emitter, EvalRow, is_main_process
+from engine.core.models import (
+    hub_kwargs,
+    load_cross_encoder,
+    load_embedder,
+    pick_device,
+    resolve_model,
+)
+from engine.core.stages import StagePlan
+from engine.core.workspace import Workspace
+from engine.data.prepare import load_prepared
+from engine.reranker.evaluate import (
+    Candidates,
+    RerankReport,
+    evaluate_rerankers,
+    retrieve_candidates,
+    split_for_tuning,
+    take,
+)
+from engine.reranker.negatives import NegativesResult, collect_negatives
+from engine.training.arguments import (
+    common_arguments,
+    last_checkpoint,
+    quiet,
+    reset_stale_checkpoints,
+)
+from engine.training.callbacks import EventsCallback
+
+if TYPE_CHECKING:
+    from sentence_transformers import CrossEncoder
+
+# Saved beside the reranker weights: how ``ask`` combines its score with the retriever's.
+SETTINGS_FILE = "ragtune_reranker.json"
+EVAL_NAME = "heldout"
+
+
+def has_classifier_head(name: str) -> bool:
+    """A reranker checkpoint (1-label sequence classifier) rather than a plain encoder."""
+    from transformers import AutoConfig
+
+    try:
+        resolved = resolve_model(name)
+        config = AutoConfig.from_pretrained(resolved, **hub_kwargs(resolved))
+    except (OSError, ValueError):
+        return False
+    archs = getattr(config, "architectures", None) or []
+    return any("ForSequenceClassification" in a for a in archs) and config.num_labels == 1
+
+
+def load_reranker_base(
+    name: str, *, max_length: int, device: str | None = None, seed: int = 42
+) -> tuple[CrossEncoder, bool]:
+    """The base cross-encoder and whether its head is fresh; seeded so a fresh head is the same
+    head every time (the base row of the table must be reproducible)."""
+    import torch
+
+    fresh = not has_classifier_head(name)
+    torch.manual_seed(seed)
+    model = load_cross_encoder(name, device=device, num_labels=1, max_length=max_length)
+    return model, fresh
+
+
+def embedder_source(cfg: RunConfig, ws: Workspace) -> str:
+    """The fine-tuned embedder when the training stage has saved one, else the base model."""
+    if (ws.embedder_dir / "modules.json").exists() or (ws.embedder_dir / "config.json").exists():
+        return str(ws.embedder_dir)
+    return cfg.embedder.base_model
+
+
+def reranking_samples(cands: Candidates, corpus: dict[str, str]) -> list[dict[str, Any]]:
+    return [
+        {
+            "query": q,
+            "positive": [corpus[d] for d in rel if d in corpus],
+            "documents": [corpus[d] for d in ids],
+        }
+        for q, ids, rel in zip(cands.queries, cands.ids, cands.relevant, strict=True)
+    ]
+
+
+def build_loss(model: CrossEncoder, rc: RerankerConfig, negatives: NegativesResult) -> Any:
+    import torch
+    from sentence_transformers.cross_encoder import losses
+
+    if rc.loss == "lambda":
+        return losses.LambdaLoss(model, mini_batch_size=rc.mini_batch_size)
+    if rc.loss == "mnrl":
+        return losses.MultipleNegativesRankingLoss(model, num_negatives=max(1, rc.num_negatives))
+    return losses.BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(negatives.pos_weight))
+
+
+def training_data(rc: RerankerConfig, negatives: NegativesResult) -> Any:
+    if rc.loss == "lambda":
+        return negatives.lists()
+    if rc.loss == "mnrl":
+        return negatives.tuples()
+    return negatives.pairs(seed=rc.seed)
+
+
+def train_reranker(
+    model: CrossEncoder,
+    rc: RerankerConfig,
+    negatives: NegativesResult,
+    output_dir: Path,
+    *,
+    evaluator: Any | None,
+    device: str,
+    events: Emitter,
+    cancel: threading.Event | None = None,
+) -> dict[str, Any]:
+    """CrossEncoderTrainer with checkpoints in ``output_dir``; resumes its last checkpoint."""
+    from sentence_transformers.cross_encoder import (
+        CrossEncoderTrainer,
+        CrossEncoderTrainingArguments,
+    )
+
+    train = training_data(rc, negatives)
+    strategy = rc.eval_strategy if evaluator is not None else "no"
+    metric = f"eval_{EVAL_NAME}_ndcg@10"
+    args = CrossEncoderTrainingArguments(
+        **common_arguments(rc, output_dir, device, eval_strategy=strategy, metric=metric),
+        logging_steps=max(1, min(50, len(train) // max(1, rc.batch_size) // 4 or 1)),
+        dataloader_drop_last=False,
+    )
+    callback = EventsCallback(events, model="reranker", cancel=cancel)
+    trainer = CrossEncoderTrainer(
+        model=model,
+        args=args,
+        train_dataset=train,
+        loss=build_loss(model, rc, negatives),
+        evaluator=evaluator,
+        callbacks=[callback],
+    )
+    quiet(trainer)
+    resume = last_checkpoint(output_dir)
+    if resume:
+        events.info(f"resuming reranker training from {Path(resume).name}")
+    started = time.monotonic()
+    trainer.train(resume_from_checkpoint=resume)
+    if callback.cancelled:
+        raise Cancelled("reranker training stopped; the last checkpoint is kept for a resume")
+    state = trainer.state
+    return {
+        "train_rows": len(train),
+        "steps": state.global_step,
+        "seconds": round(time.monotonic() - started, 1),
+        "best_metric": state.best_metric,
+        "best_checkpoint": Path(state.best_model_checkpoint).name
+        if state.best_model_checkpoint
+        else None,
+        "resumed_from": Path(resume).name if resume else None,
+    }
+
+
+def update_metrics(path: Path, key: str, value: Any) -> None:
+    """metrics.json is shared by stages: rewrite only our key, atomically."""
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            data = {}
+    data[key] = value
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    tmp.replace(path)
+
+
+def model_card(
+    rc: RerankerConfig,
+    *,
+    fresh_head: bool,
+    embedder: str,
+    negatives: NegativesResult,
+    report: RerankReport | None,
+    training: dict[str, Any],
+) -> str:
+    recipe = "\n".join(f"- {k}: {v}" for k, v in negatives.recipe.items())
+    counts = "\n".join(f"- {k}: {v}" for k, v in negatives.counts.items())
+    head = "an encoder with a fresh 1-label head" if fresh_head else "a reranker checkpoint"
+    weight = report.weight if report is not None else rc.fusion_weight
+    parts = [
+        "# ragtune reranker",
+        "",
+        f"Cross-encoder fine-tuned from `{rc.base_model}` ({head}) with loss `{rc.loss}` on "
+        "queries generated from the team's own documents. It reorders the top "
+        f"{rc.top_k} passages of the retriever `{embedder}`.",
+        "",
+        "## Use",
+        "",
+        "```python",
+        "from sentence_transformers import CrossEncoder",
+        'model = CrossEncoder("PATH")',
+        'scores = model.predict([("query", "passage"), ...])',
+        "```",
+        "",
+        f"ragtune combines its score with the retriever's: `w * minmax(reranker) + (1 - w) * "
+        f"minmax(retriever)` per query, with w = {weight} (see `{SETTINGS_FILE}`).",
+        "",
+        "## Negatives",
+        "",
+        recipe,
+        "",
+        "Counts:",
+        "",
+        counts,
+        "",
+        "## Training",
+        "",
+        "\n".join(f"- {k}: {v}" for k, v in training.items()),
+        "",
+    ]
+    if report is not None:
+        parts += ["## Evaluation", "", report.markdown()]
+    return "\n".join(parts)
+
+
+def _save_reranker(
+    model: Any,
+    ws: Workspace,
+    rc: Any,
+    fresh: bool,
+    emb_name: str,
+    weight: float,
+    negatives: Any,
+    report: Any,
+    training: dict[str, Any],
+) -> None:
+    """Only rank 0 writes the model folder: under torchrun every rank reaches this point."""
+    out = ws.reranker_dir
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(str(tmp), create_model_card=False)
+    settings = {
+        "base_model": rc.base_model,
+        "fresh_head": fresh,
+        "embedder": emb_name,
+        "fusion_weight": weight,
+        "top_k": rc.top_k,
+        "loss": rc.loss,
+        "max_length": rc.max_length,
+    }
+    (tmp / SETTINGS_FILE).write_text(json.dumps(settings, indent=2), encoding="utf-8")
+    (tmp / "README.md").write_text(
+        model_card(
+            rc,
+            fresh_head=fresh,
+            embedder=emb_name,
+            negatives=negatives,
+            report=report,
+            training=training,
+        ),
+        encoding="utf-8",
+    )
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.replace(out)
+
+
+def run_reranker_stage(
+    cfg: RunConfig, ws: Workspace, events: Emitter, cancel: threading.Event | None = None
+) -> dict[str, Any]:
+    """Mining + training + evaluation; writes ``models/reranker`` and the "reranker" metrics.
+
+    Returns a summary whose "report" is the markdown table for report.md.
+    """
+    rc = cfg.reranker
+    device = pick_device(rc.device)
+    prepared = load_prepared(ws)
+    batch = cfg.eval.batch_size
+    emb_name = embedder_source(cfg, ws)
+    events.info(f"reranker: retrieving with {Path(emb_name).name}, base {rc.base_model}")
+    embedder = load_embedder(emb_name, device=device)
+
+    cands = retrieve_candidates(
+        embedder,
+        prepared.eval_queries,
+        prepared.corpus,
+        prepared.eval_relevant,
+        rc.top_k,
+        batch_size=batch,
+    )
+    rescorer = load_cross_encoder(rc.rescore_model, device=device) if rc.rescore_model else None
+    llm_rows = []
+    if rc.llm_negatives and ws.generated_path.exists():
+        from engine.generate.rows import read_rows
+
+        llm_rows = read_rows(ws.generated_path)
+    negatives = collect_negatives(
+        prepared.train,
+        prepared.corpus,
+        rc,
+        embedder=embedder,
+        exclude_chunks=prepared.eval_chunks,
+        llm_rows=llm_rows,
+        cross_encoder=rescorer,
+        events=events,
+        batch_size=batch,
+    )
+    del embedder, rescorer
+    if cancel is not None and cancel.is_set():
+        raise Cancelled()
+
+    # Half of the held-out queries choose the checkpoint and the fusion weight; the other half
+    # is never looked at until the report.
+    evaluator = None
+    if cands.queries:
+        from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
+
+        tune = (
+            take(cands, split_for_tuning(len(cands.queries))[0])
+            if len(cands.queries) >= 10
+            else cands
+        )
+        evaluator = CrossEncoderRerankingEvaluator(
+            reranking_samples(tune, prepared.corpus),
+            at_k=10,
+            always_rerank_positives=True,
+            name=EVAL_NAME,
+            batch_size=batch,
+            write_csv=False,
+        )
+
+    model, fresh = load_reranker_base(
+        rc.base_model, max_length=rc.max_length, device=device, seed=rc.seed
+    )
+    ckpt_dir = ws.checkpoints_dir / "reranker"
+    reset_stale_checkpoints(ckpt_dir, StagePlan(cfg, ws).fingerprint("rerank"))
+    training = train_reranker(
+        model,
+        rc,
+        negatives,
+        ckpt_dir,
+        evaluator=evaluator,
+        device=device,
+        events=events,
+        cancel=cancel,
+    )
+
+    report: RerankReport | None = None
+    if cands.queries:
+        base, _ = load_reranker_base(
+            rc.base_model, max_length=rc.max_length, device=device, seed=rc.seed
+        )
+        report = evaluate_rerankers(
+            cands,
+            prepared.corpus,
+            model,
+            base,
+            weight=rc.fusion_weight if rc.fusion_weight >= 0 else None,
+            batch_size=batch,
+            base_label="base reranker (fresh head)" if fresh else "base reranker",
+        )
+        del base
+        weight = report.weight
+    else:
+        weight = rc.fusion_weight if rc.fusion_weight >= 0 else 0.5
+        events.warning(
+            f"no held-out queries: the reranker is not evaluated and search fuses it at w={weight}",
+            hint="set data.eval_fraction above 0 to measure it",
+        )
+
+    if is_main_process():
+        _save_reranker(model, ws, rc, fresh, emb_name, weight, negatives, report, training)
+
+    summary: dict[str, Any] = {
+        "negatives": negatives.counts,
+        "pos_weight": round(negatives.pos_weight, 3),
+        "training": training,
+        "fusion_weight": weight,
+        "fresh_head": fresh,
+        "embedder": emb_name,
+        "base_model": rc.base_model,
+    }
+    if report is not None:
+        summary["evaluation"] = report.to_dict()
+        for system, metrics in report.rows["retrieved top-k"].items():
+            events.emit(EvalRow(model=system, dim=0, metrics=metrics))
+        top = report.rows["retrieved top-k"]
+        retr = top["retriever"]["ndcg@10"]
+        alone = top["fine-tuned reranker"]["ndcg@10"]
+        fused = next(v for k, v in top.items() if k.startswith("fine-tuned fused"))["ndcg@10"]
+        if fused <= retr:
+            events.warning(
+                f"the reranker does not beat the retriever alone on held-out queries "
+                f"(ndcg@10 {alone:.4f} reranked, {fused:.4f} fused at w={weight}, "
+                f"{retr:.4f} retriever)",
+                hint="more or better training queries, a reranker checkpoint as "
+                "reranker.base_model, or more epochs may help",
+            )
+        elif alone <= retr:
+            events.warning(
+                f"the reranker alone lowers ndcg@10 ({alone:.4f} vs {retr:.4f}); fused with the "
+                f"retriever at w={weight} it raises it to {fused:.4f}"
+            )
+    if is_main_process():
+        update_metrics(ws.metrics_path, "reranker", summary)
+    negs = negatives.counts
+    lines = [
+        "## Reranker",
+        "",
+        f"Base `{rc.base_model}`"
+        + (" (fresh head)" if fresh else "")
+        + f", loss `{rc.loss}`, {training['train_rows']} training rows, "
+        f"{training['steps']} steps. Negatives: {negs['mined']} mined, "
+        f"{negs['llm_passage'] + negs['llm_query']} from the LLM, {negs['random']} random "
+        f"for {negs['queries']} queries (pos_weight {negatives.pos_weight:.2f}).",
+        "",
+    ]
+    if report is not None:
+        lines.append(report.markdown())
+    summary["report"] = "\n".join(lines)
+    return summary

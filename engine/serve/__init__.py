@@ -1,0 +1,1 @@
+"""Using the trained models: retrieval, reranking and answers for a query."""

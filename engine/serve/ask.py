@@ -1,0 +1,435 @@
+"""Ask a workspace a question: retrieve, rerank, optionally answer with citations (CLI and TUI)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from engine.config import RunConfig, load_config
+from engine.core.errors import InputError, OfflineError, RagtuneError
+from engine.core.records import Chunk, read_chunks
+from engine.core.search import topk_search, truncate_normalize
+from engine.core.workspace import Workspace, fingerprint
+from engine.reranker.evaluate import encode_corpus, encode_queries, fuse
+
+if TYPE_CHECKING:
+    from sentence_transformers import CrossEncoder, SentenceTransformer
+
+__all__ = ["AskResult", "Hit", "Searcher", "ask", "clear_cache", "get_searcher", "render_result"]
+
+
+@dataclass
+class Hit:
+    rank: int
+    chunk_id: str
+    source: str
+    page: int | None
+    heading: str
+    title: str
+    text: str
+    retriever_score: float
+    rerank_score: float | None = None
+    score: float = 0.0
+
+    @property
+    def label(self) -> str:
+        """How a citation names the passage: source, page and heading when known."""
+        parts = [self.source or self.chunk_id]
+        if self.page is not None:
+            parts.append(f"p. {self.page}")
+        if self.heading:
+            parts.append(self.heading)
+        return ", ".join(parts)
+
+
+@dataclass
+class AskResult:
+    question: str
+    hits: list[Hit]
+    base_hits: list[Hit] | None = None
+    answer: str | None = None
+    citations: list[Hit] = field(default_factory=list)
+    dim: int | None = None
+    reranked: bool = False
+    fusion_weight: float | None = None
+    models: dict[str, str] = field(default_factory=dict)
+    base_models: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _model_identity(name: str) -> Any:
+    """Folder models by their weight files' size and mtime, so a retrained model re-encodes."""
+    path = Path(name)
+    if not path.is_dir():
+        return name
+    files = sorted(
+        p for p in path.rglob("*") if p.suffix in (".safetensors", ".bin", ".json") and p.is_file()
+    )
+    return [str(path.resolve())] + [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+
+
+def workspace_config(ws: Workspace) -> RunConfig:
+    return load_config(ws.config_path) if ws.config_path.exists() else RunConfig()
+
+
+class Searcher:
+    """Models loaded and the corpus encoded once, for many questions.
+
+    Corpus embeddings are cached in ``<workspace>/index/`` under a fingerprint of the model
+    files and the chunk ids, so a new process (``ragtune ask`` run twice) skips encoding too.
+    """
+
+    def __init__(
+        self,
+        ws: Workspace,
+        embedder: str,
+        reranker: str | None = None,
+        *,
+        fusion_weight: float = 1.0,
+        candidates: int = 30,
+        device: str | None = None,
+        batch_size: int = 64,
+        max_length: int | None = None,
+    ) -> None:
+        from engine.core.models import load_cross_encoder, load_embedder
+
+        if not ws.chunks_path.exists():
+            raise InputError(
+                "this workspace has no chunks yet",
+                where=str(ws.root),
+                hint="run the pipeline first: ragtune run CONFIG",
+            )
+        self.ws = ws
+        self.embedder_name = embedder
+        self.reranker_name = reranker
+        self.fusion_weight = fusion_weight
+        self.candidates = candidates
+        self.batch_size = batch_size
+        self.chunks: list[Chunk] = read_chunks(ws.chunks_path)
+        self.embedder: SentenceTransformer = load_embedder(embedder, device=device)
+        self.reranker: CrossEncoder | None = None
+        if reranker:
+            kw = {"max_length": max_length} if max_length else {}
+            self.reranker = load_cross_encoder(reranker, device=device, **kw)
+        self.corpus_emb = self._corpus_embeddings()
+        self._lock = threading.Lock()
+        # Things a user should know about this searcher's models, repeated on every answer.
+        self.notes: list[str] = []
+
+    def _corpus_embeddings(self) -> np.ndarray:
+        fp = fingerprint(_model_identity(self.embedder_name), [c.chunk_id for c in self.chunks])
+        path = self.ws.root / "index" / f"corpus-{fp}.npy"
+        if path.exists():
+            emb = np.load(path)
+            if emb.shape[0] == len(self.chunks):
+                return emb
+        emb = encode_corpus(self.embedder, [c.text for c in self.chunks], self.batch_size)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, emb)
+        tmp.replace(path)
+        return emb
+
+    @property
+    def full_dim(self) -> int:
+        return int(self.corpus_emb.shape[1])
+
+    def search(
+        self, question: str, top_k: int = 5, *, dim: int | None = None, rerank: bool = True
+    ) -> list[Hit]:
+        if not question.strip():
+            raise InputError("the question is empty", hint="type a question")
+        if dim is not None and not 0 < dim <= self.full_dim:
+            raise InputError(
+                f"dim {dim} is outside 1..{self.full_dim}",
+                hint=f"pick a Matryoshka size up to {self.full_dim}",
+            )
+        use_reranker = rerank and self.reranker is not None
+        with self._lock:
+            q = encode_queries(self.embedder, [question], self.batch_size)
+            corpus = self.corpus_emb
+            if dim and dim < self.full_dim:
+                q, corpus = truncate_normalize(q, dim), truncate_normalize(corpus, dim)
+            k = max(top_k, self.candidates) if use_reranker else top_k
+            scores, idx = topk_search(q, corpus, k)
+            retr, ids = scores[0], idx[0]
+            rr: np.ndarray | None = None
+            final = retr
+            if use_reranker and len(ids):
+                import torch
+
+                pairs = [(question, self.chunks[i].text) for i in ids]
+                rr = np.asarray(
+                    self.reranker.predict(  # type: ignore[union-attr]
+                        pairs,
+                        batch_size=self.batch_size,
+                        activation_fn=torch.nn.Identity(),
+                        show_progress_bar=False,
+                    ),
+                    dtype=np.float32,
+                ).reshape(-1)
+                final = fuse(retr, rr, self.fusion_weight)
+        ranking = np.argsort(-np.asarray(final), kind="stable")[:top_k]
+        hits = []
+        for rank, j in enumerate(ranking, start=1):
+            c = self.chunks[int(ids[j])]
+            hits.append(
+                Hit(
+                    rank=rank,
+                    chunk_id=c.chunk_id,
+                    source=c.source,
+                    page=c.page,
+                    heading=c.heading,
+                    title=c.title,
+                    text=c.text,
+                    retriever_score=float(retr[j]),
+                    rerank_score=float(rr[j]) if rr is not None else None,
+                    score=float(final[j]),
+                )
+            )
+        return hits
+
+
+def reranker_settings(ws: Workspace) -> dict[str, Any]:
+    from engine.reranker.train import SETTINGS_FILE
+
+    path = ws.reranker_dir / SETTINGS_FILE
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return {}
+
+
+_CACHE: dict[tuple[str, str, str | None], Searcher] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def clear_cache() -> None:
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def _build(ws: Workspace, which: str, device: str | None) -> Searcher:
+    from engine.reranker.train import embedder_source, has_classifier_head
+
+    cfg = workspace_config(ws)
+    top = cfg.reranker.top_k
+    if which == "tuned":
+        reranker = str(ws.reranker_dir) if (ws.reranker_dir / "config.json").exists() else None
+        settings = reranker_settings(ws)
+        return Searcher(
+            ws,
+            embedder_source(cfg, ws),
+            reranker,
+            fusion_weight=float(settings.get("fusion_weight", 1.0)),
+            candidates=int(settings.get("top_k", top)),
+            device=device,
+            batch_size=cfg.eval.batch_size,
+            max_length=settings.get("max_length"),
+        )
+    notes = []
+    base_reranker: str | None = cfg.reranker.base_model if cfg.reranker.enabled else None
+    if base_reranker and not has_classifier_head(base_reranker):
+        notes.append(
+            f"base reranker {base_reranker} has no trained head (or cannot be loaded here): "
+            "the base side is the base retriever alone"
+        )
+        base_reranker = None
+    searcher = Searcher(
+        ws,
+        cfg.embedder.base_model,
+        base_reranker,
+        fusion_weight=1.0,
+        candidates=top,
+        device=device,
+        batch_size=cfg.eval.batch_size,
+    )
+    searcher.notes = notes
+    return searcher
+
+
+def get_searcher(ws: Workspace, which: str = "tuned", *, device: str | None = None) -> Searcher:
+    """The cached searcher of a workspace: "tuned" (its models) or "base" (the base models)."""
+    key = (str(ws.root), which, device)
+    with _CACHE_LOCK:
+        searcher = _CACHE.get(key)
+    if searcher is None:
+        searcher = _build(ws, which, device)
+        with _CACHE_LOCK:
+            _CACHE[key] = searcher
+    return searcher
+
+
+ANSWER_PROMPT = """Answer the question using only the numbered passages below. Cite every claim \
+with the passage number in square brackets, like [2]. If the passages do not contain the \
+answer, say so.
+
+{passages}
+
+<question>{question}</question>"""
+
+
+def build_answer_messages(question: str, hits: list[Hit]) -> list[dict[str, str]]:
+    passages = "\n\n".join(f"[{h.rank}] ({h.label})\n{h.text}" for h in hits)
+    return [
+        {"role": "system", "content": "You answer from the given sources and cite them."},
+        {"role": "user", "content": ANSWER_PROMPT.format(passages=passages, question=question)},
+    ]
+
+
+def cited(answer: str, hits: list[Hit]) -> list[Hit]:
+    by_rank = {h.rank: h for h in hits}
+    seen: list[int] = []
+    for group in re.findall(r"\[(\d+(?:\s*,\s*\d+)*)\]", answer):
+        for n in group.split(","):
+            r = int(n)
+            if r in by_rank and r not in seen:
+                seen.append(r)
+    return [by_rank[r] for r in seen]
+
+
+def llm_answer_text(cfg: RunConfig, question: str, hits: list[Hit]) -> str:
+    """One chat call through the generation engineer's resilient client (retries, key handling)."""
+    from engine.generate.llm_client import LlmClient, resolve_api_key
+
+    llm = cfg.generation.llm
+    messages = build_answer_messages(question, hits)
+
+    async def run() -> str:
+        client = LlmClient(llm, api_key=resolve_api_key(llm), model=llm.answer_model or llm.model)
+        result = await client.call(messages, parse=str, raw_text=True, name="answer")
+        if client.fatal is not None:
+            raise client.fatal
+        if not result.ok:
+            raise OfflineError(
+                f"the LLM did not answer ({result.reason}): {client.redact(result.error)[:200]}",
+                hint="check generation.llm.model, api_base and the key variable",
+            )
+        return str(result.value).strip()
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(run())
+    box: dict[str, Any] = {}
+
+    def worker() -> None:
+        try:
+            box["value"] = asyncio.run(run())
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def ask(
+    ws: Workspace,
+    question: str,
+    *,
+    top_k: int = 5,
+    dim: int | None = None,
+    rerank: bool = True,
+    compare: bool = False,
+    llm_answer: bool = False,
+    device: str | None = None,
+) -> AskResult:
+    """Ranked chunks for ``question`` from the workspace's fine-tuned models (reranked and fused
+    with the retriever as the reranker stage chose); ``compare`` adds the base models' ranking."""
+    notes: list[str] = []
+    searcher = get_searcher(ws, "tuned", device=device)
+    if rerank and searcher.reranker is None:
+        notes.append("no trained reranker in this workspace: retriever order only")
+    hits = searcher.search(question, top_k, dim=dim, rerank=rerank)
+    reranked = rerank and searcher.reranker is not None
+    result = AskResult(
+        question=question,
+        hits=hits,
+        dim=dim,
+        reranked=reranked,
+        fusion_weight=searcher.fusion_weight if reranked else None,
+        models={"embedder": searcher.embedder_name, "reranker": searcher.reranker_name or ""},
+        notes=notes,
+    )
+    if compare:
+        try:
+            base = get_searcher(ws, "base", device=device)
+        except OfflineError as exc:
+            notes.append(f"base models unavailable: {exc.message}")
+        else:
+            notes.extend(base.notes)
+            base_dim = dim if dim is None or dim <= base.full_dim else None
+            result.base_hits = base.search(question, top_k, dim=base_dim, rerank=rerank)
+            result.base_models = {
+                "embedder": base.embedder_name,
+                "reranker": base.reranker_name or "",
+            }
+    if llm_answer:
+        cfg = workspace_config(ws)
+        if not cfg.generation.llm.model:
+            notes.append("no LLM configured (generation.llm.model): ranked passages only")
+        else:
+            try:
+                result.answer = llm_answer_text(cfg, question, hits)
+            except RagtuneError as exc:
+                notes.append(f"no answer: {exc.message}")
+            else:
+                result.citations = cited(result.answer, hits)
+    return result
+
+
+def _hits_table(title: str, hits: list[Hit]) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=True, expand=True)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("score", justify="right", no_wrap=True)
+    table.add_column("retriever", justify="right", no_wrap=True)
+    table.add_column("rerank", justify="right", no_wrap=True)
+    table.add_column("source", overflow="fold", ratio=1)
+    table.add_column("passage", overflow="fold", ratio=3)
+    for h in hits:
+        text = h.text if len(h.text) <= 300 else h.text[:297] + "..."
+        table.add_row(
+            str(h.rank),
+            f"{h.score:.3f}",
+            f"{h.retriever_score:.3f}",
+            "" if h.rerank_score is None else f"{h.rerank_score:.2f}",
+            h.label,
+            text,
+        )
+    return table
+
+
+def render_result(result: AskResult) -> Any:
+    """A rich renderable for the CLI: ranked passages, the base side, the answer, the notes."""
+    from rich.console import Group
+    from rich.panel import Panel
+
+    how = "retriever"
+    if result.reranked:
+        how = f"reranked (w={result.fusion_weight:g} reranker + retriever)"
+    dim = f", dim {result.dim}" if result.dim else ""
+    parts: list[Any] = [_hits_table(f"fine-tuned: {how}{dim}", result.hits)]
+    if result.base_hits is not None:
+        base = "base reranker" if result.base_models.get("reranker") else "base retriever"
+        parts.append(_hits_table(f"base: {base}", result.base_hits))
+    if result.answer is not None:
+        sources = "\n".join(f"[{h.rank}] {h.label}" for h in result.citations)
+        body = result.answer + (f"\n\nSources:\n{sources}" if sources else "")
+        parts.append(Panel(body, title="answer"))
+    parts.extend(f"[dim]note: {n}[/dim]" for n in result.notes)
+    return Group(*parts)

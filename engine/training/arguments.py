@@ -1,0 +1,92 @@
+"""Training arguments and resume rules shared by the embedder and reranker trainers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engine.core.models import precision_flags
+
+
+def common_arguments(
+    cfg: Any, output_dir: Path, device: str, *, eval_strategy: str, metric: str
+) -> dict[str, Any]:
+    """Keyword arguments both trainers take; saving follows evaluation so the best can be kept.
+
+    ``cfg`` is an embedder or reranker section: both carry these field names.
+    """
+    evaluating = eval_strategy != "no"
+    return {
+        "output_dir": str(output_dir),
+        "num_train_epochs": cfg.epochs,
+        "per_device_train_batch_size": cfg.batch_size,
+        "per_device_eval_batch_size": cfg.batch_size,
+        "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
+        "learning_rate": cfg.learning_rate,
+        **warmup_argument(cfg.warmup_ratio),
+        "weight_decay": cfg.weight_decay,
+        "eval_strategy": eval_strategy,
+        "eval_steps": cfg.eval_steps or None,
+        "save_strategy": eval_strategy if evaluating else "epoch",
+        "save_steps": cfg.eval_steps or 500,
+        "save_total_limit": cfg.save_total_limit,
+        "load_best_model_at_end": cfg.load_best_model_at_end and evaluating,
+        "metric_for_best_model": metric if evaluating else None,
+        "greater_is_better": True,
+        "seed": cfg.seed,
+        "report_to": "none",
+        "disable_tqdm": True,
+        "use_cpu": device == "cpu",
+        **precision_flags(cfg.precision, device),
+    }
+
+
+def _transformers_major() -> int:
+    import transformers
+
+    return int(transformers.__version__.split(".")[0])
+
+
+def warmup_argument(ratio: float) -> dict[str, float]:
+    """transformers 5 takes the ratio as a float ``warmup_steps``; 4.x only as ``warmup_ratio``."""
+    return {"warmup_steps": ratio} if _transformers_major() >= 5 else {"warmup_ratio": ratio}
+
+
+def checkpointing_argument(enabled: bool) -> dict[str, bool]:
+    """Activation checkpointing under the name the installed transformers uses (renamed in 5)."""
+    if not enabled:
+        return {}
+    key = "activation_checkpointing" if _transformers_major() >= 5 else "gradient_checkpointing"
+    return {key: True}
+
+
+def reset_stale_checkpoints(folder: Path, fingerprint: str) -> None:
+    """Checkpoints made with other settings or data must never be resumed; rank 0 wipes them
+    and the other ranks wait, so every rank sees the same folder."""
+    import shutil
+
+    from engine.core.dist import barrier, is_main_process
+
+    marker = folder / "ragtune_fingerprint"
+    if is_main_process():
+        if folder.exists() and (not marker.exists() or marker.read_text().strip() != fingerprint):
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        marker.write_text(fingerprint)
+    barrier()
+
+
+def last_checkpoint(folder: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if not folder.is_dir():
+        return None
+    return get_last_checkpoint(str(folder))
+
+
+def quiet(trainer: Any) -> Any:
+    """Trainer logs reach the user as events; the printer would write them to stdout too."""
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+    return trainer
