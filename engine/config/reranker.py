@@ -16,6 +16,9 @@ class RerankerConfig(Section):
         "cross-encoder/ms-marco-MiniLM-L6-v2",
         help="a reranker checkpoint or an encoder (a fresh 1-label head is added)",
     )
+    trust_remote_code: bool = setting(
+        False, help="run the model repository's own code; only for repositories you trust"
+    )
     loss: str = setting(
         "bce",
         help="bce = binary cross-entropy on (query, passage, label) pairs with pos_weight from the "

@@ -16,6 +16,10 @@ class EmbedderConfig(Section):
         "nomic-ai/modernbert-embed-base",
         help="sentence-transformers or transformers encoder, by Hub name or local path",
     )
+    trust_remote_code: bool = setting(
+        False,
+        help="run the model repository's own code (needed by e.g. nomic-embed-text-v1.5, gte, jina); only for repositories you trust",
+    )
     matryoshka_dims: list[int] = setting(
         default_factory=list,
         help="embedding sizes trained and evaluated; empty = derived from the model (e.g. 768/512/256/128/64)",

@@ -52,15 +52,24 @@ def pick_device(preference: str = "auto") -> str:
 
 def precision_flags(preference: str, device: str) -> dict[str, bool]:
     """Trainer flags: bf16 where the GPU has it, else fp16 on GPU, fp32 on CPU."""
-    import torch
 
     if preference == "fp32" or not device.startswith("cuda"):
         if preference in ("bf16", "fp16") and not device.startswith("cuda"):
             return {"bf16": preference == "bf16" and device == "cpu", "fp16": False}
         return {"bf16": False, "fp16": False}
-    if preference == "bf16" or (preference == "auto" and torch.cuda.is_bf16_supported()):
+    if preference == "bf16" or (preference == "auto" and has_native_bf16(device)):
         return {"bf16": True, "fp16": False}
     return {"bf16": False, "fp16": True}
+
+
+def has_native_bf16(device: str) -> bool:
+    """bf16 in hardware from Ampere (compute capability 8.0) on; ``is_bf16_supported`` also
+    counts the emulated bf16 of a T4 or V100, which trains several times slower than fp16."""
+    import torch
+
+    index = torch.device(device).index
+    major, _ = torch.cuda.get_device_capability(index if index is not None else 0)
+    return major >= 8
 
 
 def _hint_for(name: str) -> str:
@@ -157,11 +166,13 @@ def load_cross_encoder(name: str, *, device: str | None = None, **kwargs: Any) -
         raise _unloadable(name, exc) from None
 
 
-def load_tokenizer(name: str) -> Any:
+def load_tokenizer(name: str, *, trust_remote_code: bool = False) -> Any:
     from transformers import AutoTokenizer
 
     resolved = resolve_model(name)
     try:
-        return AutoTokenizer.from_pretrained(resolved, **hub_kwargs(resolved))
+        return AutoTokenizer.from_pretrained(
+            resolved, trust_remote_code=trust_remote_code, **hub_kwargs(resolved)
+        )
     except OSError as exc:
         raise _unloadable(name, exc) from None

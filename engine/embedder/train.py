@@ -59,6 +59,32 @@ def column_prompts(model: SentenceTransformer, cfg: EmbedderConfig) -> dict[str,
     return out
 
 
+def attach_prompts(model: SentenceTransformer, cfg: EmbedderConfig) -> SentenceTransformer:
+    """Put the configured query/document prompts into the model's own ``prompts``, so
+    ``encode_query``/``encode_document`` apply them everywhere (mining, reranker candidates,
+    ask) and the saved model carries them: no train/serve skew."""
+    prompts = column_prompts(model, cfg)
+    if "anchor" in prompts:
+        model.prompts["query"] = prompts["anchor"]
+    if "positive" in prompts:
+        model.prompts["document"] = prompts["positive"]
+    return model
+
+
+def check_best_metric(metric: str, dims: list[int]) -> None:
+    """Fail before training, not after the first epoch, when the metric names a size that is
+    not evaluated."""
+    import re
+
+    match = re.match(r"eval_dim_(\d+)_", metric)
+    if match and int(match.group(1)) not in dims:
+        raise ConfigError(
+            "embedder.metric_for_best_model",
+            metric,
+            f"a metric at one of the trained sizes {dims}, e.g. eval_dim_{dims[-1]}_cosine_ndcg@10",
+        )
+
+
 def build_loss(model: SentenceTransformer, cfg: EmbedderConfig, dims: list[int]) -> Any:
     from sentence_transformers.sentence_transformer import losses
 
@@ -66,14 +92,18 @@ def build_loss(model: SentenceTransformer, cfg: EmbedderConfig, dims: list[int])
     if cfg.loss == "distill":
         from engine.embedder.losses import MatryoshkaDistillLoss
 
-        teacher = load_embedder(cfg.base_model, device=str(model.device))
+        teacher = load_embedder(
+            cfg.base_model, device=str(model.device), trust_remote_code=cfg.trust_remote_code
+        )
         return MatryoshkaDistillLoss(model, teacher, dims, gather_across_devices=distributed)
     if cfg.loss == "cached_mnrl":
         inner = losses.CachedMultipleNegativesRankingLoss(
             model, mini_batch_size=cfg.mini_batch_size, gather_across_devices=distributed
         )
     elif cfg.loss == "gist":
-        guide = load_embedder(cfg.base_model, device=str(model.device))
+        guide = load_embedder(
+            cfg.base_model, device=str(model.device), trust_remote_code=cfg.trust_remote_code
+        )
         inner = losses.GISTEmbedLoss(model, guide=guide, gather_across_devices=distributed)
     else:
         inner = losses.MultipleNegativesRankingLoss(model, gather_across_devices=distributed)
@@ -195,11 +225,12 @@ def train_embedder(
     ecfg = cfg.embedder
     prepared = prepared or load_prepared(ws)
     device = pick_device(ecfg.device)
-    model = load_embedder(ecfg.base_model, device=device)
+    model = load_embedder(ecfg.base_model, device=device, trust_remote_code=ecfg.trust_remote_code)
     own_max_length = model.max_seq_length
     if ecfg.max_seq_length:
         model.max_seq_length = ecfg.max_seq_length
     dims = model_dims(model, ecfg)
+    check_best_metric(ecfg.metric_for_best_model, dims)
     prompts = column_prompts(model, ecfg)
     if ecfg.lora:
         apply_lora(model, ecfg)
@@ -242,7 +273,9 @@ def train_embedder(
     if ecfg.lora:
         model = merge_lora(model)
     if ecfg.soup_alpha < 1.0:
-        base = load_embedder(ecfg.base_model, device=str(model.device))
+        base = load_embedder(
+            ecfg.base_model, device=str(model.device), trust_remote_code=ecfg.trust_remote_code
+        )
         soup(model, base, ecfg.soup_alpha)
     if ecfg.corpus_rotation:
         from engine.embedder.rotation import append_rotation, fit_rotation
@@ -258,6 +291,7 @@ def train_embedder(
                 seed=ecfg.seed,
             ),
         )
+    attach_prompts(model, ecfg)
     if trainer.is_world_process_zero():
         model.save(str(ws.embedder_dir))
     state = trainer.state

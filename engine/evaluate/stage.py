@@ -40,8 +40,9 @@ def run_evaluate(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, An
 
     prepared = load_prepared(ws)
     device = pick_device(cfg.embedder.device)
-    base = load_embedder(cfg.embedder.base_model, device=device)
-    tuned = load_embedder(str(ws.embedder_dir), device=device)
+    trust = cfg.embedder.trust_remote_code
+    base = load_embedder(cfg.embedder.base_model, device=device, trust_remote_code=trust)
+    tuned = load_embedder(str(ws.embedder_dir), device=device, trust_remote_code=trust)
     dims = model_dims(base, cfg.embedder)
     prompts = column_prompts(base, cfg.embedder)
     k_values = tuple(cfg.eval.k_values)

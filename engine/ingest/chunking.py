@@ -35,11 +35,11 @@ _SENTENCE = re.compile(
 
 
 @lru_cache(maxsize=4)
-def cached_tokenizer(name: str) -> Any:
+def cached_tokenizer(name: str, trust_remote_code: bool = False) -> Any:
     """The TUI re-chunks on every settings change; loading a tokenizer each time would lag."""
     from engine.core.models import load_tokenizer
 
-    return load_tokenizer(name)
+    return load_tokenizer(name, trust_remote_code=trust_remote_code)
 
 
 def model_max_tokens(name: str, tokenizer: Any) -> int | None:

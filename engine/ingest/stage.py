@@ -82,7 +82,7 @@ def make_chunker(cfg: RunConfig) -> Chunker:
     ``embedder.max_seq_length`` only shortens training inputs, so it does not cap chunks.
     """
     name = tokenizer_name(cfg)
-    tokenizer = cached_tokenizer(name)
+    tokenizer = cached_tokenizer(name, cfg.embedder.trust_remote_code)
     return Chunker(cfg.chunking, tokenizer, model_max_length=model_max_tokens(name, tokenizer))
 
 

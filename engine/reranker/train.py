@@ -23,6 +23,7 @@ from engine.core.models import (
 from engine.core.stages import StagePlan
 from engine.core.workspace import Workspace
 from engine.data.prepare import load_prepared
+from engine.embedder.train import attach_prompts
 from engine.reranker.evaluate import (
     Candidates,
     RerankReport,
@@ -48,13 +49,15 @@ SETTINGS_FILE = "ragtune_reranker.json"
 EVAL_NAME = "heldout"
 
 
-def has_classifier_head(name: str) -> bool:
+def has_classifier_head(name: str, *, trust_remote_code: bool = False) -> bool:
     """A reranker checkpoint (1-label sequence classifier) rather than a plain encoder."""
     from transformers import AutoConfig
 
     try:
         resolved = resolve_model(name)
-        config = AutoConfig.from_pretrained(resolved, **hub_kwargs(resolved))
+        config = AutoConfig.from_pretrained(
+            resolved, trust_remote_code=trust_remote_code, **hub_kwargs(resolved)
+        )
     except (OSError, ValueError):
         return False
     archs = getattr(config, "architectures", None) or []
@@ -62,15 +65,26 @@ def has_classifier_head(name: str) -> bool:
 
 
 def load_reranker_base(
-    name: str, *, max_length: int, device: str | None = None, seed: int = 42
+    name: str,
+    *,
+    max_length: int,
+    device: str | None = None,
+    seed: int = 42,
+    trust_remote_code: bool = False,
 ) -> tuple[CrossEncoder, bool]:
     """The base cross-encoder and whether its head is fresh; seeded so a fresh head is the same
     head every time (the base row of the table must be reproducible)."""
     import torch
 
-    fresh = not has_classifier_head(name)
+    fresh = not has_classifier_head(name, trust_remote_code=trust_remote_code)
     torch.manual_seed(seed)
-    model = load_cross_encoder(name, device=device, num_labels=1, max_length=max_length)
+    model = load_cross_encoder(
+        name,
+        device=device,
+        num_labels=1,
+        max_length=max_length,
+        trust_remote_code=trust_remote_code,
+    )
     return model, fresh
 
 
@@ -285,7 +299,10 @@ def run_reranker_stage(
     batch = cfg.eval.batch_size
     emb_name = embedder_source(cfg, ws)
     events.info(f"reranker: retrieving with {Path(emb_name).name}, base {rc.base_model}")
-    embedder = load_embedder(emb_name, device=device)
+    embedder = attach_prompts(
+        load_embedder(emb_name, device=device, trust_remote_code=cfg.embedder.trust_remote_code),
+        cfg.embedder,
+    )
 
     cands = retrieve_candidates(
         embedder,
@@ -337,7 +354,11 @@ def run_reranker_stage(
         )
 
     model, fresh = load_reranker_base(
-        rc.base_model, max_length=rc.max_length, device=device, seed=rc.seed
+        rc.base_model,
+        max_length=rc.max_length,
+        device=device,
+        seed=rc.seed,
+        trust_remote_code=rc.trust_remote_code,
     )
     ckpt_dir = ws.checkpoints_dir / "reranker"
     reset_stale_checkpoints(ckpt_dir, StagePlan(cfg, ws).fingerprint("rerank"))
@@ -355,7 +376,11 @@ def run_reranker_stage(
     report: RerankReport | None = None
     if cands.queries:
         base, _ = load_reranker_base(
-            rc.base_model, max_length=rc.max_length, device=device, seed=rc.seed
+            rc.base_model,
+            max_length=rc.max_length,
+            device=device,
+            seed=rc.seed,
+            trust_remote_code=rc.trust_remote_code,
         )
         report = evaluate_rerankers(
             cands,

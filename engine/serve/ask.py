@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.config import RunConfig, load_config
+from engine.config import EmbedderConfig, RunConfig, load_config
 from engine.core.errors import InputError, OfflineError, RagtuneError
 from engine.core.records import Chunk, read_chunks
 from engine.core.search import topk_search, truncate_normalize
@@ -97,8 +97,13 @@ class Searcher:
         device: str | None = None,
         batch_size: int = 64,
         max_length: int | None = None,
+        embedder_cfg: EmbedderConfig | None = None,
+        trust_remote_code: bool = False,
     ) -> None:
+        """``embedder_cfg`` supplies the run's query/document prompts, so a base model is
+        searched the way it was evaluated (a fine-tuned model carries them already)."""
         from engine.core.models import load_cross_encoder, load_embedder
+        from engine.embedder.train import attach_prompts
 
         if not ws.chunks_path.exists():
             raise InputError(
@@ -113,18 +118,29 @@ class Searcher:
         self.candidates = candidates
         self.batch_size = batch_size
         self.chunks: list[Chunk] = read_chunks(ws.chunks_path)
-        self.embedder: SentenceTransformer = load_embedder(embedder, device=device)
+        trust = embedder_cfg.trust_remote_code if embedder_cfg else False
+        self.embedder: SentenceTransformer = load_embedder(
+            embedder, device=device, trust_remote_code=trust
+        )
+        if embedder_cfg is not None:
+            attach_prompts(self.embedder, embedder_cfg)
         self.reranker: CrossEncoder | None = None
         if reranker:
             kw = {"max_length": max_length} if max_length else {}
-            self.reranker = load_cross_encoder(reranker, device=device, **kw)
+            self.reranker = load_cross_encoder(
+                reranker, device=device, trust_remote_code=trust_remote_code, **kw
+            )
         self.corpus_emb = self._corpus_embeddings()
         self._lock = threading.Lock()
         # Things a user should know about this searcher's models, repeated on every answer.
         self.notes: list[str] = []
 
     def _corpus_embeddings(self) -> np.ndarray:
-        fp = fingerprint(_model_identity(self.embedder_name), [c.chunk_id for c in self.chunks])
+        fp = fingerprint(
+            _model_identity(self.embedder_name),
+            dict(self.embedder.prompts),
+            [c.chunk_id for c in self.chunks],
+        )
         path = self.ws.root / "index" / f"corpus-{fp}.npy"
         if path.exists():
             emb = np.load(path)
@@ -235,6 +251,8 @@ def _build(ws: Workspace, which: str, device: str | None) -> Searcher:
             device=device,
             batch_size=cfg.eval.batch_size,
             max_length=settings.get("max_length"),
+            embedder_cfg=cfg.embedder,
+            trust_remote_code=cfg.reranker.trust_remote_code,
         )
     notes = []
     base_reranker: str | None = cfg.reranker.base_model if cfg.reranker.enabled else None
@@ -252,6 +270,8 @@ def _build(ws: Workspace, which: str, device: str | None) -> Searcher:
         candidates=top,
         device=device,
         batch_size=cfg.eval.batch_size,
+        embedder_cfg=cfg.embedder,
+        trust_remote_code=cfg.reranker.trust_remote_code,
     )
     searcher.notes = notes
     return searcher
