@@ -48,7 +48,15 @@ from engine.generate.llm_parse import (
 )
 from engine.generate.llm_prompts import Prompts, answer_message, queries_message
 from engine.generate.quality import GateSettings, quality_gate
-from engine.generate.rows import CallRecord, GeneratedRow, RecordWriter, latest_records, make_key
+from engine.generate.review import apply_review, few_shot_examples
+from engine.generate.rows import (
+    CallRecord,
+    GeneratedRow,
+    RecordWriter,
+    latest_records,
+    make_key,
+    read_rows,
+)
 
 __all__ = [
     "ConnectionResult",
@@ -146,6 +154,7 @@ class LlmGenerator:
         self.answer_model = self.llm.answer_model if "answer" in self.llm.tasks else ""
         self.with_answers = "answer" in self.llm.tasks and not self.llm.answer_model
         self._schema = queries_schema(self.llm, self.with_answers)
+        self._examples: list[GeneratedRow] = []
 
     # keys -------------------------------------------------------------------------------
     def messages_for(self, prompts: Prompts, chunk: Chunk) -> list[dict[str, str]]:
@@ -156,6 +165,7 @@ class LlmGenerator:
             title=chunk.title or chunk.heading,
             source=chunk.source,
             with_answers=self.with_answers,
+            examples=[r.question for r in self._examples if r.chunk_id != chunk.chunk_id],
         )
         return [{"role": "system", "content": prompts.system}, {"role": "user", "content": user}]
 
@@ -177,7 +187,13 @@ class LlmGenerator:
         events: Emitter,
         cancel: threading.Event | None = None,
     ) -> GenerationSummary:
-        return run_sync(self._generate(list(chunks), ws, events, cancel, sample=False))[0]
+        """The full run; the sample review's decisions are applied to the rows it stands for."""
+        summary = run_sync(self._generate(list(chunks), ws, events, cancel, sample=False))[0]
+        reviewed = apply_review(ws, summary.keys)
+        if reviewed != summary.keys:
+            summary.keys = reviewed
+            summary.rows = len(read_rows(ws.generated_path, reviewed))
+        return summary
 
     def sample(self, chunks: Sequence[Chunk], ws: Workspace, k: int) -> list[GeneratedRow]:
         _, rows = run_sync(self._generate(list(chunks), ws, Emitter(), None, sample=True))
@@ -193,6 +209,7 @@ class LlmGenerator:
         sample: bool,
     ) -> tuple[GenerationSummary, list[GeneratedRow]]:
         prompts = Prompts.load(ws.prompts_dir)
+        self._examples = few_shot_examples(ws)
         cache = latest_records(ws.generated_path)
         stats = ClientStats()
         semaphore = asyncio.Semaphore(self.llm.concurrency)

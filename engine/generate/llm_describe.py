@@ -230,6 +230,19 @@ def synthesize_chunks(
     cancel: threading.Event | None = None,
     api_key: str | None = None,
 ) -> list[Chunk]:
+    """Passages written by the LLM from the description; refused when the run is LLM-free.
+
+    ``generator = "llm-free"`` promises no network and no cost, so a description-only
+    run with it fails here, before any request, instead of calling the configured model.
+    """
+    if cfg.generation.resolved != "litellm":
+        raise RagtuneError(
+            "a description-only run needs an LLM to write passages, and the generator is "
+            f"{cfg.generation.resolved}",
+            where="generation.generator",
+            hint="pick documents or a dataset in the Sources step, or set generation.generator "
+            "to litellm (or auto) with generation.llm.model",
+        )
     return documents_to_chunks(
         synthesize_documents(cfg, ws, events, cancel=cancel, api_key=api_key)
     )

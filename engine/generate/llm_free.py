@@ -25,7 +25,15 @@ from engine.core.events import Emitter
 from engine.core.records import Chunk
 from engine.core.workspace import Workspace
 from engine.generate.base import GenerationSummary
-from engine.generate.rows import CallRecord, GeneratedRow, RecordWriter, latest_records, make_key
+from engine.generate.review import apply_review
+from engine.generate.rows import (
+    CallRecord,
+    GeneratedRow,
+    RecordWriter,
+    latest_records,
+    make_key,
+    read_rows,
+)
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9\-']+")
@@ -139,6 +147,34 @@ class LlmFreeGenerator:
         )
 
     def generate(
+        self,
+        chunks: Sequence[Chunk],
+        ws: Workspace,
+        events: Emitter,
+        cancel: threading.Event | None = None,
+    ) -> GenerationSummary:
+        """Rows for every chunk not done yet; the sample review's decisions are then applied."""
+        summary = self._generate(chunks, ws, events, cancel)
+        reviewed = apply_review(ws, summary.keys)
+        if reviewed != summary.keys:
+            summary.keys = reviewed
+            summary.rows = len(read_rows(ws.generated_path, reviewed))
+            events.info("sample review applied: rejected rows removed, edited rows used as edited")
+        return summary
+
+    def sample(self, chunks: Sequence[Chunk], k: int) -> list[GeneratedRow]:
+        """About ``k`` rows from chunks spread over the sources, exactly as the full run writes them."""
+        from engine.generate.llm import spread_sample
+
+        df = DocumentFrequencies(chunks)
+        rows: list[GeneratedRow] = []
+        for chunk in spread_sample(chunks, max(1, k)):
+            rows.extend(self.rows_for(chunk, df))
+            if len(rows) >= k:
+                break
+        return rows[:k]
+
+    def _generate(
         self,
         chunks: Sequence[Chunk],
         ws: Workspace,

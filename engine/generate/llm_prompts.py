@@ -9,6 +9,7 @@ are ``{name}``; other braces (JSON examples) are left alone.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,7 @@ Write {n_queries} search queries that this passage answers on its own, in varied
 Each query must make sense without seeing the passage (name the subject; no "this passage",
 no "the text"), must not copy a sentence from the passage, and must differ from the others.
 {tasks}
-Reply with JSON only, no commentary, in this shape:
+{examples}Reply with JSON only, no commentary, in this shape:
 {shape}
 """
 
@@ -171,6 +172,17 @@ def reply_shape(cfg: LlmConfig, with_answers: bool) -> str:
     return "{" + ", ".join(parts) + "}"
 
 
+def examples_block(examples: Sequence[str]) -> str:
+    """Queries the user accepted or edited in the sample review, shown as the style to follow."""
+    if not examples:
+        return ""
+    listed = "\n".join(f"- {q}" for q in examples)
+    return (
+        "Queries our team approved for other passages (follow their style and vocabulary, "
+        f"not their topic):\n{listed}\n"
+    )
+
+
 def queries_message(
     prompts: Prompts,
     cfg: LlmConfig,
@@ -179,14 +191,21 @@ def queries_message(
     title: str = "",
     source: str = "",
     with_answers: bool,
+    examples: Sequence[str] = (),
 ) -> str:
     styles = sorted(set(styles_for(cfg.queries_per_chunk)), key=list(STYLE_LINES).index)
     tasks = [TASK_LINES["answer"]] if with_answers else []
     tasks += [
         TASK_LINES[t] for t in ("hard_negative_query", "reranking_passages") if t in cfg.tasks
     ]
+    block = examples_block(examples)
+    template = prompts.queries
+    if block and "{examples}" not in template:
+        # A prompt file written before few-shot examples existed: put them before the reply rule.
+        template = template.rstrip("\n") + "\n\n{examples}"
     return render(
-        prompts.queries,
+        template,
+        examples=block,
         passage=passage,
         title=title or "untitled",
         source=source or "unknown",
