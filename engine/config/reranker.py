@@ -19,6 +19,12 @@ class RerankerConfig(Section):
     trust_remote_code: bool = setting(
         False, help="run the model repository's own code; only for repositories you trust"
     )
+    min_queries_fresh_head: int = setting(
+        20_000,
+        help="with a base that has no trained reranking head, train only from this many "
+        "training queries (fewer cannot teach a fresh head to beat the retriever); 0 = always",
+        minimum=0,
+    )
     loss: str = setting(
         "bce",
         help="bce = binary cross-entropy on (query, passage, label) pairs with pos_weight from the "

@@ -10,6 +10,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.core.search import topk_search, truncate_normalize
+from engine.reranker.selection import (
+    CONFIDENCE,
+    MIN_SPLIT_QUERIES,
+    Interval,
+    bootstrap_mean,
+    decide,
+    per_query_ndcg,
+    three_splits,
+)
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder, SentenceTransformer
@@ -18,7 +27,7 @@ if TYPE_CHECKING:
 
 METRICS = ("ndcg@10", "mrr@10", "map@100")
 WEIGHT_GRID = tuple(round(i / 10, 1) for i in range(11))
-# Smallest held-out ndcg@10 gain over the retriever for which the reranker is switched on.
+# Smallest ndcg@10 gain on the weight split for a weight above 0 to be tried on the last split.
 MIN_GAIN = 0.005
 
 
@@ -203,10 +212,11 @@ def choose_weight(
     return chosen, curve
 
 
-def split_for_tuning(n: int, seed: int = 0) -> tuple[list[int], list[int]]:
-    """Two disjoint halves of the queries: one picks the fusion weight, the other reports it."""
-    perm = np.random.default_rng(seed).permutation(n)
-    return sorted(perm[: n // 2].tolist()), sorted(perm[n // 2 :].tolist())
+def checkpoint_queries(cands: Candidates) -> Candidates:
+    """The third of the held-out queries that picks the reranker's checkpoint during training
+    (all of them when there are too few to split; the weight is then not chosen at all)."""
+    splits = three_splits(len(cands.queries))
+    return take(cands, splits[0]) if splits else cands
 
 
 def take(cands: Candidates, idx: Sequence[int]) -> Candidates:
@@ -228,8 +238,10 @@ class RerankReport:
     top_k: int
     queries: int
     notes: list[str] = field(default_factory=list)
-    # ndcg@10 on the queries not used to choose the weight (None when too few to split).
-    held_out: dict[str, float] | None = None
+    # Retriever / reranker / fused ndcg@10 with intervals on the split no choice saw.
+    unseen: dict[str, Interval] = field(default_factory=dict)
+    unseen_queries: int = 0
+    decision: str = ""
 
     def markdown(self) -> str:
         lines = [
@@ -248,6 +260,19 @@ class RerankReport:
                     f"{m['map@100']:.4f} | {change} |"
                 )
         lines.append("")
+        if self.unseen:
+            lines += [
+                f"On the {self.unseen_queries} held-out queries that chose nothing "
+                f"(ndcg@10, {CONFIDENCE:.0%} bootstrap interval):",
+                "",
+                "| system | ndcg@10 |",
+                "|---|---|",
+                *(f"| {name} | {iv} |" for name, iv in self.unseen.items()),
+                "",
+            ]
+        if self.decision:
+            lines.append(f"**Decision:** {self.decision}")
+            lines.append("")
         lines.extend(f"- {n}" for n in self.notes)
         return "\n".join(lines).rstrip() + "\n"
 
@@ -258,7 +283,11 @@ class RerankReport:
             "fusion_weight": self.weight,
             "rows": self.rows,
             "notes": self.notes,
-            "held_out_ndcg@10": self.held_out,
+            "decision": self.decision,
+            "unseen_queries": self.unseen_queries,
+            "unseen_ndcg@10": {
+                k: {"mean": v.mean, "low": v.low, "high": v.high} for k, v in self.unseen.items()
+            },
         }
 
 
@@ -281,6 +310,47 @@ def _scores_both(
     return {"retrieved top-k": prefix, "positives included": full}
 
 
+def _choose_and_decide(
+    top: Candidates, scores: list[np.ndarray], weight: float | None
+) -> tuple[float, str, dict[str, Interval], int]:
+    """(weight search uses, the decision in words, unseen-split rows, unseen queries)."""
+    if weight is not None:
+        return weight, f"fusion weight {weight:.1f} set in reranker.fusion_weight", {}, 0
+    splits = three_splits(len(top.queries))
+    if splits is None:
+        return (
+            0.0,
+            f"{len(top.queries)} held-out queries are too few to show, on queries no choice "
+            f"saw, that the reranker helps (needs {3 * MIN_SPLIT_QUERIES}): search keeps the "
+            "retriever's order; set reranker.fusion_weight to force a weight",
+            {},
+            0,
+        )
+    _, weight_idx, decide_idx = splits
+    candidate, _ = choose_weight(take(top, weight_idx), [scores[i] for i in weight_idx])
+    unseen = take(top, decide_idx)
+    unseen_scores = [scores[i] for i in decide_idx]
+    retr = per_query_ndcg(
+        [order(i, s) for i, s in zip(unseen.ids, unseen.scores, strict=True)], unseen.relevant
+    )
+    alone = per_query_ndcg(
+        [order(i, s) for i, s in zip(unseen.ids, unseen_scores, strict=True)], unseen.relevant
+    )
+    fused_scores = [
+        fuse(r, s, candidate) for r, s in zip(unseen.scores, unseen_scores, strict=True)
+    ]
+    fused = per_query_ndcg(
+        [order(i, s) for i, s in zip(unseen.ids, fused_scores, strict=True)], unseen.relevant
+    )
+    result = decide(candidate, fused, retr)
+    rows = {
+        "retriever": bootstrap_mean(retr),
+        "fine-tuned reranker": bootstrap_mean(alone),
+        f"fused (w={candidate:.1f}, chosen on the weight split)": bootstrap_mean(fused),
+    }
+    return result.weight, result.reason, rows, len(decide_idx)
+
+
 def evaluate_rerankers(
     cands: Candidates,
     corpus: Mapping[str, str],
@@ -294,8 +364,9 @@ def evaluate_rerankers(
     """Retriever alone vs base reranker vs fine-tuned reranker (alone and fused with the
     retriever), on the retrieved top-k and with the positives always included.
 
-    With ``weight`` None the fusion weight is chosen on half of the queries and the fused row
-    is measured on the other half as well as on all of them.
+    With ``weight`` None the weight is chosen on one third of the queries and kept only if it
+    beats the retriever on another third that no choice saw (``selection.decide``); the first
+    third chose the checkpoint during training.
     """
     settings = {"retrieved top-k": cands, "positives included": cands.including_positives()}
     rows: dict[str, dict[str, dict[str, float]]] = {}
@@ -306,32 +377,9 @@ def evaluate_rerankers(
         if base is not None
         else {}
     )
-    chosen = weight
-    held_out: dict[str, float] | None = None
-    if chosen is None:
-        top = settings["retrieved top-k"]
-        if len(top.queries) >= 10:
-            tune_idx, test_idx = split_for_tuning(len(top.queries))
-            top_scores = tuned_scores["retrieved top-k"]
-            tune, test = take(top, tune_idx), take(top, test_idx)
-            chosen, _ = choose_weight(tune, [top_scores[i] for i in tune_idx])
-            test_scores = [top_scores[i] for i in test_idx]
-            held_out = {
-                "retriever": metrics_for(test, test.scores)["ndcg@10"],
-                "fused": fused_metrics(test, test_scores, chosen)["ndcg@10"],
-            }
-            if chosen > 0 and held_out["fused"] < held_out["retriever"]:
-                notes.append(
-                    f"w={chosen:.1f} won on the tuning half but lost on the other half "
-                    f"({held_out['fused']:.4f} vs {held_out['retriever']:.4f}): w set to 0"
-                )
-                chosen = 0.0
-                held_out["fused"] = held_out["retriever"]
-        else:
-            chosen, _ = choose_weight(top, tuned_scores["retrieved top-k"])
-            notes.append(
-                f"fusion weight chosen on these same {len(top.queries)} queries (too few to split)"
-            )
+    chosen, decision, unseen, unseen_n = _choose_and_decide(
+        settings["retrieved top-k"], tuned_scores["retrieved top-k"], weight
+    )
     for name, c in settings.items():
         systems = {"retriever": metrics_for(c, c.scores)}
         if base is not None:
@@ -345,6 +393,9 @@ def evaluate_rerankers(
         top_k=max((len(i) for i in cands.ids), default=0),
         queries=len(cands.queries),
         notes=notes,
+        unseen=unseen,
+        unseen_queries=unseen_n,
+        decision=decision,
     )
     top_rows = rows["retrieved top-k"]
     retr = top_rows["retriever"]["ndcg@10"]
@@ -355,22 +406,11 @@ def evaluate_rerankers(
             f"the fine-tuned reranker alone does not beat the retriever alone: ndcg@10 "
             f"{alone:.4f} vs {retr:.4f} ({_change(alone, retr)})"
         )
-    if chosen == 0:
-        notes.append(
-            "fusion weight 0: the reranker adds nothing on held-out queries, so search keeps "
-            "the retriever's order"
-        )
-    else:
+    if chosen > 0:
         notes.append(
             f"search uses w={chosen:.1f} * reranker + {1 - chosen:.1f} * retriever: ndcg@10 "
-            f"{fused:.4f} vs {retr:.4f} for the retriever alone ({_change(fused, retr)})"
+            f"{fused:.4f} vs {retr:.4f} for the retriever alone over all held-out queries"
         )
-    if held_out is not None:
-        notes.append(
-            f"on the half of the queries not used to choose w: fused ndcg@10 "
-            f"{held_out['fused']:.4f} vs retriever {held_out['retriever']:.4f}"
-        )
-    report.held_out = held_out
     return report
 
 

@@ -167,7 +167,7 @@ class Searcher:
                 f"dim {dim} is outside 1..{self.full_dim}",
                 hint=f"pick a Matryoshka size up to {self.full_dim}",
             )
-        use_reranker = rerank and self.reranker is not None
+        use_reranker = rerank and self.reranker is not None and self.fusion_weight > 0
         with self._lock:
             q = encode_queries(self.embedder, [question], self.batch_size)
             corpus = self.corpus_emb
@@ -242,11 +242,21 @@ def _build(ws: Workspace, which: str, device: str | None) -> Searcher:
     if which == "tuned":
         reranker = str(ws.reranker_dir) if (ws.reranker_dir / "config.json").exists() else None
         settings = reranker_settings(ws)
-        return Searcher(
+        # The weight the rerank stage measured and saved; 0 means it did not beat the
+        # retriever, so it is not even loaded.
+        weight = float(settings.get("fusion_weight", 0.0))
+        notes = []
+        if reranker and weight <= 0:
+            notes.append(
+                "the fine-tuned reranker did not beat the retriever on held-out queries, "
+                "so results are the retriever's order"
+            )
+            reranker = None
+        searcher = Searcher(
             ws,
             embedder_source(cfg, ws),
             reranker,
-            fusion_weight=float(settings.get("fusion_weight", 1.0)),
+            fusion_weight=weight,
             candidates=int(settings.get("top_k", top)),
             device=device,
             batch_size=cfg.eval.batch_size,
@@ -254,6 +264,8 @@ def _build(ws: Workspace, which: str, device: str | None) -> Searcher:
             embedder_cfg=cfg.embedder,
             trust_remote_code=cfg.reranker.trust_remote_code,
         )
+        searcher.notes = notes
+        return searcher
     notes = []
     base_reranker: str | None = cfg.reranker.base_model if cfg.reranker.enabled else None
     if base_reranker and not has_classifier_head(base_reranker):
@@ -374,7 +386,7 @@ def ask(
     if rerank and searcher.reranker is None:
         notes.append("no trained reranker in this workspace: retriever order only")
     hits = searcher.search(question, top_k, dim=dim, rerank=rerank)
-    reranked = rerank and searcher.reranker is not None
+    reranked = rerank and searcher.reranker is not None and searcher.fusion_weight > 0
     result = AskResult(
         question=question,
         hits=hits,
