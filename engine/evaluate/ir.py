@@ -259,8 +259,13 @@ def compare(
     metrics: Sequence[str] = COMPARE_METRICS,
     *,
     prefix: str = "",
+    rotated: dict[str, float] | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows of base vs tuned per size and metric; metrics missing from either side are left out."""
+    """Rows of base vs tuned per size and metric; metrics missing from either side are left out.
+
+    With ``rotated`` (the base model plus the corpus rotation, no training) each row also says
+    what training added beyond the rotation: at truncated sizes most of the raw gain can be
+    the rotation's."""
     rows: list[dict[str, Any]] = []
     for dim in dims:
         for metric in metrics:
@@ -278,6 +283,10 @@ def compare(
                     "rel_change": (after - before) / before if before else None,
                 }
             )
+            if rotated is not None and key in rotated:
+                mid = float(rotated[key])
+                rows[-1]["base_rotated"] = mid
+                rows[-1]["rel_change_vs_rotated"] = (after - mid) / mid if mid else None
     return rows
 
 
@@ -288,13 +297,36 @@ def format_change(row: dict[str, Any]) -> str:
     return f"{rel * 100:+.1f}%"
 
 
+def format_change_vs_rotated(row: dict[str, Any]) -> str:
+    rel = row.get("rel_change_vs_rotated")
+    return "n/a" if rel is None else f"{rel * 100:+.1f}%"
+
+
 def render_markdown(rows: list[dict[str, Any]]) -> str:
-    """The report table: one line per size and metric, relative change as a signed percentage."""
-    lines = ["| dim | metric | base | fine-tuned | change |", "| ---: | --- | ---: | ---: | ---: |"]
+    """The report table: one line per size and metric, relative changes as signed percentages,
+    against the base and (when measured) against the base with the rotation alone."""
+    rotated = any("base_rotated" in r for r in rows)
+    if not rotated:
+        lines = [
+            "| dim | metric | base | fine-tuned | vs base |",
+            "| ---: | --- | ---: | ---: | ---: |",
+        ]
+        for row in rows:
+            lines.append(
+                f"| {row['dim']} | {row['metric']} | {row['base']:.4f} | {row['tuned']:.4f} "
+                f"| {format_change(row)} |"
+            )
+        return "\n".join(lines) + "\n"
+    lines = [
+        "| dim | metric | base | base + rotation | fine-tuned | vs base | vs base + rotation |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for row in rows:
+        mid = row.get("base_rotated")
         lines.append(
-            f"| {row['dim']} | {row['metric']} | {row['base']:.4f} | {row['tuned']:.4f} "
-            f"| {format_change(row)} |"
+            f"| {row['dim']} | {row['metric']} | {row['base']:.4f} | "
+            f"{'' if mid is None else f'{mid:.4f}'} | {row['tuned']:.4f} | {format_change(row)} | "
+            f"{format_change_vs_rotated(row)} |"
         )
     return "\n".join(lines) + "\n"
 

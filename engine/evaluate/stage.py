@@ -35,6 +35,27 @@ def load_benchmark(cfg: RunConfig, ws: Workspace, events: Emitter) -> Any:
     return load_beir(folder)
 
 
+def rotated_base(cfg: RunConfig, prepared: Any, prompts: dict[str, str], device: str) -> Any:
+    """The base model with the same corpus rotation the fine-tuned one gets, untrained: the
+    baseline that shows what training itself added at truncated sizes."""
+    from engine.embedder.rotation import append_rotation, fit_rotation
+
+    model = load_embedder(
+        cfg.embedder.base_model, device=device, trust_remote_code=cfg.embedder.trust_remote_code
+    )
+    append_rotation(
+        model,
+        fit_rotation(
+            model,
+            list(prepared.corpus.values()),
+            batch_size=cfg.eval.batch_size,
+            document_prompt=prompts.get("positive"),
+            seed=cfg.embedder.seed,
+        ),
+    )
+    return model
+
+
 def run_evaluate(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, Any]:
     from engine.evaluate.ir import COMPARE_METRICS, compare, evaluate_retrieval, render_markdown
 
@@ -55,9 +76,12 @@ def run_evaluate(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, An
 
     results: dict[str, Any] = {"dims": dims, "primary_metric": cfg.eval.primary_metric}
     sections: list[str] = []
+    systems = [("base", base), ("tuned", tuned)]
+    if cfg.embedder.corpus_rotation:
+        systems.insert(1, ("base_rotated", rotated_base(cfg, prepared, prompts, device)))
     for suite, data in suites:
         scores = {}
-        for label, model in (("base", base), ("tuned", tuned)):
+        for label, model in systems:
             scores[label] = evaluate_retrieval(
                 model,
                 data,
@@ -69,12 +93,17 @@ def run_evaluate(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, An
                 events=events,
                 label=f"{suite}/{label}",
             )
-        rows = compare(scores["base"], scores["tuned"], dims, COMPARE_METRICS)
+        rows = compare(
+            scores["base"],
+            scores["tuned"],
+            dims,
+            COMPARE_METRICS,
+            rotated=scores.get("base_rotated"),
+        )
         results[suite] = {
             "queries": len(data.queries),
             "corpus": len(data.corpus),
-            "base": scores["base"],
-            "tuned": scores["tuned"],
+            **scores,
             "rows": rows,
         }
         sections.append(

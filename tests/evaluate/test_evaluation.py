@@ -253,9 +253,17 @@ def test_compare_render_and_group_by_dim() -> None:
     assert rows[0]["rel_change"] == pytest.approx(0.1)
     assert rows[1]["rel_change"] is None
     table = render_markdown(rows).splitlines()
-    assert table[0] == "| dim | metric | base | fine-tuned | change |"
+    assert table[0] == "| dim | metric | base | fine-tuned | vs base |"
     assert table[2] == "| 64 | ndcg@10 | 0.5000 | 0.5500 | +10.0% |"
     assert table[3] == "| 64 | mrr@10 | 0.0000 | 0.2500 | +0.2500 |"
+
+    rotated = {"dim_64_cosine_ndcg@10": 0.54, "dim_64_cosine_mrr@10": 0.2}
+    rows = compare(base, tuned, [64], metrics=("ndcg@10",), rotated=rotated)
+    assert rows[0]["base_rotated"] == pytest.approx(0.54)
+    assert rows[0]["rel_change_vs_rotated"] == pytest.approx(0.01 / 0.54)
+    table = render_markdown(rows).splitlines()
+    assert table[0].endswith("| base + rotation | fine-tuned | vs base | vs base + rotation |")
+    assert table[2] == "| 64 | ndcg@10 | 0.5000 | 0.5400 | 0.5500 | +10.0% | +1.9% |"
 
     grouped = metrics_by_dim(
         {"eval_dim_8_cosine_ndcg@10": 0.1, "eval_dim_16_cosine_mrr@10": 0.2, "eval_loss": 3.0},
