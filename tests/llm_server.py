@@ -436,6 +436,8 @@ def llm_run_config(url: str, workspace: str = "", **llm: Any) -> Any:
         "timeout": 5.0,
         "concurrency": 8,
         "dedup_threshold": 1.0,
+        # every row part, so the tests see answers too (the default leaves them out)
+        "tasks": ["queries", "answer", "hard_negative_query", "reranking_passages"],
     }
     settings.update(llm)
     data: dict[str, Any] = {"generation": {"generator": "litellm", "llm": settings}}

@@ -37,8 +37,9 @@ class LlmConfig(Section):
     tokens_per_minute: int = setting(0, help="0 = no limit", minimum=0, fingerprint=False)
     queries_per_chunk: int = setting(3, help="queries written per chunk", minimum=1, maximum=20)
     tasks: list[str] = setting(
-        default_factory=lambda: list(TASKS),
-        help="row parts to generate; 'queries' is required",
+        default_factory=lambda: [t for t in TASKS if t != "answer"],
+        help="row parts to generate; 'queries' is required; 'answer' only helps review "
+        "(training does not read answers), so it is off by default and not billed",
         choices=None,
     )
     sample_size: int = setting(8, help="rows in a review sample", minimum=1, fingerprint=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from engine.config.llm import LlmConfig
 from engine.core.records import Chunk
@@ -96,3 +97,10 @@ def estimate_cost(
     else:
         note = "litellm price map; output tokens are an estimate, retries not included"
     return CostEstimate(calls, q_in + a_in, q_out + a_out, usd, note)
+
+
+def estimate_workspace_cost(
+    chunks: Sequence[Chunk], llm_cfg: LlmConfig, prompts_dir: Path
+) -> CostEstimate:
+    """The estimate with the prompts the run will send: the workspace's, edits included."""
+    return estimate_cost(chunks, llm_cfg, Prompts.load(prompts_dir))

@@ -13,7 +13,7 @@ from engine.core.records import read_chunks
 from engine.core.workspace import Workspace
 from engine.generate.llm import run_llm_generation, sample_rows
 from engine.generate.llm_connection import test_connection as check_connection
-from engine.generate.llm_cost import estimate_cost
+from engine.generate.llm_cost import estimate_cost, estimate_workspace_cost
 from engine.generate.llm_describe import draft_system_prompt, ensure_system_prompt
 from engine.generate.rows import iter_records
 
@@ -41,8 +41,30 @@ def test_cost_estimate_uses_the_price_map() -> None:
     assert unknown.usd is None and "unknown price" in unknown.note
     assert "unknown price" in unknown.describe()
 
-    split = estimate_cost(chunks, LlmConfig(model="gpt-4o-mini", answer_model="gpt-4o"))
+    answers = ["queries", "answer"]
+    split = estimate_cost(
+        chunks, LlmConfig(model="gpt-4o-mini", answer_model="gpt-4o", tasks=answers)
+    )
     assert split.calls == 20 and split.usd is not None and split.usd > known.usd * 0.5
+    # Training reads no answers: by default none are generated, so none are billed.
+    default = estimate_cost(chunks, LlmConfig(model="gpt-4o-mini", answer_model="gpt-4o"))
+    assert "answer" not in LlmConfig().tasks and default.calls == 10
+
+
+def test_cost_estimate_counts_the_workspace_prompts(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from engine.generate.llm_prompts import Prompts, write_prompt
+
+    chunks = make_chunks(5)
+    cfg = LlmConfig(model="gpt-4o-mini")
+    plain = estimate_cost(chunks, cfg)
+    longer = replace(Prompts.defaults(), system=Prompts.defaults().system + " Be thorough." * 50)
+    assert estimate_cost(chunks, cfg, longer).input_tokens > plain.input_tokens + 5 * 100
+    assert write_prompt(tmp_path, "system", longer.system).exists()
+    assert Prompts.load(tmp_path).system.strip() == longer.system.strip()
+    from_ws = estimate_workspace_cost(chunks, cfg, tmp_path)
+    assert from_ws.input_tokens > plain.input_tokens + 5 * 100
 
 
 def test_real_cost_tracked_from_usage(tmp_path: Path) -> None:
