@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
@@ -180,59 +181,82 @@ class Workspace:
 
 
 class WorkspaceLock:
-    """One writer per workspace; a lock left by a dead process is taken over."""
+    """One writer per workspace, held as an ``flock`` on ``.state/run.lock``.
+
+    The kernel drops the lock when its process dies (SIGKILL, OOM, a lost SSH session), so a
+    dead run never blocks the next one and a reused pid cannot fake a live holder; the file
+    holds the pid only so the refusal can name it. Nothing is written unless the lock is ours.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._fd: int | None = None
 
     def holder(self) -> int | None:
+        """The pid of the process holding the lock (this one included), else ``None``."""
         try:
-            pid = int(self.path.read_text().strip())
-        except (FileNotFoundError, ValueError):
+            fd = os.open(self.path, os.O_RDONLY)
+        except (FileNotFoundError, NotADirectoryError):
             return None
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                text = os.read(fd, 32).decode(errors="replace").strip()
+                return int(text) if text.isdigit() else -1
+            fcntl.flock(fd, fcntl.LOCK_UN)
             return None
-        except PermissionError:
-            return pid
-        return pid
+        finally:
+            os.close(fd)
 
     def __enter__(self) -> WorkspaceLock:
-        """Created with O_EXCL, so of two runs starting together exactly one gets it."""
+        """Of two runs starting together exactly one gets it; the other is refused by pid."""
+        if self._fd is not None:
+            raise RagtuneError(
+                "the workspace lock is already held by this run", where=str(self.path)
+            )
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(2):
+        for attempt in range(LOCK_ATTEMPTS):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                # ``holder`` probes with a shared lock for a moment: try again before refusing.
+                if attempt < LOCK_ATTEMPTS - 1:
+                    time.sleep(0.05)
+                    continue
                 pid = self.holder()
-                if pid is not None and pid != os.getpid():
-                    raise RagtuneError(
-                        f"another ragtune process (pid {pid}) is running in this workspace",
-                        where=str(self.path.parent.parent),
-                        hint="wait for it, stop it, or use another workspace",
-                    ) from None
-                if pid is None and _is_fresh_and_empty(self.path):
-                    raise RagtuneError(
-                        "another ragtune process is starting in this workspace",
-                        where=str(self.path.parent.parent),
-                        hint="wait for it, stop it, or use another workspace",
-                    ) from None
-                self.path.unlink(missing_ok=True)
+                who = f" (pid {pid})" if pid and pid > 0 else ""
+                raise RagtuneError(
+                    f"another ragtune process{who} is running in this workspace",
+                    where=str(self.path.parent.parent),
+                    hint="wait for it, stop it, or use another workspace",
+                ) from None
+            if not _same_file(fd, self.path):
+                # The previous holder unlinked the file between our open and flock.
+                os.close(fd)
                 continue
-            with os.fdopen(fd, "w") as fh:
-                fh.write(str(os.getpid()))
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+            self._fd = fd
             return self
         raise RagtuneError("could not take the workspace lock", where=str(self.path))
 
     def __exit__(self, *exc: object) -> None:
-        if self.holder() == os.getpid():
-            self.path.unlink(missing_ok=True)
+        if self._fd is None:
+            return
+        # Unlinked while still held, so a run that opened the old file sees it is gone.
+        self.path.unlink(missing_ok=True)
+        os.close(self._fd)
+        self._fd = None
 
 
-def _is_fresh_and_empty(path: Path) -> bool:
-    """A lock created a moment ago whose owner has not written its pid yet."""
+LOCK_ATTEMPTS = 5
+
+
+def _same_file(fd: int, path: Path) -> bool:
     try:
-        return path.stat().st_size == 0 and time.time() - path.stat().st_mtime < 5.0
+        return os.fstat(fd).st_ino == os.stat(path).st_ino
     except FileNotFoundError:
         return False

@@ -26,19 +26,73 @@ def test_markers_follow_the_fingerprint(tmp_path: Path) -> None:
     assert ws.status()["ingest"] == "to do"
 
 
-def test_lock_refuses_a_live_holder_and_takes_over_a_dead_one(tmp_path: Path) -> None:
+HOLD = (
+    "import sys; from pathlib import Path; from engine.core.workspace import Workspace\n"
+    "with Workspace(Path(sys.argv[1])).lock():\n"
+    "    print('held', flush=True); sys.stdin.read()\n"
+)
+
+
+def test_lock_refuses_a_live_holder_and_frees_with_a_killed_one(tmp_path: Path) -> None:
     ws = Workspace.create(tmp_path / "w")
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    child = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(ws.root)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
-        (ws.state_dir / "run.lock").write_text(str(child.pid))
+        assert child.stdout is not None and child.stdout.readline().strip() == "held"
+        assert ws.lock().holder() == child.pid
         with pytest.raises(RagtuneError, match=f"pid {child.pid}"), ws.lock():
             pass
     finally:
         child.kill()
         child.wait()
+    # SIGKILL ran no cleanup: the file and its pid are still there, but the lock is free.
+    assert (ws.state_dir / "run.lock").read_text() == str(child.pid)
+    assert ws.lock().holder() is None
     with ws.lock():
         assert (ws.state_dir / "run.lock").read_text() == str(os.getpid())
+        assert ws.lock().holder() == os.getpid()
     assert not (ws.state_dir / "run.lock").exists()
+
+
+def test_a_pid_written_by_hand_or_reused_is_not_a_holder(tmp_path: Path) -> None:
+    """Only a process that holds the flock counts: a stale file naming a live pid (pid reuse
+    after a reboot) must not block the workspace forever."""
+    ws = Workspace.create(tmp_path / "w")
+    (ws.state_dir / "run.lock").write_text(str(os.getppid()))
+    assert ws.lock().holder() is None
+    with ws.lock():
+        pass
+
+
+def test_of_many_racing_processes_exactly_one_gets_the_lock(tmp_path: Path) -> None:
+    ws = Workspace.create(tmp_path / "w")
+    race = (
+        "import sys, time; from pathlib import Path\n"
+        "from engine.core.workspace import Workspace\n"
+        "from engine.core.errors import RagtuneError\n"
+        "start = float(sys.argv[2])\n"
+        "time.sleep(max(0.0, start - time.time()))\n"
+        "try:\n"
+        "    with Workspace(Path(sys.argv[1])).lock():\n"
+        "        print('won', flush=True); time.sleep(1.5)\n"
+        "except RagtuneError:\n"
+        "    print('refused', flush=True)\n"
+    )
+    import time
+
+    start = str(time.time() + 1.5)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", race, str(ws.root), start], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
+    outcomes = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
+    assert outcomes == ["refused", "refused", "refused", "won"]
 
 
 def test_generated_log_survives_a_torn_line(tmp_path: Path) -> None:
