@@ -93,8 +93,8 @@ class Pipeline:
     def _run_stage(self, stage: str) -> None:
         ev = self.events.for_stage(stage)
         self.events.stage = stage
-        if stage == "rerank" and not self.cfg.reranker.enabled:
-            ev.emit(StageSkipped(reason="reranker disabled in config"))
+        if not self.plan.enabled(stage):
+            ev.emit(StageSkipped(reason="switched off in the config"))
             return
         if self.plan.is_current(stage, self.ws):
             ev.emit(StageSkipped(reason="up to date"))
@@ -105,7 +105,13 @@ class Pipeline:
         ev.emit(StageStarted())
         t0 = time.monotonic()
         _seed_everything(self.cfg.run.seed)
-        summary = _jsonable(getattr(self, f"_stage_{stage}")(ev) or {})
+        summary = self.record(stage, getattr(self, f"_stage_{stage}")(ev) or {})
+        ev.emit(StageFinished(seconds=time.monotonic() - t0, summary=summary))
+
+    def record(self, stage: str, summary: dict[str, Any]) -> dict[str, Any]:
+        """Mark ``stage`` finished with the inputs it ran on and a digest of what it produced;
+        the distributed worker records hand-launched runs through here too."""
+        summary = _jsonable(summary)
         incomplete = str(summary.pop("incomplete", "") or "")
         self.ws.mark_done(
             stage,
@@ -113,13 +119,17 @@ class Pipeline:
             summary,
             inputs=self.plan.inputs(stage),
             incomplete=incomplete,
-            output=digest([summary, self._output_keys(stage)]),
+            output=self._output_digest(stage, summary),
         )
-        ev.emit(StageFinished(seconds=time.monotonic() - t0, summary=summary))
+        return summary
 
-    def _output_keys(self, stage: str) -> str:
+    def _output_digest(self, stage: str, summary: dict[str, Any]) -> str:
+        """What dependants read: the record keys where the stage lists them (generation), so a
+        retry that produced the same rows (calls cached, counters moved) re-runs nothing."""
         keys = self.ws.state_dir / f"{stage}_keys.txt"
-        return keys.read_text() if keys.exists() else ""
+        if keys.exists():
+            return digest(keys.read_text())
+        return digest(summary)
 
     # -- stages
 

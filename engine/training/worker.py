@@ -112,11 +112,11 @@ def mark_done(cfg: Any, ws: Any, which: str, summary: dict[str, Any], events: Em
 
     stage = STAGE_OF[which]
     try:
-        fp = Pipeline(cfg, events=Emitter()).fingerprint(stage)
+        # With the inputs, as a pipeline run records them: a stage recorded without them is
+        # never current, so the next `ragtune run` would train again.
+        Pipeline(cfg, events=Emitter()).record(stage, summary)
     except RagtuneError as exc:
         events.warning(f"{stage} not marked done: {exc.message}", hint=exc.hint)
-        return
-    ws.mark_done(stage, fp, json.loads(json.dumps(summary, default=str)))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

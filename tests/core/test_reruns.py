@@ -1,0 +1,384 @@
+"""Change one kind of setting, rerun the real pipeline: exactly the stages that read it rerun.
+
+One finished tiny run (random 2-layer BERT embedder and reranker, LLM-free rows) is made
+once per module; each test works on a copy of that workspace, so a rerun costs only the
+stages it really redoes. Which stages ran is read from the emitted events and from
+``events.jsonl``; whether the model changed from the saved weights' bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.api import run_pipeline
+from engine.config import RunConfig, load_config
+from engine.core.errors import Cancelled
+from engine.core.events import (
+    Emitter,
+    Message,
+    StageSkipped,
+    StageStarted,
+    TrainLog,
+    read_events,
+)
+from engine.core.stages import STAGES
+from engine.core.workspace import Workspace
+from tests.test_pipeline import tiny_config
+
+pytestmark = pytest.mark.slow
+
+RERANKER = {
+    "enabled": True,
+    "epochs": 1.0,
+    "batch_size": 8,
+    "num_negatives": 1,
+    "random_negatives": 1,
+    "range_min": 0,
+    "range_max": 8,
+    "top_k": 8,
+    "max_length": 64,
+    "eval_strategy": "no",
+}
+
+
+def _reranker_settings(model: Path) -> dict[str, Any]:
+    """The tiny reranker: the random BERT with a fresh head, trained even on few queries."""
+    from engine.config.reranker import RerankerConfig
+
+    out: dict[str, Any] = {**RERANKER, "base_model": str(model)}
+    if "min_queries_fresh_head" in RerankerConfig.__dataclass_fields__:
+        out["min_queries_fresh_head"] = 0
+    return out
+
+
+def _config(folder: Path, model: Path, *, reranker: bool = True, **embedder: Any) -> RunConfig:
+    cfg = tiny_config(folder, model, **embedder)
+    if reranker:
+        data = cfg.to_dict()
+        data["reranker"] = _reranker_settings(model)
+        cfg = RunConfig.from_dict(data)
+        cfg.base_dir = folder
+    return cfg
+
+
+class Run:
+    """One pipeline run's record: which stages started and were skipped, and the messages."""
+
+    def __init__(self, cfg: RunConfig, **kw: Any) -> None:
+        self.events: list[Any] = []
+        self.ws = run_pipeline(cfg, events=Emitter(self.events.append), **kw)
+
+    @property
+    def started(self) -> list[str]:
+        return [e.stage for e in self.events if isinstance(e, StageStarted)]
+
+    @property
+    def skipped(self) -> list[str]:
+        return [e.stage for e in self.events if isinstance(e, StageSkipped)]
+
+    def texts(self) -> str:
+        return "\n".join(e.text for e in self.events if isinstance(e, Message))
+
+    def train_steps(self) -> list[int]:
+        return [
+            e.step
+            for e in self.events
+            if isinstance(e, TrainLog) and e.stage == "train" and e.split == "train"
+        ]
+
+
+def weights(folder: Path) -> str:
+    return hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path) -> Path:
+    """A workspace where every stage is done (reranker included)."""
+    folder = tmp_path_factory.mktemp("finished")
+    run = Run(_config(folder, tiny_bert))
+    assert run.started == list(STAGES)
+    return run.ws.root
+
+
+@pytest.fixture
+def copy(finished: Path, tmp_path: Path) -> Iterator[Path]:
+    """A private copy of the finished workspace (mtimes kept, so sources still match)."""
+    root = tmp_path / "ws"
+    shutil.copytree(finished, root)
+    yield root
+
+
+def changed(root: Path, **settings: Any) -> RunConfig:
+    """The workspace's own config with ``section.key`` settings changed, as a user edits it."""
+    cfg = load_config(root / "config.toml")
+    for dotted, value in settings.items():
+        node: Any = cfg
+        *path, key = dotted.split("__")
+        for part in path:
+            node = getattr(node, part)
+        setattr(node, key, value)
+    return cfg
+
+
+def status(root: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
+    """``ragtune status <workspace>`` as a user reads it."""
+    from engine.cli import main
+
+    capsys.readouterr()
+    assert main(["status", str(root)]) == 0
+    rows = [line.split(None, 1) for line in capsys.readouterr().out.splitlines() if line]
+    return {stage: state for stage, state in rows}
+
+
+def test_nothing_changed_skips_every_stage(copy: Path) -> None:
+    before = weights(copy / "models" / "embedder")
+    run = Run(changed(copy))
+    assert run.started == []
+    assert run.skipped == list(STAGES)
+    assert weights(copy / "models" / "embedder") == before
+    logged = [e for e in read_events(copy / "events.jsonl") if isinstance(e, StageSkipped)]
+    assert [e.stage for e in logged][-len(STAGES) :] == list(STAGES)
+
+
+def test_throughput_knobs_rerun_nothing(copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = changed(
+        copy,
+        generation__llm__concurrency=3,
+        generation__llm__timeout=5.0,
+        generation__max_failed_share=0.5,
+        embedder__device="cpu",
+        embedder__save_total_limit=1,
+        reranker__device="cpu",
+        eval__batch_size=7,
+        distributed__backend="gloo",
+    )
+    cfg.save(copy / "config.toml")
+    assert set(status(copy, capsys).values()) == {"done"}
+    run = Run(cfg)
+    assert run.started == []
+    assert run.skipped == list(STAGES)
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [{"embedder__learning_rate": 5e-4}, {"embedder__epochs": 2.0}],
+    ids=["learning_rate", "epochs"],
+)
+def test_a_training_setting_retrains_from_scratch_and_reruns_what_reads_the_model(
+    copy: Path, setting: dict[str, Any]
+) -> None:
+    marker = copy / "checkpoints" / "embedder" / "ragtune_fingerprint"
+    old_marker = marker.read_text()
+    old_weights = weights(copy / "models" / "embedder")
+    old_reranker = weights(copy / "models" / "reranker")
+    old_steps = Workspace(copy).stage_summary("train")["steps"]
+
+    run = Run(changed(copy, **setting))
+
+    assert run.started == ["train", "evaluate", "rerank", "export"]
+    assert run.skipped == ["ingest", "generate", "prepare"]
+    # From scratch: the old checkpoints were wiped, not resumed.
+    assert "resuming from" not in run.texts()
+    assert min(run.train_steps()) == 1
+    assert marker.read_text() != old_marker
+    new_steps = Workspace(copy).stage_summary("train")["steps"]
+    epochs = setting.get("embedder__epochs", 1.0)
+    assert new_steps == old_steps * epochs
+    checkpoints = sorted(p.name for p in marker.parent.glob("checkpoint-*"))
+    assert f"checkpoint-{new_steps}" in checkpoints
+    assert weights(copy / "models" / "embedder") != old_weights
+    # The reranker mines with the new embedder, so it is trained again too.
+    assert weights(copy / "models" / "reranker") != old_reranker
+
+
+def test_a_reranker_setting_reruns_only_the_reranker(copy: Path) -> None:
+    old_embedder = weights(copy / "models" / "embedder")
+    run = Run(changed(copy, reranker__learning_rate=1e-3))
+    assert run.started == ["rerank", "export"]
+    assert weights(copy / "models" / "embedder") == old_embedder
+
+
+def test_a_query_prompt_retrains_and_travels_with_the_model(copy: Path) -> None:
+    run = Run(changed(copy, embedder__query_prompt="query: "))
+    assert run.started == ["train", "evaluate", "rerank", "export"]
+    import json
+
+    st_config = json.loads((copy / "models/embedder/config_sentence_transformers.json").read_text())
+    assert st_config["prompts"]["query"] == "query: "
+
+
+def test_a_chunking_setting_reruns_everything_from_ingest(copy: Path) -> None:
+    old_chunks = (copy / "chunks.parquet").read_bytes()
+    old_weights = weights(copy / "models" / "embedder")
+    run = Run(changed(copy, chunking__max_tokens=48))
+    assert run.started == list(STAGES)
+    assert (copy / "chunks.parquet").read_bytes() != old_chunks
+    assert weights(copy / "models" / "embedder") != old_weights
+
+
+def test_k_values_rerun_only_evaluation_and_export(
+    copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    old_weights = weights(copy / "models" / "embedder")
+    cfg = changed(copy, eval__k_values=[1, 2, 10, 100])
+    cfg.save(copy / "config.toml")
+    shown = status(copy, capsys)
+    assert shown["evaluate"] == "stale (eval.k_values)"
+    assert shown["export"] == "stale (evaluate (upstream))"
+    assert {shown[s] for s in ("ingest", "generate", "prepare", "train", "rerank")} == {"done"}
+
+    run = Run(cfg)
+    assert run.started == ["evaluate", "export"]
+    assert weights(copy / "models" / "embedder") == old_weights
+    tuned = json.loads((copy / "metrics.json").read_text())["embedder"]["held-out"]["tuned"]
+    assert "dim_16_cosine_accuracy@2" in tuned
+    assert set(status(copy, capsys).values()) == {"done"}
+
+
+def test_status_says_to_do_and_running_truthfully(
+    tmp_path: Path, tiny_bert: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = _config(tmp_path, tiny_bert, reranker=False)
+    root = cfg.workspace_dir
+    root.mkdir(parents=True)
+    cfg.for_workspace(root).save(root / "config.toml")
+    shown = status(root, capsys)
+    assert shown == {**dict.fromkeys(STAGES, "to do"), "rerank": "off (switched off in the config)"}
+
+    during: dict[str, str] = {}
+
+    def look(event: object) -> None:
+        if isinstance(event, StageStarted) and event.stage == "train":
+            during.update(status(root, capsys))
+
+    run_pipeline(cfg, events=Emitter(look), stages=["ingest", "generate", "prepare", "train"])
+    assert during["train"] == f"running (pid {os.getpid()})"
+    assert [during[s] for s in ("ingest", "generate", "prepare")] == ["done"] * 3
+    assert during["evaluate"] == "to do"
+    after = status(root, capsys)
+    assert after["train"] == "done" and after["evaluate"] == "to do"
+
+
+def test_a_cancelled_train_resumes_its_checkpoint_unless_a_setting_changed(
+    tmp_path: Path, tiny_bert: Path
+) -> None:
+    cfg = _config(tmp_path, tiny_bert, reranker=False, epochs=3.0)
+    stages = ["ingest", "generate", "prepare", "train"]
+    cancel = threading.Event()
+
+    def stop_after_first_eval(event: object) -> None:
+        if isinstance(event, TrainLog) and event.split == "eval":
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        run_pipeline(cfg, events=Emitter(stop_after_first_eval), cancel=cancel, stages=stages)
+    root = cfg.workspace_dir
+    first = sorted((root / "checkpoints" / "embedder").glob("checkpoint-*"))
+    assert first and Workspace(root).stage_state("train") is None
+
+    # A throughput knob changed: the same training, so the checkpoint is resumed.
+    run = Run(changed(root, embedder__device="cpu"), stages=stages)
+    assert run.started == ["train"]
+    assert f"resuming from {first[-1].name}" in run.texts()
+    assert min(run.train_steps()) > 1
+    assert Workspace(root).stage_summary("train")["steps"] > int(first[-1].name.split("-")[1])
+
+
+def test_a_killed_run_resumes_its_checkpoint(tmp_path: Path, tiny_bert: Path) -> None:
+    """SIGKILL in the middle of training: the lock dies with the process, the checkpoint stays."""
+    cfg = _config(tmp_path, tiny_bert, reranker=False, epochs=40.0)
+    path = tmp_path / "config.toml"
+    cfg.save(path)
+    ckpts = cfg.workspace_dir / "checkpoints" / "embedder"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine", "run", str(path), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        import time
+
+        deadline = time.monotonic() + 120
+        while not list(ckpts.glob("checkpoint-*")) and time.monotonic() < deadline:
+            assert proc.poll() is None, "the run ended before it saved a checkpoint"
+            time.sleep(0.05)
+        time.sleep(0.3)
+    finally:
+        proc.kill()
+        proc.wait()
+    root = cfg.workspace_dir
+    saved = sorted(ckpts.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    assert saved and Workspace(root).stage_state("train") is None
+    assert Workspace(root).lock().holder() is None
+
+    cfg = load_config(path)
+    cfg.embedder.epochs = 40.0
+    run = Run(cfg, stages=["ingest", "generate", "prepare", "train"])
+    assert run.started == ["train"]
+    assert "resuming from checkpoint-" in run.texts()
+    assert min(run.train_steps()) > 1
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from engine.core.workspace import Workspace
+
+    with Workspace(Path(sys.argv[1])).lock():
+        print("held", flush=True)
+        sys.stdin.read()
+    """
+)
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
+    out = {}
+    for p in sorted(root.rglob("*")):
+        st = p.stat()
+        out[str(p.relative_to(root))] = (st.st_mtime_ns, p.read_bytes() if p.is_file() else b"")
+    out["."] = (root.stat().st_mtime_ns, b"")
+    return out
+
+
+def test_a_run_refused_by_the_lock_changes_no_file(
+    copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from engine.cli import main
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(copy)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        other = changed(copy, embedder__learning_rate=1e-3, chunking__max_tokens=48)
+        other.run.workspace = str(copy)
+        other.save(tmp_path / "other.toml")
+        before = snapshot(copy)
+        capsys.readouterr()
+        assert main(["run", str(tmp_path / "other.toml")]) != 0
+        err = " ".join(capsys.readouterr().err.split())  # rich wraps at the terminal width
+        assert f"pid {holder.pid}" in err and "another ragtune process" in err
+        assert snapshot(copy) == before
+        assert status(copy, capsys)["train"] == "done"
+    finally:
+        holder.communicate("")
+    assert holder.returncode == 0
+    assert not (copy / ".state" / "run.lock").exists()
