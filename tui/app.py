@@ -1,7 +1,8 @@
 """The wizard application: run state, step navigation, themes and global key bindings.
 
-Screens read and replace sections of ``self.cfg``; the engine is reached only
-through ``self.engine`` (an ``EngineClient``), from workers.
+All run state lives in ``self.state`` (a ``WizardState``); screens read and
+replace sections of ``state.cfg``. The engine is reached only through
+``self.engine`` (an ``EngineClient``), from workers.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from engine.config import RunConfig, load_config
+from engine.config import RunConfig
 from engine.core.errors import RagtuneError
 from engine.core.workspace import Workspace
 from tui.commands import WizardCommands
-from tui.engine_client import EngineClient, RunHandle
+from tui.engine_client import EngineClient
 from tui.screens.chunking import ChunkingScreen
 from tui.screens.export import ExportScreen
 from tui.screens.help import HelpScreen
@@ -29,6 +30,7 @@ from tui.screens.start import StartScreen
 from tui.screens.training import TrainingScreen
 from tui.screens.training_settings import TrainingSettingsScreen
 from tui.settings import UserSettings
+from tui.state import WizardState
 from tui.widgets.step_bar import STEP_NAMES
 
 
@@ -75,11 +77,7 @@ class RagtuneApp(App[int]):
         self.theme_names: list[str] = []
         self.runs_dir = Path(runs_dir) if runs_dir else Path.cwd() / "runs"
         self.browse_root = (Path(browse_root) if browse_root else Path.cwd()).resolve()
-        self.api_key: str | None = None  # typed in the LLM step; memory only
-        self.run_handle: RunHandle | None = None
-        self.cfg = RunConfig()
-        self.workspace: Workspace | None = None
-        self.sample_rows: list[dict[str, Any]] = []
+        self.state = WizardState()
         if self.user_settings.keymap:
             self.set_keymap(self.user_settings.keymap)
         if workspace is not None:
@@ -87,22 +85,40 @@ class RagtuneApp(App[int]):
 
     # -- run state -------------------------------------------------------
 
+    @property
+    def cfg(self) -> RunConfig:
+        """The current run's config (``state.cfg``); replaced only with the whole state."""
+        return self.state.cfg
+
+    @property
+    def workspace(self) -> Workspace | None:
+        return self.state.workspace
+
     def open_workspace(self, root: Path) -> None:
         """Load the run's config.toml, or start a new config that writes into ``root``."""
-        root = root.expanduser().resolve()
-        config = root / "config.toml"
-        if config.exists():
-            self.cfg = load_config(config)
-        else:
-            self.cfg = RunConfig()
-            self.cfg.run.name = root.name
-            self.cfg.run.workspace = str(root)
-        self.workspace = Workspace.create(self.cfg.workspace_dir)
+        self.state = WizardState.open(root)
+        self.reset_screens()
+
+    def new_run(self, name: str) -> None:
+        """A clean state and fresh screens: nothing of the previous run carries over."""
+        self.state = WizardState.new_run(name, self.runs_dir / name)
+        self.reset_screens()
+        for note in self.state.notes:
+            self.notify(f"no model Hub here: {note}", title="offline defaults", severity="warning")
+
+    def reset_screens(self) -> None:
+        """Drop every step's screen but the current one; the next visit builds it anew.
+
+        Mode screens live as long as the app, so their widgets (picked files, the
+        training history, a typed key) would otherwise show the previous run.
+        """
+        for mode, screen_type in self.MODES.items():
+            if mode != self.current_mode and mode in self._screen_stacks:
+                self.remove_mode(mode)
+                self.add_mode(mode, screen_type)
 
     def ensure_workspace(self) -> Workspace:
-        if self.workspace is None or self.workspace.root != self.cfg.workspace_dir:
-            self.workspace = Workspace.create(self.cfg.workspace_dir)
-        return self.workspace
+        return self.state.ensure_workspace()
 
     def save_config(self) -> Path:
         """Write a config that replays from inside the workspace: absolute sources, workspace '.'."""
@@ -116,7 +132,7 @@ class RagtuneApp(App[int]):
         saved = RunConfig.from_dict(data)
         saved.base_dir = ws.root
         saved.save(ws.config_path)
-        self.cfg = saved
+        self.state.cfg = saved
         return ws.config_path
 
     def screen_problems(self) -> str | None:

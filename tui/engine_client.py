@@ -1,40 +1,35 @@
 """The one place the wizard calls the engine; heavy modules are imported per call, in workers.
 
-Results are normalised into the small dataclasses below so screens render the
-same shapes whatever the engine returns (dataclass, dict or tuple), and tests
-swap in a fake client that replays recorded data.
+Every method returns the engine's own dataclasses (``Chunk``/``ChunkStats``,
+``ConnectionResult``, ``CostEstimate``, ``GeneratedRow``, ``AskResult`` with
+``Hit``s, ``Results``), so a screen renders exactly what the engine produced
+and a contract test (tests/tui/test_engine_contract.py) runs every method on a
+real tiny workspace. The few wrappers defined here exist only where the engine
+returns a bare tuple or dict.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from engine.config import LlmConfig, RunConfig
+    from engine.core.records import Chunk
     from engine.core.workspace import Workspace
-
-
-def field_of(obj: Any, name: str, default: Any = None) -> Any:
-    """Read ``name`` from a dataclass, object or dict alike."""
-    if isinstance(obj, dict):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
-
-
-def as_dict(obj: Any) -> dict[str, Any]:
-    if hasattr(obj, "to_dict"):
-        return dict(obj.to_dict())
-    if isinstance(obj, dict):
-        return dict(obj)
-    if is_dataclass(obj) and not isinstance(obj, type):
-        return asdict(obj)
-    return {k: v for k, v in vars(obj).items() if not k.startswith("_")}
+    from engine.evaluate.results import Results
+    from engine.generate.llm_connection import ConnectionResult
+    from engine.generate.llm_cost import CostEstimate
+    from engine.generate.rows import GeneratedRow
+    from engine.ingest.chunking import ChunkStats
+    from engine.serve.ask import AskResult
 
 
 @dataclass
 class ScanResult:
+    """Files a run would read, and the ones that cannot be read with the reason."""
+
     files: list[Path] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
 
@@ -47,23 +42,23 @@ class DatasetPreview:
 
 @dataclass
 class ChunkPreview:
-    samples: list[dict[str, Any]]
-    stats: dict[str, Any]
-    histogram: list[tuple[str, int]]
+    """The engine's sample chunks and statistics of chunking the first documents."""
+
+    chunks: list[Chunk]
+    stats: ChunkStats
 
 
 @dataclass
-class Connection:
-    ok: bool
-    message: str
-    latency_s: float | None = None
+class ExportResult:
+    """Where export wrote (or pushed) each model, as the engine reported it."""
 
+    paths: dict[str, str] = field(default_factory=dict)
+    pushed: dict[str, str] = field(default_factory=dict)
 
-@dataclass
-class AskResult:
-    """Ranked (source, score, text) per model label, e.g. {"base": [...], "tuned": [...]}."""
-
-    ranked: dict[str, list[tuple[str, float, str]]]
+    def describe(self) -> str:
+        lines = [f"{name}: {where}" for name, where in self.paths.items()]
+        lines += [f"{name} pushed to {where}" for name, where in self.pushed.items()]
+        return "\n".join(lines) or "nothing to export yet"
 
 
 class RunHandle(Protocol):
@@ -75,16 +70,15 @@ class RunHandle(Protocol):
     def cancel(self) -> None: ...
 
 
-def _histogram(stats: Any) -> list[tuple[str, int]]:
-    """Bins as (label, count); the engine labels bins "lo-hi" in tokens."""
-    hist = field_of(stats, "histogram", None) or []
-    if isinstance(hist, dict):
-        return [(str(k), int(v)) for k, v in hist.items()]
-    out = []
-    for item in hist:
-        if isinstance(item, (list, tuple)) and len(item) >= 2:
-            out.append((str(item[0]), int(item[-1])))
-    return out
+def _ingest(cfg: RunConfig) -> None:
+    """Chunks current for these settings: a no-op when the ingest stage is up to date.
+
+    ``run_pipeline`` already writes ``events.jsonl``; passing a workspace emitter
+    as well wrote every ingest event twice.
+    """
+    from engine.api import run_pipeline
+
+    run_pipeline(cfg, stages=["ingest"])
 
 
 class EngineClient:
@@ -117,52 +111,51 @@ class EngineClient:
             n=n,
             base_dir=cfg.base_dir,
         )
-        return DatasetPreview(columns=list(columns), rows=[as_dict(r) for r in rows])
+        return DatasetPreview(columns=list(columns), rows=[dict(r) for r in rows])
 
     def preview_chunks(self, cfg: RunConfig) -> ChunkPreview:
-        try:
-            from engine.ingest.chunking import preview_chunks
-        except ImportError:
-            from engine.ingest import preview_chunks
+        from engine.ingest.stage import preview_chunks
 
         chunks, stats = preview_chunks(cfg, limit_docs=50, sample=5)
-        stats_d = as_dict(stats) if stats is not None else {}
-        hist = _histogram(stats)
-        stats_d.pop("histogram", None)
-        return ChunkPreview(samples=[as_dict(c) for c in chunks], stats=stats_d, histogram=hist)
+        return ChunkPreview(chunks=list(chunks), stats=stats)
 
-    def test_connection(self, llm: LlmConfig, api_key: str | None) -> Connection:
-        from engine.generate.llm import test_connection
+    def test_connection(self, llm: LlmConfig, api_key: str | None) -> ConnectionResult:
+        from engine.generate.llm_connection import test_connection
 
-        res = test_connection(llm, api_key=api_key)
-        return Connection(
-            ok=bool(field_of(res, "ok")),
-            message=str(field_of(res, "message", "")),
-            latency_s=field_of(res, "latency_s"),
-        )
+        return test_connection(llm, api_key=api_key)
 
-    def estimate_cost(self, cfg: RunConfig, ws: Workspace) -> dict[str, Any]:
+    def estimate_cost(self, cfg: RunConfig, ws: Workspace) -> CostEstimate:
+        """The full run's calls, tokens and price; chunks the documents first when needed."""
         from engine.core.records import read_chunks
-        from engine.generate.llm import estimate_cost
+        from engine.generate.llm_cost import estimate_cost
 
-        chunks = read_chunks(ws.chunks_path) if ws.chunks_path.exists() else []
-        return as_dict(estimate_cost(chunks, cfg.generation.llm))
+        _ingest(cfg)
+        return estimate_cost(read_chunks(ws.chunks_path), cfg.generation.llm)
 
     def ingest(self, cfg: RunConfig, ws: Workspace) -> None:
         """Chunks must exist before samples or cost estimates; resumable like any stage."""
-        from engine.api import run_pipeline, workspace_emitter
-
-        run_pipeline(cfg, events=workspace_emitter(ws), stages=["ingest"])
+        _ingest(cfg)
 
     def sample_rows(
         self, cfg: RunConfig, ws: Workspace, k: int | None, api_key: str | None
-    ) -> list[dict[str, Any]]:
-        from engine.core.records import read_chunks
-        from engine.generate.llm import sample_rows
+    ) -> list[GeneratedRow]:
+        """Rows exactly as the configured generator writes them in the full run.
 
-        chunks = read_chunks(ws.chunks_path) if ws.chunks_path.exists() else []
-        rows = sample_rows(cfg, ws, chunks, k=k, api_key=api_key)
-        return [as_dict(r) for r in rows]
+        LLM-free (the default) cuts them from chunks spread over the sources, as
+        ``ragtune generate CONFIG --sample K`` does; the LLM path sends real calls.
+        """
+        from engine.core.records import read_chunks
+
+        _ingest(cfg)
+        chunks = read_chunks(ws.chunks_path)
+        k = k or cfg.generation.llm.sample_size
+        if cfg.generation.resolved == "litellm":
+            from engine.generate.llm import sample_rows
+
+            return list(sample_rows(cfg, ws, chunks, k=k, api_key=api_key))
+        from engine.generate.llm_free import LlmFreeGenerator
+
+        return LlmFreeGenerator(cfg.generation.llm_free).sample(chunks, k)
 
     def start_run(self, config_path: Path, stages: list[str] | None = None) -> RunHandle:
         from engine.api import start_run_process
@@ -177,16 +170,22 @@ class EngineClient:
     def ask(
         self, ws: Workspace, question: str, top_k: int = 5, dim: int | None = None
     ) -> AskResult:
+        """Tuned hits in ``.hits``, the base models' in ``.base_hits``."""
         from engine.serve.ask import ask
 
-        result = ask(ws, question, top_k=top_k, dim=dim, compare=True)
-        return AskResult(ranked=normalise_ask(result))
+        return ask(ws, question, top_k=top_k, dim=dim, compare=True)
 
-    def export(self, cfg: RunConfig, ws: Workspace, push: bool) -> Any:
+    def results(self, ws: Workspace) -> Results:
+        from engine.evaluate.results import read_results
+
+        return read_results(ws.metrics_path)
+
+    def export(self, cfg: RunConfig, ws: Workspace, push: bool) -> ExportResult:
         from engine.api import workspace_emitter
         from engine.export.stage import export_models
 
-        return export_models(cfg, ws, workspace_emitter(ws), push=push)
+        out = export_models(cfg, ws, workspace_emitter(ws), push=push)
+        return export_result(out)
 
     def model_card(self, cfg: RunConfig, ws: Workspace) -> str:
         from engine.export.stage import model_card_text
@@ -194,22 +193,17 @@ class EngineClient:
         return model_card_text(cfg, ws)
 
 
-def normalise_ask(result: Any) -> dict[str, list[tuple[str, float, str]]]:
-    """Accept {"base": hits, "tuned": hits} or an object with those attributes; hits are dicts/objects."""
-    out: dict[str, list[tuple[str, float, str]]] = {}
-    for label in ("base", "tuned"):
-        hits = field_of(result, label, None)
-        if hits is None:
-            continue
-        hits = field_of(hits, "hits", hits)
-        rows = []
-        for hit in hits:
-            rows.append(
-                (
-                    str(field_of(hit, "source", "")),
-                    float(field_of(hit, "score", 0.0) or 0.0),
-                    str(field_of(hit, "text", "")),
-                )
+def export_result(out: dict[str, Any]) -> ExportResult:
+    """The export stage's summary dict, split into local paths and pushed repos."""
+    result = ExportResult()
+    for key, value in (out or {}).items():
+        if isinstance(value, dict):
+            for inner, where in value.items():
+                target = result.pushed if "push" in key or "repo" in key else result.paths
+                target[f"{key} {inner}".strip()] = str(where)
+        elif value not in (None, "", [], False):
+            target = (
+                result.pushed if "push" in key or "repo" in key or "url" in key else result.paths
             )
-        out[label] = rows
-    return out
+            target[key.replace("_", " ")] = str(value)
+    return result

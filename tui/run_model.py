@@ -58,6 +58,12 @@ class RunView:
     failed: str = ""
     _rate_anchor: tuple[float, int] | None = None
 
+    def process_gone(self) -> None:
+        """The child exited without saying so (killed, or cancelled mid-write): nothing runs now."""
+        for stage, state in self.stages.items():
+            if state == "running":
+                self.stages[stage] = "failed" if self.failed else "stopped"
+
     def apply(self, events: list[Event]) -> None:
         for event in events:
             self._apply(event)
@@ -116,7 +122,12 @@ class RunView:
         if ev.loss is not None:
             target = self.eval_loss if ev.split == "eval" else self.train_loss
             target.setdefault(ev.model, []).append((ev.step, float(ev.loss)))
-        if ev.learning_rate is not None:
+        # eval and final-summary logs carry no rate of their own (0.0): keep the last real one
+        if (
+            ev.learning_rate is not None
+            and ev.split == "train"
+            and (ev.learning_rate > 0 or self.learning_rate is None)
+        ):
             self.learning_rate = ev.learning_rate
         if ev.split == "train":
             if self._rate_anchor is None:

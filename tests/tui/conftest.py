@@ -9,15 +9,19 @@ from typing import Any
 
 import pytest
 
+from tui.engine_client import EngineClient
+
 DATA = Path(__file__).parent / "data"
 RUN_EVENTS = DATA / "run_events.jsonl"
 METRICS = DATA / "metrics.json"
 
 
-class FakeEngine:
-    """Stands in for ``EngineClient``: canned previews, and runs replayed from a recorded log.
+class FakeEngine(EngineClient):
+    """Canned engine dataclasses for snapshots, and runs replayed from a recorded log.
 
-    ``calls`` records (method, args) so tests assert what the screens asked for.
+    The real engine is what the flow tests use (tests/tui/test_real_engine.py); this
+    one exists for stable pictures and for injecting failures: ``fail[name] = exc``
+    makes that method raise. ``calls`` records (method, args).
     """
 
     def __init__(self, rate: float = 2000.0) -> None:
@@ -54,49 +58,58 @@ class FakeEngine:
         return DatasetPreview(columns=["id", "body", "title"], rows=rows)
 
     def preview_chunks(self, cfg):
+        from collections import Counter
+
+        from engine.core.records import Chunk
+        from engine.ingest.chunking import ChunkStats
         from tui.engine_client import ChunkPreview
 
         self._call("preview_chunks", cfg.chunking.max_tokens)
-        samples = [
-            {"source": "handbook/leave.md", "n_tokens": 40 + 30 * i, "text": f"Chunk {i} text"}
+        chunks = [
+            Chunk(
+                chunk_id=f"c{i}",
+                doc_id="handbook/leave.md",
+                text=f"Chunk {i} text",
+                source="handbook/leave.md",
+                n_tokens=40 + 30 * i,
+            )
             for i in range(5)
         ]
-        hist = [(f"{i * 26 + 1}-{(i + 1) * 26}", c) for i, c in enumerate([2, 5, 9, 14, 8, 3])]
-        stats = {
-            "documents": 2,
-            "chunks": 41,
-            "too_short": 1,
-            "duplicates": 0,
-            "tokens": {"min": 24, "median": 180.0, "max": cfg.chunking.max_tokens},
-        }
-        return ChunkPreview(samples=samples, stats=stats, histogram=hist)
+        lengths = Counter({24: 2, 60: 5, 110: 9, 180: 14, 220: 8, cfg.chunking.max_tokens: 3})
+        stats = ChunkStats(
+            documents=2, chunks=41, too_short=1, max_tokens=cfg.chunking.max_tokens, lengths=lengths
+        )
+        return ChunkPreview(chunks=chunks, stats=stats)
 
     def test_connection(self, llm, api_key):
-        from tui.engine_client import Connection
+        from engine.generate.llm_connection import ConnectionResult
 
         self._call("test_connection", llm.model, api_key is not None)
         if llm.api_base.endswith(":9"):
-            return Connection(ok=False, message="connection refused at " + llm.api_base)
-        return Connection(ok=True, message=f"{llm.model} answered", latency_s=0.42)
+            return ConnectionResult(False, "connection refused at " + llm.api_base, 0.01)
+        return ConnectionResult(True, f"{llm.model} answered", 0.42)
 
     def estimate_cost(self, cfg, ws):
+        from engine.generate.llm_cost import CostEstimate
+
         self._call("estimate_cost", cfg.generation.llm.model)
-        return {"calls": 212, "input_tokens": 98_000, "output_tokens": 61_000, "cost_usd": 0.05}
+        return CostEstimate(212, 98_000, 61_000, 0.05, "litellm price map")
 
     def ingest(self, cfg, ws):
         self._call("ingest")
-        ws.chunks_path.write_bytes(b"")
 
     def sample_rows(self, cfg, ws, k, api_key):
+        from engine.generate.rows import GeneratedRow
+
         self._call("sample_rows", k)
         return [
-            {
-                "chunk_id": f"c{i}",
-                "question": f"How many leave days in case {i}?",
-                "response": f"{20 + i} days.",
-                "negative_retrieval": f"Who approves case {i}?",
-                "context": f"Employees get {20 + i} days of leave per year.",
-            }
+            GeneratedRow(
+                chunk_id=f"c{i}",
+                question=f"How many leave days in case {i}?",
+                response=f"{20 + i} days.",
+                negative_retrieval=f"Who approves case {i}?",
+                context=f"Employees get {20 + i} days of leave per year.",
+            )
             for i in range(4)
         ]
 
@@ -113,19 +126,28 @@ class FakeEngine:
         return None
 
     def ask(self, ws, question, top_k=5, dim=None):
-        from tui.engine_client import AskResult
+        from engine.serve.ask import AskResult, Hit
 
         self._call("ask", question)
+
+        def hit(rank: int, source: str, score: float) -> Hit:
+            return Hit(rank, f"c{rank}", source, None, "", "", "...", score, None, score)
+
         return AskResult(
-            ranked={
-                "base": [("handbook/sla.md", 0.61, "..."), ("handbook/leave.md", 0.55, "...")],
-                "tuned": [("handbook/leave.md", 0.83, "..."), ("handbook/sla.md", 0.41, "...")],
-            }
+            question=question,
+            hits=[hit(1, "handbook/leave.md", 0.83), hit(2, "handbook/sla.md", 0.41)],
+            base_hits=[hit(1, "handbook/sla.md", 0.61), hit(2, "handbook/leave.md", 0.55)],
         )
 
+    def results(self, ws):
+        self._call("results")
+        return super().results(ws)
+
     def export(self, cfg, ws, push):
+        from tui.engine_client import ExportResult
+
         self._call("export", push)
-        return {"embedder": str(ws.embedder_dir)}
+        return ExportResult(paths={"embedder": str(ws.embedder_dir)})
 
     def model_card(self, cfg, ws):
         self._call("model_card")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -95,35 +96,34 @@ class ChunkingScreen(WizardScreen):
         self.preview = preview
         s = preview.stats
         parts = [
-            f"{s[key]} {label}"
-            for key, label in (
-                ("documents", "docs"),
-                ("chunks", "chunks"),
-                ("too_short", "too short"),
-                ("duplicates", "duplicates"),
-            )
-            if key in s
+            f"{s.documents} docs",
+            f"{s.chunks} chunks",
+            f"{s.too_short} too short",
+            f"{s.duplicates} duplicates",
         ]
-        tokens = s.get("tokens") or {}
-        if tokens:
+        if s.chunks:
             parts.append(
-                f"tokens min {tokens.get('min')} · median {tokens.get('median')} · "
-                f"max {tokens.get('max')}"
+                f"tokens min {s.token_min} · median {s.token_median:g} · max {s.token_max}"
             )
-        self.query_one("#chunk-stats", Static).update(" · ".join(parts) or "no statistics")
+        self.query_one("#chunk-stats", Static).update(" · ".join(parts))
         # bin starts only: full "lo-hi" labels collide and plotext then drops some at random
-        labels = [label.split("-")[0] for label, _ in preview.histogram]
-        counts = [float(c) for _, c in preview.histogram]
+        hist = s.histogram
+        labels = [label.split("-")[0] for label in hist]
+        counts = [float(c) for c in hist.values()]
         self.query_one(BarChart).show_bars(labels, counts, "chunks by length (tokens, bin start)")
         table = self.query_one("#chunk-samples", DataTable)
         table.clear()
-        for chunk in preview.samples:
-            text = " ".join(str(chunk.get("text", "")).split())
-            table.add_row(
-                str(chunk.get("source", "")).rsplit("/", 1)[-1],
-                str(chunk.get("n_tokens", "")),
-                text[:160],
-            )
+        for chunk in preview.chunks:
+            text = " ".join(chunk.text.split())
+            table.add_row(chunk.source.rsplit("/", 1)[-1], str(chunk.n_tokens), text[:160])
+
+    def worker_failed(self, worker) -> None:
+        """Say why instead of leaving "chunking a sample…" up forever."""
+        from tui.errors import friendly
+
+        self.query_one("#chunk-stats", Static).update(
+            Text(f"✘ chunk preview failed: {friendly(worker.error)}", style="red")
+        )
 
     def leave_problem(self) -> str | None:
         if self.query_one(ConfigForm).validate_now() is None:

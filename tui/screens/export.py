@@ -129,7 +129,9 @@ class ExportScreen(WizardScreen):
         if message.kind == "card":
             self.query_one("#card-md", Markdown).update(str(message.value))
         elif message.kind == "export":
-            self.query_one("#export-status", Static).update(f"done: {message.value}")
+            self.query_one("#export-status", Static).update(
+                "exported:\n" + message.value.describe()
+            )
             self.notify("export finished")
 
     def worker_failed(self, worker) -> None:

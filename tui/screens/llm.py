@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.table import Table
 from rich.text import Text
@@ -13,10 +13,13 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Input, Label, Static
 
-from tui.engine_client import Connection
 from tui.messages import WorkResult
 from tui.screens.base import WizardScreen
 from tui.widgets.config_form import ConfigForm
+
+if TYPE_CHECKING:
+    from engine.generate.llm_connection import ConnectionResult
+    from engine.generate.llm_cost import CostEstimate
 
 LLM_FIELDS = [
     "model",
@@ -31,19 +34,16 @@ LLM_FIELDS = [
 ]
 
 
-def cost_table(estimate: dict[str, Any]) -> Table:
+def cost_table(estimate: CostEstimate) -> Table:
     table = Table(box=None, show_header=False, padding=(0, 1))
     table.add_column(style="bold")
     table.add_column()
-    for key, value in estimate.items():
-        money = any(word in key for word in ("cost", "usd", "price"))
-        if isinstance(value, float):
-            shown = f"${value:,.2f}" if money else f"{value:,.1f}"
-        elif value is None:
-            shown = "unknown price" if money else "–"
-        else:
-            shown = f"{value:,}" if isinstance(value, int) else str(value)
-        table.add_row(key.replace("_", " "), shown)
+    table.add_row("calls", f"{estimate.calls:,}")
+    table.add_row("input tokens", f"~{estimate.input_tokens:,}")
+    table.add_row("output tokens", f"~{estimate.output_tokens:,}")
+    table.add_row("price", f"about ${estimate.usd:,.2f}" if estimate.usd is not None else "unknown")
+    if estimate.note:
+        table.add_row("note", estimate.note)
     return table
 
 
@@ -74,7 +74,8 @@ class LlmScreen(WizardScreen):
         ),
     ]
 
-    estimate: dict[str, Any] | None = None
+    AUTO_FOCUS = "#gen-form-generator"
+    estimate: CostEstimate | None = None
 
     def compose_body(self) -> ComposeResult:
         gen = self.wizard.cfg.generation
@@ -84,7 +85,7 @@ class LlmScreen(WizardScreen):
             with Horizontal(id="key-row"):
                 yield Label("api key (memory only)")
                 yield Input(
-                    self.wizard.api_key or "",
+                    self.wizard.state.api_key or "",
                     password=True,
                     compact=True,
                     placeholder="or set the env variable above",
@@ -94,28 +95,48 @@ class LlmScreen(WizardScreen):
             yield Static("", id="llm-cost")
 
     def generator_note(self) -> str:
+        """What the run will really do with these settings (``auto`` uses the LLM once a model is
+        typed)."""
         gen = self.wizard.cfg.generation
         if gen.resolved == "llm-free":
+            if not self.wizard.cfg.sources.has_documents and self.wizard.cfg.sources.description:
+                return (
+                    "LLM-free cannot write passages from a description: choose litellm and a "
+                    "model, or pick documents in step 2."
+                )
             return "LLM-free generator: no key, no network, no cost. F3 goes on."
-        return "F5 tests the connection; F6 estimates the full run's cost."
+        auto = " (generator auto: a model is set)" if gen.generator == "auto" else ""
+        return (
+            f"LLM generator {gen.llm.model}{auto}: calls are sent to "
+            f"{gen.llm.api_base or 'the provider'} and may cost money. "
+            "F5 tests the connection; F6 estimates the full run's cost."
+        )
+
+    def refresh_note(self) -> None:
+        """The note and the cost table follow the settings: a stale estimate is worse than none."""
+        if not self.is_mounted:
+            return
+        self.query_one("#llm-result", Static).update(self.generator_note())
+        self.estimate = None
+        self.query_one("#llm-cost", Static).update("")
 
     def on_config_form_valid(self, message: ConfigForm.Valid) -> None:
         gen = self.wizard.cfg.generation
+        before = (gen.resolved, gen.llm.model, gen.llm.api_base)
         if message.form.id == "gen-form":
-            changed = gen.generator != message.section.generator  # type: ignore[attr-defined]
             gen.generator = message.section.generator  # type: ignore[attr-defined]
-            if changed and self.is_mounted:
-                self.query_one("#llm-result", Static).update(self.generator_note())
         else:
             gen.llm = message.section  # type: ignore[assignment]
+        if (gen.resolved, gen.llm.model, gen.llm.api_base) != before:
+            self.refresh_note()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "api-key":
-            self.wizard.api_key = event.value or None
+            self.wizard.state.api_key = event.value or None
 
     def api_key(self) -> str | None:
-        if self.wizard.api_key:
-            return self.wizard.api_key
+        if self.wizard.state.api_key:
+            return self.wizard.state.api_key
         env = self.wizard.cfg.generation.llm.api_key_env
         return os.environ.get(env) if env else None
 
@@ -156,13 +177,11 @@ class LlmScreen(WizardScreen):
     def estimate_worker(self) -> None:
         app = self.wizard
         ws = app.ensure_workspace()
-        if not ws.chunks_path.exists():
-            app.engine.ingest(app.cfg, ws)
         self.post_message(WorkResult("cost", app.engine.estimate_cost(app.cfg, ws)))
 
     def on_work_result(self, message: WorkResult) -> None:
         if message.kind == "connection":
-            res: Connection = message.value
+            res: ConnectionResult = message.value
             latency = f" in {res.latency_s:.2f}s" if res.latency_s is not None else ""
             text = (
                 Text(f"✔ connected{latency}: {res.message}", style="green")
@@ -176,6 +195,7 @@ class LlmScreen(WizardScreen):
 
     def worker_failed(self, worker) -> None:
         self.query_one("#llm-result", Static).update(self.generator_note())
+        self.query_one("#llm-cost", Static).update("")
 
     def leave_problem(self) -> str | None:
         if not self.forms_ok():

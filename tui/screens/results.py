@@ -1,8 +1,8 @@
-"""Step 8: base vs fine-tuned per Matryoshka dim, the reranker table, and 'try a query'."""
+"""Step 8: base vs fine-tuned per suite and Matryoshka dim, quality per reranker system, 'try a query'."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual import work
@@ -11,26 +11,45 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane
 
-from tui.engine_client import AskResult
+from engine.evaluate.results import RERANK_METRICS, Results, SuiteResult
 from tui.messages import WorkResult
-from tui.metrics_view import Comparison, change, load_comparison
 from tui.screens.base import WizardScreen
 from tui.widgets.plots import BarChart
+
+if TYPE_CHECKING:
+    from engine.serve.ask import AskResult
+
+
+def change_cell(base: float | None, tuned: float | None) -> Text:
+    """Relative change with a glyph as well as a colour, so it reads under NO_COLOR too."""
+    if base is None or tuned is None:
+        return Text("–", style="dim")
+    diff = tuned - base
+    rel = f"{diff / base * 100:+.1f}%" if base else f"{diff:+.4f}"
+    if diff > 1e-9:
+        return Text(f"▲ {rel}", style="green")
+    if diff < -1e-9:
+        return Text(f"▼ {rel}", style="red")
+    return Text(f"= {rel}", style="dim")
 
 
 class ResultsScreen(WizardScreen):
     STEP = "results"
-    HEADING = "Results: did fine-tuning help? (held-out queries, never trained on)"
+    HEADING = "Results: did fine-tuning help?"
     HELP = (
-        "Each row is one metric at one embedding size (Matryoshka dim): smaller dims are cheaper "
-        "to store and search. Green = the fine-tuned model is better. Try a query: base and "
-        "fine-tuned retrievers side by side on your own question."
+        "Held-out: queries from chunks that were never trained on. Benchmark: your own labelled "
+        "questions (eval.benchmark), when set. Each row is one metric at one embedding size "
+        "(Matryoshka dim): smaller dims are cheaper to store and search. ▲ = the fine-tuned "
+        "model is better. Reranker: ndcg/mrr of the retriever alone, the reranker and the fused "
+        "score. Try a query: base and fine-tuned side by side on your own question."
     )
     DEFAULT_CSS = """
     ResultsScreen TabbedContent { height: 1fr; }
     ResultsScreen #emb-pane > Horizontal { height: 1fr; }
     ResultsScreen #emb-table { width: 3fr; }
     ResultsScreen #dim-chart { width: 2fr; }
+    ResultsScreen .suite-title { height: 1; color: $text-muted; }
+    ResultsScreen #rr-title { height: auto; max-height: 4; }
     ResultsScreen #ask-row { height: 1; }
     ResultsScreen #ask-input { width: 1fr; }
     ResultsScreen #ask-results { height: 1fr; }
@@ -43,14 +62,20 @@ class ResultsScreen(WizardScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.comparison = Comparison()
+        self.results = Results()
 
     def compose_body(self) -> ComposeResult:
         with TabbedContent(id="results-tabs"):
-            with TabPane("Retriever", id="emb-pane"), Horizontal():
-                yield DataTable(id="emb-table", zebra_stripes=True, cursor_type="row")
-                yield BarChart(id="dim-chart")
-            with TabPane("Reranker", id="rr-pane"):
+            with TabPane("Held-out", id="emb-pane"), Vertical():
+                yield Static("", id="heldout-title", classes="suite-title")
+                with Horizontal():
+                    yield DataTable(id="emb-table", zebra_stripes=True, cursor_type="row")
+                    yield BarChart(id="dim-chart")
+            with TabPane("Benchmark", id="bench-pane"), Vertical():
+                yield Static("", id="bench-title", classes="suite-title")
+                yield DataTable(id="bench-table", zebra_stripes=True, cursor_type="row")
+            with TabPane("Reranker", id="rr-pane"), Vertical():
+                yield Static("", id="rr-title", classes="suite-title")
                 yield DataTable(id="rr-table", zebra_stripes=True, cursor_type="row")
             with TabPane("Try a query", id="ask-pane"), Vertical():
                 with Horizontal(id="ask-row"):
@@ -65,12 +90,17 @@ class ResultsScreen(WizardScreen):
         yield Static("", id="results-status", classes="hint")
 
     def on_mount(self) -> None:
-        self.query_one("#emb-table", DataTable).add_columns(
-            "dim", "metric", "base", "tuned", "change"
+        for table_id in ("#emb-table", "#bench-table"):
+            self.query_one(table_id, DataTable).add_columns(
+                "dim", "metric", "base", "base+rot", "tuned", "change"
+            )
+        self.query_one("#rr-table", DataTable).add_columns(
+            "candidates", "system", *RERANK_METRICS, "ndcg vs retriever"
         )
         for side in ("base", "tuned"):
-            self.query_one(f"#ask-{side}", DataTable).add_columns(f"{side}: source", "score")
-        self.action_reload()
+            self.query_one(f"#ask-{side}", DataTable).add_columns(
+                "#", f"{side}: source", "score", "text"
+            )
 
     def on_screen_resume(self) -> None:
         self.action_reload()
@@ -86,53 +116,97 @@ class ResultsScreen(WizardScreen):
         description="Reading metrics",
     )
     def load_worker(self) -> None:
-        """Off the event loop: without metrics.json this parses the whole events.jsonl."""
         ws = self.wizard.ensure_workspace()
-        self.post_message(WorkResult("metrics", load_comparison(ws.metrics_path, ws.events_path)))
+        self.post_message(WorkResult("metrics", self.wizard.engine.results(ws)))
+
+    def fill_suite(self, table: DataTable, title: Static, suite: SuiteResult | None) -> None:
+        table.clear()
+        if suite is None:
+            return
+        title.update(f"{suite.title}: {suite.queries} queries over {suite.corpus} passages")
+        for row in suite.rows():
+            table.add_row(
+                str(row.dim),
+                row.metric,
+                "–" if row.base is None else f"{row.base:.4f}",
+                "–" if row.base_rotated is None else f"{row.base_rotated:.4f}",
+                "–" if row.tuned is None else f"{row.tuned:.4f}",
+                change_cell(row.base, row.tuned),
+            )
 
     def show(self) -> None:
-        comp = self.comparison
-        table = self.query_one("#emb-table", DataTable)
-        table.clear()
-        for dim, metric, base, tuned in comp.rows():
-            rel, style = change(base, tuned)
-            table.add_row(
-                str(dim),
-                metric,
-                "–" if base is None else f"{base:.4f}",
-                "–" if tuned is None else f"{tuned:.4f}",
-                Text(rel, style=style),
+        res = self.results
+        held = res.suite("held-out")
+        bench = res.suite("benchmark")
+        self.fill_suite(
+            self.query_one("#emb-table", DataTable), self.query_one("#heldout-title", Static), held
+        )
+        if held is None:
+            self.query_one("#heldout-title", Static).update(
+                "no held-out evaluation (data.eval_fraction is 0, or evaluation has not run)"
             )
-        dims = comp.dims
-        primary = self.wizard.cfg.eval.primary_metric
-        groups = {
-            "base": [comp.base.get(d, {}).get(primary, 0.0) for d in dims],
-            "tuned": [comp.tuned.get(d, {}).get(primary, 0.0) for d in dims],
-        }
-        self.query_one(BarChart).show_grouped([str(d) for d in dims], groups, f"{primary} by dim")
-        rr = self.query_one("#rr-table", DataTable)
-        rr.clear(columns=True)
-        metric_names = sorted({m for values in comp.reranker.values() for m in values})
-        if metric_names:
-            rr.add_columns("ranking", *metric_names)
-            best = {
-                m: max(v.get(m, float("-inf")) for v in comp.reranker.values())
-                for m in metric_names
-            }
-            for label, values in comp.reranker.items():
-                cells = []
-                for m in metric_names:
-                    v = values.get(m)
-                    style = "bold green" if v is not None and v == best[m] else ""
-                    cells.append(Text("–" if v is None else f"{v:.4f}", style=style))
-                rr.add_row(label.replace("_", " "), *cells)
+        self.fill_suite(
+            self.query_one("#bench-table", DataTable), self.query_one("#bench-title", Static), bench
+        )
+        if bench is None:
+            self.query_one("#bench-title", Static).update(
+                "no benchmark: set eval.benchmark to a folder of labelled questions"
+            )
+        chart_suite = held or bench
+        primary = res.primary_metric
+        if chart_suite is not None:
+            points = chart_suite.primary(primary)
+            groups = {"base ░": [b for _, b, _ in points], "tuned █": [t for _, _, t in points]}
+            self.query_one(BarChart).show_grouped(
+                [str(d) for d, _, _ in points], groups, f"{primary} by dim ({chart_suite.name})"
+            )
+        self.show_reranker()
         status = self.query_one("#results-status", Static)
-        if comp.empty:
+        if res.empty:
             status.update("no evaluation yet: finish training (step 7) first")
         else:
-            status.update(
-                f"{len(dims)} dims evaluated; report: {self.wizard.ensure_workspace().report_path}"
+            status.update(f"report: {self.wizard.ensure_workspace().report_path}")
+
+    def show_reranker(self) -> None:
+        rr = self.results.reranker
+        table = self.query_one("#rr-table", DataTable)
+        title = self.query_one("#rr-title", Static)
+        table.clear()
+        if rr is None:
+            title.update("no reranker results: enable the reranker and finish the run")
+            return
+        if not rr.trained:
+            title.update(Text(f"no reranker trained: {rr.reason}", style="yellow"))
+            return
+        if not rr.evaluated:
+            title.update(
+                "the reranker was trained but not evaluated (no held-out queries: "
+                "set data.eval_fraction above 0)"
             )
+            return
+        head = "fresh head" if rr.fresh_head else "reranker checkpoint"
+        title.update(
+            f"{rr.queries} held-out queries, top {rr.top_k} of the retriever; base "
+            f"{rr.base_model or '?'} ({head}); fused at w={rr.fusion_weight}"
+            + (f"\n{rr.decision}" if rr.decision else "")
+        )
+        best = {m: max(r.metrics.get(m, float("-inf")) for r in rr.rows) for m in RERANK_METRICS}
+        retriever = {
+            r.candidates: r.metrics.get("ndcg@10") for r in rr.rows if r.kind == "retriever"
+        }
+        for row in rr.rows:
+            cells = []
+            for m in RERANK_METRICS:
+                v = row.metrics.get(m)
+                mark = "bold green" if v is not None and v == best[m] else ""
+                cells.append(Text("–" if v is None else f"{v:.4f}", style=mark))
+            base = retriever.get(row.candidates)
+            vs = (
+                Text("")
+                if row.kind == "retriever"
+                else change_cell(base, row.metrics.get("ndcg@10"))
+            )
+            table.add_row(row.candidates, row.system, *cells, vs)
 
     # -- try a query -----------------------------------------------------
 
@@ -157,16 +231,31 @@ class ResultsScreen(WizardScreen):
 
     def on_work_result(self, message: WorkResult) -> None:
         if message.kind == "metrics":
-            if message.value != self.comparison or self.comparison.empty:
-                self.comparison = message.value
-                self.show()
+            self.results = message.value
+            self.show()
             return
         if message.kind != "ask":
             return
         result: AskResult = message.value
-        for side in ("base", "tuned"):
+        for side, hits in (("base", result.base_hits or []), ("tuned", result.hits)):
             table = self.query_one(f"#ask-{side}", DataTable)
             table.clear()
-            for source, score, _text in result.ranked.get(side, []):
-                table.add_row(source.rsplit("/", 1)[-1], f"{score:.3f}")
-        self.query_one("#results-status", Static).update("top 5 chunks per model")
+            for hit in hits:
+                table.add_row(
+                    str(hit.rank),
+                    hit.source.rsplit("/", 1)[-1],
+                    f"{hit.score:.3f}",
+                    " ".join(hit.text.split())[:60],
+                )
+        how = "reranked" if result.reranked else "retriever only"
+        notes = f" · {'; '.join(result.notes)}" if result.notes else ""
+        self.query_one("#results-status", Static).update(
+            f"top {len(result.hits)} chunks per model ({how}){notes}"
+        )
+
+    def worker_failed(self, worker) -> None:
+        from tui.errors import friendly
+
+        self.query_one("#results-status", Static).update(
+            Text(f"✘ {worker.description} failed: {friendly(worker.error)}", style="red")
+        )

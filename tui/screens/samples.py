@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import json
+import os
+from dataclasses import replace
+from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -14,6 +16,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Label, Static, TextArea
 
 from engine.core.events import Progress
+from engine.generate.review import DECIDED, ReviewEntry, save_review
+from engine.generate.rows import GeneratedRow
 from tui.follow import follow_events
 from tui.messages import EventsRead, RunAlive, WorkResult
 from tui.screens.base import WizardScreen
@@ -23,7 +27,7 @@ EDITABLE = ("question", "response", "negative_retrieval")
 STATUS_STYLE = {"accepted": "green", "rejected": "red", "edited": "yellow", "new": "dim"}
 
 
-class RowEditor(ModalScreen[dict | None]):
+class RowEditor(ModalScreen["GeneratedRow | None"]):
     """Edit one sample row's question, answer and hard negative."""
 
     DEFAULT_CSS = """
@@ -40,17 +44,17 @@ class RowEditor(ModalScreen[dict | None]):
         Binding("f2", "cancel", "Cancel", id="edit.cancel", tooltip="Discard changes"),
     ]
 
-    def __init__(self, row: dict[str, Any]) -> None:
+    def __init__(self, row: GeneratedRow) -> None:
         super().__init__()
         self.row = row
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(Text(str(self.row.get("context", ""))[:300], style="dim"))
+            yield Static(Text(self.row.context[:300], style="dim"))
             for key in EDITABLE:
                 with Horizontal():
                     yield Label(key.replace("_", " "))
-                    yield Input(str(self.row.get(key, "")), id=f"edit-{key}", compact=True)
+                    yield Input(str(getattr(self.row, key)), id=f"edit-{key}", compact=True)
             with Horizontal():
                 yield Button("Save (ctrl+s)", id="save", variant="primary", compact=True)
                 yield Button("Cancel (F2)", id="cancel", compact=True)
@@ -59,10 +63,8 @@ class RowEditor(ModalScreen[dict | None]):
         self.action_save() if event.button.id == "save" else self.action_cancel()
 
     def action_save(self) -> None:
-        row = dict(self.row)
-        for key in EDITABLE:
-            row[key] = self.query_one(f"#edit-{key}", Input).value
-        self.dismiss(row)
+        values = {key: self.query_one(f"#edit-{key}", Input).value for key in EDITABLE}
+        self.dismiss(replace(self.row, **values))
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -133,9 +135,12 @@ class SamplesScreen(WizardScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.rows: list[dict[str, Any]] = []
-        self.status: list[str] = []
-        self.prompt_path = None
+        self.prompt_path: Path | None = None
+
+    @property
+    def entries(self) -> list[ReviewEntry]:
+        """The sample rows and their decisions live in the run's state, not in this screen."""
+        return self.wizard.state.review
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="samples-top"):
@@ -146,21 +151,20 @@ class SamplesScreen(WizardScreen):
     def on_mount(self) -> None:
         table = self.query_one("#sample-table", DataTable)
         table.add_columns("", "question", "answer", "negative", "context")
-        self.load_prompt()
-        self.on_screen_resume()
+        self.render_rows()
 
     def on_screen_resume(self) -> None:
         self.load_prompt()
-        handle = self.wizard.run_handle
+        handle = self.wizard.state.run_handle
         if (
             handle is not None and handle.alive()
         ) or self.wizard.ensure_workspace().generated_path.exists():
             self.start_follow()
 
     def load_prompt(self) -> None:
+        """The queries prompt the LLM is sent for each chunk (written from the default if new)."""
         ws = self.wizard.ensure_workspace()
         area = self.query_one("#prompt", TextArea)
-        files = sorted(ws.prompts_dir.glob("*.txt")) + sorted(ws.prompts_dir.glob("*.md"))
         if self.wizard.cfg.generation.resolved == "llm-free":
             area.text = (
                 "LLM-free generator: no prompt. Queries are held-out sentences,\n"
@@ -168,14 +172,15 @@ class SamplesScreen(WizardScreen):
             )
             area.read_only = True
             self.prompt_path = None
-        elif files:
-            self.prompt_path = files[0]
-            area.text = files[0].read_text(encoding="utf-8")
-            area.read_only = False
-        else:
-            area.text = "The default prompt is written to prompts/ with the first sample (F5)."
-            area.read_only = True
-            self.prompt_path = None
+            return
+        from engine.generate.llm_prompts import PROMPT_FILES, Prompts
+
+        Prompts.load(ws.prompts_dir)
+        self.prompt_path = ws.prompts_dir / PROMPT_FILES["queries"][0]
+        text = self.prompt_path.read_text(encoding="utf-8")
+        if area.text != text:
+            area.text = text
+        area.read_only = False
 
     def save_prompt(self) -> None:
         area = self.query_one("#prompt", TextArea)
@@ -187,7 +192,11 @@ class SamplesScreen(WizardScreen):
     def action_sample(self) -> None:
         self.save_prompt()
         self.query_one("#gen-progress", Static).update("writing a sample…")
-        self.sample_worker(self.wizard.api_key)
+        self.sample_worker(self.wizard.state.api_key or self._env_key())
+
+    def _env_key(self) -> str | None:
+        env = self.wizard.cfg.generation.llm.api_key_env
+        return os.environ.get(env) if env else None
 
     @work(
         thread=True,
@@ -197,30 +206,35 @@ class SamplesScreen(WizardScreen):
         description="Sample generation",
     )
     def sample_worker(self, api_key: str | None) -> None:
+        from engine.generate.review import load_review, with_decisions
+
         app = self.wizard
         ws = app.ensure_workspace()
-        if not ws.chunks_path.exists():
-            app.engine.ingest(app.cfg, ws)
         rows = app.engine.sample_rows(app.cfg, ws, None, api_key)
-        self.post_message(WorkResult("sample", rows))
+        statuses = with_decisions(rows, load_review(ws))
+        entries = []
+        for row, status in zip(rows, statuses, strict=True):
+            entries.append(ReviewEntry(row.chunk_id, row.question, status, row))
+        self.post_message(WorkResult("sample", entries))
 
     def render_rows(self) -> None:
         table = self.query_one("#sample-table", DataTable)
         table.clear()
-        for i, (row, status) in enumerate(zip(self.rows, self.status, strict=True)):
+        for i, entry in enumerate(self.entries):
+            row, status = entry.row, entry.status
             mark = {"accepted": "✔", "rejected": "✘", "edited": "✎"}.get(status, "·")
             table.add_row(
                 Text(mark, style=STATUS_STYLE[status]),
-                str(row.get("question", ""))[:80],
-                str(row.get("response", ""))[:60],
-                str(row.get("negative_retrieval", ""))[:40],
-                " ".join(str(row.get("context", "")).split())[:80],
+                row.question[:80],
+                row.response[:60],
+                row.negative_retrieval[:40],
+                " ".join((row.positive or row.context).split())[:80],
                 key=str(i),
             )
 
     def selected_index(self) -> int | None:
         table = self.query_one("#sample-table", DataTable)
-        if not self.rows:
+        if not self.entries:
             return None
         return table.cursor_row
 
@@ -229,40 +243,58 @@ class SamplesScreen(WizardScreen):
         if i is None:
             self.notify("sample some rows first (F5)", severity="warning")
             return
-        self.status[i] = status
+        entry = self.entries[i]
+        if status == "accepted" and entry.status == "edited":
+            status = "edited"  # accepting an edited row keeps the edit
+        entry.status = status
         self.render_rows()
-        self.query_one("#sample-table", DataTable).move_cursor(row=min(i + 1, len(self.rows) - 1))
+        self.query_one("#sample-table", DataTable).move_cursor(
+            row=min(i + 1, len(self.entries) - 1)
+        )
         self.save_review()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         i = int(str(event.row_key.value))
 
-        def done(row: dict | None) -> None:
+        def done(row: GeneratedRow | None) -> None:
             if row is not None:
-                self.rows[i] = row
-                self.status[i] = "edited"
+                entry = self.entries[i]
+                entry.row = row
+                entry.status = "edited"
                 self.render_rows()
                 self.save_review()
 
-        self.app.push_screen(RowEditor(self.rows[i]), done)
+        self.app.push_screen(RowEditor(self.entries[i].row), done)
 
     def save_review(self) -> None:
-        """Kept beside the run so the reviewed rows survive a restart of the wizard."""
-        ws = self.wizard.ensure_workspace()
-        data = [
-            dict(row, review=status) for row, status in zip(self.rows, self.status, strict=True)
-        ]
-        (ws.state_dir / "sample_review.json").write_text(json.dumps(data, indent=1, default=str))
-        self.wizard.sample_rows = data
+        """To the workspace's review.json, which the full run (wizard or ragtune run) applies."""
+        save_review(self.wizard.ensure_workspace(), self.entries)
 
     # -- full generation -------------------------------------------------
 
+    def review_summary(self) -> str:
+        """What the review will do to the full run, in the words of what really happens."""
+        counts = {s: sum(e.status == s for e in self.entries) for s in DECIDED}
+        if not any(counts.values()):
+            return "No sample rows reviewed: every generated row is used."
+        parts = []
+        if counts["rejected"]:
+            parts.append(f"{counts['rejected']} rejected row(s) are left out of training")
+        if counts["edited"]:
+            parts.append(f"{counts['edited']} edited row(s) are used as edited")
+        if counts["accepted"]:
+            parts.append(f"{counts['accepted']} accepted row(s) are kept")
+        text = "; ".join(parts) + "."
+        if self.wizard.cfg.generation.resolved == "litellm" and (
+            counts["edited"] or counts["accepted"]
+        ):
+            text += " Accepted and edited questions are shown to the LLM as examples."
+        return text
+
     def action_generate_all(self) -> None:
-        rejected = self.status.count("rejected")
-        note = f" {rejected} of {len(self.rows)} sample rows were rejected." if rejected else ""
         question = (
-            "Start the full generation in the background?"
-            + note
+            "Start the full generation in the background? "
+            + self.review_summary()
             + " It keeps running if you quit; finished calls are never repeated."
         )
 
@@ -276,7 +308,7 @@ class SamplesScreen(WizardScreen):
         app = self.wizard
         self.save_prompt()
         path = app.save_config()
-        app.run_handle = app.engine.start_run(path, stages=["ingest", "generate"])
+        app.state.run_handle = app.engine.start_run(path, stages=["ingest", "generate"])
         self.query_one("#gen-progress", Static).update("generation started…")
         self.start_follow()
 
@@ -292,7 +324,7 @@ class SamplesScreen(WizardScreen):
         description="Following generation",
     )
     def follow_worker(self, path) -> None:
-        handle = self.wizard.run_handle
+        handle = self.wizard.state.run_handle
         follow_events(self, path, lambda: handle is not None and handle.alive())
 
     def on_events_read(self, message: EventsRead) -> None:
@@ -311,14 +343,20 @@ class SamplesScreen(WizardScreen):
 
     def on_work_result(self, message: WorkResult) -> None:
         if message.kind == "sample":
-            self.rows = list(message.value)
-            self.status = ["new"] * len(self.rows)
+            self.wizard.state.review = list(message.value)
             self.render_rows()
             self.load_prompt()
-            self.query_one("#gen-progress", Static).update(
-                f"{len(self.rows)} sample rows: F7 accept · F8 reject · enter edit · F5 again"
-            )
+            n = len(self.entries)
+            if n:
+                text = f"{n} sample rows: F7 accept · F8 reject · enter edit · F5 again"
+            else:
+                text = "0 sample rows: the chunks gave the generator nothing (see Chunking)"
+            self.query_one("#gen-progress", Static).update(text)
             self.query_one("#sample-table", DataTable).focus()
 
     def worker_failed(self, worker) -> None:
-        self.query_one("#gen-progress", Static).update("")
+        from tui.errors import friendly
+
+        self.query_one("#gen-progress", Static).update(
+            Text(f"✘ {worker.description} failed: {friendly(worker.error)}", style="red")
+        )

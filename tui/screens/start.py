@@ -115,9 +115,7 @@ class StartScreen(WizardScreen):
             self.notify("give the run a folder name, e.g. handbook", severity="warning")
             return
         app = self.wizard
-        app.cfg.run.name = name
-        app.cfg.run.workspace = str(app.runs_dir / name)
-        app.workspace = None
+        app.new_run(name)
         app.ensure_workspace()
         app.goto("sources")
 
@@ -151,7 +149,7 @@ class StartScreen(WizardScreen):
         ws = app.ensure_workspace()
         handle = app.engine.attach(ws)
         if handle is not None:
-            app.run_handle = handle
+            app.state.run_handle = handle
             self.notify(f"re-attached to the running process {handle.pid}")
             app.goto("training")
             return

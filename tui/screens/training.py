@@ -27,7 +27,13 @@ from tui.widgets.plots import GpuPanel, LossPlot
 
 REDRAW_S = 0.5
 LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "info": ""}
-STAGE_STYLE = {"done": "green", "running": "bold", "failed": "red", "skipped": "dim"}
+STAGE_STYLE = {
+    "done": "green",
+    "running": "bold",
+    "failed": "red",
+    "skipped": "dim",
+    "stopped": "yellow",
+}
 
 
 class TrainingScreen(WizardScreen):
@@ -87,7 +93,7 @@ class TrainingScreen(WizardScreen):
 
     def on_screen_resume(self) -> None:
         ws = self.wizard.ensure_workspace()
-        handle = self.wizard.run_handle
+        handle = self.wizard.state.run_handle
         self.alive = handle is not None and handle.alive()
         if not self._following and (self.alive or ws.events_path.exists()):
             self.follow(ws.events_path)
@@ -108,7 +114,7 @@ class TrainingScreen(WizardScreen):
         description="Following the run",
     )
     def follow_worker(self, path: Path, token: int) -> None:
-        handle = self.wizard.run_handle
+        handle = self.wizard.state.run_handle
         follow_events(self, path, lambda: handle is not None and handle.alive(), token=token)
 
     def on_events_read(self, message: EventsRead) -> None:
@@ -122,6 +128,9 @@ class TrainingScreen(WizardScreen):
             return
         was = self.alive
         self.alive = message.alive
+        if not message.alive:
+            self.view.process_gone()
+            self._dirty = True
         if was and not message.alive:
             self._following = False
             self._dirty = True
@@ -147,7 +156,9 @@ class TrainingScreen(WizardScreen):
         stages = Text()
         for stage in STAGES:
             state = v.stages.get(stage, "")
-            mark = {"done": "✔", "running": "▶", "failed": "✘", "skipped": "↷"}.get(state, "·")
+            mark = {"done": "✔", "running": "▶", "failed": "✘", "skipped": "↷", "stopped": "■"}.get(
+                state, "·"
+            )
             line = f"{mark} {stage}"
             prog = v.progress.get(stage)
             if prog and state == "running":
@@ -175,16 +186,16 @@ class TrainingScreen(WizardScreen):
         text.append(
             f"{state} ", style={"running": "bold green", "failed": "bold red"}.get(state, "bold")
         )
-        text.append(f"{v.current_stage or '-'}")
+        text.append(f"{v.current_stage or '-'}" if state == "running" else "")
         if v.max_steps:
             text.append(f" · {v.model} step {v.step}/{v.max_steps} · epoch {v.epoch:.2f}")
             text.append(f" · ETA {format_eta(v.eta_s if self.alive else 0)}")
-        if v.learning_rate is not None:
+        if v.learning_rate:
             text.append(f" · lr {v.learning_rate:.2e}")
         return text
 
     def action_start_run(self) -> None:
-        handle = self.wizard.run_handle
+        handle = self.wizard.state.run_handle
         if handle is not None and handle.alive():
             self.notify("a run is already going; F8 cancels it", severity="warning")
             return
@@ -210,14 +221,14 @@ class TrainingScreen(WizardScreen):
     def start(self) -> None:
         app = self.wizard
         path = app.save_config()
-        app.run_handle = app.engine.start_run(path, stages=None)
+        app.state.run_handle = app.engine.start_run(path, stages=None)
         self.alive = True
-        self.notify(f"started (pid {app.run_handle.pid}); config {path}")
+        self.notify(f"started (pid {app.state.run_handle.pid}); config {path}")
         self.workers.cancel_group(self, "training-follow")
         self.follow(app.ensure_workspace().events_path)
 
     def action_cancel_run(self) -> None:
-        handle = self.wizard.run_handle
+        handle = self.wizard.state.run_handle
         if handle is None or not handle.alive():
             self.notify("no run is going", severity="warning")
             return

@@ -34,7 +34,13 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "precision": "fp32",
             "lora": False,
         },
-        "reranker": {"enabled": True, "batch_size": 16, "epochs": 1.0, "num_negatives": 2},
+        "reranker": {
+            "enabled": True,
+            "base_model": "sentence-transformers/all-MiniLM-L6-v2",
+            "batch_size": 16,
+            "epochs": 1.0,
+            "num_negatives": 2,
+        },
     },
     "GPU default": {
         "embedder": {
@@ -48,7 +54,14 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "reranker": {"enabled": True, "batch_size": 32, "epochs": 1.0, "num_negatives": 4},
     },
     "large model, LoRA": {
-        "embedder": {"batch_size": 32, "epochs": 2.0, "lora": True, "lora_r": 16},
+        # LoRA trains a few adapter weights from zero: it wants ~10x full fine-tuning's rate.
+        "embedder": {
+            "batch_size": 32,
+            "epochs": 2.0,
+            "lora": True,
+            "lora_r": 16,
+            "learning_rate": 2e-4,
+        },
         "reranker": {"enabled": True},
     },
 }
@@ -99,7 +112,8 @@ class TrainingSettingsScreen(WizardScreen):
         if not isinstance(name, str):
             self.notify("choose a preset first", severity="warning")
             return
-        preset = PRESETS[name]
+        preset = {part: dict(values) for part, values in PRESETS[name].items()}
+        skipped = self.offline_swaps(preset)
         cfg = self.wizard.cfg
         emb = type(cfg.embedder).from_dict(
             {**cfg.embedder.to_dict(), **preset["embedder"]}, prefix="embedder"
@@ -110,6 +124,30 @@ class TrainingSettingsScreen(WizardScreen):
         self.query_one("#emb-form", ConfigForm).set_values(emb)
         self.query_one("#rr-form", ConfigForm).set_values(rr)
         self.notify(f"preset {name!r} applied")
+        if skipped:
+            self.notify(
+                "no model Hub here, kept the current model for: " + ", ".join(skipped),
+                title="offline",
+                severity="warning",
+            )
+
+    def offline_swaps(self, preset: dict[str, dict[str, Any]]) -> list[str]:
+        """Drop preset models this machine cannot load (no Hub, not cached, not packaged)."""
+        from tui.defaults import available_here, hub_online
+
+        wanted = [
+            (part, values["base_model"])
+            for part, values in preset.items()
+            if "base_model" in values
+        ]
+        if not wanted or all(available_here(m) for _, m in wanted) or hub_online():
+            return []
+        skipped = []
+        for part, model in wanted:
+            if not available_here(model):
+                del preset[part]["base_model"]
+                skipped.append(f"{part} {model}")
+        return skipped
 
     def on_config_form_valid(self, message: ConfigForm.Valid) -> None:
         if message.form.id == "emb-form":

@@ -157,11 +157,19 @@ class ConfigForm(Vertical):
         values, problems = self.raw_values()
         self.errors = dict(problems)
         section: Section | None = None
-        if not problems:
-            data = {**self.section.to_dict(), **values}
-            data = {k: v for k, v in data.items() if k in self._fields}
+        base = {k: v for k, v in self.section.to_dict().items() if k in self._fields}
+        # Each changed field alone first, so every bad field is flagged at once (from_dict
+        # stops at the first problem: a bad batch size hid behind a bad learning rate).
+        for name, value in values.items():
+            if name in problems or value == base.get(name):
+                continue
             try:
-                section = type(self.section).from_dict(data, prefix=self.prefix)
+                type(self.section).from_dict({**base, name: value}, prefix=self.prefix)
+            except ConfigError as exc:
+                self.errors[name] = f"{exc.value!r} not allowed: {exc.allowed}"
+        if not self.errors:
+            try:
+                section = type(self.section).from_dict({**base, **values}, prefix=self.prefix)
             except ConfigError as exc:
                 key = exc.key.removeprefix(f"{self.prefix}.")
                 self.errors[key if key in self.names else self.names[0]] = (

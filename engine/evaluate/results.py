@@ -1,0 +1,199 @@
+"""Typed reading of ``metrics.json``: base vs tuned per suite and dim, and quality per reranker system.
+
+``metrics.json`` is shared by stages, each owning one top-level key: ``embedder``
+(written by ``engine.evaluate.stage``: one section per suite, "held-out" and
+optionally "benchmark", each with flat ``dim_<d>_cosine_<metric>`` dicts for
+the base and the tuned model) and ``reranker`` (written by
+``engine.reranker.train``: bookkeeping plus ``evaluation.rows``, candidate set →
+system → metrics). Front ends render these dataclasses instead of guessing
+at the JSON, so a mislabelled table cannot happen silently.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SUITES = ("held-out", "benchmark")
+SUITE_TITLES = {
+    "held-out": "held-out queries (chunks never trained on)",
+    "benchmark": "benchmark (your labelled questions)",
+}
+SHOWN_METRICS = ("ndcg@10", "mrr@10", "map@100", "accuracy@1", "accuracy@10", "recall@10")
+RERANK_METRICS = ("ndcg@10", "mrr@10", "map@100")
+_KEY = re.compile(r"^(?:eval_)?dim_(\d+)_cosine_(.+)$")
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    dim: int
+    metric: str
+    base: float | None
+    tuned: float | None
+    base_rotated: float | None = None
+    """The base model after the rotation fitted on the training pairs (no fine-tuning)."""
+
+    @property
+    def change(self) -> float | None:
+        """Relative change, tuned over base (None when either is missing or base is 0)."""
+        if self.base is None or self.tuned is None or not self.base:
+            return None
+        return (self.tuned - self.base) / self.base
+
+
+def split_flat(flat: dict[str, Any]) -> dict[int, dict[str, float]]:
+    """``{"dim_64_cosine_ndcg@10": v}`` → ``{64: {"ndcg@10": v}}``."""
+    out: dict[int, dict[str, float]] = {}
+    for key, value in (flat or {}).items():
+        m = _KEY.match(key)
+        if m and isinstance(value, (int, float)):
+            out.setdefault(int(m.group(1)), {})[m.group(2)] = float(value)
+    return out
+
+
+@dataclass
+class SuiteResult:
+    """One evaluation set, base vs tuned per Matryoshka dim."""
+
+    name: str
+    queries: int = 0
+    corpus: int = 0
+    base: dict[int, dict[str, float]] = field(default_factory=dict)
+    tuned: dict[int, dict[str, float]] = field(default_factory=dict)
+    base_rotated: dict[int, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def title(self) -> str:
+        return SUITE_TITLES.get(self.name, self.name)
+
+    @property
+    def dims(self) -> list[int]:
+        return sorted(set(self.base) | set(self.tuned), reverse=True)
+
+    def rows(self, metrics: tuple[str, ...] = SHOWN_METRICS) -> list[MetricRow]:
+        out = []
+        for dim in self.dims:
+            for metric in metrics:
+                b = self.base.get(dim, {}).get(metric)
+                t = self.tuned.get(dim, {}).get(metric)
+                r = self.base_rotated.get(dim, {}).get(metric)
+                if b is not None or t is not None:
+                    out.append(MetricRow(dim, metric, b, t, r))
+        return out
+
+    def primary(self, metric: str) -> list[tuple[int, float, float]]:
+        """(dim, base, tuned) of one metric, for a chart."""
+        return [
+            (d, self.base.get(d, {}).get(metric, 0.0), self.tuned.get(d, {}).get(metric, 0.0))
+            for d in self.dims
+        ]
+
+
+@dataclass(frozen=True)
+class RerankRow:
+    """One system on one candidate set, e.g. ("retrieved top-k", "fine-tuned reranker")."""
+
+    candidates: str
+    system: str
+    metrics: dict[str, float]
+
+    @property
+    def kind(self) -> str:
+        """retriever, reranker or fused: what a reader compares."""
+        s = self.system.lower()
+        if "fused" in s:
+            return "fused"
+        return "reranker" if "reranker" in s else "retriever"
+
+
+@dataclass
+class RerankResult:
+    rows: list[RerankRow] = field(default_factory=list)
+    top_k: int = 0
+    queries: int = 0
+    fusion_weight: float | None = None
+    base_model: str = ""
+    fresh_head: bool = False
+    notes: list[str] = field(default_factory=list)
+    evaluated: bool = False
+    trained: bool = True
+    reason: str = ""
+    """Why no reranker was trained (``trained`` False), in the engine's words."""
+    decision: str = ""
+    """What search does with the reranker (fusion weight, or not used), and why."""
+
+    def best(self, metric: str = "ndcg@10") -> RerankRow | None:
+        scored = [r for r in self.rows if metric in r.metrics]
+        return max(scored, key=lambda r: r.metrics[metric], default=None)
+
+
+@dataclass
+class Results:
+    suites: dict[str, SuiteResult] = field(default_factory=dict)
+    primary_metric: str = "ndcg@10"
+    reranker: RerankResult | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.suites and self.reranker is None
+
+    def suite(self, name: str) -> SuiteResult | None:
+        return self.suites.get(name)
+
+
+def parse_results(data: dict[str, Any]) -> Results:
+    out = Results()
+    emb = data.get("embedder") if isinstance(data, dict) else None
+    if isinstance(emb, dict):
+        out.primary_metric = str(emb.get("primary_metric") or out.primary_metric)
+        for name in SUITES:
+            part = emb.get(name)
+            if isinstance(part, dict):
+                out.suites[name] = SuiteResult(
+                    name=name,
+                    queries=int(part.get("queries", 0) or 0),
+                    corpus=int(part.get("corpus", 0) or 0),
+                    base=split_flat(part.get("base", {})),
+                    tuned=split_flat(part.get("tuned", {})),
+                    base_rotated=split_flat(part.get("base_rotated", {})),
+                )
+    rr = data.get("reranker") if isinstance(data, dict) else None
+    if isinstance(rr, dict):
+        result = RerankResult(
+            fusion_weight=rr.get("fusion_weight"),
+            base_model=str(rr.get("base_model", "")),
+            fresh_head=bool(rr.get("fresh_head", False)),
+            trained=bool(rr.get("trained", True)),
+            reason=str(rr.get("reason", "")),
+        )
+        ev = rr.get("evaluation")
+        if isinstance(ev, dict):
+            result.evaluated = True
+            result.top_k = int(ev.get("top_k", 0) or 0)
+            result.queries = int(ev.get("queries", 0) or 0)
+            result.notes = [str(n) for n in ev.get("notes", [])]
+            result.decision = str(ev.get("decision", "") or "")
+            for candidates, systems in (ev.get("rows") or {}).items():
+                for system, metrics in (systems or {}).items():
+                    nums = {
+                        k: float(v)
+                        for k, v in (metrics or {}).items()
+                        if isinstance(v, (int, float))
+                    }
+                    result.rows.append(RerankRow(str(candidates), str(system), nums))
+        rank = {"retriever": 0, "reranker": 1, "fused": 2}
+        result.rows.sort(key=lambda r: rank[r.kind])  # stable: candidate sets keep their order
+        out.reranker = result
+    return out
+
+
+def read_results(metrics_path: Path) -> Results:
+    """Empty results for a missing or half-written file: the evaluation has not finished."""
+    try:
+        data = json.loads(Path(metrics_path).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return Results()
+    return parse_results(data)

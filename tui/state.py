@@ -1,0 +1,62 @@
+"""The wizard's state for one run: config, workspace, typed key, running child, sample review.
+
+Screens read and change this one object (``app.state``) instead of setting
+attributes on the app; "New run" replaces it whole, so nothing of the previous
+run (picked files, LLM settings, the typed key, review decisions) leaks into
+the next one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from engine.config import RunConfig, load_config
+from engine.core.workspace import Workspace
+
+if TYPE_CHECKING:
+    from engine.generate.review import ReviewEntry
+    from tui.engine_client import RunHandle
+
+
+@dataclass
+class WizardState:
+    cfg: RunConfig = field(default_factory=RunConfig)
+    workspace: Workspace | None = None
+    api_key: str | None = None
+    """Typed in the LLM step; memory only, never written to config.toml, logs or events."""
+    run_handle: RunHandle | None = None
+    review: list[ReviewEntry] = field(default_factory=list)
+    """The current sample rows with their decisions, as saved to the workspace's review.json."""
+    notes: list[str] = field(default_factory=list)
+    """What the wizard changed on its own (offline model swaps), shown once on the first screen."""
+
+    @classmethod
+    def new_run(cls, name: str, root: Path, *, offline_models: bool | None = None) -> WizardState:
+        """A clean config for a new run writing into ``root``, with models that can load here."""
+        from tui.defaults import apply_offline_defaults
+
+        cfg = RunConfig()
+        cfg.run.name = name
+        cfg.run.workspace = str(root)
+        state = cls(cfg=cfg)
+        state.notes = apply_offline_defaults(cfg, hub_online=offline_models)
+        return state
+
+    @classmethod
+    def open(cls, root: Path) -> WizardState:
+        """The run's config.toml, or a new config that writes into ``root``."""
+        root = root.expanduser().resolve()
+        config = root / "config.toml"
+        if config.exists():
+            state = cls(cfg=load_config(config))
+        else:
+            state = cls.new_run(root.name, root)
+        state.workspace = Workspace.create(state.cfg.workspace_dir)
+        return state
+
+    def ensure_workspace(self) -> Workspace:
+        if self.workspace is None or self.workspace.root != self.cfg.workspace_dir:
+            self.workspace = Workspace.create(self.cfg.workspace_dir)
+        return self.workspace
