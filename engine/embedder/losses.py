@@ -10,7 +10,7 @@ teaches the short prefixes to reproduce it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +18,12 @@ from torch import nn
 
 
 class MatryoshkaDistillLoss(nn.Module):
+    """``last_candidates`` is how many in-batch candidates each query was scored against in
+    the latest step (batch x world size when gathering); ``seen_candidates`` keeps it for the
+    process, so a training worker can report it without holding the loss object."""
+
+    seen_candidates: ClassVar[int | None] = None
+
     def __init__(
         self,
         model: Any,
@@ -66,6 +72,7 @@ class MatryoshkaDistillLoss(nn.Module):
             candidates = all_gather_with_grad(candidates)
             t_cand = all_gather(t_cand)
         self.last_candidates = candidates.size(0)
+        MatryoshkaDistillLoss.seen_candidates = self.last_candidates
         with torch.no_grad():
             target = F.log_softmax(t_anchor @ t_cand.T * self.scale, dim=1)
         labels_ = torch.arange(offset, offset + anchors.size(0), device=anchors.device)

@@ -166,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.mark_done:
             events.emit(StageStarted(detail=f"{world_size()} processes"))
         summary = run_stage(args.which, cfg, ws, events, cancel)
+        seen = _candidates_per_query(args.which)
+        if seen is not None:
+            # What multi-GPU buys with in-batch losses: the user (and a test) can check it.
+            summary["candidates_per_query"] = seen
         if rank() == 0:
             if summary_path is not None:
                 write_json(summary_path, summary)
@@ -191,6 +195,15 @@ def main(argv: list[str] | None = None) -> int:
         if log is not None:
             log.close()
         _shutdown()
+
+
+def _candidates_per_query(which: str) -> int | None:
+    """In-batch candidates per query of the last step, when the loss records them."""
+    if which != "embedder":
+        return None
+    from engine.embedder.losses import MatryoshkaDistillLoss
+
+    return MatryoshkaDistillLoss.seen_candidates
 
 
 def _barrier() -> None:

@@ -272,10 +272,10 @@ def test_status_says_to_do_and_running_truthfully(
     assert after["train"] == "done" and after["evaluate"] == "to do"
 
 
-def test_a_cancelled_train_resumes_its_checkpoint_unless_a_setting_changed(
+def test_a_cancelled_train_resumes_its_checkpoint_when_only_a_throughput_knob_changed(
     tmp_path: Path, tiny_bert: Path
 ) -> None:
-    cfg = _config(tmp_path, tiny_bert, reranker=False, epochs=3.0)
+    cfg = _config(tmp_path, tiny_bert, reranker=False, epochs=2.0)
     stages = ["ingest", "generate", "prepare", "train"]
     cancel = threading.Event()
 
@@ -299,7 +299,7 @@ def test_a_cancelled_train_resumes_its_checkpoint_unless_a_setting_changed(
 
 def test_a_killed_run_resumes_its_checkpoint(tmp_path: Path, tiny_bert: Path) -> None:
     """SIGKILL in the middle of training: the lock dies with the process, the checkpoint stays."""
-    cfg = _config(tmp_path, tiny_bert, reranker=False, epochs=40.0)
+    cfg = _config(tmp_path, tiny_bert, reranker=False, epochs=EPOCHS_KILLED)
     path = tmp_path / "config.toml"
     cfg.save(path)
     ckpts = cfg.workspace_dir / "checkpoints" / "embedder"
@@ -313,24 +313,41 @@ def test_a_killed_run_resumes_its_checkpoint(tmp_path: Path, tiny_bert: Path) ->
         import time
 
         deadline = time.monotonic() + 120
-        while not list(ckpts.glob("checkpoint-*")) and time.monotonic() < deadline:
+        # Killed right after a whole checkpoint (a torn one is the xfail test below).
+        while not list(ckpts.glob("checkpoint-*/trainer_state.json")):
             assert proc.poll() is None, "the run ended before it saved a checkpoint"
-            time.sleep(0.05)
-        time.sleep(0.3)
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
     finally:
         proc.kill()
         proc.wait()
     root = cfg.workspace_dir
-    saved = sorted(ckpts.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    assert saved and Workspace(root).stage_state("train") is None
+    assert Workspace(root).stage_state("train") is None
     assert Workspace(root).lock().holder() is None
 
-    cfg = load_config(path)
-    cfg.embedder.epochs = 40.0
-    run = Run(cfg, stages=["ingest", "generate", "prepare", "train"])
+    run = Run(load_config(path), stages=["ingest", "generate", "prepare", "train"])
     assert run.started == ["train"]
     assert "resuming from checkpoint-" in run.texts()
     assert min(run.train_steps()) > 1
+
+
+EPOCHS_KILLED = 6.0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine/training/arguments.py last_checkpoint takes the highest checkpoint-N even "
+    "when a kill tore it mid-save (no trainer_state.json): resume then crashes every run",
+)
+def test_a_checkpoint_torn_by_a_kill_is_not_resumed(tmp_path: Path) -> None:
+    from engine.training.arguments import last_checkpoint
+
+    whole = tmp_path / "checkpoint-4"
+    whole.mkdir()
+    (whole / "trainer_state.json").write_text("{}")
+    (tmp_path / "checkpoint-8").mkdir()
+    (tmp_path / "checkpoint-8" / "model.safetensors").write_bytes(b"torn")
+    assert last_checkpoint(tmp_path) == str(whole)
 
 
 HOLDER = textwrap.dedent(
@@ -382,3 +399,117 @@ def test_a_run_refused_by_the_lock_changes_no_file(
         holder.communicate("")
     assert holder.returncode == 0
     assert not (copy / ".state" / "run.lock").exists()
+
+
+class FailFirstK:
+    """The first ``k`` distinct passages fail once with a 500; everything else succeeds."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.failed: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, attempt: int, body: dict[str, Any]) -> str | None:
+        from tests.llm_server import _between
+
+        passage = _between(
+            "\n".join(str(m.get("content", "")) for m in body["messages"]), "passage"
+        )
+        with self._lock:
+            if attempt == 0 and passage and len(self.failed) < self.k:
+                self.failed.add(passage)
+                return "500"
+        return None
+
+
+def _llm_config(folder: Path, model: Path, url: str, **generation: Any) -> Path:
+    cfg = _config(folder, model, reranker=False)
+    data = cfg.to_dict()
+    data["generation"] = {
+        "generator": "litellm",
+        **generation,
+        "llm": {
+            "model": "openai/fake",
+            "api_base": url,
+            "api_key_env": "RAGTUNE_TEST_KEY",
+            "timeout": 5.0,
+            "concurrency": 4,
+            "max_retries": 0,
+            "queries_per_chunk": 2,
+            "tasks": ["queries"],
+            "dedup_threshold": 1.0,
+        },
+    }
+    path = folder / "llm.toml"
+    RunConfig.from_dict(data).save(path)
+    return path
+
+
+TO_TRAIN = "ingest,generate,prepare,train"
+
+
+def test_failed_llm_calls_leave_generate_incomplete_and_the_next_run_retries_only_them(
+    tmp_path: Path,
+    tiny_bert: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from engine.cli import main
+    from tests.llm_server import FakeLlmServer
+
+    monkeypatch.setenv("RAGTUNE_TEST_KEY", "sk-test")
+    fault = FailFirstK(3)
+    with FakeLlmServer(fault=fault) as server:
+        path = _llm_config(tmp_path, tiny_bert, server.url, max_failed_share=0.5)
+        capsys.readouterr()
+        assert main(["run", str(path), "--stages", TO_TRAIN]) == 0
+        err = " ".join(capsys.readouterr().err.split())
+        assert "3 chunks failed (server_error 3)" in err
+        root = load_config(path).workspace_dir
+        ws = Workspace(root)
+        state = ws.stage_state("generate")
+        assert state is not None and state["incomplete"] == "3 chunks failed (server_error 3)"
+        assert state["summary"]["failures_by_reason"] == {"server_error": 3}
+        chunks = state["summary"]["chunks"]
+        assert status(root, capsys)["generate"] == "incomplete (3 chunks failed (server_error 3))"
+        first_steps = ws.stage_summary("train")["train_pairs"]
+        calls_before = len(server.requests)
+        assert calls_before == chunks
+
+        events: list[Any] = []
+        run_pipeline(load_config(path), events=Emitter(events.append), stages=TO_TRAIN.split(","))
+        retried = [r.passage for r in server.requests[calls_before:]]
+        assert sorted(retried) == sorted(fault.failed)
+        assert [e.stage for e in events if isinstance(e, StageStarted)] == [
+            "generate",
+            "prepare",
+            "train",
+        ]
+        state = ws.stage_state("generate")
+        assert state is not None and "incomplete" not in state
+        assert state["summary"]["failed"] == 0 and state["summary"]["skipped"] == chunks - 3
+        assert ws.stage_summary("train")["train_pairs"] > first_steps
+        assert status(root, capsys)["generate"] == "done"
+
+
+def test_failures_over_max_failed_share_stop_the_run(
+    tmp_path: Path,
+    tiny_bert: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from engine.cli import main
+    from tests.llm_server import FakeLlmServer
+
+    monkeypatch.setenv("RAGTUNE_TEST_KEY", "sk-test")
+    with FakeLlmServer(fault=FailFirstK(10)) as server:
+        path = _llm_config(tmp_path, tiny_bert, server.url, max_failed_share=0.1)
+        capsys.readouterr()
+        code = main(["run", str(path), "--stages", TO_TRAIN])
+        err = " ".join(capsys.readouterr().err.split())
+    assert code != 0
+    assert "10 chunks failed (server_error 10)" in err
+    assert "generation.max_failed_share" in err and "run again" in err
+    root = load_config(path).workspace_dir
+    assert Workspace(root).stage_state("prepare") is None
+    assert not (root / "models").exists()

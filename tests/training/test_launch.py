@@ -47,6 +47,9 @@ def test_two_gloo_ranks_train_through_the_pipeline_and_the_model_loads(
     assert len(train_done) == 1
     summary = train_done[0].summary
     assert summary["dims"] == [64, 32, 16] and summary["steps"] > 0
+    # The default loss (distill) scores each query against every rank's passages.
+    assert cfg.embedder.loss == "distill"
+    assert summary["candidates_per_query"] == cfg.embedder.batch_size * 2
     assert ws.stage_summary("train")["train_pairs"] == summary["train_pairs"]
 
     # Rank 0's trainer logs reach the caller's sinks and events.jsonl exactly once each.
