@@ -23,10 +23,21 @@ class MalformedReply(ValueError):
 
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.S)
+# What may follow an opening bracket when it starts real JSON (not prose like "[see note]").
+_JSON_AFTER_BRACE = re.compile(r'\{\s*("|\})')
+_JSON_AFTER_BRACKET = re.compile(r'\[\s*([{\["\]\-0-9]|true|false|null)')
+_TRAILING_COMMA = re.compile(r'("(?:[^"\\]|\\.)*")|,(\s*[}\]])', re.S)
 
 
 def extract_json(text: str) -> Any:
-    """The first JSON object in ``text``, after stripping fences, preambles and trailing remarks."""
+    """The outermost JSON value in ``text``, after stripping fences, preambles and trailing remarks.
+
+    Only the *outermost* value is taken: when the first JSON object or array in the
+    reply does not decode (the reply was cut off, or is broken inside), this raises
+    instead of falling back to an inner array, because an inner array is a different
+    field (``"questions"`` where ``"queries"`` was asked for) and its rows would be
+    wrong. Raising makes the caller retry the call and count it as malformed JSON.
+    """
     if text is None:
         raise MalformedReply("empty reply")
     text = text.strip().lstrip("\ufeff")
@@ -35,19 +46,69 @@ def extract_json(text: str) -> Any:
     candidates = [text]
     candidates += [m.group(1).strip() for m in _FENCE.finditer(text)]
     for candidate in candidates:
-        try:
-            return json.loads(candidate)
-        except json.JSONDecodeError:
-            pass
+        for attempt in (candidate, _drop_trailing_commas(candidate)):
+            try:
+                return json.loads(attempt)
+            except json.JSONDecodeError:
+                pass
+    # Preamble and/or trailing prose: decode from the first opening bracket that starts JSON.
     decoder = json.JSONDecoder()
-    for start in [i for i, ch in enumerate(text) if ch in "{["][:50]:
+    repaired = _drop_trailing_commas(text)
+    for start in [i for i, ch in enumerate(repaired) if ch in "{["][:50]:
         try:
-            value, _ = decoder.raw_decode(text, start)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(value, (dict, list)):
+            value, _ = decoder.raw_decode(repaired, start)
+        except json.JSONDecodeError as exc:
+            if _starts_json(repaired, start):
+                raise _broken(repaired, start, exc) from None
+            continue  # a bracket in prose, e.g. "[note]"
+        if isinstance(value, dict) or (
+            isinstance(value, list) and all(isinstance(x, (dict, list, str)) for x in value)
+        ):
             return value
     raise MalformedReply(f"no JSON object in reply ({_snippet(text)})")
+
+
+def _starts_json(text: str, start: int) -> bool:
+    pattern = _JSON_AFTER_BRACE if text[start] == "{" else _JSON_AFTER_BRACKET
+    return pattern.match(text, start) is not None
+
+
+def _broken(text: str, start: int, exc: json.JSONDecodeError) -> MalformedReply:
+    """Say whether the JSON was cut off (reached the end still open) or is invalid inside."""
+    if _still_open_at_end(text, start):
+        return MalformedReply(
+            f"reply JSON is incomplete: cut off after {len(text) - start} characters "
+            f"({_snippet(text[-40:], 40)}); the reply was probably truncated "
+            "(raise generation.llm.max_tokens if this repeats)"
+        )
+    return MalformedReply(f"reply JSON is invalid at character {exc.pos}: {exc.msg}")
+
+
+def _still_open_at_end(text: str, start: int) -> bool:
+    """True when the brackets opened at ``start`` are not all closed by the end of ``text``."""
+    depth, in_string, escaped = 0, False, False
+    for ch in text[start:]:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth -= 1
+            if depth == 0:
+                return False
+    return True
+
+
+def _drop_trailing_commas(text: str) -> str:
+    """Remove a comma before a closing bracket (``[1, 2,]``), a slip models make; strings kept."""
+    return _TRAILING_COMMA.sub(lambda m: m.group(1) or m.group(2), text)
 
 
 def _snippet(text: str, n: int = 60) -> str:
