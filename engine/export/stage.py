@@ -143,12 +143,14 @@ def export_models(
         )
     out: dict[str, Any] = {"embedder": str(ws.embedder_dir)}
     write_card_section(ws.embedder_dir, model_card_text(cfg, ws))
-    if ws.reranker_dir.exists():
+    # A reranker left by an earlier run is not this run's once the stage is switched off.
+    reranker = ws.reranker_dir.exists() and cfg.reranker.enabled
+    if reranker:
         out["reranker"] = str(ws.reranker_dir)
     if push:
         token = hub_token(cfg)
         targets = [(ws.embedder_dir, cfg.export.embedder_repo, "export.embedder_repo")]
-        if ws.reranker_dir.exists():
+        if reranker:
             targets.append((ws.reranker_dir, cfg.export.reranker_repo, "export.reranker_repo"))
         for folder, repo, key in targets:
             if not repo:

@@ -126,7 +126,9 @@ def classify(exc: BaseException) -> tuple[str, bool]:
         return "timeout", True
     if isinstance(exc, litellm.RateLimitError):
         return "rate_limited", True
-    if isinstance(exc, (litellm.AuthenticationError, litellm.PermissionDeniedError)):
+    # PermissionDeniedError is newer than litellm 1.60, the oldest release we allow.
+    denied = getattr(litellm, "PermissionDeniedError", litellm.AuthenticationError)
+    if isinstance(exc, (litellm.AuthenticationError, denied)):
         return "auth", False
     if isinstance(exc, litellm.NotFoundError):
         return "not_found", False

@@ -77,11 +77,16 @@ def reset_stale_checkpoints(folder: Path, fingerprint: str) -> None:
 
 
 def last_checkpoint(folder: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
+    """The newest complete checkpoint: a kill during a save leaves ``checkpoint-N/`` without
+    ``trainer_state.json``, and resuming that one would fail every later run."""
     if not folder.is_dir():
         return None
-    return get_last_checkpoint(str(folder))
+    complete = [
+        (int(p.name.split("-")[1]), p)
+        for p in folder.glob("checkpoint-*")
+        if p.name.split("-")[1].isdigit() and (p / "trainer_state.json").is_file()
+    ]
+    return str(max(complete)[1]) if complete else None
 
 
 def quiet(trainer: Any) -> Any:

@@ -334,11 +334,6 @@ def test_a_killed_run_resumes_its_checkpoint(tmp_path: Path, tiny_bert: Path) ->
 EPOCHS_KILLED = 6.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/training/arguments.py last_checkpoint takes the highest checkpoint-N even "
-    "when a kill tore it mid-save (no trainer_state.json): resume then crashes every run",
-)
 def test_a_checkpoint_torn_by_a_kill_is_not_resumed(tmp_path: Path) -> None:
     from engine.training.arguments import last_checkpoint
 
