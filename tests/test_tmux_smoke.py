@@ -41,8 +41,25 @@ def _wait_for(session: str, text: str, timeout: float) -> str:
     raise AssertionError(f"{text!r} not shown within {timeout}s; the pane shows:\n{screen}")
 
 
+def _wait_any(session: str, texts: tuple[str, ...], timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    screen = ""
+    while time.monotonic() < deadline:
+        screen = _pane(session)
+        if any(t in screen for t in texts):
+            return screen
+        time.sleep(0.5)
+    raise AssertionError(f"none of {texts!r} shown within {timeout}s; the pane shows:\n{screen}")
+
+
 @pytest.mark.slow
 def test_wizard_runs_the_pipeline_to_the_results_screen(tmp_path: Path, tiny_bert: Path) -> None:
+    """As a user would: sample (LLM-free), reject a row, start and cancel a run, run it to the
+    end, check the rejected row is not in the training data, try a query, start a new run."""
+    from engine.core.workspace import Workspace
+    from engine.generate.review import load_review
+    from engine.generate.rows import read_rows
+
     write_docs(tmp_path / "docs")
     ws = tmp_path / "ws"
     cfg = RunConfig.from_dict(
@@ -81,18 +98,66 @@ def test_wizard_runs_the_pipeline_to_the_results_screen(tmp_path: Path, tiny_ber
     )
     try:
         _wait_for(session, "Sources:", 30)
-        for title in ("Chunking:", "LLM:", "Samples:", "Training settings:", "Training:"):
+        for title in ("Chunking:", "LLM:", "Samples:"):
+            _keys(session, "F3")
+            _wait_for(session, title, 20)
+        _keys(session, "F5")
+        _wait_for(session, "sample rows: F7 accept", 60)
+        _keys(session, "F8")
+        deadline = time.monotonic() + 10
+        while not any(e.status == "rejected" for e in load_review(Workspace(ws))):
+            assert time.monotonic() < deadline, "F8 did not save a rejected row"
+            time.sleep(0.2)
+        rejected = next(e for e in load_review(Workspace(ws)) if e.status == "rejected")
+        for title in ("Training settings:", "Training:"):
             _keys(session, "F3")
             _wait_for(session, title, 20)
         _keys(session, "F5")
         _wait_for(session, "Start (y)", 20)
         _keys(session, "y")
-        screen = _wait_for(session, "run finished", 420)
-        assert "✔ train" in screen and "✔ evaluate" in screen
+        _wait_for(session, "running", 30)
+        _keys(session, "F8")
+        _wait_for(session, "Stop run (y)", 10)
+        _keys(session, "y")
+        screen = _wait_any(session, (" cancelled\n", " cancelled ", " stopped"), 60)
+        assert "running generate" not in screen, screen
+        deadline = time.monotonic() + 60
+        while "Start (y)" not in _pane(session):  # refused while the cancelled child exits
+            assert time.monotonic() < deadline, "the cancelled run never let a new one start"
+            _keys(session, "F5")
+            time.sleep(2)
+        _keys(session, "y")
+        screen = _wait_for(session, "✔ evaluate", 420)
+        screen = _wait_for(session, "finished", 60)
+        assert "✔ train" in screen and "cancelled" not in screen.splitlines()[2]
+
+        keys = (ws / ".state" / "generate_keys.txt").read_text().split("\n")
+        pairs = {(r.chunk_id, r.question) for r in read_rows(ws / "generated.jsonl", keys)}
+        assert pairs and (rejected.chunk_id, rejected.question) not in pairs
+
         _keys(session, "F3")
-        screen = _wait_for(session, "Results:", 20)
+        _wait_for(session, "Results:", 20)
         screen = _wait_for(session, "ndcg@10", 20)
-        assert "64" in screen and "tuned" in screen
+        assert "64" in screen and "tuned" in screen and "held-out queries" in screen
+        _keys(session, "F5")
+        time.sleep(1)
+        _keys(session, "-l", "When must supervisors confirm the forklift battery changes entry?")
+        _keys(session, "Enter")
+        screen = _wait_for(session, "chunks per model", 120)
+        hits = [line for line in screen.splitlines() if line.count(".md") >= 2]
+        assert hits, f"base and tuned hits side by side:\n{screen}"
+
+        for _ in range(8):
+            _keys(session, "F2")
+            time.sleep(0.4)
+        _wait_for(session, "Start: a new run", 20)
+        _keys(session, "C-u")
+        _keys(session, "-l", "second")
+        _keys(session, "Enter")
+        _wait_for(session, "Sources:", 20)
+        _keys(session, "F3")
+        screen = _wait_for(session, "pick files or folders", 20)
+        assert "Chunking:" not in screen, "a new run has no sources of the old one"
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
     assert (ws / "models" / "embedder" / "config.json").exists()

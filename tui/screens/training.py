@@ -177,14 +177,21 @@ class TrainingScreen(WizardScreen):
         v = self.view
         if not v.stages and not v.train_loss:
             return Text("no run yet: F5 starts one", style="dim")
-        state = (
-            "running"
-            if self.alive
-            else ("failed" if v.failed else "finished" if v.finished else "stopped")
-        )
+        # What the run said last wins over "the process is alive": a cancelled child takes a
+        # moment to exit, and "running generate" after "run failed" was a lie.
+        if v.failed:
+            cancelled = v.failed.startswith(("cancelled", "interrupted"))
+            state = "cancelled" if cancelled else "failed"
+        elif v.finished:
+            state = "finished"
+        else:
+            state = "running" if self.alive else "stopped"
         text = Text()
         text.append(
-            f"{state} ", style={"running": "bold green", "failed": "bold red"}.get(state, "bold")
+            f"{state} ",
+            style={"running": "bold green", "failed": "bold red", "cancelled": "bold yellow"}.get(
+                state, "bold"
+            ),
         )
         text.append(f"{v.current_stage or '-'}" if state == "running" else "")
         if v.max_steps:
