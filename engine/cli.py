@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from engine.core.errors import EXIT_CODES, Cancelled, RagtuneError
+from engine.core.errors import EXIT_CODES, Cancelled, ConfigError, InputError, RagtuneError
 from engine.core.quiet import quiet_libraries
 
 
@@ -43,14 +43,143 @@ def _install_cancel(cancel: threading.Event) -> None:
         signal.signal(signal.SIGTERM, handler)
 
 
+class ConfigFileError(RagtuneError):
+    """The config file itself is missing or unreadable (not one setting in it): exit 2."""
+
+    exit_code = EXIT_CODES["config"]
+
+
+def _config_path(path: str) -> Path:
+    """The config file ``path`` names, or the ``config.toml`` of a workspace folder.
+
+    Checked here, before the loader, so a wrong path says which file is missing and
+    how to get one instead of "invalid value".
+    """
+    p = Path(path)
+    if p.is_dir():
+        if (p / "config.toml").is_file():
+            return p / "config.toml"
+        raise InputError(
+            "not a ragtune workspace: the folder has no config.toml",
+            where=str(p),
+            hint="pass the config file of the run, or its workspace folder (runs/<name>); "
+            f"`ragtune init {p / 'config.toml'}` writes a fresh config",
+        )
+    if not p.exists():
+        raise ConfigFileError(
+            "config file not found",
+            where=str(p),
+            hint=f"check the path, or write a documented one with `ragtune init {p}`",
+        )
+    return p
+
+
+def _check_toml(p: Path) -> None:
+    """Syntax errors with the file, line and column, before any setting is read."""
+    try:
+        import tomllib
+    except ImportError:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+
+    try:
+        tomllib.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigFileError(
+            f"not a text file (byte {exc.start} is not UTF-8)",
+            where=str(p),
+            hint="save the config as UTF-8 TOML, or write a fresh one with `ragtune init`",
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigFileError(
+            f"not valid TOML: {exc}",
+            where=str(p),
+            hint="correct the file at that line (strings need quotes, [tables] a closing "
+            "bracket), or start again from `ragtune init`",
+        ) from None
+    except OSError as exc:
+        raise ConfigFileError(f"cannot read the file: {exc.strerror}", where=str(p)) from None
+
+
+def _check_overrides(overrides: list[str]) -> None:
+    """``--set`` items are ``section.key=value``; anything else is named before loading."""
+    import re
+
+    form = "section.key=value with a TOML value, e.g. --set embedder.epochs=2"
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        if "=" not in item or not re.fullmatch(r"[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)+", key):
+            raise ConfigError("--set", item, form)
+
+
 def _load(path: str, overrides: list[str] | None = None) -> Any:
     """A config file, or a workspace folder (its config.toml)."""
     from engine.config import load_config
 
+    p = _config_path(path)
+    _check_toml(p)
+    _check_overrides(overrides or [])
+    try:
+        return load_config(p, overrides)
+    except (AttributeError, TypeError):
+        if not overrides:
+            raise
+        # an override that descends into a value, e.g. --set embedder.epochs.x=1
+        raise ConfigError(
+            "--set",
+            " ".join(overrides),
+            "section.key=value where section.key names one setting (list them: ragtune config)",
+        ) from None
+
+
+def _at_least(value: int | None, flag: str, minimum: int = 1) -> None:
+    """An integer option below its minimum is named with its flag (argparse checks the type)."""
+    if value is not None and value < minimum:
+        raise ConfigError(flag, value, f"an integer of at least {minimum}")
+
+
+def _parse_dims(text: str) -> list[int]:
+    """``--dims 384,256,128``: positive integers, comma-separated."""
+    form = "comma-separated positive integers, e.g. --dims 384,256,128,64"
+    try:
+        dims = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ConfigError("--dims", text, form) from None
+    if not dims or any(d < 1 for d in dims):
+        raise ConfigError("--dims", text, form)
+    return dims
+
+
+def _parse_stages(text: str | None) -> list[str] | None:
+    """``--stages ingest,generate``: known stage names, checked before anything starts."""
+    if text is None:
+        return None
+    stages = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in stages if s not in _stages()]
+    if unknown or not stages:
+        raise ConfigError(
+            "--stages", ",".join(unknown) or text, "comma-separated: " + ",".join(_stages())
+        )
+    return stages
+
+
+def _workspace_dir(path: str) -> Path:
+    """The workspace a config file points to, or a folder that is one (else exit 3, named)."""
     p = Path(path)
-    if p.is_dir():
-        p = p / "config.toml"
-    return load_config(p, overrides)
+    if p.is_file():
+        return _load(str(p)).workspace_dir.resolve()
+    if not p.exists():
+        raise InputError(
+            "no such workspace",
+            where=str(p),
+            hint="pass a workspace folder (runs/<name>) or the config file of the run",
+        )
+    if not ((p / "config.toml").is_file() or (p / ".state").is_dir()):
+        raise InputError(
+            "not a ragtune workspace (no config.toml or .state in it)",
+            where=str(p),
+            hint="pass the folder a run wrote (runs/<name>) or the run's config file",
+        )
+    return p.resolve()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -58,11 +187,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from engine.core.events import Emitter
     from engine.render import RichRenderer
 
+    stages = _parse_stages(args.stages)
     cfg = _load(args.config, args.set)
     renderer = RichRenderer(_console(stderr=True), quiet=args.quiet)
     cancel = threading.Event()
     _install_cancel(cancel)
-    stages = args.stages.split(",") if args.stages else None
     try:
         ws = run_pipeline(cfg, events=Emitter(renderer), cancel=cancel, stages=stages)
     finally:
@@ -72,9 +201,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_results(ws: Any, *, as_json: bool) -> None:
-    from engine.render import metrics_table
+    from engine.render import generation_failures, metrics_table
 
     out = _console()
+    state = ws.stage_state("generate") or {}
+    failures = generation_failures(state.get("summary") or {}) if state.get("incomplete") else ""
+    if failures:
+        # on stderr, so `--json` stdout stays data; after the live display, so it is seen
+        _console(stderr=True).print(f"[yellow]{failures}[/]", soft_wrap=True, highlight=False)
     if not ws.metrics_path.exists():
         out.print(f"workspace: {ws.root}")
         return
@@ -117,11 +251,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from engine.evaluate.beir import load_beir
     from engine.evaluate.ir import evaluate_retrieval, metrics_by_dim
 
+    dims = _parse_dims(args.dims) if args.dims is not None else None
+    _at_least(args.batch_size, "--batch-size")
     data = load_beir(Path(args.data), qrels=args.qrels, queries=args.queries)
     model = load_embedder(args.model, device=pick_device(args.device))
-    dims = (
-        [int(d) for d in args.dims.split(",")] if args.dims else derive_dims(embedding_dim(model))
-    )
+    dims = dims or derive_dims(embedding_dim(model))
     scores = evaluate_retrieval(
         model,
         data,
@@ -154,9 +288,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     if p.is_file():
         cfg = _load(str(p))
         p = cfg.workspace_dir
-    ws = Workspace(p.resolve())
-    if not ws.root.exists():
-        raise RagtuneError("no such workspace", where=str(p), hint="check the path")
+        if not p.exists():
+            raise InputError(
+                "this config has not run yet: its workspace does not exist",
+                where=str(p),
+                hint=f"start it with `ragtune run {args.workspace}`",
+            )
+    ws = Workspace(_workspace_dir(str(p)))
     status = ws.status(cfg.for_workspace(ws.root) if cfg is not None else None)
     if args.json:
         print(json.dumps(status, indent=2))
@@ -170,11 +308,25 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from engine.core.workspace import Workspace
     from engine.serve.ask import ask
 
-    p = Path(args.workspace)
-    if p.is_file():
-        p = _load(str(p)).workspace_dir
+    _at_least(args.top_k, "--top-k")
+    _at_least(args.dim, "--dim")
+    ws = Workspace(_workspace_dir(args.workspace))
+    trained = [
+        d
+        for d in (ws.embedder_dir, ws.reranker_dir)
+        if (d / "config.json").exists() or (d / "modules.json").exists()
+    ]
+    if ws.chunks_path.exists() and not trained:
+        # the base model would answer, under a "fine-tuned" title: say so instead
+        raise InputError(
+            "no trained model in this workspace yet (models/embedder and models/reranker "
+            "are missing)",
+            where=str(ws.root),
+            hint=f"train first: `ragtune run {args.workspace}`; to try the base model, "
+            "use `ragtune eval BASE_MODEL FOLDER`",
+        )
     result = ask(
-        Workspace(p.resolve()),
+        ws,
         args.question,
         top_k=args.top_k,
         dim=args.dim,
@@ -197,6 +349,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     """Sample rows for review before paying for the full run."""
     from engine.api import sample_generation
 
+    _at_least(args.sample, "--sample")
     cfg = _load(args.config, args.set)
     rows, estimate = sample_generation(cfg, k=args.sample)
     if args.json:
@@ -214,8 +367,30 @@ def cmd_generate(args: argparse.Namespace) -> int:
     out = _console()
     out.print(table)
     if estimate is not None:
-        out.print(str(estimate))
+        out.print(_estimate_table(estimate))
     return 0
+
+
+def _estimate_table(estimate: Any) -> Any:
+    """What the full run would cost, as a small table: calls, tokens, price (or unknown)."""
+    from rich.table import Table
+
+    usd = getattr(estimate, "usd", None)
+    price = f"about ${usd:,.2f}" if usd is not None else "unknown price"
+    table = Table(title="full run estimate", title_justify="left")
+    for col in ("calls", "input tokens", "output tokens", "price"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        f"{estimate.calls:,}",
+        f"~{estimate.input_tokens:,}",
+        f"~{estimate.output_tokens:,}",
+        price,
+    )
+    note = getattr(estimate, "note", "")
+    if note:
+        table.caption = note
+        table.caption_justify = "left"
+    return table
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -228,6 +403,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     ws = Workspace(cfg.workspace_dir)
     if Path(args.workspace).is_dir():
         ws = Workspace(Path(args.workspace).resolve())
+    if not ws.embedder_dir.exists():
+        raise InputError(
+            "no trained embedder in this workspace to export",
+            where=str(ws.root),
+            hint=f"train one first: `ragtune run {args.workspace}` "
+            "(or `--stages train` when generation is done)",
+        )
     renderer = RichRenderer(_console(stderr=True))
     try:
         out = export_models(cfg, ws, Emitter(renderer), push=args.push)
@@ -324,7 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="generate sample rows for review")
     p.add_argument("config")
-    p.add_argument("--sample", type=int, default=8, metavar="K")
+    p.add_argument("--sample", type=int, default=8, metavar="K", help="rows to draw (default 8)")
     p.add_argument("--json", action="store_true")
     add_set(p)
     p.set_defaults(func=cmd_generate)

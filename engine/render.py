@@ -57,12 +57,21 @@ class RichRenderer:
         if isinstance(event, StageStarted):
             self._task(event.stage)
         elif isinstance(event, ProgressEvent):
+            note = self._loss.get(event.stage, "")
+            done = event.done
+            failures = event.extra.get("failures") if isinstance(event.extra, dict) else None
+            if failures and isinstance(failures, dict):
+                # live, so a run stopped by too many failures still shows how many and why;
+                # the bar counts the chunks that succeeded, not those merely attempted
+                summary = {"failed": sum(failures.values()), "failures_by_reason": failures}
+                note = f"[yellow]{escape(failed_note(summary))}[/]"
+                done = max(0, done - _failed_count(summary))
             self.progress.update(
                 self._task(event.stage),
-                completed=event.done,
+                completed=done,
                 total=event.total,
                 unit=event.unit,
-                note=self._loss.get(event.stage, ""),
+                note=note,
             )
         elif isinstance(event, TrainLog):
             if event.split == "train" and event.loss is not None:
@@ -74,7 +83,16 @@ class RichRenderer:
         elif isinstance(event, StageFinished):
             task = self._task(event.stage)
             total = self.progress.tasks[task].total or 1
-            self.progress.update(task, completed=total, total=total, note=f"{event.seconds:.1f}s")
+            note = f"{event.seconds:.1f}s"
+            failed = _failed_count(event.summary) if event.stage == "generate" else 0
+            if failed:
+                # the bar must not read "180/180" when 22 of those calls failed
+                total = int(event.summary.get("chunks") or total)
+                done = max(0, total - failed)
+                note = f"[yellow]{escape(failed_note(event.summary))}[/] {note}"
+                self.progress.update(task, completed=done, total=total, note=note)
+            else:
+                self.progress.update(task, completed=total, total=total, note=note)
         elif isinstance(event, StageSkipped):
             self.progress.console.print(
                 f"[dim]{event.stage}: skipped ({event.reason})[/]", soft_wrap=True
@@ -86,13 +104,52 @@ class RichRenderer:
             line = escape(f"{event.stage}: {where}{event.text}{hint}")
             self.progress.console.print(f"[{style}]{line}[/]", soft_wrap=True)
         elif isinstance(event, RunFailed):
+            # before the first stage starts (config, lock) there is no stage to name
+            where = f"stage {event.stage}" if event.stage else "run"
             self.progress.console.print(
-                f"[red]{escape(f'failed in {event.stage}: {event.error}')}[/]", soft_wrap=True
+                f"[red]{escape(f'failed in {where}: {event.error}')}[/]", soft_wrap=True
             )
 
     def close(self) -> None:
         if not self.quiet:
             self.progress.stop()
+
+
+def _failed_count(summary: dict[str, Any]) -> int:
+    try:
+        return int(summary.get("failed") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _reasons(summary: dict[str, Any]) -> str:
+    """``timeout 12, bad_json 10``: most frequent reason first, so the cause is read first."""
+    by_reason = summary.get("failures_by_reason") or {}
+    items = sorted(by_reason.items(), key=lambda kv: (-int(kv[1]), str(kv[0])))
+    return ", ".join(f"{k} {v}" for k, v in items)
+
+
+def failed_note(summary: dict[str, Any]) -> str:
+    """The short note on the generate bar: ``22 failed (timeout 12, bad_json 10)``."""
+    reasons = _reasons(summary)
+    return f"{_failed_count(summary)} failed" + (f" ({reasons})" if reasons else "")
+
+
+def generation_failures(summary: dict[str, Any]) -> str:
+    """One line for a generate stage that left failed calls, or "" when none failed.
+
+    ``generate: 22 of 180 chunks failed (timeout 12, bad_json 10); the next run retries
+    them``: the count, the reasons and what happens next, so the user neither thinks the
+    run was complete nor that the failed chunks are lost.
+    """
+    failed = _failed_count(summary)
+    if not failed:
+        return ""
+    chunks = summary.get("chunks")
+    of = f" of {chunks}" if chunks else ""
+    reasons = _reasons(summary)
+    because = f" ({reasons})" if reasons else ""
+    return f"generate: {failed}{of} chunks failed{because}; the next run retries them"
 
 
 def metrics_table(rows: list[dict[str, Any]], title: str = "") -> Table:
