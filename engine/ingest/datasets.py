@@ -35,6 +35,18 @@ def _open_dataset(
                     where=str(local),
                     hint="check sources.dataset (relative paths are read from the config's folder)",
                 )
+            if local.is_file() and not _has_content(local):
+                raise InputError(
+                    "the dataset file is empty: no columns and no rows",
+                    where=str(local),
+                    hint=(
+                        "write a header line and one row per document"
+                        if local.suffix.lower() in (".csv", ".tsv")
+                        else "write one record per document"
+                    )
+                    + " (the text under the name set in sources.text_column), "
+                    "or point sources.dataset at another file",
+                )
             if local.is_dir() and (local / "dataset_info.json").exists():
                 return datasets.load_from_disk(str(local)).to_iterable_dataset()
             if local.is_dir() and (local / "dataset_dict.json").exists():
@@ -81,6 +93,38 @@ def _open_dataset(
         ) from None
 
 
+def _has_content(path: Path) -> bool:
+    """False for a zero-byte or whitespace-only file, which the loaders report obscurely."""
+    with path.open("rb") as f:
+        return bool(f.read(4096).strip())
+
+
+def _header(local: Path) -> list[str]:
+    """The header line of a CSV/TSV, to name its columns when it has no rows to show them."""
+    import csv
+
+    if local.suffix.lower() not in (".csv", ".tsv") or not local.is_file():
+        return []
+    with local.open(encoding="utf-8", errors="replace", newline="") as f:
+        row = next(csv.reader(f, delimiter="\t" if local.suffix.lower() == ".tsv" else ","), [])
+    return [c.strip() for c in row if c.strip()]
+
+
+def _no_rows(source: str, base_dir: Path | None) -> InputError:
+    """A dataset that loads but has no rows: say so, rather than "no text column" with none listed."""
+    local = Path(source).expanduser()
+    if not local.is_absolute() and base_dir is not None:
+        local = base_dir / local
+    header = _header(local)
+    what = f"only a header line ({', '.join(header)})" if header else "no columns"
+    return InputError(
+        f"dataset {source!r} has no rows: {what}",
+        where=str(local) if local.exists() else "sources.dataset",
+        hint="add one row per document under the header (the text in the column named by "
+        "sources.text_column), or point sources.dataset at a file with rows",
+    )
+
+
 def _first_rows(ds: Any, n: int, source: str) -> list[dict]:
     try:
         return list(ds.take(n))
@@ -117,7 +161,10 @@ def preview_dataset(
     """Columns and the first rows, so the TUI can let the user pick the text column."""
     ds = _open_dataset(source, config=config, split=split, base_dir=base_dir)
     rows = _first_rows(ds, n, source)
-    return _columns(ds, rows), rows
+    columns = _columns(ds, rows)
+    if not rows and not columns:
+        raise _no_rows(source, base_dir)
+    return columns, rows
 
 
 def _check_column(kind: str, name: str, columns: list[str], source: str) -> None:
@@ -136,6 +183,8 @@ def load_dataset_rows(cfg: SourcesConfig, base_dir: Path) -> Iterator[Document]:
         cfg.dataset, config=cfg.dataset_config, split=cfg.dataset_split, base_dir=base_dir
     )
     first = _first_rows(ds, 1, cfg.dataset)
+    if not first:
+        raise _no_rows(cfg.dataset, base_dir)
     columns = _columns(ds, first)
     _check_column("text", cfg.text_column, columns, cfg.dataset)
     _check_column("id", cfg.id_column, columns, cfg.dataset)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from engine.core.errors import InputError, RagtuneError
@@ -41,7 +45,68 @@ def _first_heading(text: str) -> str:
     return m.group(1).strip() if m else ""
 
 
+_log = logging.getLogger("engine.ingest")
+
+
+@contextmanager
+def _pypdf_notes() -> Iterator[list[str]]:
+    """pypdf's own warnings ("EOF marker not found", "incorrect startxref pointer"), collected.
+
+    pypdf logs them (and warns) straight to the terminal, in the middle of the progress
+    display and without naming the file. Collected here, they go into the file's skip
+    message when the file cannot be read, and to the debug log when pypdf repaired it.
+    """
+    notes: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            message = record.getMessage().strip()
+            if message and message not in notes:
+                notes.append(message)
+
+    logger = logging.getLogger("pypdf")
+    handler = _Collect(level=logging.WARNING)
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = lambda message, *args, **kwargs: handler.emit(
+                logging.makeLogRecord({"msg": str(message)})
+            )
+            yield notes
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def _with_notes(reason: str, notes: list[str]) -> str:
+    """``reason`` plus pypdf's first notes, so a skipped PDF says what pypdf saw."""
+    if not notes:
+        return reason
+    shown = "; ".join(notes[:3]) + ("; …" if len(notes) > 3 else "")
+    return f"{reason}; pypdf: {shown}"
+
+
 def _read_pdf(path: Path) -> tuple[str, str, list[tuple[int, int]]]:
+    with _pypdf_notes() as notes:
+        try:
+            result = _read_pdf_pages(path)
+        except InputError as exc:
+            exc.message = _with_notes(exc.message, notes)
+            raise
+        except Exception as exc:
+            raise InputError(
+                _with_notes(f"cannot parse the PDF ({exc.__class__.__name__}: {exc})", notes),
+                where=str(path),
+            ) from None
+    if notes:
+        _log.debug("%s: read after pypdf repaired it: %s", path, "; ".join(notes))
+    return result
+
+
+def _read_pdf_pages(path: Path) -> tuple[str, str, list[tuple[int, int]]]:
     from pypdf import PdfReader
     from pypdf.errors import FileNotDecryptedError, PdfReadError
 
