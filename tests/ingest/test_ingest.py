@@ -325,3 +325,77 @@ def test_preview_chunks_uses_first_documents(corpus: Path):
     assert stats.documents == 2
     assert 0 < len(sample) <= 3
     assert all(c.n_tokens <= 64 for c in sample)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "said"),
+    [
+        ("header.csv", "text,id\n", "has no rows: only a header line (text, id)"),
+        ("header.tsv", "text\tid\n", "has no rows: only a header line (text, id)"),
+        ("zero.csv", "", "empty: no columns and no rows"),
+        ("blank.jsonl", "  \n", "empty: no columns and no rows"),
+    ],
+)
+def test_dataset_without_rows_says_so_and_how_to_fix(
+    tmp_path: Path, name: str, content: str, said: str
+):
+    """Not "has no text column 'text'; available columns: " with nothing listed."""
+    (tmp_path / name).write_text(content)
+    for read in (
+        lambda: list(load_dataset_rows(SourcesConfig(dataset=name), tmp_path)),
+        lambda: preview_dataset(name, base_dir=tmp_path),
+    ):
+        with pytest.raises(InputError) as err:
+            read()
+        assert said in err.value.message
+        assert "available columns" not in err.value.message
+        assert err.value.where.endswith(name)
+        assert "sources.text_column" in err.value.hint and "sources.dataset" in err.value.hint
+
+
+def broken_pdfs(folder: Path) -> dict[str, Path]:
+    """Real damaged PDFs: a repairable bad xref offset, a cut-off file, junk with a PDF header."""
+    good = make_pdf(folder / "good.pdf", [sentences("forklift")])
+    data = good.read_bytes()
+    start = data.rindex(b"startxref")
+    (folder / "badxref.pdf").write_bytes(data[:start] + b"startxref\n99999\n%%EOF\n")
+    (folder / "cut.pdf").write_bytes(data[: len(data) // 2])
+    (folder / "junk.pdf").write_bytes(b"%PDF-1.4\n" + random.Random(1).randbytes(500))
+    (folder / "noise.pdf").write_bytes(random.Random(0).randbytes(3000))
+    return {p.name: p for p in folder.glob("*.pdf")}
+
+
+def test_pypdf_warnings_do_not_reach_the_terminal(
+    tmp_path: Path, capfd: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture
+):
+    """pypdf's notes land in the skip reason of the file they concern, nothing on stderr."""
+    import logging
+
+    pdfs = broken_pdfs(tmp_path)
+    with caplog.at_level(logging.DEBUG, logger="engine.ingest"):
+        repaired = read_file(pdfs["badxref.pdf"], tmp_path)  # pypdf repairs it: kept, quietly
+    assert "forklift rule number 0" in repaired.text
+    assert any("startxref" in r.getMessage() for r in caplog.records)  # there were notes
+    for name in ("cut.pdf", "junk.pdf", "noise.pdf"):
+        with pytest.raises(InputError) as err:
+            read_file(pdfs[name], tmp_path)
+        assert err.value.where.endswith(name)
+        assert "pypdf: " in err.value.message and "EOF marker not found" in err.value.message
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == ""
+    # under pytest a root handler exists, so check no pypdf record escaped to it either
+    assert not [r for r in caplog.records if r.name.startswith("pypdf")]
+
+
+def test_pypdf_notes_are_kept_per_file_and_logging_restored(tmp_path: Path):
+    import logging
+
+    pdfs = broken_pdfs(tmp_path)
+    with pytest.raises(InputError) as err:
+        read_file(pdfs["noise.pdf"], tmp_path)
+    assert "invalid pdf header" in err.value.message
+    with pytest.raises(InputError) as err:
+        read_file(pdfs["cut.pdf"], tmp_path)
+    assert "invalid pdf header" not in err.value.message  # not the previous file's notes
+    logger = logging.getLogger("pypdf")
+    assert logger.propagate and not logger.handlers
