@@ -1,0 +1,313 @@
+"""The CLI on bad input: a named error and the fix, the documented exit code, never "this is a bug".
+
+Every test calls ``engine.cli.main`` for real, as a user would type the command.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+from llm_server import FakeLlmServer
+
+from engine.cli import main
+from engine.config import RunConfig
+from engine.core.errors import EXIT_CODES
+from engine.core.events import RunFailed, StageFinished
+from engine.core.records import Chunk, chunk_id_for, write_chunks
+from engine.core.workspace import Workspace
+
+BAD_CONFIG, BAD_INPUT = EXIT_CODES["config"], EXIT_CODES["input"]
+
+
+def said(capsys: pytest.CaptureFixture[str]) -> str:
+    """stderr with rich's line wrapping undone, and a check that it is not a crash report."""
+    err = " ".join(capsys.readouterr().err.split())
+    assert "this is a bug" not in err and "Traceback" not in err
+    return err
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    """A valid config whose workspace does not exist yet."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# A\n\nForklift batteries are charged in bay 3.\n")
+    path = tmp_path / "c.toml"
+    path.write_text('[run]\nname = "probe"\n[sources]\npaths = ["docs"]\n')
+    return path
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Workspace:
+    """A workspace that ran ingest (it has chunks and a config) but trained no model."""
+    ws = Workspace.create(tmp_path / "runs" / "probe")
+    RunConfig.from_dict({"run": {"name": "probe"}}).save(ws.config_path)
+    text = "Forklift batteries are charged in bay 3."
+    write_chunks(
+        ws.chunks_path,
+        [Chunk(chunk_id=chunk_id_for("a.md", text), doc_id="a.md", text=text, source="a.md")],
+    )
+    return ws
+
+
+# -- flags
+
+
+@pytest.mark.parametrize("dims", ["abc", "64,,32", "64,-8", ""])
+def test_eval_bad_dims_names_the_flag_and_the_form(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], dims: str
+) -> None:
+    assert main(["eval", "some-model", str(tmp_path), "--dims", dims]) == BAD_CONFIG
+    err = said(capsys)
+    assert "--dims" in err and "comma-separated positive integers" in err
+    assert "384,256,128,64" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["eval", "m", ".", "--batch-size", "0"], "--batch-size"),
+        (["ask", "WS", "q", "--top-k", "0"], "--top-k"),
+        (["ask", "WS", "q", "--dim", "-4"], "--dim"),
+        (["generate", "CFG", "--sample", "0"], "--sample"),
+    ],
+)
+def test_integer_flags_below_their_minimum_are_named(
+    config: Path, workspace: Workspace, capsys: pytest.CaptureFixture[str], argv, flag
+) -> None:
+    argv = [
+        {"WS": str(workspace.root), "CFG": str(config)}.get(a, a) for a in argv
+    ]  # real paths, so the flag is what is wrong
+    assert main(argv) == BAD_CONFIG
+    err = said(capsys)
+    assert flag in err and "an integer of at least 1" in err
+
+
+@pytest.mark.parametrize("item", ["embedder.epochs", "=3", "epochs=2", "run.name.x=1"])
+def test_bad_set_values_name_set_and_the_form(
+    config: Path, capsys: pytest.CaptureFixture[str], item: str
+) -> None:
+    assert main(["run", str(config), "--set", item]) == BAD_CONFIG
+    err = said(capsys)
+    assert "--set" in err and "section.key" in err
+
+
+def test_set_with_a_wrong_type_names_the_setting(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", str(config), "--set", "embedder.epochs=many"]) == BAD_CONFIG
+    assert "embedder.epochs" in said(capsys)
+
+
+@pytest.mark.parametrize("stages", ["foo", "ingest,trian", ",", ""])
+def test_unknown_stages_are_refused_before_anything_is_written(
+    config: Path, capsys: pytest.CaptureFixture[str], stages: str
+) -> None:
+    assert main(["run", str(config), "--stages", stages]) == BAD_CONFIG
+    err = said(capsys)
+    assert "--stages" in err and "ingest,generate,prepare" in err
+    assert not (config.parent / "runs").exists()
+
+
+# -- config files and workspaces
+
+
+def test_missing_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nope.toml"
+    assert main(["run", str(missing)]) == BAD_CONFIG
+    err = said(capsys)
+    assert f"{missing}: config file not found" in err and "ragtune init" in err
+
+
+def test_bad_toml_names_file_line_and_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[run]\nname = probe\n")
+    assert main(["run", str(bad)]) == BAD_CONFIG
+    err = said(capsys)
+    assert f"{bad}: not valid TOML" in err and "line 2" in err
+    assert "ragtune init" in err
+
+
+def test_config_that_is_not_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bin.toml"
+    bad.write_bytes(b"\xff\xfe\x00[run]")
+    assert main(["run", str(bad)]) == BAD_CONFIG
+    assert "not a text file" in said(capsys)
+
+
+@pytest.mark.parametrize("command", ["run", "status", "export"])
+def test_folder_that_is_not_a_workspace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    assert main([command, str(folder)]) == BAD_INPUT
+    err = said(capsys)
+    assert f"{folder}: not a ragtune workspace" in err and "runs/<name>" in err
+
+
+def test_ask_on_a_folder_that_is_not_a_workspace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["ask", str(tmp_path), "where are batteries charged?"]) == BAD_INPUT
+    assert "not a ragtune workspace" in said(capsys)
+
+
+def test_status_of_a_missing_workspace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", str(tmp_path / "gone")]) == BAD_INPUT
+    assert "no such workspace" in said(capsys)
+
+
+def test_status_of_a_config_that_never_ran(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["status", str(config)]) == BAD_INPUT
+    err = said(capsys)
+    assert "has not run yet" in err and f"ragtune run {config}" in err
+
+
+def test_ask_without_a_trained_model(
+    workspace: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["ask", str(workspace.root), "where are batteries charged?"]) == BAD_INPUT
+    err = said(capsys)
+    assert "no trained model in this workspace" in err and "ragtune run" in err
+
+
+def test_export_without_a_trained_model(
+    workspace: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["export", str(workspace.root)]) == BAD_INPUT
+    err = said(capsys)
+    assert "no trained embedder" in err and "ragtune run" in err
+
+
+# -- what the user reads on the way
+
+
+@pytest.mark.parametrize(("usd", "price"), [(None, "unknown price"), (1.2345, "about $1.23")])
+def test_generate_sample_prints_a_readable_estimate(
+    config: Path, capsys: pytest.CaptureFixture[str], monkeypatch, usd, price
+) -> None:
+    from engine import api
+    from engine.generate.llm_cost import CostEstimate
+
+    estimate = CostEstimate(
+        calls=180, input_tokens=72_000, output_tokens=54_000, usd=usd, note="model openai/x"
+    )
+    monkeypatch.setattr(api, "sample_generation", lambda cfg, k=None: ([], estimate))
+    assert main(["generate", str(config), "--sample", "2"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "CostEstimate(" not in out
+    for text in ("calls", "input tokens", "output tokens", "180", "~72,000", "~54,000", price):
+        assert text in out
+    assert "model openai/x" in out
+
+
+def render(*events) -> str:
+    from rich.console import Console
+
+    from engine.render import RichRenderer
+
+    buf = io.StringIO()
+    renderer = RichRenderer(Console(file=buf, width=200, color_system=None))
+    for event in events:
+        renderer(event)
+    renderer.close()
+    return buf.getvalue()
+
+
+def test_run_failed_names_the_stage_or_the_run() -> None:
+    assert "failed in stage generate: boom" in render(RunFailed(stage="generate", error="boom"))
+    out = render(RunFailed(stage="", error="lock held"))
+    assert "failed in run: lock held" in out and "failed in :" not in out
+
+
+def test_generate_bar_counts_failed_chunks_by_reason() -> None:
+    summary = {
+        "chunks": 180,
+        "done": 158,
+        "failed": 22,
+        "failures_by_reason": {"malformed_json": 10, "timeout": 12},
+    }
+    out = render(StageFinished(stage="generate", seconds=3.0, summary=summary))
+    assert "158/180" in out and "22 failed (timeout 12, malformed_json 10)" in out
+
+    from engine.render import generation_failures
+
+    assert generation_failures(summary) == (
+        "generate: 22 of 180 chunks failed (timeout 12, malformed_json 10); "
+        "the next run retries them"
+    )
+    assert generation_failures({"chunks": 3, "failed": 0}) == ""
+
+
+def llm_config(tmp_path: Path, url: str, minilm: Path, **generation) -> Path:
+    docs = tmp_path / "docs"
+    docs.mkdir(exist_ok=True)
+    for name in ("forklift", "reefer", "invoice", "dock"):
+        (docs / f"{name}.md").write_text(
+            f"# {name.title()}\n\n"
+            + " ".join(f"The {name} rule {i} asks for {i + 2} checks." for i in range(6))
+        )
+    path = tmp_path / "llm.toml"
+    data = {
+        "run": {"name": "gen"},
+        "sources": {"paths": ["docs"]},
+        "chunking": {"max_tokens": 64, "overlap_tokens": 0, "min_tokens": 4},
+        "embedder": {"base_model": str(minilm)},
+        "generation": {
+            "generator": "litellm",
+            **generation,
+            "llm": {
+                "model": "openai/fake",
+                "api_base": url,
+                "max_retries": 0,
+                "timeout": 5.0,
+                "dedup_threshold": 1.0,
+            },
+        },
+    }
+    import tomli_w
+
+    path.write_text(tomli_w.dumps(data))
+    return path
+
+
+def fail_first(n: int):
+    """The first ``n`` requests get a 500; with max_retries=0 those chunks fail."""
+    counter = itertools.count()
+    return lambda attempt, body: "500" if next(counter) < n else None
+
+
+def test_run_shows_generation_failures_by_reason(
+    tmp_path: Path, minilm_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with FakeLlmServer(fault=fail_first(2)) as server:
+        path = llm_config(tmp_path, server.url, minilm_path, max_failed_share=0.9)
+        assert main(["run", str(path), "--stages", "ingest,generate"]) == 0
+    err = said(capsys)
+    state = json.loads((tmp_path / "runs" / "gen" / ".state" / "generate.json").read_text())
+    chunks = state["summary"]["chunks"]
+    assert state["summary"]["failed"] == 2 and chunks > 2
+    assert f"generate: 2 of {chunks} chunks failed (server_error 2); the next run retries them" in (
+        err
+    )
+    assert f"{chunks - 2}/{chunks} chunks 2 failed (server_error 2)" in err
+
+
+def test_run_over_the_failure_threshold_exits_non_zero_naming_generate(
+    tmp_path: Path, minilm_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with FakeLlmServer(fault=fail_first(1000)) as server:
+        path = llm_config(tmp_path, server.url, minilm_path, max_failed_share=0.1)
+        assert main(["run", str(path), "--stages", "ingest,generate"]) == EXIT_CODES["error"]
+    err = said(capsys)
+    assert "failed in stage generate:" in err and "generation.max_failed_share" in err
+    assert "server_error" in err
