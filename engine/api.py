@@ -118,20 +118,23 @@ def sample_generation(
     Returns the rows and, for the LLM generator, the cost estimate of the full run.
     Needs the ingest stage done (it runs it when missing).
     """
+    from engine.core.errors import ConfigError
     from engine.core.records import read_chunks
 
+    if k is not None and k < 1:
+        raise ConfigError("sample size", k, "a whole number of at least 1")
     ws = open_workspace(cfg)
     if not ws.chunks_path.exists():
         run_pipeline(cfg, stages=["ingest"])
     chunks = read_chunks(ws.chunks_path)
-    k = k or cfg.generation.llm.sample_size
+    k = k if k is not None else cfg.generation.llm.sample_size
     if cfg.generation.resolved == "litellm":
         from engine.generate.llm import sample_rows
-        from engine.generate.llm_cost import estimate_cost
+        from engine.generate.llm_cost import estimate_workspace_cost
 
-        return sample_rows(cfg, ws, chunks, k=k, api_key=api_key), estimate_cost(
-            chunks, cfg.generation.llm
-        )
+        rows = sample_rows(cfg, ws, chunks, k=k, api_key=api_key)
+        # After sampling: the prompts the full run will send, as written to the workspace.
+        return rows, estimate_workspace_cost(chunks, cfg.generation.llm, ws.prompts_dir)
     from engine.generate.llm import spread_sample
     from engine.generate.llm_free import DocumentFrequencies, LlmFreeGenerator
 

@@ -15,7 +15,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from engine.core.errors import EXIT_CODES, Cancelled, ConfigError, InputError, RagtuneError
+from engine.core.errors import (
+    EXIT_CODES,
+    Cancelled,
+    ConfigError,
+    ConfigFileError,
+    InputError,
+    RagtuneError,
+)
 from engine.core.quiet import quiet_libraries
 
 
@@ -41,12 +48,6 @@ def _install_cancel(cancel: threading.Event) -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, handler)
         signal.signal(signal.SIGTERM, handler)
-
-
-class ConfigFileError(RagtuneError):
-    """The config file itself is missing or unreadable (not one setting in it): exit 2."""
-
-    exit_code = EXIT_CODES["config"]
 
 
 def _config_path(path: str) -> Path:
@@ -537,23 +538,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except Cancelled as exc:
-        err.print(f"[yellow]{exc}[/]")
+        err.print(f"[yellow]{exc}[/]", soft_wrap=True)
         return EXIT_CODES["cancelled"]
     except RagtuneError as exc:
         if args.debug:
             raise
         where = f"{exc.where}: " if exc.where else ""
-        err.print(f"[red]error:[/] {escape(where + exc.message)}")
+        err.print(f"[red]error:[/] {escape(where + exc.message)}", soft_wrap=True)
         if exc.hint:
-            err.print(f"[cyan]fix:[/] {escape(exc.hint)}")
+            err.print(f"[cyan]fix:[/] {escape(exc.hint)}", soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
-        err.print("[yellow]interrupted; finished work is kept in the workspace[/]")
+        err.print("[yellow]interrupted; finished work is kept in the workspace[/]", soft_wrap=True)
         return EXIT_CODES["cancelled"]
     except Exception as exc:
         if args.debug:
             raise
-        err.print(f"[red]error:[/] {escape(f'{type(exc).__name__}: {exc}')}")
+        err.print(f"[red]error:[/] {escape(f'{type(exc).__name__}: {exc}')}", soft_wrap=True)
         err.print(
             "[cyan]fix:[/] this is a bug or an unexpected input; rerun with --debug for details"
         )

@@ -246,7 +246,9 @@ class Pipeline:
 
 
 def _failed_calls(summary: Any) -> str:
-    reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary.failures_by_reason.items()))
+    from engine.generate.base import failure_reasons
+
+    reasons = failure_reasons(summary.failures_by_reason)
     return f"{summary.failed} chunks failed" + (f" ({reasons})" if reasons else "")
 
 

@@ -21,6 +21,7 @@ from engine.core.events import (
 from engine.core.events import (
     Progress as ProgressEvent,
 )
+from engine.generate.base import failure_reasons
 
 
 class RichRenderer:
@@ -123,10 +124,7 @@ def _failed_count(summary: dict[str, Any]) -> int:
 
 
 def _reasons(summary: dict[str, Any]) -> str:
-    """``timeout 12, bad_json 10``: most frequent reason first, so the cause is read first."""
-    by_reason = summary.get("failures_by_reason") or {}
-    items = sorted(by_reason.items(), key=lambda kv: (-int(kv[1]), str(kv[0])))
-    return ", ".join(f"{k} {v}" for k, v in items)
+    return failure_reasons(summary.get("failures_by_reason") or {})
 
 
 def failed_note(summary: dict[str, Any]) -> str:
@@ -153,19 +151,29 @@ def generation_failures(summary: dict[str, Any]) -> str:
 
 
 def metrics_table(rows: list[dict[str, Any]], title: str = "") -> Table:
-    """The base vs fine-tuned table, changes coloured: what the user came for."""
+    """Base, base + rotation (when measured) and fine-tuned, changes coloured: what the user
+    came for, with the change that training itself earned beside the raw one."""
+    rotated = any("base_rotated" in r for r in rows)
     table = Table(title=title or None)
-    for col in ("dim", "metric", "base", "fine-tuned", "change"):
-        table.add_column(col, justify="right" if col != "metric" else "left")
+    columns = ["dim", "metric", "base"]
+    columns += ["base + rotation"] if rotated else []
+    columns += ["fine-tuned", "vs base"] + (["vs base + rotation"] if rotated else [])
+    for col in columns:
+        table.add_column(col, justify="left" if col == "metric" else "right")
+
+    def change(rel: float | None) -> str:
+        if rel is None:
+            return "n/a"
+        colour = "green" if rel > 0.0005 else "red" if rel < -0.0005 else "white"
+        return f"[{colour}]{rel * 100:+.1f}%[/]"
+
     for r in rows:
-        rel = r.get("rel_change")
-        change = "n/a" if rel is None else f"{rel * 100:+.1f}%"
-        colour = "green" if (rel or 0) > 0.0005 else "red" if (rel or 0) < -0.0005 else "white"
-        table.add_row(
-            str(r["dim"]),
-            r["metric"],
-            f"{r['base']:.4f}",
-            f"{r['tuned']:.4f}",
-            f"[{colour}]{change}[/]",
-        )
+        cells = [str(r["dim"]), r["metric"], f"{r['base']:.4f}"]
+        if rotated:
+            mid = r.get("base_rotated")
+            cells.append("" if mid is None else f"{mid:.4f}")
+        cells += [f"{r['tuned']:.4f}", change(r.get("rel_change"))]
+        if rotated:
+            cells.append(change(r.get("rel_change_vs_rotated")))
+        table.add_row(*cells)
     return table

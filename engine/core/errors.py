@@ -34,6 +34,12 @@ class ConfigError(RagtuneError):
         self.allowed = allowed
 
 
+class ConfigFileError(RagtuneError):
+    """The config file itself is missing or unreadable (not one setting in it)."""
+
+    exit_code = 2
+
+
 class InputError(RagtuneError):
     """A source file or dataset cannot be used."""
 

@@ -120,7 +120,16 @@ def _generate_inputs(cfg: RunConfig) -> dict[str, Any]:
         out.update(_prompt_files(cfg))
     else:
         _flatten("generation.llm_free", gen.llm_free.result_settings(), out)
+    out["sample review"] = _review(cfg)
     return out
+
+
+def _review(cfg: RunConfig) -> str:
+    """The reviewed sample rows: rejecting or editing one changes what generation writes."""
+    from engine.core.workspace import Workspace
+    from engine.generate.review import load_review, review_digest
+
+    return review_digest(load_review(Workspace(cfg.workspace_dir)))
 
 
 def _benchmark_files(cfg: RunConfig) -> dict[str, Any]:

@@ -43,3 +43,9 @@ class Generator(Protocol):
         events: Emitter,
         cancel: threading.Event | None = None,
     ) -> GenerationSummary: ...
+
+
+def failure_reasons(by_reason: dict[str, int]) -> str:
+    """``timeout 12, bad_json 10``: most frequent reason first, so the cause is read first."""
+    items = sorted(by_reason.items(), key=lambda kv: (-int(kv[1]), str(kv[0])))
+    return ", ".join(f"{k} {v}" for k, v in items)

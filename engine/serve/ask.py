@@ -246,6 +246,11 @@ def _build(ws: Workspace, which: str, device: str | None) -> Searcher:
         # retriever, so it is not even loaded.
         weight = float(settings.get("fusion_weight", 0.0))
         notes = []
+        if not (ws.embedder_dir / "modules.json").exists():
+            notes.append(
+                "no fine-tuned embedder in this workspace yet: results come from the base "
+                f"model {cfg.embedder.base_model}"
+            )
         if reranker and weight <= 0:
             notes.append(
                 "the fine-tuned reranker did not beat the retriever on held-out queries, "
