@@ -61,3 +61,22 @@ def append_rotation(model: SentenceTransformer, rotation: np.ndarray) -> None:
         init_weight=torch.from_numpy(rotation),
     )
     model.append(layer.to(model.device))
+
+
+def rotate_for_corpus(
+    model: SentenceTransformer,
+    texts: Sequence[str],
+    *,
+    batch_size: int,
+    document_prompt: str | None,
+    seed: int,
+) -> SentenceTransformer:
+    """Fit the rotation on the run's passages and append it: the one recipe both the
+    fine-tuned model and the untrained base + rotation baseline get."""
+    append_rotation(
+        model,
+        fit_rotation(
+            model, list(texts), batch_size=batch_size, document_prompt=document_prompt, seed=seed
+        ),
+    )
+    return model

@@ -18,9 +18,8 @@ from engine.data.prepare import Prepared, load_prepared
 from engine.training.arguments import (
     checkpointing_argument,
     common_arguments,
-    last_checkpoint,
-    quiet,
     reset_stale_checkpoints,
+    train_resuming,
 )
 from engine.training.callbacks import EventsCallback
 
@@ -259,11 +258,7 @@ def train_embedder(
         evaluator=evaluator,
         callbacks=[callback],
     )
-    quiet(trainer)
-    resume = last_checkpoint(out_dir)
-    if resume:
-        events.info(f"resuming from {Path(resume).name}")
-    trainer.train(resume_from_checkpoint=resume)
+    train_resuming(trainer, out_dir, events, "training")
     if callback.cancelled:
         raise Cancelled(
             "training stopped; the last checkpoint is kept and `ragtune run` resumes it"
@@ -278,18 +273,15 @@ def train_embedder(
         )
         soup(model, base, ecfg.soup_alpha)
     if ecfg.corpus_rotation:
-        from engine.embedder.rotation import append_rotation, fit_rotation
+        from engine.embedder.rotation import rotate_for_corpus
 
         events.info("fitting the corpus rotation for truncated sizes")
-        append_rotation(
+        rotate_for_corpus(
             model,
-            fit_rotation(
-                model,
-                list(prepared.corpus.values()),
-                batch_size=cfg.eval.batch_size,
-                document_prompt=prompts.get("positive"),
-                seed=ecfg.seed,
-            ),
+            prepared.corpus.values(),
+            batch_size=cfg.eval.batch_size,
+            document_prompt=prompts.get("positive"),
+            seed=ecfg.seed,
         )
     attach_prompts(model, ecfg)
     if trainer.is_world_process_zero():

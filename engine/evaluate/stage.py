@@ -38,22 +38,18 @@ def load_benchmark(cfg: RunConfig, ws: Workspace, events: Emitter) -> Any:
 def rotated_base(cfg: RunConfig, prepared: Any, prompts: dict[str, str], device: str) -> Any:
     """The base model with the same corpus rotation the fine-tuned one gets, untrained: the
     baseline that shows what training itself added at truncated sizes."""
-    from engine.embedder.rotation import append_rotation, fit_rotation
+    from engine.embedder.rotation import rotate_for_corpus
 
     model = load_embedder(
         cfg.embedder.base_model, device=device, trust_remote_code=cfg.embedder.trust_remote_code
     )
-    append_rotation(
+    return rotate_for_corpus(
         model,
-        fit_rotation(
-            model,
-            list(prepared.corpus.values()),
-            batch_size=cfg.eval.batch_size,
-            document_prompt=prompts.get("positive"),
-            seed=cfg.embedder.seed,
-        ),
+        prepared.corpus.values(),
+        batch_size=cfg.eval.batch_size,
+        document_prompt=prompts.get("positive"),
+        seed=cfg.embedder.seed,
     )
-    return model
 
 
 def run_evaluate(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, Any]:

@@ -34,9 +34,8 @@ from engine.reranker.evaluate import (
 from engine.reranker.negatives import NegativesResult, collect_negatives
 from engine.training.arguments import (
     common_arguments,
-    last_checkpoint,
-    quiet,
     reset_stale_checkpoints,
+    train_resuming,
 )
 from engine.training.callbacks import EventsCallback
 
@@ -200,12 +199,8 @@ def train_reranker(
         evaluator=evaluator,
         callbacks=[callback],
     )
-    quiet(trainer)
-    resume = last_checkpoint(output_dir)
-    if resume:
-        events.info(f"resuming reranker training from {Path(resume).name}")
     started = time.monotonic()
-    trainer.train(resume_from_checkpoint=resume)
+    resume = train_resuming(trainer, output_dir, events, "reranker training")
     if callback.cancelled:
         raise Cancelled("reranker training stopped; the last checkpoint is kept for a resume")
     state = trainer.state

@@ -95,3 +95,14 @@ def quiet(trainer: Any) -> Any:
 
     trainer.remove_callback(PrinterCallback)
     return trainer
+
+
+def train_resuming(trainer: Any, output_dir: Path, events: Any, what: str) -> str | None:
+    """Run ``trainer`` from its last complete checkpoint in ``output_dir``, saying so; the
+    printer callback is removed first since logs reach the user as events."""
+    quiet(trainer)
+    resume = last_checkpoint(output_dir)
+    if resume:
+        events.info(f"resuming from {Path(resume).name} ({what})")
+    trainer.train(resume_from_checkpoint=resume)
+    return resume
