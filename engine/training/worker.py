@@ -39,28 +39,42 @@ class DistributedCancel(threading.Event):
     the answer is the MAX over ranks of "a signal arrived or the cancel file exists".
     """
 
-    def __init__(self, flag: Path | None = None) -> None:
+    def __init__(self, flag: Path | None = None, every: int = 10) -> None:
         super().__init__()
         self.flag = flag
+        # The all-reduce syncs the host with the GPU; every rank calls is_set once per step,
+        # so asking every ``every``-th call keeps the ranks agreed at a tenth of the stalls.
+        self.every = max(1, every)
+        self._calls = 0
+        self._agreed = False
 
     def is_set(self) -> bool:
         local = super().is_set() or (self.flag is not None and self.flag.exists())
         import torch.distributed as dist
 
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            import torch
+        if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            if local:
+                super().set()
+            return local
+        if self._agreed:
+            return True
+        # Every rank counts the same calls, so all of them ask on the same step.
+        self._calls += 1
+        if self._calls % self.every:
+            return False
+        import torch
 
-            device = (
-                torch.device("cuda", torch.cuda.current_device())
-                if dist.get_backend() == "nccl"
-                else torch.device("cpu")
-            )
-            flag = torch.tensor([1 if local else 0], device=device)
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            local = bool(flag.item())
-        if local:
+        device = (
+            torch.device("cuda", torch.cuda.current_device())
+            if dist.get_backend() == "nccl"
+            else torch.device("cpu")
+        )
+        flag = torch.tensor([1 if local else 0], device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        self._agreed = bool(flag.item())
+        if self._agreed:
             super().set()
-        return local
+        return self._agreed
 
 
 def install_signals(cancel: threading.Event) -> None:
