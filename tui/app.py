@@ -17,6 +17,7 @@ from textual.screen import Screen
 from engine.config import RunConfig
 from engine.core.errors import RagtuneError
 from engine.core.workspace import Workspace
+from themes import BUNDLED_DIR
 from tui.commands import WizardCommands
 from tui.engine_client import EngineClient
 from tui.screens.chunking import ChunkingScreen
@@ -36,6 +37,7 @@ from tui.widgets.step_bar import STEP_NAMES
 
 class RagtuneApp(App[int]):
     TITLE = "ragtune"
+    CSS_PATH = BUNDLED_DIR / "wizard.tcss"
     MODES: ClassVar[dict[str, type[Screen]]] = {
         "start": StartScreen,
         "sources": SourcesScreen,
@@ -53,10 +55,24 @@ class RagtuneApp(App[int]):
         Binding("f1", "help", "Help", id="app.help", tooltip="Keys and tips for this step"),
         Binding("f2", "back", "Back", id="app.back", tooltip="Previous step"),
         Binding("f3", "next", "Next", id="app.next", tooltip="Next step (checks this one first)"),
+        # Save and Quit stay off the footer so each step's own keys fit at 80 columns;
+        # F1 help and the command palette (ctrl+p) list them with every other binding.
         Binding(
-            "ctrl+s", "save_config", "Save", id="app.save", tooltip="Write config.toml to the run"
+            "ctrl+s",
+            "save_config",
+            "Save",
+            id="app.save",
+            tooltip="Write config.toml to the run",
+            show=False,
         ),
-        Binding("ctrl+q", "quit", "Quit", id="app.quit", tooltip="Quit; a training run continues"),
+        Binding(
+            "ctrl+q",
+            "quit",
+            "Quit",
+            id="app.quit",
+            tooltip="Quit; a training run continues",
+            show=False,
+        ),
     ]
 
     def __init__(

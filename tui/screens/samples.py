@@ -108,7 +108,7 @@ class SamplesScreen(WizardScreen):
         Binding(
             "f6",
             "generate_all",
-            "Generate all",
+            "Generate",
             id="samples.all",
             tooltip="Start the full generation in the background",
             priority=True,

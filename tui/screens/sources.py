@@ -28,6 +28,7 @@ from textual.widgets._tree import TreeNode
 from tui.engine_client import ScanResult
 from tui.messages import WorkResult
 from tui.screens.base import WizardScreen
+from tui.widgets.tickbox import TickBox
 
 FILE_TYPES = {"pdf": ("pdf",), "docx": ("docx",), "md": ("md", "markdown"), "txt": ("txt",)}
 
@@ -53,6 +54,19 @@ class PickTree(DirectoryTree):
         if node.data is not None and Path(node.data.path).resolve() in self.picked:
             return Text("✓ ", style="bold green") + label
         return label
+
+    def refresh_marks(self) -> None:
+        """Repaint every loaded node now that the picked set changed.
+
+        Tree caches each rendered line by the node's update count, so a plain
+        ``refresh()`` repaints the cached label without the new mark; ``node.refresh()``
+        bumps that count.
+        """
+        stack = [self.root]
+        while stack:
+            node = stack.pop()
+            node.refresh()
+            stack.extend(node.children)
 
 
 class SourcesScreen(WizardScreen):
@@ -105,7 +119,7 @@ class SourcesScreen(WizardScreen):
                 with Vertical(id="files-side"):
                     with Horizontal(id="types"):
                         for t in FILE_TYPES:
-                            yield Checkbox(t, value=True, id=f"type-{t}", compact=True)
+                            yield TickBox(t, value=True, id=f"type-{t}", compact=True)
                     yield Static("", id="picked")
                     yield DataTable(id="scan-table", zebra_stripes=True)
             with TabPane("Dataset", id="dataset-pane"):
@@ -155,7 +169,7 @@ class SourcesScreen(WizardScreen):
             self.picked.remove(path)
         else:
             self.picked.add(path)
-        self.query_one(PickTree).refresh()
+        self.query_one(PickTree).refresh_marks()
         self.show_picked()
 
     def action_pick(self) -> None:

@@ -18,6 +18,7 @@ from textual.widgets import Checkbox, Input, Label, Select, Static
 
 from engine.config.base import Section
 from engine.core.errors import ConfigError
+from tui.widgets.tickbox import TickBox
 
 
 def _kind(tp: Any) -> str:
@@ -121,7 +122,7 @@ class ConfigForm(Vertical):
             help_text = self._help.get(name, "")
             control: Widget
             if kind == "bool":
-                control = Checkbox(value=bool(value), id=self._control_id(name), compact=True)
+                control = TickBox(value=bool(value), id=self._control_id(name), compact=True)
             elif f.metadata.get("choices"):
                 options = [(str(c), c) for c in f.metadata["choices"]]
                 control = Select(
