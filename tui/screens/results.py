@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane
 from engine.evaluate.results import RERANK_METRICS, Results, SuiteResult
 from tui.messages import WorkResult
 from tui.screens.base import WizardScreen
-from tui.widgets.plots import BarChart
+from tui.widgets.plots import GroupedBars
 
 if TYPE_CHECKING:
     from engine.serve.ask import AskResult
@@ -46,8 +46,8 @@ class ResultsScreen(WizardScreen):
     DEFAULT_CSS = """
     ResultsScreen TabbedContent { height: 1fr; }
     ResultsScreen #emb-pane > Horizontal { height: 1fr; }
-    ResultsScreen #emb-table { width: 3fr; }
-    ResultsScreen #dim-chart { width: 2fr; }
+    ResultsScreen #emb-table { width: auto; max-width: 72%; }
+    ResultsScreen #dim-chart { width: 1fr; min-width: 22; max-width: 60; }
     ResultsScreen .suite-title { height: 1; color: $text-muted; }
     ResultsScreen #rr-title { height: auto; max-height: 4; }
     ResultsScreen #ask-row { height: 1; }
@@ -70,7 +70,7 @@ class ResultsScreen(WizardScreen):
                 yield Static("", id="heldout-title", classes="suite-title")
                 with Horizontal():
                     yield DataTable(id="emb-table", zebra_stripes=True, cursor_type="row")
-                    yield BarChart(id="dim-chart")
+                    yield GroupedBars(id="dim-chart")
             with TabPane("Benchmark", id="bench-pane"), Vertical():
                 yield Static("", id="bench-title", classes="suite-title")
                 yield DataTable(id="bench-table", zebra_stripes=True, cursor_type="row")
@@ -156,8 +156,8 @@ class ResultsScreen(WizardScreen):
         primary = res.primary_metric
         if chart_suite is not None:
             points = chart_suite.primary(primary)
-            groups = {"base ░": [b for _, b, _ in points], "tuned █": [t for _, _, t in points]}
-            self.query_one(BarChart).show_grouped(
+            groups = {"base": [b for _, b, _ in points], "tuned": [t for _, _, t in points]}
+            self.query_one(GroupedBars).show_grouped(
                 [str(d) for d, _, _ in points], groups, f"{primary} by dim ({chart_suite.name})"
             )
         self.show_reranker()

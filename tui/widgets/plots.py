@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.content import Content
 from textual.widgets import Label, Sparkline, Static
 from textual_plotext import PlotextPlot
 
@@ -81,6 +82,69 @@ class BarChart(PlotextPlot):
             plt.multiple_bar(positions, [list(v) for v in groups.values()], labels=list(groups))
             self._ticks(labels)
         self.refresh()
+
+
+class GroupedBars(Static):
+    """Horizontal bars, one line per series within each group, legend as a caption line.
+
+    Drawn as text rather than with plotext: the legend never covers a bar, groups stay
+    apart at any width, and each series has its own glyph (``░`` base, ``█`` tuned), so the
+    chart reads under NO_COLOR and in 16 colours as well as in a full theme.
+    """
+
+    DEFAULT_CSS = """
+    GroupedBars { height: auto; min-height: 4; padding: 0 1; }
+    """
+    GLYPHS = ("░", "█", "▒", "▓")
+    STYLES = ("$text-muted", "$primary", "$accent", "$secondary")
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("", id=id)
+        self._data: tuple[str, list[str], dict[str, list[float]]] = ("", [], {})
+
+    def show_grouped(
+        self, labels: Sequence[str], groups: dict[str, Sequence[float]], title: str
+    ) -> None:
+        self._data = (title, list(labels), {k: list(v) for k, v in groups.items()})
+        self.update(self.build(self.content_size.width or 40))
+
+    def on_resize(self) -> None:
+        self.update(self.build(self.content_size.width or 40))
+
+    def build(self, width: int) -> Content:
+        """The chart as text for ``width`` cells: title, legend, then each group's bars."""
+        title, labels, groups = self._data
+        lines: list[Content] = [Content.styled(title, "bold")]
+        names = list(groups)
+        legend = [
+            Content.styled(f"{self.GLYPHS[i % 4] * 2} {name}", self.STYLES[i % 4])
+            for i, name in enumerate(names)
+        ]
+        lines.append(Content("  ").join(legend))
+        values = [v for series in groups.values() for v in series]
+        if not labels or not values:
+            return Content("\n").join(lines)
+        top = max(values) or 1.0
+        label_w = max(len(label) for label in labels)
+        bar_w = max(4, width - label_w - 8)
+        for g, label in enumerate(labels):
+            for i, name in enumerate(names):
+                series = groups[name]
+                value = series[g] if g < len(series) else None
+                head = label.rjust(label_w) if i == 0 else " " * label_w
+                if value is None:
+                    bar, shown = "", "   –"
+                else:
+                    bar = self.GLYPHS[i % 4] * max(1, round(value / top * bar_w))
+                    shown = f"{value:.3f}"
+                lines.append(
+                    Content.assemble(
+                        (head + " ", "$text-muted"),
+                        (bar, self.STYLES[i % 4]),
+                        f" {shown}",
+                    )
+                )
+        return Content("\n").join(lines)
 
 
 class GpuPanel(Vertical):
