@@ -119,6 +119,17 @@ class EngineClient:
         chunks, stats = preview_chunks(cfg, limit_docs=50, sample=5)
         return ChunkPreview(chunks=list(chunks), stats=stats)
 
+    def llm_ready(self) -> bool:
+        from engine.generate.llm_connection import llm_ready
+
+        return llm_ready()
+
+    def warm_llm(self) -> float:
+        """Import litellm now (seconds, once per process) so the first test or sample is quick."""
+        from engine.generate.llm_connection import warm_up
+
+        return warm_up()
+
     def test_connection(self, llm: LlmConfig, api_key: str | None) -> ConnectionResult:
         from engine.generate.llm_connection import test_connection
 

@@ -81,6 +81,16 @@ class FakeEngine(EngineClient):
         )
         return ChunkPreview(chunks=chunks, stats=stats)
 
+    warmed = False
+
+    def llm_ready(self) -> bool:
+        return self.warmed
+
+    def warm_llm(self) -> float:
+        self._call("warm_llm")
+        self.warmed = True
+        return 0.0
+
     def test_connection(self, llm, api_key):
         from engine.generate.llm_connection import ConnectionResult
 

@@ -112,6 +112,27 @@ class LlmScreen(WizardScreen):
             "F5 tests the connection; F6 estimates the full run's cost."
         )
 
+    def on_mount(self) -> None:
+        self.maybe_warm()
+
+    def maybe_warm(self) -> None:
+        """Load litellm in the background once an LLM may be used, not on the first F5.
+
+        Its import takes 4-11 s; done here, the first "Test" costs only the round trip.
+        """
+        if self.wizard.cfg.generation.resolved == "litellm" and not self.wizard.engine.llm_ready():
+            self.warm_worker()
+
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="llm-warm",
+        description="Loading litellm",
+    )
+    def warm_worker(self) -> None:
+        self.wizard.engine.warm_llm()
+
     def refresh_note(self) -> None:
         """The note and the cost table follow the settings: a stale estimate is worse than none."""
         if not self.is_mounted:
@@ -129,6 +150,7 @@ class LlmScreen(WizardScreen):
             gen.llm = message.section  # type: ignore[assignment]
         if (gen.resolved, gen.llm.model, gen.llm.api_base) != before:
             self.refresh_note()
+            self.maybe_warm()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "api-key":
@@ -151,7 +173,8 @@ class LlmScreen(WizardScreen):
                 Text("✘ set a model first, e.g. openai/gpt-4o-mini", style="red")
             )
             return
-        self.query_one("#llm-result", Static).update("testing…")
+        loading = "" if self.wizard.engine.llm_ready() else " (loading litellm, first time only)"
+        self.query_one("#llm-result", Static).update(f"testing…{loading}")
         self.test_worker(self.api_key())
 
     @work(

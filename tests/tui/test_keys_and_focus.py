@@ -1,0 +1,147 @@
+"""Pilot tests of what a keyboard user sees at 80x24: focus, ticks, the footer, the chart."""
+
+from __future__ import annotations
+
+import pytest
+from test_app_flow import make_app, settle
+from textual.widgets import Footer, Input, Label, Select
+
+from tui.app import RagtuneApp
+from tui.commands import WizardCommands
+from tui.screens.sources import PickTree
+from tui.widgets.plots import GroupedBars
+from tui.widgets.tickbox import TickBox
+
+SMALL = (80, 24)
+STEPS = ["start", "sources", "chunking", "llm", "samples", "settings", "training", "results"]
+
+
+def screen_lines(app: RagtuneApp) -> list[str]:
+    """The screen as the user reads it: one string per terminal row."""
+    return ["".join(seg.text for seg in strip) for strip in app.screen._compositor.render_strips()]
+
+
+async def test_ticked_and_unticked_boxes_differ_in_shape(tmp_path, fake_engine, docs):
+    app = make_app(tmp_path, fake_engine, browse_root=docs)
+    async with app.run_test(size=SMALL) as pilot:
+        app.goto("sources")
+        await pilot.pause()
+        box = app.screen.query_one("#type-pdf", TickBox)
+        assert box.render().plain.startswith("[✔]")
+        box.value = False
+        await pilot.pause()
+        assert box.render().plain.startswith("[ ]")
+        assert any("[ ] pdf" in line for line in screen_lines(app))
+        assert any("[✔] docx" in line for line in screen_lines(app))
+
+
+async def test_file_tree_ticks_a_picked_file_at_once(tmp_path, fake_engine, docs):
+    app = make_app(tmp_path, fake_engine, browse_root=docs)
+    async with app.run_test(size=SMALL) as pilot:
+        app.goto("sources")
+        await pilot.pause(0.3)
+        tree = app.screen.query_one(PickTree)
+        tree.focus()
+        await pilot.pause(0.3)
+        line = tree.cursor_line
+        assert not any("✓" in row for row in screen_lines(app))
+        await pilot.press("f4")
+        await pilot.pause()
+        assert tree.cursor_line == line, "the cursor has not moved"
+        assert any("✓" in row for row in screen_lines(app)), "the mark is drawn at once"
+        await pilot.press("f4")
+        await pilot.pause()
+        assert not any("✓" in row for row in screen_lines(app)), "and removed at once"
+
+
+async def test_focused_empty_field_marks_its_label(tmp_path, fake_engine, docs):
+    app = make_app(tmp_path, fake_engine, browse_root=docs)
+    async with app.run_test(size=SMALL) as pilot:
+        app.goto("llm")
+        await pilot.pause()
+        screen = app.screen
+        model = screen.query_one("#llm-form-model", Input)
+        model.value = ""
+        model.focus()
+        await pilot.pause()
+        label = screen.query_one("#row-llm-form-model Label", Label)
+        assert label.rich_style.reverse, "an empty focused field still shows where focus is"
+        other = screen.query_one("#row-llm-form-api_base Label", Label)
+        assert not other.rich_style.reverse
+        select = screen.query_one("#gen-form-generator", Select)
+        select.focus()
+        await pilot.pause()
+        assert screen.query_one("#row-gen-form-generator Label", Label).rich_style.reverse
+        assert not label.rich_style.reverse
+
+
+@pytest.mark.parametrize("step", STEPS)
+async def test_footer_fits_at_80_columns(tmp_path, fake_engine, docs, step):
+    app = make_app(tmp_path, fake_engine, browse_root=docs)
+    async with app.run_test(size=SMALL) as pilot:
+        app.goto(step)
+        await pilot.pause(0.3)
+        footer = screen_lines(app)[-1]
+        assert footer.rstrip().endswith("^p palette"), footer
+        assert app.screen.query_one(Footer)
+        for binding in app.screen.BINDINGS:
+            if getattr(binding, "show", False) and binding.description:
+                key = app.get_key_display(binding)
+                assert f"{key} {binding.description}" in footer, (key, footer)
+        assert "f1 Help" in footer and "f3 Next" in footer
+
+
+async def test_every_binding_is_in_the_palette(tmp_path, fake_engine):
+    app = make_app(tmp_path, fake_engine)
+    async with app.run_test(size=SMALL) as pilot:
+        app.goto("samples")
+        await pilot.pause()
+        titles = [title for title, _, _ in WizardCommands(app.screen)._key_commands()]
+        for wanted in ("f7: Accept", "f8: Reject", "f6: Generate", "^s: Save", "^q: Quit"):
+            assert any(wanted in t for t in titles), (wanted, titles)
+
+
+async def test_results_chart_keeps_legend_and_groups_apart(tmp_path, fake_engine, finished_run):
+    for size in (SMALL, (120, 40)):
+        app = make_app(tmp_path, fake_engine, workspace=finished_run)
+        async with app.run_test(size=size) as pilot:
+            app.goto("results")
+            await pilot.pause(0.3)
+            await settle(app)
+            await pilot.pause(0.3)
+            chart = app.screen.query_one(GroupedBars)
+            lines = chart.build(chart.content_size.width).plain.splitlines()
+            assert "░░ base" in lines[1] and "██ tuned" in lines[1], "legend is a caption line"
+            bars = lines[2:]
+            assert bars and len(bars) % 2 == 0, "one base and one tuned line per dim"
+            for base, tuned in zip(bars[::2], bars[1::2], strict=True):
+                assert "░" in base and "█" not in base
+                assert "█" in tuned and "░" not in tuned
+                assert base.split()[0].isdigit(), "each group starts with its dim"
+            assert max(len(line) for line in bars) <= chart.content_size.width
+            assert chart.content_size.width >= 20
+
+
+async def test_llm_screen_loads_litellm_before_the_first_test(tmp_path, fake_engine):
+    app = make_app(tmp_path, fake_engine)
+    app.cfg.generation.llm.model = "openai/qwen"
+    async with app.run_test(size=SMALL) as pilot:
+        app.goto("llm")
+        await pilot.pause()
+        await settle(app)
+        assert ("warm_llm", ()) in fake_engine.calls
+
+
+async def test_llm_free_does_not_load_litellm(tmp_path, fake_engine):
+    app = make_app(tmp_path, fake_engine)
+    app.cfg.generation.generator = "llm-free"
+    async with app.run_test(size=SMALL) as pilot:
+        app.goto("llm")
+        await pilot.pause()
+        await settle(app)
+        assert ("warm_llm", ()) not in fake_engine.calls
+        app.screen.query_one("#gen-form-generator", Select).value = "litellm"
+        app.screen.query_one("#llm-form-model", Input).value = "openai/qwen"
+        await pilot.pause()
+        await settle(app)
+        assert ("warm_llm", ()) in fake_engine.calls
