@@ -145,3 +145,19 @@ async def test_llm_free_does_not_load_litellm(tmp_path, fake_engine):
         await pilot.pause()
         await settle(app)
         assert ("warm_llm", ()) in fake_engine.calls
+
+
+async def test_results_table_header_lines_up_on_first_paint(tmp_path, fake_engine, finished_run):
+    app = make_app(tmp_path, fake_engine, workspace=finished_run)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.goto("results")
+        await pilot.pause(0.3)
+        await settle(app)
+        await pilot.pause(0.3)
+        lines = screen_lines(app)
+        i = next(n for n, line in enumerate(lines) if " dim  metric" in line)
+        header, first = lines[i], lines[i + 1]
+        values = first.split()
+        assert header.index("base ") == first.index(values[2]), (header, first)
+        assert header.index("tuned") == first.index(values[4]), (header, first)
+        assert header.index("change") == first.index(values[5]), (header, first)

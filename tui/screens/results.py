@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
@@ -31,6 +32,28 @@ def change_cell(base: float | None, tuned: float | None) -> Text:
     if diff < -1e-9:
         return Text(f"▼ {rel}", style="red")
     return Text(f"= {rel}", style="dim")
+
+
+SUITE_COLUMNS = ("dim", "metric", "base", "base+rot", "tuned", "change")
+RR_COLUMNS = ("candidates", "system", *RERANK_METRICS, "ndcg vs retriever")
+
+
+def fill_table(
+    table: DataTable, headers: Sequence[str], rows: Sequence[Sequence[str | Text]]
+) -> None:
+    """Replace a table's columns and rows, each column as wide as its widest cell.
+
+    DataTable sizes auto-width columns on idle but keeps the header it already drew, so a
+    table filled after the first paint showed a squeezed header until the next redraw.
+    Columns made with their final width are drawn right the first time.
+    """
+    table.clear(columns=True)
+    for i, header in enumerate(headers):
+        cells = [
+            Text(c).cell_len if isinstance(c, str) else c.cell_len for c in (r[i] for r in rows)
+        ]
+        table.add_column(header, width=max([len(header), *cells]))
+    table.add_rows(rows)
 
 
 class ResultsScreen(WizardScreen):
@@ -91,12 +114,8 @@ class ResultsScreen(WizardScreen):
 
     def on_mount(self) -> None:
         for table_id in ("#emb-table", "#bench-table"):
-            self.query_one(table_id, DataTable).add_columns(
-                "dim", "metric", "base", "base+rot", "tuned", "change"
-            )
-        self.query_one("#rr-table", DataTable).add_columns(
-            "candidates", "system", *RERANK_METRICS, "ndcg vs retriever"
-        )
+            self.query_one(table_id, DataTable).add_columns(*SUITE_COLUMNS)
+        self.query_one("#rr-table", DataTable).add_columns(*RR_COLUMNS)
         for side in ("base", "tuned"):
             self.query_one(f"#ask-{side}", DataTable).add_columns(
                 "#", f"{side}: source", "score", "text"
@@ -120,12 +139,12 @@ class ResultsScreen(WizardScreen):
         self.post_message(WorkResult("metrics", self.wizard.engine.results(ws)))
 
     def fill_suite(self, table: DataTable, title: Static, suite: SuiteResult | None) -> None:
-        table.clear()
         if suite is None:
+            fill_table(table, SUITE_COLUMNS, [])
             return
         title.update(f"{suite.title}: {suite.queries} queries over {suite.corpus} passages")
-        for row in suite.rows():
-            table.add_row(
+        rows = [
+            (
                 str(row.dim),
                 row.metric,
                 "–" if row.base is None else f"{row.base:.4f}",
@@ -133,6 +152,9 @@ class ResultsScreen(WizardScreen):
                 "–" if row.tuned is None else f"{row.tuned:.4f}",
                 change_cell(row.base, row.tuned),
             )
+            for row in suite.rows()
+        ]
+        fill_table(table, SUITE_COLUMNS, rows)
 
     def show(self) -> None:
         res = self.results
@@ -194,6 +216,7 @@ class ResultsScreen(WizardScreen):
         retriever = {
             r.candidates: r.metrics.get("ndcg@10") for r in rr.rows if r.kind == "retriever"
         }
+        rows = []
         for row in rr.rows:
             cells = []
             for m in RERANK_METRICS:
@@ -206,7 +229,8 @@ class ResultsScreen(WizardScreen):
                 if row.kind == "retriever"
                 else change_cell(base, row.metrics.get("ndcg@10"))
             )
-            table.add_row(row.candidates, row.system, *cells, vs)
+            rows.append((row.candidates, row.system, *cells, vs))
+        fill_table(table, RR_COLUMNS, rows)
 
     # -- try a query -----------------------------------------------------
 
@@ -239,14 +263,16 @@ class ResultsScreen(WizardScreen):
         result: AskResult = message.value
         for side, hits in (("base", result.base_hits or []), ("tuned", result.hits)):
             table = self.query_one(f"#ask-{side}", DataTable)
-            table.clear()
-            for hit in hits:
-                table.add_row(
+            rows = [
+                (
                     str(hit.rank),
                     hit.source.rsplit("/", 1)[-1],
                     f"{hit.score:.3f}",
                     " ".join(hit.text.split())[:60],
                 )
+                for hit in hits
+            ]
+            fill_table(table, ("#", f"{side}: source", "score", "text"), rows)
         how = "reranked" if result.reranked else "retriever only"
         notes = f" · {'; '.join(result.notes)}" if result.notes else ""
         self.query_one("#results-status", Static).update(
