@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+import threading
 import time
 from dataclasses import dataclass, replace
 
@@ -31,9 +31,15 @@ def _message(reason: str, error: str, cfg: LlmConfig) -> str:
     }.get(reason, f"the call failed: {reason}: {error}")
 
 
+_WARM = threading.Event()
+
+
 def llm_ready() -> bool:
-    """Whether litellm is already imported, so a call costs only its network round trip."""
-    return "litellm" in sys.modules
+    """Whether litellm has finished importing, so a call costs only its network round trip.
+
+    Not ``"litellm" in sys.modules``: a module is listed there from the start of its import.
+    """
+    return _WARM.is_set()
 
 
 def warm_up() -> float:
@@ -47,6 +53,7 @@ def warm_up() -> float:
         return 0.0
     start = time.monotonic()
     import_litellm()
+    _WARM.set()
     return time.monotonic() - start
 
 
@@ -80,6 +87,7 @@ def test_connection(llm_cfg: LlmConfig, api_key: str | None = None) -> Connectio
         return False, _message(result.reason, client.redact(result.error), cfg), latency
 
     ok, message, latency = run_sync(go())
+    _WARM.set()
     return ConnectionResult(ok, message, round(latency, 3))
 
 

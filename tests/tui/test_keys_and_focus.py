@@ -161,3 +161,37 @@ async def test_results_table_header_lines_up_on_first_paint(tmp_path, fake_engin
         assert header.index("base ") == first.index(values[2]), (header, first)
         assert header.index("tuned") == first.index(values[4]), (header, first)
         assert header.index("change") == first.index(values[5]), (header, first)
+
+
+async def test_test_connection_uses_what_was_just_typed(tmp_path, fake_engine):
+    """F5 straight after typing: the fields' Valid messages have not arrived yet."""
+    app = make_app(tmp_path, fake_engine)
+    async with app.run_test(size=SMALL) as pilot:
+        app.goto("llm")
+        await pilot.pause()
+        screen = app.screen
+        screen.query_one("#llm-form-model", Input).value = "openai/qwen"
+        screen.query_one("#llm-form-api_base", Input).value = "http://127.0.0.1:9"
+        screen.action_test_connection()  # no pause: nothing typed has been committed yet
+        await settle(app)
+        await pilot.pause()
+        assert ("test_connection", ("openai/qwen", False)) in fake_engine.calls
+        assert "connection refused at http://127.0.0.1:9" in str(
+            screen.query_one("#llm-result").render()
+        )
+
+
+@pytest.mark.parametrize("step", ["llm", "settings"])
+async def test_tab_moves_between_fields_only(tmp_path, fake_engine, step):
+    """Every Tab stop is a field whose label lights up: no invisible stop on the scroller."""
+    app = make_app(tmp_path, fake_engine)
+    async with app.run_test(size=SMALL) as pilot:
+        app.goto(step)
+        await pilot.pause()
+        for _ in range(6):
+            await pilot.press("tab")
+            await pilot.pause()
+            focused = app.focused
+            assert isinstance(focused, (Input, Select, TickBox)), focused
+            label = focused.parent.query_one(Label) if focused.parent else None
+            assert label is not None and label.rich_style.reverse, focused

@@ -93,6 +93,8 @@ def test_contract_every_client_method_returns_engine_dataclasses(
     dead = RunConfig.from_dict(
         {"generation": {"llm": {"model": "openai/x", "api_base": "http://127.0.0.1:9/v1"}}}
     ).generation.llm
+    assert client.warm_llm() >= 0.0 and client.llm_ready(), "litellm imported ahead of a call"
+    assert client.warm_llm() == 0.0, "once per process"
     conn = client.test_connection(dead, "sk-test")
     assert isinstance(conn, ConnectionResult) and not conn.ok and conn.message
 

@@ -79,7 +79,8 @@ class LlmScreen(WizardScreen):
 
     def compose_body(self) -> ComposeResult:
         gen = self.wizard.cfg.generation
-        with VerticalScroll(id="llm-scroll"):
+        # Not a Tab stop of its own (it drew no focus mark); its fields scroll it into view.
+        with VerticalScroll(id="llm-scroll", can_focus=False):
             yield ConfigForm(gen, ["generator"], prefix="generation", id="gen-form")
             yield ConfigForm(gen.llm, LLM_FIELDS, prefix="generation.llm", id="llm-form")
             with Horizontal(id="key-row"):
@@ -163,7 +164,20 @@ class LlmScreen(WizardScreen):
         return os.environ.get(env) if env else None
 
     def forms_ok(self) -> bool:
-        return all(form.validate_now() is not None for form in self.query(ConfigForm))
+        """Validate both forms and commit them to the config now.
+
+        Their ``Valid`` messages arrive later: a key pressed right after typing (F5 after
+        the api base) would otherwise test the previous, half-typed settings.
+        """
+        gen = self.wizard.cfg.generation
+        sections = {form.id: form.validate_now() for form in self.query(ConfigForm)}
+        if any(section is None for section in sections.values()):
+            return False
+        if sections.get("gen-form") is not None:
+            gen.generator = sections["gen-form"].generator  # type: ignore[attr-defined]
+        if sections.get("llm-form") is not None:
+            gen.llm = sections["llm-form"]  # type: ignore[assignment]
+        return True
 
     def action_test_connection(self) -> None:
         if not self.forms_ok():

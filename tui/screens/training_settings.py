@@ -97,7 +97,8 @@ class TrainingSettingsScreen(WizardScreen):
         with Horizontal(id="preset-row"):
             yield Label("preset")
             yield Select([(p, p) for p in PRESETS], prompt="choose…", compact=True, id="preset")
-        with VerticalScroll(id="settings-scroll"):
+        # Not a Tab stop of its own (it drew no focus mark); its fields scroll it into view.
+        with VerticalScroll(id="settings-scroll", can_focus=False):
             yield Static("Embedder (bi-encoder)", classes="section")
             yield ConfigForm(cfg.embedder, EMBEDDER_FIELDS, prefix="embedder", id="emb-form")
             yield Static("Reranker (cross-encoder)", classes="section")
