@@ -52,6 +52,27 @@ class RagtuneApp(App[int]):
     DEFAULT_MODE = "start"
     COMMANDS = App.COMMANDS | {WizardCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
+        # Tab is handled here, before the key reaches the focused field: as a screen binding
+        # it bubbled up after the field, so text typed fast after a Tab (a paste, tmux
+        # send-keys) landed in the field being left.
+        Binding(
+            "tab",
+            "focus_next",
+            "Next field",
+            id="app.focus_next",
+            tooltip="Move to the next field",
+            show=False,
+            priority=True,
+        ),
+        Binding(
+            "shift+tab",
+            "focus_previous",
+            "Previous field",
+            id="app.focus_previous",
+            tooltip="Move to the previous field",
+            show=False,
+            priority=True,
+        ),
         Binding("f1", "help", "Help", id="app.help", tooltip="Keys and tips for this step"),
         Binding("f2", "back", "Back", id="app.back", tooltip="Previous step"),
         Binding("f3", "next", "Next", id="app.next", tooltip="Next step (checks this one first)"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from test_app_flow import make_app, settle
+from textual import events
 from textual.widgets import Footer, Input, Label, Select
 
 from tui.app import RagtuneApp
@@ -195,3 +196,18 @@ async def test_tab_moves_between_fields_only(tmp_path, fake_engine, step):
             assert isinstance(focused, (Input, Select, TickBox)), focused
             label = focused.parent.query_one(Label) if focused.parent else None
             assert label is not None and label.rich_style.reverse, focused
+
+
+async def test_text_typed_right_after_tab_lands_in_the_next_field(tmp_path, fake_engine):
+    app = make_app(tmp_path, fake_engine)
+    async with app.run_test(size=SMALL) as pilot:
+        app.goto("llm")
+        await pilot.pause()
+        screen = app.screen
+        screen.query_one("#llm-form-model", Input).focus()
+        await pilot.pause()
+        for key in ["o", "k", "tab", "h", "i"]:  # posted back to back, as a paste or tmux does
+            app.post_message(events.Key(key, key if len(key) == 1 else None))
+        await pilot.pause(0.3)
+        assert screen.query_one("#llm-form-model", Input).value == "ok"
+        assert screen.query_one("#llm-form-api_base", Input).value.endswith("hi")
