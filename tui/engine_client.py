@@ -136,12 +136,15 @@ class EngineClient:
         return test_connection(llm, api_key=api_key)
 
     def estimate_cost(self, cfg: RunConfig, ws: Workspace) -> CostEstimate:
-        """The full run's calls, tokens and price; chunks the documents first when needed."""
+        """The full run's calls, tokens and price, from the workspace's own prompts (edits
+        included); chunks the documents first when needed."""
         from engine.core.records import read_chunks
-        from engine.generate.llm_cost import estimate_cost
+        from engine.generate.llm_cost import estimate_workspace_cost
 
         _ingest(cfg)
-        return estimate_cost(read_chunks(ws.chunks_path), cfg.generation.llm)
+        return estimate_workspace_cost(
+            read_chunks(ws.chunks_path), cfg.generation.llm, ws.prompts_dir
+        )
 
     def ingest(self, cfg: RunConfig, ws: Workspace) -> None:
         """Chunks must exist before samples or cost estimates; resumable like any stage."""
