@@ -73,7 +73,7 @@ def has_native_bf16(device: str) -> bool:
 
 
 def _hint_for(name: str) -> str:
-    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+    offline = hub_offline_mode()
     return (
         f"use a local folder for {name!r}, or download it first on a machine with access "
         "(`hf download NAME --local-dir DIR`) and pass DIR"
@@ -84,13 +84,19 @@ def _hint_for(name: str) -> str:
 _HUB_REACHABLE: bool | None = None
 
 
+def hub_offline_mode() -> bool:
+    """HF_HUB_OFFLINE as huggingface_hub reads it (1, true, yes, on)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
 def hub_reachable(timeout: float = 3.0) -> bool:
     """One quick probe per process: without it, huggingface_hub 1.x retries every file of an
     unreachable Hub with back-off, about 23 s each, before failing."""
     global _HUB_REACHABLE
-    if os.environ.get("HF_HUB_OFFLINE") == "1":
+    if hub_offline_mode():
         return False
     if _HUB_REACHABLE is None:
+        import http.client
         import urllib.error
         import urllib.request
 
@@ -100,7 +106,7 @@ def hub_reachable(timeout: float = 3.0) -> bool:
             _HUB_REACHABLE = True
         except urllib.error.HTTPError:
             _HUB_REACHABLE = True
-        except (OSError, ValueError):
+        except (OSError, ValueError, http.client.HTTPException):
             _HUB_REACHABLE = False
     return _HUB_REACHABLE
 
@@ -125,7 +131,8 @@ def is_network_error(exc: BaseException) -> bool:
         names = {k.__name__ for k in type(cur).__mro__}
         if names & {*_NETWORK_ERRORS, "ConnectionError", "TimeoutError", "TransportError"}:
             return True
-        cur = cur.__cause__ or cur.__context__
+        # An implicit context that was suppressed (``raise ... from None``) is not the cause.
+        cur = cur.__cause__ or (None if cur.__suppress_context__ else cur.__context__)
     return False
 
 

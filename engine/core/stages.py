@@ -74,6 +74,7 @@ def _ingest_inputs(cfg: RunConfig) -> dict[str, Any]:
         # Synthetic passages: written by the LLM from the description (engine.generate.llm_describe).
         out["sources.description"] = src.description
         _flatten("generation.llm", _llm_results(cfg), out)
+        out.update(_prompt_files(cfg, DESCRIBE_PROMPTS))
     return out
 
 
@@ -81,8 +82,13 @@ def _llm_results(cfg: RunConfig) -> dict[str, Any]:
     return cfg.generation.llm.result_settings()
 
 
-def _prompt_files(cfg: RunConfig) -> dict[str, Any]:
-    """The prompts generation will use, which a user may edit between runs.
+# Which prompt files each stage reads: editing one re-runs only the stage that sends it.
+GENERATE_PROMPTS = ("system", "queries", "answer")
+DESCRIBE_PROMPTS = ("system", "draft_system", "passages")
+
+
+def _prompt_files(cfg: RunConfig, names: tuple[str, ...]) -> dict[str, Any]:
+    """The prompts a stage will use, which a user may edit between runs.
 
     A missing file counts as its default (generation writes it), and a system prompt still as
     drafted from the description counts as "drafted" (the description is an input already),
@@ -94,6 +100,8 @@ def _prompt_files(cfg: RunConfig) -> dict[str, Any]:
     folder = cfg.workspace_dir / "prompts"
     out: dict[str, str] = {}
     for name, (filename, default) in PROMPT_FILES.items():
+        if name not in names:
+            continue
         path = folder / filename
         text = path.read_text(encoding="utf-8") if path.is_file() else default
         marker = folder / ".system_drafted"
@@ -117,7 +125,7 @@ def _generate_inputs(cfg: RunConfig) -> dict[str, Any]:
         out["sources.description"] = cfg.sources.description
         # The quality gate (dedup, round trip) embeds with the base model.
         out["embedder.base_model"] = cfg.embedder.base_model
-        out.update(_prompt_files(cfg))
+        out.update(_prompt_files(cfg, GENERATE_PROMPTS))
     else:
         _flatten("generation.llm_free", gen.llm_free.result_settings(), out)
     out["sample review"] = _review(cfg)

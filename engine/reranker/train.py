@@ -11,10 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from engine.config import RunConfig
 from engine.config.reranker import RerankerConfig
-from engine.core.errors import Cancelled
+from engine.core.dist import broadcast_from_main
+from engine.core.errors import Cancelled, OfflineError
 from engine.core.events import Emitter, EvalRow, is_main_process
 from engine.core.models import (
     hub_kwargs,
+    hub_reachable,
+    is_network_error,
     load_cross_encoder,
     load_embedder,
     pick_device,
@@ -56,7 +59,15 @@ def has_classifier_head(name: str, *, trust_remote_code: bool = False) -> bool:
         config = AutoConfig.from_pretrained(
             resolved, trust_remote_code=trust_remote_code, **hub_kwargs(resolved)
         )
-    except (OSError, ValueError):
+    except OSError as exc:
+        # Unreachable is not "no head": skipping the reranker for it would be recorded as done.
+        if is_network_error(exc) or not hub_reachable():
+            raise OfflineError(
+                f"could not check the reranker base {name!r}: {str(exc).splitlines()[0]}",
+                hint="use a local folder for reranker.base_model, or download it first",
+            ) from None
+        return False
+    except ValueError:
         return False
     archs = getattr(config, "architectures", None) or []
     return any("ForSequenceClassification" in a for a in archs) and config.num_labels == 1
@@ -357,17 +368,22 @@ def run_reranker_stage(
         from engine.generate.rows import read_rows
 
         llm_rows = read_rows(ws.generated_path)
-    negatives = collect_negatives(
-        prepared.train,
-        prepared.corpus,
-        rc,
-        embedder=embedder,
-        exclude_chunks=prepared.eval_chunks,
-        llm_rows=llm_rows,
-        cross_encoder=rescorer,
-        events=events,
-        batch_size=batch,
-    )
+    # Under torchrun rank 0 mines and the others receive its result: ranks mining on their
+    # own could keep different negatives and so run different step counts, and hang.
+    negatives = None
+    if is_main_process():
+        negatives = collect_negatives(
+            prepared.train,
+            prepared.corpus,
+            rc,
+            embedder=embedder,
+            exclude_chunks=prepared.eval_chunks,
+            llm_rows=llm_rows,
+            cross_encoder=rescorer,
+            events=events,
+            batch_size=batch,
+        )
+    negatives = broadcast_from_main(negatives)
     del embedder, rescorer
     if cancel is not None and cancel.is_set():
         raise Cancelled()

@@ -285,7 +285,7 @@ def launch_training(
                 if cancel is not None and cancel.is_set() and cancel_sent is None:
                     (run_dir / "cancel").write_text(str(time.time()))
                     cancel_sent = time.monotonic()
-                    events.info(f"{which}: stopping every rank after the current step")
+                    events.info(f"{which}: stopping every rank within 10 steps, at the same step")
                 if cancel_sent is not None and time.monotonic() - cancel_sent > grace:
                     terminated = True
                     _stop(proc)

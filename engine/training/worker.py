@@ -142,7 +142,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--events", default="", help="event log rank 0 appends to (default events.jsonl)"
     )
-    p.add_argument("--cancel-file", default="", help="stop at the next step once this file exists")
+    p.add_argument(
+        "--cancel-file",
+        default="",
+        help="stop within 10 steps (every rank at the same one) once this file exists",
+    )
     p.add_argument(
         "--mark-done",
         action="store_true",
