@@ -32,7 +32,7 @@ def model_card_text(cfg: RunConfig, ws: Workspace) -> str:
         "",
         f"- Base model: `{cfg.embedder.base_model}`",
         f"- Training data: {_data_line(ws)}",
-        f"- Loss: {cfg.embedder.loss} inside MatryoshkaLoss over dims {dims}",
+        f"- Loss: {_loss_line(cfg.embedder.loss)}, at dims {dims}",
         f"- Generator: {cfg.generation.resolved}",
         "",
     ]
@@ -40,20 +40,35 @@ def model_card_text(cfg: RunConfig, ws: Workspace) -> str:
         if suite not in emb:
             continue
         base, tuned = emb[suite]["base"], emb[suite]["tuned"]
+        rotated = emb[suite].get("base_rotated")
         lines += [
             f"### nDCG@10 on {suite} queries ({emb[suite]['queries']} queries)",
             "",
-            "| dim | base | fine-tuned | change |",
-            "|---|---|---|---|",
+            "| dim | base | base + rotation | fine-tuned | vs base | vs base + rotation |"
+            if rotated
+            else "| dim | base | fine-tuned | vs base |",
+            "|---|---|---|---|---|---|" if rotated else "|---|---|---|---|",
         ]
         for d in dims:
-            b, t = base[f"dim_{d}_cosine_ndcg@10"], tuned[f"dim_{d}_cosine_ndcg@10"]
-            change = f"{(t - b) / b * 100:+.1f}%" if b else "n/a"
-            lines.append(f"| {d} | {b:.4f} | {t:.4f} | {change} |")
+            key = f"dim_{d}_cosine_ndcg@10"
+            b, t = base[key], tuned[key]
+            if rotated:
+                r = rotated[key]
+                lines.append(f"| {d} | {b:.4f} | {r:.4f} | {t:.4f} | {_rel(t, b)} | {_rel(t, r)} |")
+            else:
+                lines.append(f"| {d} | {b:.4f} | {t:.4f} | {_rel(t, b)} |")
         lines.append("")
+        if rotated:
+            lines += [
+                "base + rotation is the base model with the same corpus rotation and no "
+                "training: the last column is what training itself added.",
+                "",
+            ]
     small = dims[-1] if dims else 64
     lines += [
         "### Use it",
+        "",
+        "Needs sentence-transformers 5.4 or newer (the module paths this model records).",
         "",
         "```python",
         "from sentence_transformers import SentenceTransformer",
@@ -67,6 +82,19 @@ def model_card_text(cfg: RunConfig, ws: Workspace) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _rel(value: float, base: float) -> str:
+    return f"{(value - base) / base * 100:+.1f}%" if base else "n/a"
+
+
+def _loss_line(loss: str) -> str:
+    if loss == "distill":
+        return (
+            "ragtune's distill loss (in-batch contrastive plus KL towards the frozen base "
+            "model, at every Matryoshka size)"
+        )
+    return f"{loss} inside MatryoshkaLoss"
 
 
 def _data_line(ws: Workspace) -> str:
