@@ -17,18 +17,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from engine.core.dist import barrier, rank, world_size
 from engine.core.errors import RagtuneError
 from engine.core.events import Emitter, JsonlEventLog, StageFinished, StageStarted
 
 STAGE_OF = {"embedder": "train", "reranker": "rerank"}
-
-
-def rank() -> int:
-    return int(os.environ.get("RANK", "0"))
-
-
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 class DistributedCancel(threading.Event):
@@ -194,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.mark_done:
                 mark_done(cfg, ws, args.which, summary, events)
                 events.emit(StageFinished(summary=json.loads(json.dumps(summary, default=str))))
-        _barrier()
+        # Other ranks exit only after rank 0 has written the summary they may read.
+        barrier()
         return 0
     except RagtuneError as exc:
         if error_dir is not None:
@@ -222,14 +216,6 @@ def _candidates_per_query(which: str) -> int | None:
     from engine.embedder.losses import MatryoshkaDistillLoss
 
     return MatryoshkaDistillLoss.seen_candidates
-
-
-def _barrier() -> None:
-    """Other ranks exit only after rank 0 has written the summary they may read on their node."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
 
 
 def _shutdown() -> None:
