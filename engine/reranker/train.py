@@ -468,22 +468,15 @@ def run_reranker_stage(
         summary["evaluation"] = report.to_dict()
         for system, metrics in report.rows["retrieved top-k"].items():
             events.emit(EvalRow(model=system, dim=0, metrics=metrics))
-        top = report.rows["retrieved top-k"]
-        retr = top["retriever"]["ndcg@10"]
-        alone = top["fine-tuned reranker"]["ndcg@10"]
-        fused = next(v for k, v in top.items() if k.startswith("fine-tuned fused"))["ndcg@10"]
-        if fused <= retr:
+        # The decision itself, made on the split no choice saw, not a second verdict
+        # recomputed on all held-out queries (which could contradict it).
+        if weight > 0:
+            events.info(f"reranker shipped: {report.decision}")
+        else:
             events.warning(
-                f"the reranker does not beat the retriever alone on held-out queries "
-                f"(ndcg@10 {alone:.4f} reranked, {fused:.4f} fused at w={weight}, "
-                f"{retr:.4f} retriever)",
+                f"reranker not used by search: {report.decision}",
                 hint="more or better training queries, a reranker checkpoint as "
                 "reranker.base_model, or more epochs may help",
-            )
-        elif alone <= retr:
-            events.warning(
-                f"the reranker alone lowers ndcg@10 ({alone:.4f} vs {retr:.4f}); fused with the "
-                f"retriever at w={weight} it raises it to {fused:.4f}"
             )
     if is_main_process():
         update_metrics(ws.metrics_path, "reranker", summary)
