@@ -216,8 +216,9 @@ def stage_mining(root: Path, n_files: int) -> dict[str, Any]:
     from engine.config.reranker import RerankerConfig
     from engine.core.models import load_embedder
     from engine.core.workspace import Workspace
+    from engine.data.mining import build_groups, mine
     from engine.data.prepare import load_prepared
-    from engine.reranker.negatives import build_groups, mine
+    from engine.reranker.negatives import mining_window
 
     ws = Workspace.create(root / "ws")
     model = load_embedder(str(root.parent / "model" / "st"), device="cpu")
@@ -226,7 +227,7 @@ def stage_mining(root: Path, n_files: int) -> dict[str, Any]:
     excluded = set(prepared.eval_chunks)
     pool = {cid: text for cid, text in prepared.corpus.items() if cid not in excluded}
     groups = build_groups(prepared.train)
-    counts = mine(groups, pool, model, RerankerConfig(), batch_size=128)
+    counts = mine(groups, pool, model, mining_window(RerankerConfig()), batch_size=128)
     return {
         "seconds": time.perf_counter() - t0,
         "items": len(groups),

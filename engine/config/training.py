@@ -27,8 +27,35 @@ class EmbedderConfig(Section):
     )
     loss: str = setting(
         "distill",
-        help="mnrl = MultipleNegativesRankingLoss; cached_mnrl = GradCache variant for big batches; gist = GISTEmbedLoss guided by the base model; distill = MNRL plus self-distillation towards the frozen base model at every Matryoshka size",
-        choices=("mnrl", "cached_mnrl", "gist", "distill"),
+        help="mnrl = MultipleNegativesRankingLoss; cached_mnrl = GradCache variant for big batches; gist = GISTEmbedLoss guided by the base model; distill = MNRL plus self-distillation towards the frozen base model at every Matryoshka size; gpl = MarginMSE on a cross-encoder's scores of (query, positive, mined negative), as in GPL (Wang et al. 2022)",
+        choices=("mnrl", "cached_mnrl", "gist", "distill", "gpl"),
+    )
+    hard_negatives: int = setting(
+        0,
+        help="negatives mined per query with the base model and added to each training row (0 = in-batch negatives only; gpl needs at least 1)",
+        minimum=0,
+    )
+    negative_range_min: int = setting(
+        10,
+        help="mined negatives skip this many top-ranked passages (many are unlabelled positives)",
+        minimum=0,
+    )
+    negative_range_max: int = setting(
+        200, help="mined negatives are drawn at random from ranks up to this one", minimum=1
+    )
+    pseudo_label_model: str = setting(
+        "cross-encoder/ms-marco-MiniLM-L6-v2",
+        help="with loss = gpl: the trained cross-encoder (Hub name or local path) whose score margins are the labels",
+    )
+    gpl_contrastive_weight: float = setting(
+        0.0,
+        help="with loss = gpl: weight of an in-batch contrastive term added to MarginMSE (0 = MarginMSE alone, as in the paper)",
+        minimum=0.0,
+    )
+    gpl_score_scale: float = setting(
+        20.0,
+        help="with loss = gpl: the embedder's cosine margins are multiplied by this to compare with the cross-encoder's logit margins",
+        minimum=0.01,
     )
     batch_size: int = setting(
         32, help="per-device batch (in-batch negatives grow with it)", minimum=2
@@ -92,6 +119,18 @@ class EmbedderConfig(Section):
     device: str = setting("auto", help="auto, cpu, cuda, cuda:1, mps", fingerprint=False)
 
     def check(self) -> None:
+        if self.loss == "gpl" and self.hard_negatives < 1:
+            raise ConfigError(
+                "embedder.hard_negatives",
+                self.hard_negatives,
+                "at least 1 with loss = gpl: every pseudo-label is the margin between a positive and a mined negative",
+            )
+        if self.negative_range_max <= self.negative_range_min:
+            raise ConfigError(
+                "embedder.negative_range_max",
+                self.negative_range_max,
+                f"a rank above negative_range_min ({self.negative_range_min})",
+            )
         if self.eval_strategy == "steps" and self.eval_steps <= 0:
             raise ConfigError(
                 "embedder.eval_steps",

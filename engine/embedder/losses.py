@@ -102,3 +102,57 @@ class MatryoshkaDistillLoss(nn.Module):
 
 def _distributed() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+class MatryoshkaMarginMSELoss(nn.Module):
+    """GPL's MarginMSE at every Matryoshka size: the embedder's margin between a query's
+    positive and its mined negative is regressed onto a trained cross-encoder's margin.
+
+    The cross-encoder sees query and passage together, so its margins carry what an
+    in-batch softmax over pseudo-queries cannot: how much better the positive is, and
+    that a mined "negative" which answers the query is no negative at all (a margin near
+    or below zero). The embedder's cosines are multiplied by ``scale`` to be in logit
+    units; ``contrastive_weight`` adds the in-batch softmax over positives and negatives.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        dims: Sequence[int],
+        *,
+        scale: float = 20.0,
+        contrastive_weight: float = 0.0,
+        weights: Sequence[float] | None = None,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.dims = list(dims)
+        self.weights = list(weights) if weights else [1.0] * len(self.dims)
+        self.scale = scale
+        self.contrastive_weight = contrastive_weight
+
+    def forward(
+        self, sentence_features: Iterable[dict[str, torch.Tensor]], labels: torch.Tensor
+    ) -> torch.Tensor:
+        query, positive, negative = (self.model(f)["sentence_embedding"] for f in sentence_features)
+        target = labels.to(query.dtype)
+        loss = query.new_zeros(())
+        for dim, weight in zip(self.dims, self.weights, strict=True):
+            q = F.normalize(query[:, :dim], dim=-1)
+            p = F.normalize(positive[:, :dim], dim=-1)
+            n = F.normalize(negative[:, :dim], dim=-1)
+            margin = ((q * p).sum(-1) - (q * n).sum(-1)) * self.scale
+            loss = loss + weight * F.mse_loss(margin, target)
+            if self.contrastive_weight:
+                logits = q @ torch.cat([p, n]).T * self.scale
+                labels_ = torch.arange(q.size(0), device=q.device)
+                loss = loss + weight * self.contrastive_weight * F.cross_entropy(logits, labels_)
+        return loss
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {
+            "dims": self.dims,
+            "weights": self.weights,
+            "scale": self.scale,
+            "contrastive_weight": self.contrastive_weight,
+        }

@@ -1,4 +1,4 @@
-"""Bi-encoder fine-tuning: MultipleNegativesRankingLoss inside MatryoshkaLoss, via SentenceTransformerTrainer."""
+"""Bi-encoder fine-tuning at every Matryoshka size, via SentenceTransformerTrainer."""
 
 from __future__ import annotations
 
@@ -58,6 +58,17 @@ def column_prompts(model: SentenceTransformer, cfg: EmbedderConfig) -> dict[str,
     return out
 
 
+def prompts_for_columns(prompts: dict[str, str], columns: list[str]) -> dict[str, str]:
+    """The trainer's per-column prompts: the query prompt on the anchor, the document
+    prompt on every passage column (positive, negative, negative_1..n)."""
+    out = {}
+    for column in columns:
+        key = "anchor" if column == "anchor" else "positive"
+        if column != "label" and key in prompts:
+            out[column] = prompts[key]
+    return out
+
+
 def attach_prompts(model: SentenceTransformer, cfg: EmbedderConfig) -> SentenceTransformer:
     """Put the configured query/document prompts into the model's own ``prompts``, so
     ``encode_query``/``encode_document`` apply them everywhere (mining, reranker candidates,
@@ -88,6 +99,15 @@ def build_loss(model: SentenceTransformer, cfg: EmbedderConfig, dims: list[int])
     from sentence_transformers.sentence_transformer import losses
 
     distributed = world_size() > 1
+    if cfg.loss == "gpl":
+        from engine.embedder.losses import MatryoshkaMarginMSELoss
+
+        return MatryoshkaMarginMSELoss(
+            model,
+            dims,
+            scale=cfg.gpl_score_scale,
+            contrastive_weight=cfg.gpl_contrastive_weight,
+        )
     if cfg.loss == "distill":
         from engine.embedder.losses import MatryoshkaDistillLoss
 
@@ -184,6 +204,48 @@ def soup(model: SentenceTransformer, base: SentenceTransformer, alpha: float) ->
                 tensor.copy_(alpha * tensor + (1.0 - alpha) * other.to(tensor.device, tensor.dtype))
 
 
+def training_rows(
+    cfg: RunConfig, prepared: Prepared, model: SentenceTransformer, events: Emitter
+) -> tuple[Any, dict[str, Any]]:
+    """The rows the loss reads: (anchor, positive), plus mined negatives when asked for, plus
+    the cross-encoder's margins for gpl. Mining and labelling run once, on rank 0."""
+    ecfg = cfg.embedder
+    if ecfg.hard_negatives < 1:
+        return prepared.train.select_columns(["anchor", "positive"]), {}
+    from engine.core.dist import broadcast_from_main, is_main_process
+    from engine.embedder.negatives import mined_groups, negative_columns, pseudo_labelled
+
+    summary: dict[str, Any] = {}
+    rows = None
+    if is_main_process():
+        groups, counts = mined_groups(
+            prepared.train,
+            prepared.corpus,
+            model,
+            ecfg,
+            exclude_chunks=prepared.eval_chunks,
+            events=events,
+            batch_size=cfg.eval.batch_size,
+        )
+        summary["negatives"] = counts
+        if ecfg.loss == "gpl":
+            from engine.core.models import load_cross_encoder
+
+            events.info(f"pseudo-labelling with {ecfg.pseudo_label_model}")
+            cross_encoder = load_cross_encoder(ecfg.pseudo_label_model, device=str(model.device))
+            rows, summary["pseudo_labels"] = pseudo_labelled(groups, cross_encoder)
+            labels = summary["pseudo_labels"]
+            events.info(
+                f"pseudo-labels: {labels['rows']} margins, mean {labels['mean_margin']:.2f}, "
+                f"{labels['negative_preferred']} where the cross-encoder prefers the mined negative"
+            )
+            del cross_encoder
+        else:
+            rows = negative_columns(groups)
+    rows, summary = broadcast_from_main((rows, summary))
+    return rows, summary
+
+
 def training_arguments(
     cfg: EmbedderConfig, output_dir: Path, device: str, has_eval: bool, prompts: dict[str, str]
 ) -> Any:
@@ -231,11 +293,11 @@ def train_embedder(
     dims = model_dims(model, ecfg)
     check_best_metric(ecfg.metric_for_best_model, dims)
     prompts = column_prompts(model, ecfg)
+    train, data_summary = training_rows(cfg, prepared, model, events)
     if ecfg.lora:
         apply_lora(model, ecfg)
     freeze_unused_pooler(model)
 
-    train = prepared.train.select_columns(["anchor", "positive"])
     has_eval = bool(prepared.eval_queries)
     evaluator = None
     if has_eval:
@@ -248,7 +310,9 @@ def train_embedder(
         )
     out_dir = ws.checkpoints_dir / "embedder"
     reset_stale_checkpoints(out_dir, StagePlan(cfg, ws).fingerprint("train"))
-    args = training_arguments(ecfg, out_dir, device, has_eval, prompts)
+    args = training_arguments(
+        ecfg, out_dir, device, has_eval, prompts_for_columns(prompts, train.column_names)
+    )
     callback = EventsCallback(events, model="embedder", cancel=cancel)
     trainer = SentenceTransformerTrainer(
         model=model,
@@ -290,6 +354,7 @@ def train_embedder(
     return {
         "dims": dims,
         "train_pairs": len(train),
+        **data_summary,
         "steps": state.global_step,
         "best_metric": state.best_metric,
         "best_checkpoint": Path(state.best_model_checkpoint).name
