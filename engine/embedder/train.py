@@ -218,6 +218,12 @@ def training_rows(
     summary: dict[str, Any] = {}
     rows = None
     if is_main_process():
+        cross_encoder = None
+        if ecfg.loss == "gpl":
+            from engine.core.models import load_cross_encoder
+
+            # Loaded first: a cross-encoder this machine cannot get fails before mining.
+            cross_encoder = load_cross_encoder(ecfg.pseudo_label_model, device=str(model.device))
         groups, counts = mined_groups(
             prepared.train,
             prepared.corpus,
@@ -228,13 +234,10 @@ def training_rows(
             batch_size=cfg.eval.batch_size,
         )
         summary["negatives"] = counts
-        if ecfg.loss == "gpl":
-            from engine.core.models import load_cross_encoder
-
+        if cross_encoder is not None:
             events.info(f"pseudo-labelling with {ecfg.pseudo_label_model}")
-            cross_encoder = load_cross_encoder(ecfg.pseudo_label_model, device=str(model.device))
-            rows, summary["pseudo_labels"] = pseudo_labelled(groups, cross_encoder)
-            labels = summary["pseudo_labels"]
+            rows, labels = pseudo_labelled(groups, cross_encoder)
+            summary["pseudo_labels"] = labels
             events.info(
                 f"pseudo-labels: {labels['rows']} margins, mean {labels['mean_margin']:.2f}, "
                 f"{labels['negative_preferred']} where the cross-encoder prefers the mined negative"

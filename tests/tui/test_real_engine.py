@@ -294,3 +294,17 @@ async def test_offline_defaults_and_presets_use_local_models(tmp_path):
         screen.query_one("#preset", Select).value = "large model, LoRA"
         await pilot.pause()
         assert app.cfg.embedder.lora and app.cfg.embedder.learning_rate == pytest.approx(2e-4)
+
+
+async def test_gpl_preset_sets_the_recipe_and_says_the_cross_encoder_is_missing(tmp_path):
+    app = make_app(tmp_path, EngineClient())
+    async with app.run_test(size=SIZE) as pilot:
+        app.new_run("gpl")
+        app.goto("settings")
+        await pilot.pause()
+        app.screen.query_one("#preset", Select).value = "GPL pseudo-labels"
+        await pilot.pause()
+        assert app.cfg.embedder.loss == "gpl" and app.cfg.embedder.hard_negatives == 4
+        notes = [n.message for n in app._notifications]
+        assert any("gpl needs a trained cross-encoder" in m for m in notes), notes
+        assert any(app.cfg.embedder.pseudo_label_model in m for m in notes)

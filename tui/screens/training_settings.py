@@ -16,6 +16,8 @@ EMBEDDER_FIELDS = [
     "base_model",
     "matryoshka_dims",
     "loss",
+    "hard_negatives",
+    "pseudo_label_model",
     "batch_size",
     "learning_rate",
     "epochs",
@@ -53,6 +55,11 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         },
         "reranker": {"enabled": True, "batch_size": 32, "epochs": 1.0, "num_negatives": 4},
     },
+    "GPL pseudo-labels": {
+        # Wang et al. 2022: a trained cross-encoder's margins on mined negatives as labels.
+        "embedder": {"loss": "gpl", "hard_negatives": 4, "epochs": 1.0},
+        "reranker": {"enabled": True},
+    },
     "large model, LoRA": {
         # LoRA trains a few adapter weights from zero: it wants ~10x full fine-tuning's rate.
         "embedder": {
@@ -65,6 +72,13 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "reranker": {"enabled": True},
     },
 }
+
+
+def missing_teacher(name: str) -> str:
+    """The pseudo-label cross-encoder's name when this machine cannot load it, else ""."""
+    from tui.defaults import available_here, hub_online
+
+    return "" if available_here(name) or hub_online() else name
 
 
 class TrainingSettingsScreen(WizardScreen):
@@ -122,12 +136,20 @@ class TrainingSettingsScreen(WizardScreen):
         rr = type(cfg.reranker).from_dict(
             {**cfg.reranker.to_dict(), **preset["reranker"]}, prefix="reranker"
         )
+        teacher = missing_teacher(emb.pseudo_label_model) if emb.loss == "gpl" else ""
         self.query_one("#emb-form", ConfigForm).set_values(emb)
         self.query_one("#rr-form", ConfigForm).set_values(rr)
         self.notify(f"preset {name!r} applied")
         if skipped:
             self.notify(
                 "no model Hub here, kept the current model for: " + ", ".join(skipped),
+                title="offline",
+                severity="warning",
+            )
+        if teacher:
+            self.notify(
+                f"gpl needs a trained cross-encoder and {teacher} is not on this machine: "
+                "set pseudo_label_model to a local path",
                 title="offline",
                 severity="warning",
             )
