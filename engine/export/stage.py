@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import RunConfig
+from engine.config.training import EmbedderConfig
 from engine.core.errors import OfflineError, RagtuneError
 from engine.core.events import Emitter
 from engine.core.models import hub_reachable, is_network_error
@@ -32,7 +33,7 @@ def model_card_text(cfg: RunConfig, ws: Workspace) -> str:
         "",
         f"- Base model: `{cfg.embedder.base_model}`",
         f"- Training data: {_data_line(ws)}",
-        f"- Loss: {_loss_line(cfg.embedder.loss)}, at dims {dims}",
+        f"- Loss: {_loss_line(cfg.embedder)}, at dims {dims}",
         f"- Generator: {cfg.generation.resolved}",
         "",
     ]
@@ -88,13 +89,29 @@ def _rel(value: float, base: float) -> str:
     return f"{(value - base) / base * 100:+.1f}%" if base else "n/a"
 
 
-def _loss_line(loss: str) -> str:
-    if loss == "distill":
+def _loss_line(ecfg: EmbedderConfig) -> str:
+    negatives = (
+        f", with {ecfg.hard_negatives} mined negative(s) per query from ranks "
+        f"{ecfg.negative_range_min}-{ecfg.negative_range_max}"
+        if ecfg.hard_negatives
+        else ""
+    )
+    if ecfg.loss == "distill":
         return (
             "ragtune's distill loss (in-batch contrastive plus KL towards the frozen base "
-            "model, at every Matryoshka size)"
+            f"model, at every Matryoshka size){negatives}"
         )
-    return f"{loss} inside MatryoshkaLoss"
+    if ecfg.loss == "gpl":
+        return (
+            f"GPL: MarginMSE on the score margins of `{ecfg.pseudo_label_model}` "
+            f"(Wang et al. 2022){negatives}"
+            + (
+                f", plus {ecfg.gpl_contrastive_weight} x in-batch contrastive"
+                if ecfg.gpl_contrastive_weight
+                else ""
+            )
+        )
+    return f"{ecfg.loss} inside MatryoshkaLoss{negatives}"
 
 
 def _data_line(ws: Workspace) -> str:

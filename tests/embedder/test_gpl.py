@@ -178,6 +178,11 @@ def test_gpl_train_stage_end_to_end(
     assert summary["negatives"]["mined"] > 0
     emb = SentenceTransformer(str(ws.embedder_dir), device="cpu").encode(["glimmerfox diet"])
     assert emb.shape == (1, 64)
+    from engine.export.stage import model_card_text
+
+    card = model_card_text(cfg, ws)
+    assert f"GPL: MarginMSE on the score margins of `{tiny_cross_encoder}`" in card
+    assert "2 mined negative(s) per query from ranks 0-10" in card
 
 
 def test_hard_negatives_feed_the_distill_loss(tmp_path: Path, tiny_bert: Path) -> None:
