@@ -87,3 +87,16 @@ def tiny_modernbert(tmp_path_factory: pytest.TempPathFactory, minilm_path: Path)
         local_attention=64,
     )
     return _save_tiny(tmp_path_factory.mktemp("tiny_modernbert"), config, minilm_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path) -> Path:
+    """The tiny random BERT with a one-logit head, saved as a cross-encoder."""
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    torch.manual_seed(1)
+    model = CrossEncoder(str(tiny_bert.parent / "hf"), num_labels=1, device="cpu", max_length=64)
+    out = tmp_path_factory.mktemp("tiny_ce") / "ce"
+    model.save(str(out))
+    return out

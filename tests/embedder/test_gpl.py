@@ -17,19 +17,6 @@ from tests.reranker_workspace import build_workspace, one_torch_thread
 single_thread = pytest.fixture(autouse=True)(one_torch_thread)
 
 
-@pytest.fixture(scope="module")
-def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path) -> Path:
-    """The tiny random BERT with a one-logit head, saved as a cross-encoder."""
-    import torch
-    from sentence_transformers import CrossEncoder
-
-    torch.manual_seed(1)
-    model = CrossEncoder(str(tiny_bert.parent / "hf"), num_labels=1, device="cpu", max_length=64)
-    out = tmp_path_factory.mktemp("tiny_ce") / "ce"
-    model.save(str(out))
-    return out
-
-
 def _cfg(ws_root: Path, embedder: Path, **embedder_kw: object) -> RunConfig:
     return RunConfig.from_dict(
         {

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from engine.config.reranker import RerankerConfig
 from engine.reranker.evaluate import Candidates, _choose_and_decide
@@ -79,3 +82,37 @@ def test_a_fresh_head_with_few_queries_is_not_trained(tiny_bert) -> None:
         untrainable_reason(RerankerConfig(base_model=str(tiny_bert), min_queries_fresh_head=0), 300)
         == ""
     )
+
+
+def test_beir_report_has_intervals_and_weight_zero_is_the_retriever(
+    tiny_bert: Path, tiny_cross_encoder: Path
+) -> None:
+    """What bench_reranker prints: each system with its bootstrap interval, and the paired
+    gain over the retriever, which is exactly zero for the fused ranking at w = 0."""
+    from sentence_transformers import CrossEncoder, SentenceTransformer
+
+    from engine.evaluate.beir import IRData
+    from engine.reranker.evaluate import evaluate_reranking_on_beir
+    from tests.reranker_workspace import fact_chunks
+
+    items = fact_chunks(40)
+    corpus = {c.chunk_id: c.text for c, _ in items}
+    queries = {f"q{i}": qs[0] for i, (_, qs) in enumerate(items)}
+    relevant = {f"q{i}": {c.chunk_id} for i, (c, _) in enumerate(items)}
+    embedder = SentenceTransformer(str(tiny_bert), device="cpu")
+    reranker = CrossEncoder(str(tiny_cross_encoder), device="cpu")
+    out = evaluate_reranking_on_beir(
+        embedder, reranker, IRData(queries, corpus, relevant), top_k=10, weight=0.0
+    )
+    iv = out["intervals"]
+    assert set(iv) == {
+        "retriever",
+        "reranker",
+        "fused",
+        "reranker_vs_retriever",
+        "fused_vs_retriever",
+    }
+    for name in ("retriever", "reranker", "fused"):
+        assert iv[name]["low"] <= iv[name]["mean"] <= iv[name]["high"]
+        assert iv[name]["mean"] == pytest.approx(out[name]["ndcg@10"], abs=1e-4)
+    assert iv["fused_vs_retriever"] == {"mean": 0.0, "low": 0.0, "high": 0.0}
