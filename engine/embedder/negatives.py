@@ -110,6 +110,7 @@ def pseudo_labelled(
     stats = {
         "rows": len(triples),
         "mean_margin": float(margins.mean()) if len(margins) else 0.0,
+        "margin_std": float(margins.std()) if len(margins) else 0.0,
         # The cross-encoder prefers the "negative": GPL's guard against false negatives.
         "negative_preferred": int((margins < 0).sum()),
     }

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from engine.config import RunConfig
 from engine.config.training import EmbedderConfig
 from engine.core.dist import world_size
-from engine.core.errors import Cancelled, ConfigError
+from engine.core.errors import Cancelled, ConfigError, RagtuneError
 from engine.core.events import Emitter
 from engine.core.models import derive_dims, load_embedder, pick_device, precision_flags
 from engine.core.stages import StagePlan
@@ -204,6 +204,10 @@ def soup(model: SentenceTransformer, base: SentenceTransformer, alpha: float) ->
                 tensor.copy_(alpha * tensor + (1.0 - alpha) * other.to(tensor.device, tensor.dtype))
 
 
+# ms-marco cross-encoders spread their margins over several logits; a fresh head, ~0.
+WEAK_MARGIN_STD = 0.5
+
+
 def training_rows(
     cfg: RunConfig, prepared: Prepared, model: SentenceTransformer, events: Emitter
 ) -> tuple[Any, dict[str, Any]]:
@@ -223,7 +227,14 @@ def training_rows(
             from engine.core.models import load_cross_encoder
 
             # Loaded first: a cross-encoder this machine cannot get fails before mining.
-            cross_encoder = load_cross_encoder(ecfg.pseudo_label_model, device=str(model.device))
+            try:
+                cross_encoder = load_cross_encoder(
+                    ecfg.pseudo_label_model, device=str(model.device)
+                )
+            except RagtuneError as exc:
+                exc.where = exc.where or "embedder.pseudo_label_model"
+                exc.hint += "; or set embedder.pseudo_label_model to a trained cross-encoder here"
+                raise
         groups, counts = mined_groups(
             prepared.train,
             prepared.corpus,
@@ -242,6 +253,14 @@ def training_rows(
                 f"pseudo-labels: {labels['rows']} margins, mean {labels['mean_margin']:.2f}, "
                 f"{labels['negative_preferred']} where the cross-encoder prefers the mined negative"
             )
+            if labels["margin_std"] < WEAK_MARGIN_STD:
+                events.warning(
+                    f"the cross-encoder barely tells positives from mined negatives (margin "
+                    f"spread {labels['margin_std']:.2f} logits): its labels will undo training",
+                    where="embedder.pseudo_label_model",
+                    hint="use a trained cross-encoder, e.g. cross-encoder/ms-marco-MiniLM-L6-v2; "
+                    "an encoder with a fresh head is not one",
+                )
             del cross_encoder
         else:
             rows = negative_columns(groups)
