@@ -34,7 +34,10 @@ class LlmFreeConfig(Section):
         minimum=1,
     )
     max_queries_per_chunk: int = setting(
-        1, help="keep at most this many queries per chunk, picked at random (0 = all)", minimum=0
+        0,
+        help="keep at most this many queries per chunk, picked at random (0 = all: every kind, "
+        "which measured better than one per chunk on medline and cisi, at about 3x the training time)",
+        minimum=0,
     )
     seed: int = setting(13)
 
