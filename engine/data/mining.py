@@ -10,7 +10,7 @@ import random
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -36,10 +36,7 @@ class MiningWindow:
         range_max = min(self.range_max, max(1, corpus_size - 1))
         range_min = min(self.range_min, max(0, range_max - self.num_negatives))
         num = min(self.num_negatives, range_max - range_min)
-        return MiningWindow(
-            num, range_min, range_max, self.sampling, self.margin, self.max_score,
-            self.use_faiss, self.seed,
-        )  # fmt: skip
+        return replace(self, num_negatives=num, range_min=range_min, range_max=range_max)
 
 
 @dataclass
@@ -90,7 +87,8 @@ def _without_progress_bars(model: SentenceTransformer) -> Iterator[None]:
             delattr(model, name)
 
 
-def _key(text: str) -> str:
+def match_key(text: str) -> str:
+    """Lowercase words only, so texts that differ in case and punctuation compare equal."""
     return re.sub(r"\W+", " ", text.lower()).strip()
 
 
@@ -162,11 +160,11 @@ def mine(
         group = by_query.get(query)
         if group is None:
             continue
-        needle = _key(query)
+        needle = match_key(query)
         for doc, label in zip(docs, labels, strict=True):
             if label:
                 continue
-            if len(needle) >= 20 and needle in _key(doc):
+            if len(needle) >= 20 and needle in match_key(doc):
                 counts["mined_dropped_contains_query"] += 1
                 continue
             if group.add(doc, "mined"):

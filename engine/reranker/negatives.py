@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -16,6 +15,7 @@ from engine.data.mining import (
     add_random_negatives,
     build_groups,
     faiss_used,
+    match_key,
     mine,
 )
 from engine.generate.rows import GeneratedRow
@@ -95,10 +95,6 @@ class NegativesResult:
         return Dataset.from_dict(data)
 
 
-def _key(text: str) -> str:
-    return re.sub(r"\W+", " ", text.lower()).strip()
-
-
 def mining_window(cfg: RerankerConfig) -> MiningWindow:
     return MiningWindow(
         num_negatives=cfg.num_negatives,
@@ -118,13 +114,13 @@ def add_llm_negatives(
     """The generator's hard negatives: passages that look relevant to a query but are not,
     and queries that look answerable by a chunk but are not (returned as label-0 pairs)."""
     counts = {"llm_passage": 0, "llm_query": 0}
-    by_query = {_key(g.query): g for g in groups}
+    by_query = {match_key(g.query): g for g in groups}
     train_chunks = {g.chunk_id for g in groups}
     pairs: list[tuple[str, str]] = []
     seen: set[tuple[str, str]] = set()
     for row in rows:
         passage = " ".join(row.negative_reranking.split())
-        group = by_query.get(_key(row.question))
+        group = by_query.get(match_key(row.question))
         if passage and group is not None and group.add(passage, "llm_passage"):
             counts["llm_passage"] += 1
         neg_query = " ".join(row.negative_retrieval.split())

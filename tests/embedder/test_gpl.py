@@ -38,6 +38,19 @@ def _cfg(ws_root: Path, embedder: Path, **embedder_kw: object) -> RunConfig:
     )
 
 
+def _mine(prepared, model, cfg: EmbedderConfig):
+    from engine.embedder.negatives import mined_groups
+
+    return mined_groups(
+        prepared.train,
+        prepared.corpus,
+        model,
+        cfg,
+        exclude_chunks=prepared.eval_chunks,
+        events=Emitter(),
+    )
+
+
 def test_gpl_needs_a_mined_negative() -> None:
     with pytest.raises(ConfigError) as err:
         EmbedderConfig(loss="gpl", hard_negatives=0).check()
@@ -50,20 +63,13 @@ def test_gpl_needs_a_mined_negative() -> None:
 def test_mined_rows_never_use_held_out_or_own_chunks(tmp_path: Path, tiny_bert: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
-    from engine.embedder.negatives import mined_groups, negative_columns
+    from engine.embedder.negatives import negative_columns
 
     ws = build_workspace(tmp_path / "ws")
     prepared = load_prepared(ws)
     model = SentenceTransformer(str(tiny_bert), device="cpu")
     cfg = EmbedderConfig(hard_negatives=3, negative_range_min=0, negative_range_max=10)
-    groups, counts = mined_groups(
-        prepared.train,
-        prepared.corpus,
-        model,
-        cfg,
-        exclude_chunks=prepared.eval_chunks,
-        events=Emitter(),
-    )
+    groups, counts = _mine(prepared, model, cfg)
     assert groups and all(len(g.negatives) == 3 for g in groups)
     assert counts["mined"] > 0 and counts["queries"] == len(groups)
     held_out = {prepared.corpus[c] for c in prepared.eval_chunks}
@@ -81,20 +87,13 @@ def test_pseudo_labels_are_the_cross_encoders_logit_margins(
     import torch
     from sentence_transformers import CrossEncoder, SentenceTransformer
 
-    from engine.embedder.negatives import mined_groups, pseudo_labelled
+    from engine.embedder.negatives import pseudo_labelled
 
     ws = build_workspace(tmp_path / "ws")
     prepared = load_prepared(ws)
     model = SentenceTransformer(str(tiny_bert), device="cpu")
     cfg = EmbedderConfig(loss="gpl", hard_negatives=2, negative_range_min=0, negative_range_max=10)
-    groups, _ = mined_groups(
-        prepared.train,
-        prepared.corpus,
-        model,
-        cfg,
-        exclude_chunks=prepared.eval_chunks,
-        events=Emitter(),
-    )
+    groups, _ = _mine(prepared, model, cfg)
     ce = CrossEncoder(str(tiny_cross_encoder), device="cpu")
     rows, stats = pseudo_labelled(groups, ce)
     assert len(rows) == 2 * len(groups) == stats["rows"]
