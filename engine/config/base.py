@@ -183,16 +183,22 @@ class Section:
 
         return clean(asdict(self))
 
+    def inactive(self) -> set[str]:
+        """Settings that the other values make irrelevant (GPL knobs under another loss):
+        changing one of them then changes no result, so it re-runs nothing."""
+        return set()
+
     def result_settings(self) -> dict[str, Any]:
         """The settings that change what this section's stage produces, for its fingerprint."""
         out: dict[str, Any] = {}
+        skip = self.inactive()
         for f in fields(self):
-            if not f.metadata.get("fingerprint", True):
+            if not f.metadata.get("fingerprint", True) or f.name in skip:
                 continue
             value = getattr(self, f.name)
             if isinstance(value, Section):
                 out[f.name] = value.result_settings()
-            elif value is not None:
+            else:
                 out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
 

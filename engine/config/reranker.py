@@ -96,6 +96,14 @@ class RerankerConfig(Section):
     seed: int = setting(42)
     device: str = setting("auto", help="auto, cpu, cuda, cuda:1, mps", fingerprint=False)
 
+    def inactive(self) -> set[str]:
+        out = set()
+        if self.loss != "lambda":
+            out.add("mini_batch_size")
+        if self.eval_strategy != "steps":
+            out.add("eval_steps")
+        return out
+
     def check(self) -> None:
         if self.range_min >= self.range_max:
             raise ConfigError(

@@ -118,6 +118,20 @@ class EmbedderConfig(Section):
     seed: int = setting(42)
     device: str = setting("auto", help="auto, cpu, cuda, cuda:1, mps", fingerprint=False)
 
+    def inactive(self) -> set[str]:
+        out = set()
+        if self.loss != "gpl":
+            out |= {"pseudo_label_model", "gpl_contrastive_weight", "gpl_score_scale"}
+        if self.loss != "cached_mnrl":
+            out.add("mini_batch_size")
+        if self.hard_negatives == 0:
+            out |= {"negative_range_min", "negative_range_max"}
+        if not self.lora:
+            out |= {"lora_r", "lora_alpha", "lora_dropout", "lora_target_modules"}
+        if self.eval_strategy != "steps":
+            out.add("eval_steps")
+        return out
+
     def check(self) -> None:
         if self.loss == "gpl" and self.hard_negatives < 1:
             raise ConfigError(

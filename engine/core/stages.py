@@ -219,15 +219,12 @@ def digest(value: Any) -> str:
 
 
 def _changed(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
-    """Input names whose value differs; a setting that did not exist when the stage ran
-    counts as unchanged while it holds its default (that is what the old code did)."""
+    """Input names whose value differs. A setting that did not exist when the stage ran
+    counts as unchanged while it holds its default (that is what the old code did); one
+    recorded then but not read now (``Section.inactive``, or removed) changes nothing."""
     a = {k: digest(v) for k, v in before.items()}
     b = {k: digest(v) for k, v in now.items()}
-    return sorted(
-        k
-        for k in a.keys() | b.keys()
-        if a.get(k) != b.get(k) and not (k not in a and _is_default(k, now[k]))
-    )
+    return sorted(k for k in b if a.get(k) != b[k] and not (k not in a and _is_default(k, now[k])))
 
 
 @functools.lru_cache(maxsize=1)

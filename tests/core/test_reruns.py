@@ -170,6 +170,29 @@ def test_throughput_knobs_rerun_nothing(copy: Path, capsys: pytest.CaptureFixtur
     assert run.skipped == list(STAGES)
 
 
+def test_settings_the_recipe_does_not_read_rerun_nothing(
+    copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = changed(
+        copy,
+        embedder__pseudo_label_model="some/other-cross-encoder",
+        embedder__gpl_score_scale=5.0,
+        embedder__lora_r=4,
+        embedder__negative_range_max=50,
+        embedder__mini_batch_size=4,
+        reranker__eval_steps=7,
+    )
+    assert cfg.embedder.loss != "gpl" and not cfg.embedder.lora
+    cfg.save(copy / "config.toml")
+    assert set(status(copy, capsys).values()) == {"done"}
+    assert Run(cfg).started == []
+    # The same knob counts as soon as the recipe reads it.
+    cfg = changed(copy, embedder__lora=True, embedder__lora_r=4)
+    cfg.save(copy / "config.toml")
+    assert status(copy, capsys)["train"].startswith("stale")
+    assert "embedder.lora_r" in status(copy, capsys)["train"]
+
+
 @pytest.mark.parametrize(
     "setting",
     [{"embedder__learning_rate": 5e-4}, {"embedder__epochs": 2.0}],
