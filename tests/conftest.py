@@ -16,7 +16,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
-BENCH_DATA = REPO.parent / "shared" / "bench-data"
+TEST_DATA = REPO / "tests" / "data"
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import BENCH_DATA
+from conftest import TEST_DATA
 
 from engine.core.errors import InputError
 from engine.core.events import Emitter, Event, Message
@@ -108,11 +108,8 @@ def test_missing_folder(tmp_path: Path) -> None:
 
 
 def test_real_collection_counts() -> None:
-    folder = BENCH_DATA / "medline"
-    if not folder.exists():
-        pytest.skip("bench data not present")
-    data = load_beir(folder)
-    assert len(data.corpus) == 1033
-    assert len(data.queries) == 30
-    assert sum(len(v) for v in data.relevant.values()) == 696
+    data = load_beir(TEST_DATA / "medline_slice")
+    assert len(data.corpus) == 100
+    assert len(data.queries) == 5
+    assert sum(len(v) for v in data.relevant.values()) == 60
     assert data.titles == {}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import BENCH_DATA, REPO
+from conftest import REPO, TEST_DATA
 
 from engine.core.errors import ConfigError
 from engine.core.events import Emitter, EvalRow, Event, Progress
@@ -134,19 +133,8 @@ def test_ir_metrics_follow_the_definitions() -> None:
 
 @pytest.fixture(scope="module")
 def medline_slice() -> IRData:
-    folder = BENCH_DATA / "medline"
-    if not folder.exists():
-        pytest.skip("bench data not present")
-    data = load_beir(folder)
-    queries = sorted(data.queries, key=lambda q: (len(data.relevant[q]), q))[:5]
-    relevant = set().union(*(data.relevant[q] for q in queries))
-    others = sorted(set(data.corpus) - relevant)
-    keep = relevant | set(random.Random(0).sample(others, 100 - len(relevant)))
-    return IRData(
-        queries={q: data.queries[q] for q in queries},
-        corpus={c: t for c, t in data.corpus.items() if c in keep},
-        relevant={q: data.relevant[q] for q in queries},
-    )
+    """100 real MEDLARS abstracts and 5 of its queries with their human judgments."""
+    return load_beir(TEST_DATA / "medline_slice")
 
 
 def test_matches_sentence_transformers_on_minilm(minilm_path: Path, medline_slice: IRData) -> None:
