@@ -107,9 +107,11 @@ class RichRenderer:
         elif isinstance(event, RunFailed):
             # before the first stage starts (config, lock) there is no stage to name
             where = f"stage {event.stage}" if event.stage else "run"
-            self.progress.console.print(
-                f"[red]{escape(f'failed in {where}: {event.error}')}[/]", soft_wrap=True
-            )
+            if event.cancelled:
+                line, style = f"stopped in {where}: {event.error}", "yellow"
+            else:
+                line, style = f"failed in {where}: {event.error}", "red"
+            self.progress.console.print(f"[{style}]{escape(line)}[/]", soft_wrap=True)
 
     def close(self) -> None:
         if not self.quiet:

@@ -109,10 +109,17 @@ class Message(Event):
 
 @dataclass(kw_only=True)
 class RunFailed(Event):
+    """The run stopped before its last stage: an error, or a cancel the user asked for."""
+
     kind: ClassVar[str] = "run_failed"
     error: str = ""
     hint: str = ""
     error_type: str = ""
+
+    @property
+    def cancelled(self) -> bool:
+        """Stopped on request (Ctrl-C, Cancel): finished work is kept and a rerun resumes."""
+        return self.error_type == "Cancelled"
 
 
 @dataclass(kw_only=True)
