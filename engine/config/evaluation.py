@@ -18,5 +18,6 @@ class EvalConfig(Section):
     batch_size: int = setting(64, help="encoding batch size", minimum=1, fingerprint=False)
     benchmark: str = setting(
         "",
-        help="optional BEIR-layout folder (corpus/queries/qrels) of labelled queries to also evaluate on",
+        help="optional folder of labelled queries to also evaluate on: BEIR layout (corpus.jsonl, queries.jsonl, qrels.tsv) or queries.jsonl + answers.tsv quoting each answer",
+        fingerprint=False,  # its files are the input (stages._benchmark_files), wherever it sits
     )

@@ -33,13 +33,13 @@ class StageSpec:
     enabled: Callable[[RunConfig], bool] | None = None
 
 
+# Where the sources sit is not among them: the files and dataset read are inputs by name,
+# size and mtime (``_ingest_inputs``), so a moved or cloned project is the same run.
 SOURCE_SETTINGS = tuple(
     f"sources.{key}"
     for key in (
-        "paths",
         "include",
         "exclude",
-        "dataset",
         "dataset_config",
         "dataset_split",
         "text_column",
@@ -53,19 +53,19 @@ SOURCE_SETTINGS = tuple(
 def _ingest_inputs(cfg: RunConfig) -> dict[str, Any]:
     """The files read (size and mtime), the tokenizer that cuts them, and, for a run with only
     a description, what the LLM is asked to write the passages from."""
-    from engine.ingest import discover_files
+    from engine.ingest import discover_sources, source_name
 
     src = cfg.sources
     files = []
     if src.paths:
-        for p in discover_files(src, cfg.base_dir, missing="skip"):
+        for p, name in discover_sources(src, cfg.base_dir, missing="skip").items():
             st = p.stat()
-            files.append([str(p), st.st_size, int(st.st_mtime)])
+            files.append([name, st.st_size, int(st.st_mtime)])
     dataset: Any = src.dataset
     local = cfg.resolve(src.dataset) if src.dataset else None
     if local is not None and local.exists():
         st = local.stat()
-        dataset = [str(local), st.st_size, int(st.st_mtime)]
+        dataset = [source_name(local), st.st_size, int(st.st_mtime)]
     out: dict[str, Any] = {"source files": files, "source dataset": dataset}
     if src.has_documents:
         out["tokenizer"] = cfg.chunking.tokenizer or cfg.embedder.base_model
@@ -141,8 +141,10 @@ def _review(cfg: RunConfig) -> str:
 
 
 def _benchmark_files(cfg: RunConfig) -> dict[str, Any]:
+    """The labelled files by name, size and mtime (None without a benchmark), so a moved
+    project is not stale and a removed benchmark is."""
     if not cfg.eval.benchmark:
-        return {}
+        return {"benchmark files": None}
     folder = cfg.resolve(cfg.eval.benchmark)
     files = sorted(folder.glob("*")) if folder.is_dir() else []
     return {"benchmark files": [[f.name, f.stat().st_size, int(f.stat().st_mtime)] for f in files]}

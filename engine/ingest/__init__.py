@@ -1,7 +1,12 @@
 """The ingest stage: documents and datasets into token-aware chunks with stable ids."""
 
 from engine.ingest.datasets import load_dataset_rows, preview_dataset
-from engine.ingest.discovery import FILE_SUFFIXES, TEXT_SUFFIXES, discover_files
+from engine.ingest.discovery import (
+    FILE_SUFFIXES,
+    TEXT_SUFFIXES,
+    discover_files,
+    discover_sources,
+)
 from engine.ingest.readers import decode_text, read_file, source_name
 from engine.ingest.stage import (
     iter_documents,
@@ -16,6 +21,7 @@ __all__ = [
     "TEXT_SUFFIXES",
     "decode_text",
     "discover_files",
+    "discover_sources",
     "iter_documents",
     "load_dataset_rows",
     "make_chunker",

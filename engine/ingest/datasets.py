@@ -196,7 +196,7 @@ def load_dataset_rows(cfg: SourcesConfig, base_dir: Path) -> Iterator[Document]:
     if not local.is_absolute():
         local = base_dir / local
     if local.exists():
-        name = source_name(local, base_dir)
+        name = source_name(local)
     for index, row in enumerate(ds):
         text = row.get(cfg.text_column)
         if text is None:

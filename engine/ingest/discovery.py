@@ -76,7 +76,18 @@ def discover_files(
     missing: str = "error",
     on_missing: Callable[[Path], None] | None = None,
 ) -> list[Path]:
-    """Files named in ``paths`` plus folder contents that pass include and exclude, sorted.
+    """Files named in ``paths`` plus folder contents that pass include and exclude, sorted."""
+    return sorted(discover_sources(cfg, base_dir, missing=missing, on_missing=on_missing))
+
+
+def discover_sources(
+    cfg: SourcesConfig,
+    base_dir: Path,
+    *,
+    missing: str = "error",
+    on_missing: Callable[[Path], None] | None = None,
+) -> dict[Path, str]:
+    """Every file to read, sorted, with the name it goes by (see ``source_names``).
 
     A file named directly is always kept (a wrong type is reported when read); folders
     are walked without following symlinked folders, so a link loop cannot hang ingest.
@@ -85,7 +96,7 @@ def discover_files(
     """
     include = [_glob_regex(p) for p in cfg.include]
     exclude = [_glob_regex(p) for p in cfg.exclude]
-    found: dict[Path, None] = {}
+    found: dict[Path, tuple[Path, str]] = {}
     for raw in cfg.paths:
         path = Path(raw).expanduser()
         path = path if path.is_absolute() else base_dir / path
@@ -99,8 +110,9 @@ def discover_files(
                 where=str(path),
                 hint="check sources.paths (relative paths are read from the config's folder)",
             )
+        path = path.resolve()
         if path.is_file():
-            found[path.resolve()] = None
+            found.setdefault(path, (path.parent, path.name))
             continue
         for root, dirs, files in os.walk(path):
             dirs.sort()
@@ -109,5 +121,38 @@ def discover_files(
                 rel = full.relative_to(path).as_posix()
                 if _is_hidden(rel) or not _matches(rel, include) or _matches(rel, exclude):
                     continue
-                found[full.resolve()] = None
-    return sorted(found)
+                found.setdefault(full.resolve(), (path.parent, f"{path.name}/{rel}"))
+    names = source_names(found)
+    return {p: names[p] for p in sorted(found)}
+
+
+def source_names(found: dict[Path, tuple[Path, str]]) -> dict[Path, str]:
+    """Names that do not depend on where the files sit on disk: a folder's files are
+    ``<folder name>/<path inside it>``, a file named directly is its file name.
+
+    Chunk ids, the train/held-out split and the LLM's prompts are built from these names,
+    so a clone elsewhere or a moved project gives the same run. Two roots that would
+    give one name (``a/docs`` and ``b/docs``) take as many parent folders as tell them apart.
+    """
+    depth = {anchor: 0 for anchor, _ in found.values()}
+
+    def name(path: Path) -> str:
+        anchor, rel = found[path]
+        parts = anchor.parts[len(anchor.parts) - depth[anchor] :] if depth[anchor] else ()
+        return "/".join([*(p.strip("/") for p in parts if p.strip("/")), rel])
+
+    while True:
+        by_name: dict[str, list[Path]] = {}
+        for path in found:
+            by_name.setdefault(name(path), []).append(path)
+        deeper = {
+            found[path][0]
+            for paths in by_name.values()
+            if len(paths) > 1
+            for path in paths
+            if depth[found[path][0]] < len(found[path][0].parts)
+        }
+        if not deeper:
+            return {path: name(path) for path in found}
+        for anchor in deeper:
+            depth[anchor] += 1

@@ -188,18 +188,14 @@ def _heading_level(style: str) -> int:
     return min(int(m.group(1)), 6) if m else 0
 
 
-def source_name(path: Path, base_dir: Path | None) -> str:
-    """Relative to the config's folder when possible, so chunk ids survive moving the run."""
-    if base_dir is not None:
-        try:
-            return path.resolve().relative_to(base_dir.resolve()).as_posix()
-        except ValueError:
-            pass
-    return path.resolve().as_posix()
+def source_name(path: Path) -> str:
+    """A dataset file goes by its file name, not where it sits (see ``discovery.source_names``)."""
+    return Path(path).name
 
 
-def read_file(path: Path, base_dir: Path | None = None) -> Document:
-    """One file as a document; every reason it cannot be used is an ``InputError``."""
+def read_file(path: Path, name: str | None = None) -> Document:
+    """One file as a document named ``name`` (default: its file name); every reason it
+    cannot be used is an ``InputError``."""
     path = Path(path)
     where = str(path)
     suffix = path.suffix.lower()
@@ -232,7 +228,7 @@ def read_file(path: Path, base_dir: Path | None = None) -> Document:
         ) from None
     if not text.strip():
         raise InputError("the file is empty (no text)", where=where)
-    name = source_name(path, base_dir)
+    name = name or path.name
     return Document(
         doc_id=name,
         text=text,

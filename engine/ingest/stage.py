@@ -19,7 +19,7 @@ from engine.ingest.chunking import (
     model_max_tokens,
 )
 from engine.ingest.datasets import load_dataset_rows
-from engine.ingest.discovery import discover_files
+from engine.ingest.discovery import discover_sources
 from engine.ingest.readers import read_file
 
 
@@ -42,11 +42,11 @@ def iter_documents(
             hint="check sources.paths (relative paths are read from the config's folder)",
         )
 
-    files = discover_files(cfg, base_dir, missing="skip", on_missing=missing)
+    files = discover_sources(cfg, base_dir, missing="skip", on_missing=missing)
     yielded = 0
-    for done, path in enumerate(files, start=1):
+    for done, (path, name) in enumerate(files.items(), start=1):
         try:
-            doc = read_file(path, base_dir)
+            doc = read_file(path, name)
         except InputError as exc:
             if stats is not None:
                 stats.skipped_files += 1

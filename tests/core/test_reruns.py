@@ -241,6 +241,33 @@ def test_a_query_prompt_retrains_and_travels_with_the_model(copy: Path) -> None:
     assert st_config["prompts"]["query"] == "query: "
 
 
+def test_a_moved_or_cloned_project_is_the_same_run(tmp_path: Path, tiny_bert: Path) -> None:
+    """Chunk ids, the held-out split and the fingerprints come from names inside the
+    project, so README numbers reproduce in any clone and a moved project re-runs nothing."""
+    from engine.core.records import read_chunks
+    from engine.data.prepare import load_prepared
+
+    first = tmp_path / "a" / "project"
+    first.mkdir(parents=True)
+    tiny_config(first, tiny_bert, epochs=0.2).save(first / "my.toml")
+    stages = ["ingest", "generate", "prepare", "train", "evaluate"]
+    ws = Run(load_config(first / "my.toml"), stages=stages).ws
+    chunk_ids = [c.chunk_id for c in read_chunks(ws.chunks_path)]
+    held_out = load_prepared(ws).eval_chunks
+    assert not any(str(tmp_path) in c.source for c in read_chunks(ws.chunks_path))
+
+    clone = tmp_path / "b" / "elsewhere" / "project"
+    shutil.copytree(first, clone, ignore=shutil.ignore_patterns("runs"))
+    fresh = Run(load_config(clone / "my.toml"), stages=["ingest", "generate", "prepare"]).ws
+    assert [c.chunk_id for c in read_chunks(fresh.chunks_path)] == chunk_ids
+    assert load_prepared(fresh).eval_chunks == held_out
+
+    moved = tmp_path / "c" / "project"
+    moved.parent.mkdir()
+    shutil.move(first, moved)
+    assert Run(load_config(moved / "my.toml"), stages=stages).started == []
+
+
 def test_a_chunking_setting_reruns_everything_from_ingest(copy: Path) -> None:
     old_chunks = (copy / "chunks.parquet").read_bytes()
     old_weights = weights(copy / "models" / "embedder")

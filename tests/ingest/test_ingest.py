@@ -17,6 +17,7 @@ from engine.core.records import read_chunks
 from engine.core.workspace import Workspace
 from engine.ingest import (
     discover_files,
+    discover_sources,
     iter_documents,
     load_dataset_rows,
     preview_chunks,
@@ -132,6 +133,27 @@ def test_discover_applies_include_and_exclude(corpus: Path):
     assert [p.name for p in discover_files(single, corpus.parent)] == ["notes.csv"]
 
 
+def test_source_names_do_not_depend_on_where_the_files_sit(tmp_path: Path):
+    for base in ("one", "two/deeper"):
+        for team in ("a", "b"):
+            folder = tmp_path / base / team / "docs"
+            folder.mkdir(parents=True)
+            (folder / "guide.md").write_text("# Guide")
+        (tmp_path / base / "faq.txt").write_text("faq")
+    names = [
+        sorted(
+            discover_sources(
+                SourcesConfig(paths=["a/docs", "b/docs", "faq.txt"]), tmp_path / base
+            ).values()
+        )
+        for base in ("one", "two/deeper")
+    ]
+    # Two folders called docs take their parent's name to stay apart; nothing absolute.
+    assert names[0] == names[1] == ["a/docs/guide.md", "b/docs/guide.md", "faq.txt"]
+    single = discover_sources(SourcesConfig(paths=["a/docs"]), tmp_path / "one")
+    assert list(single.values()) == ["docs/guide.md"]
+
+
 def test_missing_path_is_named(tmp_path: Path):
     with pytest.raises(InputError) as err:
         discover_files(SourcesConfig(paths=["nowhere/docs"]), tmp_path)
@@ -140,7 +162,7 @@ def test_missing_path_is_named(tmp_path: Path):
 
 
 def test_pdf_keeps_page_numbers(corpus: Path):
-    doc = read_file(corpus / "report.pdf", corpus)
+    doc = read_file(corpus / "report.pdf")
     assert doc.source == "report.pdf"
     assert [p for _, p in doc.page_starts] == [1, 2, 3]
     for offset, page in doc.page_starts:
@@ -373,12 +395,12 @@ def test_pypdf_warnings_do_not_reach_the_terminal(
 
     pdfs = broken_pdfs(tmp_path)
     with caplog.at_level(logging.DEBUG, logger="engine.ingest"):
-        repaired = read_file(pdfs["badxref.pdf"], tmp_path)  # pypdf repairs it: kept, quietly
+        repaired = read_file(pdfs["badxref.pdf"])  # pypdf repairs it: kept, quietly
     assert "forklift rule number 0" in repaired.text
     assert any("startxref" in r.getMessage() for r in caplog.records)  # there were notes
     for name in ("cut.pdf", "junk.pdf", "noise.pdf"):
         with pytest.raises(InputError) as err:
-            read_file(pdfs[name], tmp_path)
+            read_file(pdfs[name])
         assert err.value.where.endswith(name)
         assert "pypdf: " in err.value.message and "EOF marker not found" in err.value.message
     captured = capfd.readouterr()
@@ -392,10 +414,10 @@ def test_pypdf_notes_are_kept_per_file_and_logging_restored(tmp_path: Path):
 
     pdfs = broken_pdfs(tmp_path)
     with pytest.raises(InputError) as err:
-        read_file(pdfs["noise.pdf"], tmp_path)
+        read_file(pdfs["noise.pdf"])
     assert "invalid pdf header" in err.value.message
     with pytest.raises(InputError) as err:
-        read_file(pdfs["cut.pdf"], tmp_path)
+        read_file(pdfs["cut.pdf"])
     assert "invalid pdf header" not in err.value.message  # not the previous file's notes
     logger = logging.getLogger("pypdf")
     assert logger.propagate and not logger.handlers
