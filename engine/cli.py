@@ -236,13 +236,29 @@ def cmd_init(args: argparse.Namespace) -> int:
         raise RagtuneError(
             "file exists", where=str(target), hint="pass --force to overwrite, or another path"
         )
+    from engine.core.models import offline_defaults
+
     cfg = RunConfig()
-    if args.sources:
-        cfg.sources.paths = list(args.sources)
+    folder = target.expanduser().resolve().parent
+    for raw in args.sources or []:
+        # Typed from here, read from the config's folder: stored so both mean the same file.
+        path = Path(raw).expanduser().resolve()
+        if not path.exists():
+            raise InputError(
+                "source path does not exist",
+                where=raw,
+                hint="give files or folders of .pdf/.docx/.md/.txt that exist",
+            )
+        cfg.sources.paths.append(
+            path.relative_to(folder).as_posix() if path.is_relative_to(folder) else str(path)
+        )
     if args.model:
         cfg.embedder.base_model = args.model
+    err = _console(stderr=True)
+    for note in offline_defaults(cfg):
+        err.print(f"[yellow]the Hub cannot be reached: {note}, which is here[/]", soft_wrap=True)
     cfg.save(target)
-    print(f"wrote {target}; edit it, then: ragtune run {target}", file=sys.stderr)
+    err.print(f"wrote {target}; edit it, then: ragtune run {target}", soft_wrap=True)
     return 0
 
 
@@ -251,10 +267,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from engine.embedder.train import embedding_dim
     from engine.evaluate.beir import load_beir
     from engine.evaluate.ir import evaluate_retrieval, metrics_by_dim
+    from engine.evaluate.labels import is_quote_folder, load_quote_labels
 
     dims = _parse_dims(args.dims) if args.dims is not None else None
     _at_least(args.batch_size, "--batch-size")
-    data = load_beir(Path(args.data), qrels=args.qrels, queries=args.queries)
+    folder = Path(args.data)
+    if is_quote_folder(folder):
+        from engine.core.records import read_chunks
+
+        data = load_quote_labels(folder, read_chunks(_quote_chunks(args)))
+    else:
+        data = load_beir(folder, qrels=args.qrels, queries=args.queries)
     model = load_embedder(args.model, device=pick_device(args.device))
     dims = dims or derive_dims(embedding_dim(model))
     scores = evaluate_retrieval(
@@ -279,6 +302,31 @@ def cmd_eval(args: argparse.Namespace) -> int:
         table.add_row(str(dim), *(f"{values.get(m, float('nan')):.4f}" for m in metrics))
     _console().print(table)
     return 0
+
+
+def _quote_chunks(args: argparse.Namespace) -> Path:
+    """The chunks that quote-labelled answers are looked up in: ``--chunks`` (a workspace or
+    its chunks.parquet), else the workspace the model was trained in."""
+    if args.chunks:
+        given = Path(args.chunks)
+        path = given if given.suffix == ".parquet" else given / "chunks.parquet"
+        if not path.is_file():
+            raise InputError(
+                "no chunks.parquet here",
+                where=str(given),
+                hint="--chunks takes a ragtune workspace (runs/<name>) or its chunks.parquet",
+            )
+        return path
+    model = Path(args.model)
+    for folder in (model, *model.parents[:3]):
+        if (folder / "chunks.parquet").is_file():
+            return folder / "chunks.parquet"
+    raise InputError(
+        "questions labelled by quoting (answers.tsv) are matched to a run's chunks, and this "
+        "model is not inside a workspace",
+        where=args.data,
+        hint="pass --chunks runs/<name> (the workspace whose chunks hold the quoted text)",
+    )
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -474,11 +522,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=cmd_init)
 
-    p = sub.add_parser(
-        "eval", help="evaluate a model on a BEIR-layout folder, every Matryoshka dim"
-    )
+    p = sub.add_parser("eval", help="evaluate a model on labelled queries, every Matryoshka dim")
     p.add_argument("model", help="model path or Hub name")
-    p.add_argument("data", help="folder with corpus.jsonl, queries.jsonl, qrels.tsv")
+    p.add_argument(
+        "data",
+        help="BEIR folder (corpus.jsonl, queries.jsonl, qrels.tsv), or queries.jsonl + "
+        "answers.tsv quoting each answer (see --chunks)",
+    )
+    p.add_argument(
+        "--chunks",
+        help="with answers.tsv: the workspace whose chunks hold the quotes (default: the "
+        "workspace the model was trained in)",
+    )
     p.add_argument("--dims", help="e.g. 384,256,128,64 (default: derived from the model)")
     p.add_argument("--qrels", default="qrels.tsv")
     p.add_argument("--queries", default="queries.jsonl")

@@ -65,7 +65,7 @@ def load_quote_labels(
             hits = {
                 cid
                 for cid, src, text in texts
-                if (not source or src.endswith(source))
+                if (not source or src == source or src.endswith("/" + source))
                 and (pieces[0] in text or (half >= 4 and (pieces[1] in text or pieces[2] in text)))
             }
             if hits:

@@ -113,3 +113,58 @@ def test_real_collection_counts() -> None:
     assert len(data.queries) == 5
     assert sum(len(v) for v in data.relevant.values()) == 60
     assert data.titles == {}
+
+
+def _quote_run(tmp_path: Path, model: Path) -> tuple[Path, Path]:
+    """A workspace with three chunks, a model saved inside it, and two questions labelled by
+    quoting their answers."""
+    import shutil
+
+    from engine.core.records import Chunk, chunk_id_for, write_chunks
+    from engine.core.workspace import Workspace
+
+    ws = Workspace.create(tmp_path / "runs" / "r")
+    texts = {
+        "docs/forklifts.md": "Forklift batteries are charged in bay 3 after every shift.",
+        "docs/reefers.md": "Reefer containers may stay off power for at most two hours.",
+        "docs/leave.md": "Annual leave requests go to the shift manager two weeks ahead.",
+    }
+    write_chunks(
+        ws.chunks_path,
+        [Chunk(chunk_id=chunk_id_for(s, t), doc_id=s, text=t, source=s) for s, t in texts.items()],
+    )
+    shutil.copytree(model, ws.embedder_dir)
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    (labels / "queries.jsonl").write_text(
+        '{"_id": "q1", "text": "where are forklift batteries charged"}\n'
+        '{"_id": "q2", "text": "how long can a reefer be unplugged"}\n'
+    )
+    (labels / "answers.tsv").write_text(
+        "query-id\tsource-file\tquote\n"
+        "q1\tforklifts.md\tcharged in bay 3\n"
+        "q2\treefers.md\tat most two hours\n"
+    )
+    return ws.root, labels
+
+
+def test_cli_eval_reads_quote_labelled_questions(
+    tmp_path: Path, tiny_bert: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from engine.cli import main
+
+    root, labels = _quote_run(tmp_path, tiny_bert)
+    model = root / "models" / "embedder"
+    # The model's own workspace holds the chunks the quotes are found in ...
+    assert main(["eval", str(model), str(labels), "--dims", "64,32", "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert {"dim_64_cosine_ndcg@10", "dim_32_cosine_ndcg@10"} <= scores.keys()
+    # ... any other model names the workspace with --chunks.
+    argv = ["eval", str(tiny_bert), str(labels), "--chunks", str(root), "--dims", "64", "--json"]
+    assert main(argv) == 0
+    assert "dim_64_cosine_ndcg@10" in json.loads(capsys.readouterr().out)
+    assert main(["eval", str(tiny_bert), str(labels), "--dims", "64"]) == 3
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--chunks" in err and "answers.tsv" in err
