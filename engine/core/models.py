@@ -25,12 +25,58 @@ def resolve_model(name: str) -> str:
     path = Path(name).expanduser()
     if path.exists():
         return str(path.resolve())
-    package = PACKAGED_MODELS.get(name)
+    # sentence-transformers reads a bare "all-MiniLM-L6-v2" as its own organisation's model.
+    package = PACKAGED_MODELS.get(name) or PACKAGED_MODELS.get(f"sentence-transformers/{name}")
     if package and importlib.util.find_spec(package) is not None:
         folder = Path(importlib.util.find_spec(package).origin).parent / "model"  # type: ignore[arg-type]
         if folder.exists():
             return str(folder)
     return name
+
+
+FALLBACK_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def is_cached(name: str) -> bool:
+    """A Hub model already in the local cache loads offline too."""
+    cache = Path(
+        os.environ.get("HF_HUB_CACHE")
+        or Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub"
+    )
+    return (cache / ("models--" + name.replace("/", "--")) / "snapshots").is_dir()
+
+
+def available_here(name: str) -> bool:
+    """A local folder, a packaged model, or a cached Hub model: loads without the Hub."""
+    return bool(name) and (resolve_model(name) != name or is_cached(name))
+
+
+def local_models() -> list[str]:
+    """Models this machine can load without the Hub."""
+    return [name for name in PACKAGED_MODELS if available_here(name)]
+
+
+def offline_defaults(cfg: Any, *, online: bool | None = None) -> list[str]:
+    """Swap base models that cannot load here for the packaged MiniLM; returns what changed.
+
+    A new run's defaults (modernbert-embed-base, ms-marco-MiniLM-L6-v2) cannot load where
+    the Hub is unreachable and nothing is cached, and every later stage would then fail.
+    The reranker gets MiniLM as an encoder with a fresh head.
+    """
+    if online is None:
+        online = hub_reachable(timeout=2.0)
+    if online or not available_here(FALLBACK_MODEL):
+        return []
+    notes = []
+    if not available_here(cfg.embedder.base_model):
+        notes.append(f"embedder.base_model {cfg.embedder.base_model} → {FALLBACK_MODEL}")
+        cfg.embedder.base_model = FALLBACK_MODEL
+    if not available_here(cfg.reranker.base_model):
+        notes.append(
+            f"reranker.base_model {cfg.reranker.base_model} → {FALLBACK_MODEL} (fresh head)"
+        )
+        cfg.reranker.base_model = FALLBACK_MODEL
+    return notes
 
 
 def derive_dims(full_dim: int) -> list[int]:
@@ -73,11 +119,10 @@ def has_native_bf16(device: str) -> bool:
 
 
 def _hint_for(name: str) -> str:
-    offline = hub_offline_mode()
     return (
-        f"use a local folder for {name!r}, or download it first on a machine with access "
+        f"the Hub cannot be reached from here and {name!r} is not in the local cache: pass a "
+        "local folder, or download it on a machine with access "
         "(`hf download NAME --local-dir DIR`) and pass DIR"
-        + ("" if offline else "; on a machine without network set HF_HUB_OFFLINE=1")
     )
 
 

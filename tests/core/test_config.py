@@ -81,3 +81,24 @@ def test_example_config_is_valid() -> None:
     cfg = load_config(root / "examples" / "quickstart.toml")
     assert cfg.sources.paths == ["handbook"]
     assert cfg.resolve("handbook").is_dir()
+
+
+def test_init_writes_a_config_that_runs_from_where_it_lies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, minilm_path: Path
+) -> None:
+    """Sources typed relative to the shell's folder are stored so the config's folder reads
+    the same files, and with no Hub the base models are ones this machine has."""
+    from engine.cli import main
+    from engine.ingest import discover_files
+
+    (tmp_path / "team" / "docs").mkdir(parents=True)
+    (tmp_path / "team" / "docs" / "a.md").write_text("# A\n\ntext")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "b.md").write_text("# B\n\ntext")
+    monkeypatch.chdir(tmp_path)
+    assert main(["init", "team/my.toml", "--sources", "team/docs", "elsewhere/b.md"]) == 0
+    cfg = load_config(tmp_path / "team" / "my.toml")
+    assert cfg.sources.paths == ["docs", str(tmp_path / "elsewhere" / "b.md")]
+    assert sorted(p.name for p in discover_files(cfg.sources, cfg.base_dir)) == ["a.md", "b.md"]
+    assert cfg.embedder.base_model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert main(["init", "x.toml", "--sources", "missing"]) == 3
