@@ -51,9 +51,28 @@ _STOPWORDS = frozenset(
 )
 
 
+_BLOCK_BREAK = re.compile(r"\n\s*\n|\n(?=\s*(?:#{1,6}\s|[-*+]\s|\d+[.)]\s|\|))|(?<=\|)[ \t]*\n")
+_HAS_WORD = re.compile(r"[^\W_]")
+_LINE_MARKUP = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|>\s*)")
+_INLINE_MARKUP = re.compile(r"(?<!\*)\*\*(?=\w)|(?<=\w)\*\*(?!\*)|`")
+
+
+def plain(text: str) -> str:
+    """A line of Markdown as a person would type it: no heading, bullet or quote marks, no
+    bold or code ticks, no table pipes, one space between words."""
+    return " ".join(_INLINE_MARKUP.sub("", _LINE_MARKUP.sub("", text)).replace("|", " ").split())
+
+
 def split_sentences(text: str) -> list[str]:
-    """Sentence split that tolerates lowercase text and abbreviations by merging tiny pieces."""
-    pieces = [p.strip() for p in _SENTENCE_END.split(text) if p.strip()]
+    """Sentences in plain text: headings, list items and paragraphs end a sentence, lines
+    wrapped inside a paragraph do not; lowercase text and abbreviations are tolerated by
+    merging tiny pieces."""
+    pieces = [
+        sentence
+        for block in _BLOCK_BREAK.split(text)
+        for piece in _SENTENCE_END.split(plain(block))
+        if _HAS_WORD.search(sentence := piece.strip())
+    ]
     merged: list[str] = []
     for piece in pieces:
         if merged and len(piece.split()) < 3:
@@ -126,7 +145,9 @@ class LlmFreeGenerator:
                 add("cloze", sentences[i], " ".join(rest))
 
         if cfg.title_queries:
-            label = next((x for x in (chunk.heading, chunk.title) if len(x.split()) >= 2), "")
+            label = next(
+                (plain(x) for x in (chunk.heading, chunk.title) if len(plain(x).split()) >= 2), ""
+            )
             if label:
                 add("title", label)
             elif len(sentences) >= 3 and len(sentences[0].split()) <= cfg.lead_max_words:
