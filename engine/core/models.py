@@ -37,13 +37,13 @@ def resolve_model(name: str) -> str:
 FALLBACK_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
-def is_cached(name: str) -> bool:
-    """A Hub model already in the local cache loads offline too."""
+def is_cached(name: str, kind: str = "models") -> bool:
+    """A Hub repository (``models`` or ``datasets``) already in the local cache loads offline."""
     cache = Path(
         os.environ.get("HF_HUB_CACHE")
         or Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub"
     )
-    return (cache / ("models--" + name.replace("/", "--")) / "snapshots").is_dir()
+    return (cache / (f"{kind}--" + name.replace("/", "--")) / "snapshots").is_dir()
 
 
 def available_here(name: str) -> bool:

@@ -64,6 +64,7 @@ def _open_dataset(
             return datasets.load_dataset(
                 builder, data_files=str(local), split="train", streaming=True, **kwargs
             )
+        _check_hub_dataset(source)
         return datasets.load_dataset(source, config or None, split=split, streaming=True)
     except RagtuneError:
         raise
@@ -91,6 +92,22 @@ def _open_dataset(
             where="sources.dataset",
             hint="check the name (and sources.dataset_config), or use a local file",
         ) from None
+
+
+def _check_hub_dataset(name: str) -> None:
+    """Fail at once when the Hub cannot be reached and the dataset is not cached: ``datasets``
+    retries for 25-50 s before it says so."""
+    from engine.core.models import hub_reachable, is_cached
+
+    if hub_reachable() or is_cached(name, kind="datasets"):
+        return
+    raise OfflineError(
+        f"the Hugging Face Hub cannot be reached from here and dataset {name!r} is not in the "
+        "local cache",
+        where="sources.dataset",
+        hint="download it on a machine with access (`hf download NAME --repo-type dataset "
+        "--local-dir DIR`) and point sources.dataset at DIR or at a .csv/.jsonl/.parquet file",
+    )
 
 
 def _has_content(path: Path) -> bool:

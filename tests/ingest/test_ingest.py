@@ -279,8 +279,9 @@ def test_hub_offline_gives_clear_error(tmp_path: Path, monkeypatch: pytest.Monke
         list(load_dataset_rows(SourcesConfig(dataset="acme/handbook-qa"), tmp_path))
     text = str(err.value)
     assert "acme/handbook-qa" in text
-    assert "unreachable" in text
-    assert "local file" in err.value.hint
+    assert "cannot be reached" in text and "not in the local cache" in text
+    assert err.value.where == "sources.dataset"
+    assert ".jsonl" in err.value.hint
 
 
 def test_preview_dataset(tables: Path):
