@@ -6,8 +6,9 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID, TextColumn
 from rich.table import Table
+from rich.text import Text
 
 from engine.core.events import (
     Event,
@@ -24,6 +25,26 @@ from engine.core.events import (
 from engine.generate.base import failure_reasons
 
 
+class _Count(ProgressColumn):
+    """``done/total unit``, or ``done unit`` while the total is not known yet."""
+
+    def render(self, task: Task) -> Text:
+        done = int(task.completed)
+        counted = f"{done}/{int(task.total)}" if task.total is not None else str(done)
+        return Text(f"{counted} {task.fields['unit']}".rstrip())
+
+
+class _Time(ProgressColumn):
+    """One duration per stage: elapsed while it runs, its own measured time once finished."""
+
+    def render(self, task: Task) -> Text:
+        seconds = task.fields.get("seconds")
+        if seconds is None:
+            seconds = task.elapsed or 0.0
+        minutes, secs = divmod(int(seconds), 60)
+        return Text(f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}", style="progress.elapsed")
+
+
 class RichRenderer:
     """An event sink; call ``close`` to stop the live display."""
 
@@ -33,9 +54,9 @@ class RichRenderer:
         self.progress = Progress(
             TextColumn("[bold]{task.fields[stage]:<9}"),
             BarColumn(),
-            TextColumn("{task.completed}/{task.total} {task.fields[unit]}"),
+            _Count(),
             TextColumn("{task.fields[note]}"),
-            TimeElapsedColumn(),
+            _Time(),
             console=self.console,
             transient=False,
             disable=quiet,
@@ -84,16 +105,18 @@ class RichRenderer:
         elif isinstance(event, StageFinished):
             task = self._task(event.stage)
             total = self.progress.tasks[task].total or 1
-            note = f"{event.seconds:.1f}s"
+            note = self._loss.get(event.stage, "")
             failed = _failed_count(event.summary) if event.stage == "generate" else 0
             if failed:
                 # the bar must not read "180/180" when 22 of those calls failed
                 total = int(event.summary.get("chunks") or total)
                 done = max(0, total - failed)
-                note = f"[yellow]{escape(failed_note(event.summary))}[/] {note}"
-                self.progress.update(task, completed=done, total=total, note=note)
+                note = f"[yellow]{escape(failed_note(event.summary))}[/]"
             else:
-                self.progress.update(task, completed=total, total=total, note=note)
+                done = total
+            self.progress.update(
+                task, completed=done, total=total, note=note, seconds=event.seconds
+            )
         elif isinstance(event, StageSkipped):
             self.progress.console.print(
                 f"[dim]{event.stage}: skipped ({event.reason})[/]", soft_wrap=True
