@@ -374,15 +374,18 @@ def cmd_ask(args: argparse.Namespace) -> int:
             hint=f"train first: `ragtune run {args.workspace}`; to try the base model, "
             "use `ragtune eval BASE_MODEL FOLDER`",
         )
-    result = ask(
-        ws,
-        args.question,
-        top_k=args.top_k,
-        dim=args.dim,
-        rerank=not args.no_rerank,
-        compare=args.compare,
-        llm_answer=args.answer,
-    )
+    # The first question of a process loads the models and encodes the corpus (or reads it
+    # from the workspace's index): tens of seconds on a CPU, so say so on stderr.
+    with _console(stderr=True).status("loading the models and the passage index…"):
+        result = ask(
+            ws,
+            args.question,
+            top_k=args.top_k,
+            dim=args.dim,
+            rerank=not args.no_rerank,
+            compare=args.compare,
+            llm_answer=args.answer,
+        )
     if args.json:
         from dataclasses import asdict, is_dataclass
 

@@ -41,7 +41,10 @@ class Hit:
     @property
     def label(self) -> str:
         """How a citation names the passage: source, page and heading when known."""
-        parts = [self.source or self.chunk_id]
+        source = self.source
+        if source.startswith("/"):  # older workspaces named sources by absolute path
+            source = "/".join(source.split("/")[-2:])
+        parts = [source or self.chunk_id]
         if self.page is not None:
             parts.append(f"p. {self.page}")
         if self.heading:
@@ -429,25 +432,27 @@ def ask(
 
 
 def _hits_table(title: str, hits: list[Hit]) -> Any:
+    """Score, source and passage; the retriever and reranker scores apart only when a
+    reranker took part (otherwise the score is the retriever's)."""
     from rich.table import Table
 
+    reranked = any(h.rerank_score is not None for h in hits)
     table = Table(title=title, show_lines=True, expand=True)
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("score", justify="right", no_wrap=True)
-    table.add_column("retriever", justify="right", no_wrap=True)
-    table.add_column("rerank", justify="right", no_wrap=True)
+    if reranked:
+        table.add_column("retriever", justify="right", no_wrap=True)
+        table.add_column("rerank", justify="right", no_wrap=True)
     table.add_column("source", overflow="fold", ratio=1)
     table.add_column("passage", overflow="fold", ratio=3)
     for h in hits:
-        text = h.text if len(h.text) <= 300 else h.text[:297] + "..."
-        table.add_row(
-            str(h.rank),
-            f"{h.score:.3f}",
-            f"{h.retriever_score:.3f}",
-            "" if h.rerank_score is None else f"{h.rerank_score:.2f}",
-            h.label,
-            text,
-        )
+        text = " ".join(h.text.split())
+        text = text if len(text) <= 300 else text[:297] + "..."
+        scores = [f"{h.score:.3f}"]
+        if reranked:
+            rerank = "" if h.rerank_score is None else f"{h.rerank_score:.2f}"
+            scores += [f"{h.retriever_score:.3f}", rerank]
+        table.add_row(str(h.rank), *scores, h.label, text)
     return table
 
 
