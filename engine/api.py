@@ -135,12 +135,6 @@ def sample_generation(
         rows = sample_rows(cfg, ws, chunks, k=k, api_key=api_key)
         # After sampling: the prompts the full run will send, as written to the workspace.
         return rows, estimate_workspace_cost(chunks, cfg.generation.llm, ws.prompts_dir)
-    from engine.generate.llm import spread_sample
-    from engine.generate.llm_free import DocumentFrequencies, LlmFreeGenerator
+    from engine.generate.llm_free import LlmFreeGenerator
 
-    gen = LlmFreeGenerator(cfg.generation.llm_free)
-    df = DocumentFrequencies(chunks)
-    rows: list[Any] = []
-    for chunk in spread_sample(chunks, k):
-        rows.extend(gen.rows_for(chunk, df))
-    return rows, None
+    return LlmFreeGenerator(cfg.generation.llm_free).sample(chunks, k), None

@@ -411,11 +411,26 @@ def cmd_generate(args: argparse.Namespace) -> int:
         return 0
     from rich.table import Table
 
-    table = Table(title=f"{len(rows)} sample rows", show_lines=True)
-    for col in ("source", "kind", "question", "response", "context"):
-        table.add_column(col, overflow="fold", max_width=60 if col == "context" else 40)
+    def short(text: str, n: int) -> str:
+        text = " ".join(text.split())
+        return text if len(text) <= n else text[: n - 1] + "…"
+
+    # What each row trains on; optional parts only when some row has them.
+    columns = [
+        ("source", lambda r: r.source),
+        ("kind", lambda r: r.kind),
+        ("query", lambda r: r.question),
+        ("negative query", lambda r: r.negative_retrieval),
+        ("answer", lambda r: r.response),
+        ("passage it must find", lambda r: short(r.training_positive, 240)),
+    ]
+    shown = [(name, get) for name, get in columns if any(get(r) for r in rows)]
+    table = Table(title=f"{len(rows)} sample rows", show_lines=True, expand=True)
+    widths = {"source": 2, "kind": 1, "passage it must find": 5}
+    for name, _ in shown:
+        table.add_column(name, overflow="fold", ratio=widths.get(name, 3))
     for r in rows:
-        table.add_row(r.source, r.kind, r.question, r.response, r.context[:300])
+        table.add_row(*(get(r) for _, get in shown))
     out = _console()
     out.print(table)
     if estimate is not None:
@@ -451,10 +466,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from engine.export.stage import export_models
     from engine.render import RichRenderer
 
-    cfg = _load(args.workspace, args.set)
-    ws = Workspace(cfg.workspace_dir)
-    if Path(args.workspace).is_dir():
-        ws = Workspace(Path(args.workspace).resolve())
+    ws = Workspace(_workspace_dir(args.workspace))
+    cfg = _load(str(ws.config_path) if ws.config_path.is_file() else args.workspace, args.set)
     if not ws.embedder_dir.exists():
         raise InputError(
             "no trained embedder in this workspace to export",
@@ -472,24 +485,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from dataclasses import fields, is_dataclass
+    """Every setting with its default and help, as the TOML a config file holds."""
+    from engine.config import RunConfig, to_toml
 
-    from engine.config import RunConfig
-
-    def walk(section: Any, name: str) -> None:
-        print(f"[{name}]")
-        for key, default, help_text in type(section).describe():
-            print(
-                f"  {key} = {default!r}  # {help_text}" if help_text else f"  {key} = {default!r}"
-            )
-        for f in fields(section):
-            value = getattr(section, f.name)
-            if is_dataclass(value):
-                walk(value, f"{name}.{f.name}")
-
-    cfg = RunConfig()
-    for f in fields(cfg):
-        walk(getattr(cfg, f.name), f.name)
+    print(to_toml(RunConfig()), end="")
     return 0
 
 

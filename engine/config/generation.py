@@ -39,7 +39,7 @@ class LlmFreeConfig(Section):
         "which measured better than one per chunk on medline and cisi, at about 3x the training time)",
         minimum=0,
     )
-    seed: int = setting(13)
+    seed: int = setting(13, help="seed for picking held-out sentences and keywords")
 
 
 @dataclass

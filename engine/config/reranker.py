@@ -73,7 +73,7 @@ class RerankerConfig(Section):
     learning_rate: float = setting(2e-5, minimum=0.0, maximum=1.0)
     epochs: float = setting(1.0, minimum=0.01)
     warmup_ratio: float = setting(0.1, minimum=0.0, maximum=0.9)
-    weight_decay: float = setting(0.01, minimum=0.0)
+    weight_decay: float = setting(0.01, help="AdamW weight decay", minimum=0.0)
     precision: str = setting(
         "auto",
         help="auto = bf16 where the GPU supports it, else fp16 on GPU, fp32 on CPU",
@@ -89,11 +89,13 @@ class RerankerConfig(Section):
         minimum=-1.0,
         maximum=1.0,
     )
-    load_best_model_at_end: bool = setting(True)
+    load_best_model_at_end: bool = setting(
+        True, help="keep the checkpoint with the best held-out metric, not the last one"
+    )
     eval_strategy: str = setting("epoch", choices=("epoch", "steps", "no"))
     eval_steps: int = setting(0, help="with eval_strategy = steps", minimum=0)
     save_total_limit: int = setting(2, minimum=1, fingerprint=False)
-    seed: int = setting(42)
+    seed: int = setting(42, help="seed for the new weights, shuffling and dropout")
     device: str = setting("auto", help="auto, cpu, cuda, cuda:1, mps", fingerprint=False)
 
     def inactive(self) -> set[str]:

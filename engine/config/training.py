@@ -72,7 +72,7 @@ class EmbedderConfig(Section):
         help="learning-rate schedule",
         choices=("cosine", "linear", "constant_with_warmup"),
     )
-    weight_decay: float = setting(0.01, minimum=0.0)
+    weight_decay: float = setting(0.01, help="AdamW weight decay", minimum=0.0)
     precision: str = setting(
         "auto",
         help="auto = bf16 where the GPU supports it, else fp16 on GPU, fp32 on CPU",
@@ -104,7 +104,9 @@ class EmbedderConfig(Section):
     metric_for_best_model: str = setting(
         "eval_dim_128_cosine_ndcg@10", help="evaluator key that picks the best checkpoint"
     )
-    load_best_model_at_end: bool = setting(True)
+    load_best_model_at_end: bool = setting(
+        True, help="keep the checkpoint with the best held-out metric, not the last one"
+    )
     eval_strategy: str = setting("epoch", choices=("epoch", "steps", "no"))
     eval_steps: int = setting(0, help="with eval_strategy = steps", minimum=0)
     save_total_limit: int = setting(2, minimum=1, fingerprint=False)
@@ -115,7 +117,7 @@ class EmbedderConfig(Section):
         "", help="text put before queries, e.g. 'search_query: '; empty = the model's own prompts"
     )
     document_prompt: str = setting("", help="text put before passages, e.g. 'search_document: '")
-    seed: int = setting(42)
+    seed: int = setting(42, help="seed for the new weights, shuffling and dropout")
     device: str = setting("auto", help="auto, cpu, cuda, cuda:1, mps", fingerprint=False)
 
     def inactive(self) -> set[str]:

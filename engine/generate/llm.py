@@ -196,8 +196,10 @@ class LlmGenerator:
         return summary
 
     def sample(self, chunks: Sequence[Chunk], ws: Workspace, k: int) -> list[GeneratedRow]:
+        """``k`` rows taken in turn from each sampled chunk, so they show as many passages
+        and sources as they can rather than every query of the first chunk."""
         _, rows = run_sync(self._generate(list(chunks), ws, Emitter(), None, sample=True))
-        return rows[:k]
+        return interleave(rows, k)
 
     async def _generate(
         self,
@@ -480,8 +482,22 @@ class LlmGenerator:
         return (answered, key, True) if result.ok else (rows, "", True)
 
 
+def interleave(rows: Sequence[GeneratedRow], k: int) -> list[GeneratedRow]:
+    """The first ``k`` rows of a round-robin over their chunks, in chunk order."""
+    by_chunk: dict[str, list[GeneratedRow]] = {}
+    for row in rows:
+        by_chunk.setdefault(row.chunk_id, []).append(row)
+    out: list[GeneratedRow] = []
+    while len(out) < k and any(by_chunk.values()):
+        for pending in by_chunk.values():
+            if pending and len(out) < k:
+                out.append(pending.pop(0))
+    return out
+
+
 def spread_sample(chunks: Sequence[Chunk], n: int) -> list[Chunk]:
-    """``n`` chunks taken round-robin across sources, evenly spaced inside each source."""
+    """``n`` chunks taken round-robin across sources, evenly spaced inside each source and
+    centred in their stretch, so a document's title block is not always the one shown."""
     by_source: dict[str, list[Chunk]] = {}
     for c in chunks:
         by_source.setdefault(c.source, []).append(c)
@@ -489,7 +505,7 @@ def spread_sample(chunks: Sequence[Chunk], n: int) -> list[Chunk]:
     share = max(1, math.ceil(n / max(1, len(by_source))))
     for src, items in by_source.items():
         step = max(1, len(items) // share)
-        picks[src] = items[::step][:share]
+        picks[src] = items[step // 2 :: step][:share]
     out: list[Chunk] = []
     while len(out) < n and any(picks.values()):
         for src in list(picks):

@@ -184,7 +184,8 @@ class LlmFreeGenerator:
         return summary
 
     def sample(self, chunks: Sequence[Chunk], k: int) -> list[GeneratedRow]:
-        """About ``k`` rows from chunks spread over the sources, exactly as the full run writes them."""
+        """``k`` rows from chunks spread over the sources, exactly as the full run writes them:
+        every kind a chunk gives, chunk after chunk."""
         from engine.generate.llm import spread_sample
 
         df = DocumentFrequencies(chunks)
