@@ -47,9 +47,15 @@ def run_pipeline(
     cancel: threading.Event | None = None,
     stages: list[str] | None = None,
 ) -> Workspace:
-    """Run (or resume) every stage in order; stages whose output is current are skipped."""
+    """Run (or resume) every stage in order; stages whose output is current are skipped.
+
+    Progress comes as events, so the libraries' own bars and notices are turned off (unless
+    their variables are already set), as in the CLI.
+    """
+    from engine.core.quiet import quiet_libraries
     from engine.pipeline import Pipeline
 
+    quiet_libraries()
     return Pipeline(cfg, events=events, cancel=cancel).run(stages)
 
 
