@@ -195,6 +195,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     _install_cancel(cancel)
     try:
         ws = run_pipeline(cfg, events=Emitter(renderer), cancel=cancel, stages=stages)
+    except Cancelled:
+        if args.quiet:
+            raise
+        return EXIT_CODES["cancelled"]  # the renderer has said where it stopped and why
     finally:
         renderer.close()
     _print_results(ws, as_json=args.json)
