@@ -176,7 +176,7 @@ def main() -> None:
             "negatives": stage.get("negatives"),
             "training": stage.get("training"),
         }
-        from engine.reranker.selection import Interval
+        from engine.evaluate.stats import Interval
 
         iv = {k: Interval(**v) for k, v in real["intervals"].items()}
         print(

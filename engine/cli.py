@@ -206,7 +206,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_results(ws: Any, *, as_json: bool) -> None:
-    from engine.render import generation_failures, metrics_table
+    from engine.render import gains_table, generation_failures, metrics_table
 
     out = _console()
     state = ws.stage_state("generate") or {}
@@ -226,6 +226,8 @@ def _print_results(ws: Any, *, as_json: bool) -> None:
         if suite in emb:
             rows = emb[suite]["rows"]
             out.print(metrics_table(rows, f"{suite} queries: base vs fine-tuned"))
+            if "gains" in emb[suite]:
+                out.print(gains_table(emb[suite]["gains"]))
     rr = ws.root / "report_reranker.md"
     if rr.exists():
         out.print(rr.read_text(encoding="utf-8"), soft_wrap=True, markup=False)

@@ -175,6 +175,30 @@ def generation_failures(summary: dict[str, Any]) -> str:
     return f"generate: {failed}{of} chunks failed{because}; the next run retries them"
 
 
+def gains_table(gains: dict[str, Any]) -> Table:
+    """Per size, what training changed in nDCG@10 and whether the queries tell it from zero."""
+    from engine.evaluate.ir import gain_verdict
+    from engine.evaluate.stats import CONFIDENCE
+
+    table = Table(
+        title=f"nDCG@10 change, fine-tuned − {gains['against']} ({CONFIDENCE:.0%} paired "
+        f"bootstrap over {gains['queries']} queries)",
+        title_justify="left",
+    )
+    for col in ("dim", "change", "interval", "reads as"):
+        table.add_column(col, justify="left" if col == "reads as" else "right")
+    for dim, g in gains["by_dim"].items():
+        verdict = gain_verdict(g)
+        colour = {"gain": "green", "loss": "red"}.get(verdict, "white")
+        table.add_row(
+            dim,
+            f"{g['mean']:+.4f}",
+            f"{g['low']:+.4f} to {g['high']:+.4f}",
+            f"[{colour}]{verdict}[/]",
+        )
+    return table
+
+
 def metrics_table(rows: list[dict[str, Any]], title: str = "") -> Table:
     """Base, base + rotation (when measured) and fine-tuned, changes coloured: what the user
     came for, with the change that training itself earned beside the raw one."""

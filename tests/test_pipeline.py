@@ -77,6 +77,16 @@ def test_full_run_then_rerun_skips_everything(tmp_path: Path, tiny_bert: Path) -
     assert held["queries"] > 0
     assert "dim_16_cosine_ndcg@10" in held["tuned"]
     assert "| 64 | ndcg@10 |" in ws.report_path.read_text()
+    # What training added at each size, with the interval the held-out queries allow.
+    gains = held["gains"]
+    assert gains["against"] == "base + rotation" and gains["queries"] == held["queries"]
+    for dim in ("64", "32", "16"):
+        g = gains["by_dim"][dim]
+        assert g["low"] <= g["mean"] <= g["high"]
+        rows = {(r["dim"], r["metric"]): r for r in held["rows"]}
+        row = rows[(int(dim), "ndcg@10")]
+        assert g["mean"] == pytest.approx(row["tuned"] - row["base_rotated"], abs=1e-9)
+    assert "paired-bootstrap interval" in ws.report_path.read_text()
 
     from sentence_transformers import SentenceTransformer
 

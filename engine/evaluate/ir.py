@@ -77,7 +77,6 @@ def ir_metrics(
     """
     hits = hits.astype(np.float64)
     n_relevant = n_relevant.astype(np.float64)
-    discounts = 1.0 / np.log2(np.arange(2, hits.shape[1] + 2))
     out: dict[str, float] = {}
     for k in k_values:
         out[f"accuracy@{k}"] = float(np.mean(hits[:, :k].any(axis=1)))
@@ -86,10 +85,7 @@ def ir_metrics(
     for k in k_values:
         out[f"recall@{k}"] = float(np.mean(hits[:, :k].sum(axis=1) / n_relevant))
     for k in ndcg_at_k:
-        dcg = (hits[:, :k] * discounts[: min(k, hits.shape[1])]).sum(axis=1)
-        ideal_discounts = 1.0 / np.log2(np.arange(2, k + 2))
-        idcg = np.cumsum(ideal_discounts)[np.minimum(n_relevant, k).astype(int) - 1]
-        out[f"ndcg@{k}"] = float(np.mean(dcg / idcg))
+        out[f"ndcg@{k}"] = float(np.mean(ndcg_per_query(hits, n_relevant, k)))
     for k in mrr_at_k:
         top = hits[:, :k]
         first = top.argmax(axis=1)
@@ -101,6 +97,15 @@ def ir_metrics(
         precision_at_hit = np.cumsum(top, axis=1) / ranks * top
         out[f"map@{k}"] = float(np.mean(precision_at_hit.sum(axis=1) / np.minimum(k, n_relevant)))
     return out
+
+
+def ndcg_per_query(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    """nDCG@k of each query (binary gains, ideal ranking of all its relevant documents)."""
+    hits = hits.astype(np.float64)
+    discounts = 1.0 / np.log2(np.arange(2, hits.shape[1] + 2))
+    dcg = (hits[:, :k] * discounts[: min(k, hits.shape[1])]).sum(axis=1)
+    ideal = np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))
+    return dcg / ideal[np.minimum(n_relevant, k).astype(int) - 1]
 
 
 def _embedding_dim(model: SentenceTransformer) -> int | None:
@@ -174,8 +179,12 @@ def evaluate_retrieval(
     prefix: str = "",
     events: Emitter | None = None,
     label: str = "model",
+    per_query: dict[str, np.ndarray] | None = None,
 ) -> dict[str, float]:
     """IR metrics for every Matryoshka size from a single encode of corpus and queries.
+
+    ``per_query``, when given, receives each size's per-query nDCG@10 (same key as its mean,
+    queries in a fixed order), for paired comparisons of two models on the same queries.
 
     Per-size evaluators re-encode everything once per size; here each size slices and
     renormalises the full embeddings, which is what ``truncate_dim`` plus cosine does, so the
@@ -232,6 +241,8 @@ def evaluate_retrieval(
             map_at_k=map_at_k,
         )
         results.update({metric_key(dim, name, prefix): value for name, value in metrics.items()})
+        if per_query is not None:
+            per_query[metric_key(dim, "ndcg@10", prefix)] = ndcg_per_query(hits, n_relevant, 10)
         if events is not None:
             events.emit(EvalRow(model=label, dim=dim, metrics=metrics))
     return results
@@ -327,6 +338,50 @@ def render_markdown(rows: list[dict[str, Any]]) -> str:
             f"| {row['dim']} | {row['metric']} | {row['base']:.4f} | "
             f"{'' if mid is None else f'{mid:.4f}'} | {row['tuned']:.4f} | {format_change(row)} | "
             f"{format_change_vs_rotated(row)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def training_gains(
+    tuned: dict[str, np.ndarray], baseline: dict[str, np.ndarray], dims: Sequence[int]
+) -> dict[str, dict[str, float]]:
+    """Per size, the mean per-query nDCG@10 change with its paired-bootstrap interval:
+    whether the change training made is more than the queries' noise."""
+    from engine.evaluate.stats import paired_gain
+
+    out: dict[str, dict[str, float]] = {}
+    for dim in dims:
+        key = metric_key(dim, "ndcg@10")
+        if key in tuned and key in baseline:
+            gain = paired_gain(tuned[key], baseline[key])
+            out[str(dim)] = {"mean": gain.mean, "low": gain.low, "high": gain.high}
+    return out
+
+
+def gain_verdict(gain: dict[str, float]) -> str:
+    if gain["low"] > 0:
+        return "gain"
+    if gain["high"] < 0:
+        return "loss"
+    return "within noise"
+
+
+def render_gains_markdown(gains: dict[str, dict[str, float]], queries: int, against: str) -> str:
+    """The headline a user can act on: per size, the nDCG@10 change and whether the queries
+    tell it from zero."""
+    from engine.evaluate.stats import CONFIDENCE
+
+    lines = [
+        f"nDCG@10 change, fine-tuned − {against}, with its {CONFIDENCE:.0%} paired-bootstrap "
+        f"interval over {queries} queries:",
+        "",
+        "| dim | change | interval | reads as |",
+        "| ---: | ---: | ---: | --- |",
+    ]
+    for dim, g in gains.items():
+        lines.append(
+            f"| {dim} | {g['mean']:+.4f} | {g['low']:+.4f} to {g['high']:+.4f} | "
+            f"{gain_verdict(g)} |"
         )
     return "\n".join(lines) + "\n"
 

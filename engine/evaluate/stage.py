@@ -53,7 +53,14 @@ def rotated_base(cfg: RunConfig, prepared: Any, prompts: dict[str, str], device:
 
 
 def run_evaluate(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, Any]:
-    from engine.evaluate.ir import COMPARE_METRICS, compare, evaluate_retrieval, render_markdown
+    from engine.evaluate.ir import (
+        COMPARE_METRICS,
+        compare,
+        evaluate_retrieval,
+        render_gains_markdown,
+        render_markdown,
+        training_gains,
+    )
 
     prepared = load_prepared(ws)
     device = pick_device(cfg.embedder.device)
@@ -77,7 +84,9 @@ def run_evaluate(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, An
         systems.insert(1, ("base_rotated", rotated_base(cfg, prepared, prompts, device)))
     for suite, data in suites:
         scores = {}
+        per_query: dict[str, dict[str, Any]] = {}
         for label, model in systems:
+            per_query[label] = {}
             scores[label] = evaluate_retrieval(
                 model,
                 data,
@@ -88,7 +97,11 @@ def run_evaluate(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, An
                 document_prompt=prompts.get("positive"),
                 events=events,
                 label=f"{suite}/{label}",
+                per_query=per_query[label],
             )
+        baseline = "base_rotated" if "base_rotated" in per_query else "base"
+        against = "base + rotation" if baseline == "base_rotated" else "base"
+        gains = training_gains(per_query["tuned"], per_query[baseline], dims)
         rows = compare(
             scores["base"],
             scores["tuned"],
@@ -101,10 +114,13 @@ def run_evaluate(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, An
             "corpus": len(data.corpus),
             **scores,
             "rows": rows,
+            "gains": {"against": against, "queries": _judged(per_query["tuned"]), "by_dim": gains},
         }
         sections.append(
             f"### {suite} queries ({len(data.queries)} queries, {len(data.corpus)} passages)\n\n"
             + render_markdown(rows)
+            + "\n"
+            + render_gains_markdown(gains, _judged(per_query["tuned"]), against)
         )
     primary = "benchmark" if "benchmark" in results else "held-out"
     if primary in results:
@@ -118,6 +134,11 @@ def run_evaluate(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, An
     )
     (ws.root / "report_embedder.md").write_text(report, encoding="utf-8")
     return {"report": report, "suites": [s for s, _ in suites]}
+
+
+def _judged(per_query: dict[str, Any]) -> int:
+    """How many queries the per-query scores cover (those with a judged passage)."""
+    return len(next(iter(per_query.values()), ()))
 
 
 def headline(results: dict[str, Any], metric: str = "ndcg@10") -> list[tuple[int, float, float]]:

@@ -65,6 +65,11 @@ def model_card_text(cfg: RunConfig, ws: Workspace) -> str:
                 "training: the last column is what training itself added.",
                 "",
             ]
+        gains = emb[suite].get("gains")
+        if gains:
+            from engine.evaluate.ir import render_gains_markdown
+
+            lines += [render_gains_markdown(gains["by_dim"], gains["queries"], gains["against"])]
     small = dims[-1] if dims else 64
     lines += [
         "### Use it",

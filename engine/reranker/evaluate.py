@@ -10,16 +10,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.core.search import topk_search, truncate_normalize
-from engine.reranker.selection import (
-    CONFIDENCE,
-    MIN_SPLIT_QUERIES,
-    Interval,
-    bootstrap_mean,
-    decide,
-    paired_gain,
-    per_query_ndcg,
-    three_splits,
-)
+from engine.evaluate.stats import CONFIDENCE, Interval, bootstrap_mean, paired_gain
+from engine.reranker.selection import MIN_SPLIT_QUERIES, decide, per_query_ndcg, three_splits
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder, SentenceTransformer

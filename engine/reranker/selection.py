@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.evaluate.stats import CONFIDENCE, Interval, paired_gain
+
 # Fewer queries than this per split cannot show a reranker's gain over the retriever.
 MIN_SPLIT_QUERIES = 10
-BOOTSTRAP_SAMPLES = 2000
-CONFIDENCE = 0.95
 
 
 def three_splits(n: int, seed: int = 0) -> tuple[list[int], list[int], list[int]] | None:
@@ -41,36 +41,6 @@ def per_query_ndcg(ranked: Sequence[Sequence[str]], relevant: Sequence[set[str]]
         idcg = sum(1.0 / math.log2(i + 2) for i in range(min(len(rel), 10)))
         out.append(dcg / idcg)
     return np.asarray(out, dtype=np.float64)
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A mean with its bootstrap interval."""
-
-    mean: float
-    low: float
-    high: float
-
-    def __str__(self) -> str:
-        return f"{self.mean:.4f} [{self.low:.4f}, {self.high:.4f}]"
-
-
-def bootstrap_mean(values: np.ndarray, seed: int = 0) -> Interval:
-    if values.size == 0:
-        return Interval(0.0, 0.0, 0.0)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, values.size, size=(BOOTSTRAP_SAMPLES, values.size))
-    means = values[idx].mean(axis=1)
-    tail = (1 - CONFIDENCE) / 2
-    return Interval(
-        float(values.mean()), float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
-    )
-
-
-def paired_gain(system: np.ndarray, baseline: np.ndarray, seed: int = 0) -> Interval:
-    """Mean per-query difference with a paired bootstrap interval: the same resampled queries
-    for both systems, so query difficulty cancels out."""
-    return bootstrap_mean(np.asarray(system) - np.asarray(baseline), seed=seed)
 
 
 @dataclass(frozen=True)

@@ -268,3 +268,16 @@ def test_import_does_not_load_torch() -> None:
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+def test_training_gains_tell_a_real_change_from_noise() -> None:
+    from engine.evaluate.ir import gain_verdict, training_gains
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.2, 0.8, 60)
+    key = "dim_64_cosine_ndcg@10"
+    steady = training_gains({key: base + 0.05}, {key: base}, [64])["64"]
+    assert steady["mean"] == pytest.approx(0.05) and gain_verdict(steady) == "gain"
+    noisy = training_gains({key: base + rng.normal(0, 0.2, 60)}, {key: base}, [64])["64"]
+    assert noisy["low"] < 0 < noisy["high"] and gain_verdict(noisy) == "within noise"
+    assert gain_verdict(training_gains({key: base - 0.05}, {key: base}, [64])["64"]) == "loss"

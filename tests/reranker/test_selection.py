@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from engine.config.reranker import RerankerConfig
+from engine.evaluate.stats import paired_gain
 from engine.reranker.evaluate import Candidates, _choose_and_decide
-from engine.reranker.selection import decide, paired_gain, three_splits
+from engine.reranker.selection import decide, three_splits
 from engine.reranker.train import untrainable_reason
 
 
