@@ -7,7 +7,8 @@ The form never re-implements validation: it builds the section with
 from __future__ import annotations
 
 import typing
-from dataclasses import fields
+from collections.abc import Callable
+from dataclasses import MISSING, fields
 from typing import Any
 
 from textual.app import ComposeResult
@@ -31,26 +32,55 @@ def _kind(tp: Any) -> str:
     return getattr(tp, "__name__", "str")
 
 
-def parse_value(text: str, kind: str) -> Any:
-    """Turn an Input's text into the field's type; raises ValueError with the expected form."""
+def _limits(meta: Any) -> str:
+    """The field's allowed range in words, from the same metadata the engine validates with."""
+    lo, hi = meta.get("minimum"), meta.get("maximum")
+    if lo is not None and hi is not None:
+        return f" from {lo:g} to {hi:g}"
+    if lo is not None:
+        return f" of at least {lo:g}"
+    if hi is not None:
+        return f" of at most {hi:g}"
+    return ""
+
+
+def expected_form(kind: str, meta: Any = None, example: Any = None) -> str:
+    """What a field accepts, with an example of its own (the default), for its parse error.
+
+    One generic example for every number field told users to type a learning rate into
+    ``epochs``; the field's own default is an example that is always in range.
+    """
+    meta = meta or {}
+    shown = show_value(example)
+    if kind == "int":
+        return f"a whole number{_limits(meta)}" + (f", e.g. {shown}" if shown else "")
+    if kind == "float":
+        return f"a number{_limits(meta)}" + (f", e.g. {shown}" if shown else "")
+    if kind == "list[int]":
+        return "whole numbers separated by commas, e.g. " + (shown or "384, 256, 128")
+    return "text"
+
+
+def parse_value(text: str, kind: str, expected: str = "") -> Any:
+    """Turn an Input's text into the field's type; raises ValueError saying what is expected."""
     text = text.strip()
     if kind == "int":
         try:
             return int(text)
         except ValueError:
-            raise ValueError("a whole number") from None
+            raise ValueError(expected or expected_form(kind)) from None
     if kind == "float":
         try:
             return float(text)
         except ValueError:
-            raise ValueError("a number, e.g. 2e-5") from None
+            raise ValueError(expected or expected_form(kind)) from None
     if kind.startswith("list["):
         items = [t.strip() for t in text.replace(";", ",").split(",") if t.strip()]
         if kind == "list[int]":
             try:
                 return [int(t) for t in items]
             except ValueError:
-                raise ValueError("whole numbers separated by commas, e.g. 384, 256, 128") from None
+                raise ValueError(expected or expected_form(kind)) from None
         return items
     return text
 
@@ -62,12 +92,16 @@ def show_value(value: Any) -> str:
 
 
 class FieldRow(Horizontal):
+    """A label and its control; the field's error goes on its own line below, so a long
+    reason wraps under the field instead of squeezing it, at 80 columns too."""
+
     DEFAULT_CSS = """
     FieldRow { height: auto; }
     FieldRow > Label { width: 22; color: $text-muted; }
-    FieldRow > .control { width: 30; }
+    FieldRow > .control { width: 1fr; max-width: 120; }
     FieldRow > Checkbox { border: none; height: 1; padding: 0; background: transparent; }
-    FieldRow > .field-error { width: 1fr; color: $error; padding-left: 1; }
+    FieldRow > Checkbox.control { width: auto; }
+    FieldRow > Select.control { max-width: 40; }
     """
 
 
@@ -76,6 +110,8 @@ class ConfigForm(Vertical):
 
     DEFAULT_CSS = """
     ConfigForm { height: auto; }
+    ConfigForm > .field-error { height: auto; padding-left: 22; color: $error; display: none; }
+    ConfigForm > .field-error.-shown { display: block; }
     """
 
     class Valid(Message):
@@ -98,13 +134,19 @@ class ConfigForm(Vertical):
         *,
         prefix: str,
         labels: dict[str, str] | None = None,
+        placeholders: dict[str, str] | None = None,
+        checks: dict[str, Callable[[Any], str | None]] | None = None,
         id: str | None = None,
     ) -> None:
+        """``checks`` add a screen's own rule to a field (a folder that must exist): a
+        returned reason is shown below the field like the engine's own."""
         super().__init__(id=id)
         self.section = section
         self.names = names
         self.prefix = prefix
         self.labels = labels or {}
+        self.placeholders = placeholders or {}
+        self.checks = checks or {}
         cls = type(section)
         self._hints = typing.get_type_hints(cls)
         self._fields = {f.name: f for f in fields(cls)}
@@ -129,7 +171,12 @@ class ConfigForm(Vertical):
                     options, value=value, allow_blank=False, compact=True, id=self._control_id(name)
                 )
             else:
-                control = Input(show_value(value), compact=True, id=self._control_id(name))
+                control = Input(
+                    show_value(value),
+                    placeholder=self.placeholders.get(name, ""),
+                    compact=True,
+                    id=self._control_id(name),
+                )
             control.add_class("control")
             control.tooltip = help_text
             label = Label(self.labels.get(name, name.replace("_", " ")))
@@ -137,7 +184,15 @@ class ConfigForm(Vertical):
             with FieldRow(id=f"row-{self._control_id(name)}"):
                 yield label
                 yield control
-                yield Static("", classes="field-error", id=f"err-{self._control_id(name)}")
+            yield Static("", classes="field-error", id=f"err-{self._control_id(name)}")
+
+    def _default(self, name: str) -> Any:
+        f = self._fields[name]
+        if f.default is not MISSING:
+            return f.default
+        if f.default_factory is not MISSING:
+            return f.default_factory()
+        return None
 
     def raw_values(self) -> tuple[dict[str, Any], dict[str, str]]:
         """Parsed values by field, and parse errors by field."""
@@ -148,8 +203,10 @@ class ConfigForm(Vertical):
             if isinstance(control, (Checkbox, Select)):
                 values[name] = control.value
             elif isinstance(control, Input):
+                kind = _kind(self._hints[name])
+                expected = expected_form(kind, self._fields[name].metadata, self._default(name))
                 try:
-                    values[name] = parse_value(control.value, _kind(self._hints[name]))
+                    values[name] = parse_value(control.value, kind, expected)
                 except ValueError as exc:
                     problems[name] = f"expected {exc}"
         return values, problems
@@ -159,10 +216,15 @@ class ConfigForm(Vertical):
         self.errors = dict(problems)
         section: Section | None = None
         base = {k: v for k, v in self.section.to_dict().items() if k in self._fields}
+        for name, check in self.checks.items():
+            if name in values and name not in problems:
+                reason = check(values[name])
+                if reason:
+                    self.errors[name] = reason
         # Each changed field alone first, so every bad field is flagged at once (from_dict
         # stops at the first problem: a bad batch size hid behind a bad learning rate).
         for name, value in values.items():
-            if name in problems or value == base.get(name):
+            if name in self.errors or value == base.get(name):
                 continue
             try:
                 type(self.section).from_dict({**base, name: value}, prefix=self.prefix)
@@ -177,9 +239,9 @@ class ConfigForm(Vertical):
                     f"{exc.value!r} not allowed: {exc.allowed}"
                 )
         for name in self.names:
-            self.query_one(f"#err-{self._control_id(name)}", Static).update(
-                self.errors.get(name, "")
-            )
+            error = self.query_one(f"#err-{self._control_id(name)}", Static)
+            error.update(self.errors.get(name, ""))
+            error.set_class(name in self.errors, "-shown")
         if section is not None:
             self.section = section
             self.post_message(self.Valid(self, section))

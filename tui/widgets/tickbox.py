@@ -31,3 +31,11 @@ class TickBox(Checkbox):
     def _button(self) -> Content:
         style = self.get_visual_style("toggle--button")
         return Content.styled(self.ON if self.value else self.OFF, style)
+
+    def render(self) -> Content:
+        """The box alone when there is no label: Textual pads even an empty label by a
+        space each side, two cells more than its width allows, so ``[✔]`` showed as ``[✔…``
+        in a field sized to fit."""
+        if not self._label:
+            return self._button
+        return super().render()
