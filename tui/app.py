@@ -13,14 +13,16 @@ from typing import Any, ClassVar
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
+from textual.widget import AwaitMount
 
-from engine.config import RunConfig
+from engine.config import RunConfig, load_config
 from engine.core.errors import RagtuneError
 from engine.core.workspace import Workspace
 from themes import BUNDLED_DIR
 from tui.commands import WizardCommands
 from tui.engine_client import EngineClient
 from tui.screens.chunking import ChunkingScreen
+from tui.screens.confirm import ConfirmDialog
 from tui.screens.export import ExportScreen
 from tui.screens.help import HelpScreen
 from tui.screens.llm import LlmScreen
@@ -83,7 +85,8 @@ class RagtuneApp(App[int]):
             "save_config",
             "Save",
             id="app.save",
-            tooltip="Write config.toml to the run",
+            tooltip="Write the run's config.toml now (it is also saved on every step change "
+            "and on quit)",
             show=False,
         ),
         Binding(
@@ -91,7 +94,9 @@ class RagtuneApp(App[int]):
             "quit",
             "Quit",
             id="app.quit",
-            tooltip="Quit; a training run continues",
+            tooltip="Quit. Your choices (sources, chunking, LLM and training settings) are kept "
+            "in the run's config.toml, sample reviews in review.json; a typed API key is not "
+            "kept. A training run continues.",
             show=False,
         ),
     ]
@@ -158,19 +163,48 @@ class RagtuneApp(App[int]):
         return self.state.ensure_workspace()
 
     def save_config(self) -> Path:
-        """Write a config that replays from inside the workspace: absolute sources, workspace '.'."""
+        """Write a config that replays from inside the workspace: absolute paths, workspace '.'.
+
+        The API key is not part of the config (``state.api_key``), so it is never written.
+        """
         ws = self.ensure_workspace()
-        data = self.cfg.to_dict()
-        data["sources"]["paths"] = [str(self.cfg.resolve(p)) for p in self.cfg.sources.paths]
-        dataset = self.cfg.sources.dataset
-        if dataset and self.cfg.resolve(dataset).exists():
-            data["sources"]["dataset"] = str(self.cfg.resolve(dataset))
-        data["run"]["workspace"] = "."
-        saved = RunConfig.from_dict(data)
-        saved.base_dir = ws.root
-        saved.save(ws.config_path)
-        self.state.cfg = saved
+        self.cfg.for_workspace(ws.root).save(ws.config_path)
         return ws.config_path
+
+    def autosave(self) -> str | None:
+        """Save the run's choices as the user goes; returns why it could not, else None.
+
+        Quitting before training used to lose every choice. Nothing is written before a run
+        has a workspace (new or opened), while a run works in it (the pipeline writes
+        config.toml itself and holds the workspace), or when the file already says the same
+        (a hand-edited config keeps its comments).
+        """
+        ws = self.state.workspace
+        if ws is None or ws.root != self.cfg.workspace_dir:
+            return None
+        if self.state.run_in_progress() is not None:
+            return None
+        wanted = self.cfg.for_workspace(ws.root)
+        try:
+            if ws.config_path.exists():
+                on_disk = load_config(ws.config_path).for_workspace(ws.root)
+                if on_disk.to_dict() == wanted.to_dict():
+                    return None
+        except (RagtuneError, OSError):
+            pass  # unreadable: the wizard's copy replaces it, or saying why it cannot
+        try:
+            wanted.save(ws.config_path)
+        except OSError as exc:
+            return f"{ws.config_path}: {exc.strerror or exc}"
+        return None
+
+    def commit_screen(self) -> None:
+        """Let the current step put what was just typed into the config (see
+        ``WizardScreen.commit_state``); the base screen of the mode, under any dialog."""
+        stack = self.screen_stack
+        commit = getattr(stack[0], "commit_state", None) if stack else None
+        if commit is not None:
+            commit()
 
     def screen_problems(self) -> str | None:
         """What still stops a full run from starting, checked before F5 on the Training step."""
@@ -228,6 +262,15 @@ class RagtuneApp(App[int]):
         if step in self.MODES:
             self.switch_mode(step)
 
+    def switch_mode(self, mode: str) -> AwaitMount:
+        """Every step change saves the run's config.toml (see ``autosave``)."""
+        if mode != self.current_mode and self.is_running:
+            self.commit_screen()
+            problem = self.autosave()
+            if problem:
+                self.notify(problem, title="config.toml not saved", severity="warning", timeout=8)
+        return super().switch_mode(mode)
+
     def _step_offset(self, delta: int) -> str | None:
         try:
             i = STEP_NAMES.index(self.current_mode)
@@ -256,9 +299,43 @@ class RagtuneApp(App[int]):
         self.push_screen(HelpScreen(self.screen))
 
     def action_save_config(self) -> None:
+        self.commit_screen()
+        pid = self.state.run_in_progress()
+        if pid is not None:
+            who = f" (pid {pid})" if pid > 0 else ""
+            self.notify(
+                f"a run{who} is working in this workspace and wrote its config.toml when it "
+                "started; your changes stay in the wizard and are saved once it ends",
+                title="config not saved",
+                severity="warning",
+                timeout=8,
+            )
+            return
         try:
             path = self.save_config()
         except (RagtuneError, OSError) as exc:
             self.notify(str(exc), title="config not saved", severity="error")
             return
         self.notify(f"saved {path}; replay with: ragtune run {path}", title="config saved")
+
+    async def action_quit(self) -> None:
+        """Save the run's choices, then quit; if they cannot be saved, ask first."""
+        self.commit_screen()
+        problem = self.autosave()
+        if problem is None:
+            self.exit()
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.exit()
+
+        self.push_screen(
+            ConfirmDialog(
+                f"config.toml could not be saved ({problem}), so this run's choices would be "
+                "lost. Quit anyway?",
+                yes="Quit",
+                no="Stay",
+            ),
+            answer,
+        )

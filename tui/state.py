@@ -46,7 +46,13 @@ class WizardState:
 
     @classmethod
     def open(cls, root: Path) -> WizardState:
-        """The run's config.toml, or a new config that writes into ``root``."""
+        """The run's config.toml and sample review, or a new config that writes into ``root``.
+
+        The review is read here so a reopened run shows its reviewed rows as they were
+        saved (edited text included) before anything is sampled again.
+        """
+        from engine.generate.review import load_review
+
         root = root.expanduser().resolve()
         config = root / "config.toml"
         if config.exists():
@@ -54,7 +60,18 @@ class WizardState:
         else:
             state = cls.new_run(root.name, root)
         state.workspace = Workspace.create(state.cfg.workspace_dir)
+        state.review = load_review(state.workspace)
         return state
+
+    def run_in_progress(self) -> int | None:
+        """The pid of a run working in this workspace (a child we started, or any process
+        holding the engine's lock), else None; while one runs, it owns config.toml."""
+        handle = self.run_handle
+        if handle is not None and handle.alive():
+            return handle.pid
+        if self.workspace is None:
+            return None
+        return self.workspace.lock().holder()
 
     def ensure_workspace(self) -> Workspace:
         if self.workspace is None or self.workspace.root != self.cfg.workspace_dir:

@@ -49,13 +49,26 @@ class WizardScreen(Screen):
         """A reason the user cannot go on to the next step yet, or None."""
         return None
 
+    def commit_state(self) -> None:
+        """Put what is typed on this step into the run's config now.
+
+        Fields report changes by message; the app calls this before it saves config.toml
+        (step change, quit), so a value typed just before F3 or Ctrl+Q is not left out.
+        """
+
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR:
-            what = event.worker.description or event.worker.name
-            self.notify(
-                friendly(event.worker.error), title=f"{what} failed", severity="error", timeout=8
-            )
-            self.worker_failed(event.worker)
+            shown = self.worker_failed(event.worker)
+            if not shown:
+                what = event.worker.description or event.worker.name
+                self.notify(
+                    friendly(event.worker.error),
+                    title=f"{what} failed",
+                    severity="error",
+                    timeout=8,
+                )
 
-    def worker_failed(self, worker: Worker) -> None:
-        """Screens reset busy indicators here."""
+    def worker_failed(self, worker: Worker) -> bool | None:
+        """Screens reset busy indicators here; True when the screen shows the error itself
+        where the user is looking, so no toast repeats it."""
+        return None

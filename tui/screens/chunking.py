@@ -125,6 +125,11 @@ class ChunkingScreen(WizardScreen):
             Text(f"✘ chunk preview failed: {friendly(worker.error)}", style="red")
         )
 
+    def commit_state(self) -> None:
+        section = self.query_one(ConfigForm).validate_now()
+        if section is not None:
+            self.wizard.cfg.chunking = section  # type: ignore[assignment]
+
     def leave_problem(self) -> str | None:
         if self.query_one(ConfigForm).validate_now() is None:
             return "fix the chunking settings marked in red"
