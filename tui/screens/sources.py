@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from time import monotonic
 from typing import ClassVar
 
+from rich.style import Style
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
+from textual.timer import Timer
 from textual.widgets import (
     Checkbox,
     DataTable,
@@ -24,17 +29,57 @@ from textual.widgets import (
     TextArea,
 )
 from textual.widgets._tree import TreeNode
+from textual.worker import Worker
 
-from tui.engine_client import ScanResult
+from tui.engine_client import DatasetPreview, ScanResult
+from tui.errors import friendly
 from tui.messages import WorkResult
 from tui.screens.base import WizardScreen
 from tui.widgets.tickbox import TickBox
 
 FILE_TYPES = {"pdf": ("pdf",), "docx": ("docx",), "md": ("md", "markdown"), "txt": ("txt",)}
+TYPE_GLOBS = {t: [f"**/*.{s}" for s in suffixes] for t, suffixes in FILE_TYPES.items()}
+FILES_ONLY = ("pick", "up", "browse")
+
+
+def short_path(path: Path) -> str:
+    """``~/docs`` rather than ``/home/me/docs``: the start of a long path is rarely the news."""
+    try:
+        return "~/" + str(path.relative_to(Path.home()))
+    except ValueError:
+        return str(path)
+
+
+def typed_path(text: str, base: Path) -> Path:
+    """A typed or pasted path: quotes a file manager adds are dropped, ``~`` expanded, and a
+    relative path read from ``base`` (the folder the wizard was started in)."""
+    text = text.strip()
+    if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":
+        text = text[1:-1]
+    path = Path(text).expanduser()
+    return (path if path.is_absolute() else base / path).resolve()
+
+
+def path_problem(path: Path, typed: str, base: Path) -> str | None:
+    """Why a typed path cannot be picked, in words that say what to do instead."""
+    from engine.ingest.discovery import DATASET_BUILDERS, FILE_SUFFIXES
+
+    if not path.exists():
+        where = "" if typed.startswith(("/", "~")) else f" (relative to {base})"
+        return f"no file or folder at {path}{where}: check the spelling, or browse with F6/F7"
+    if path.is_file() and path.suffix.lower() not in FILE_SUFFIXES:
+        if path.suffix.lower() in DATASET_BUILDERS:
+            return f"{path.name} is a table: name it in the Dataset tab instead"
+        kinds = ", ".join(sorted(FILE_SUFFIXES))
+        return f"{path.name} is not a document ragtune reads ({kinds})"
+    return None
 
 
 class PickTree(DirectoryTree):
-    """A directory tree showing only the chosen document types, with picked paths ticked."""
+    """A directory tree showing only the chosen document types, with picked paths ticked.
+
+    Its root shows the whole folder path, since F6 and F7 move it around the disk.
+    """
 
     def __init__(self, path: Path, picked: set[Path], types: set[str], **kw) -> None:
         super().__init__(path, **kw)
@@ -49,8 +94,12 @@ class PickTree(DirectoryTree):
             if path.is_dir() or path.suffix.lower() in suffixes:
                 yield path
 
-    def render_label(self, node: TreeNode, base_style, style) -> Text:
-        label = super().render_label(node, base_style, style)
+    def render_label(self, node: TreeNode, base_style: Style, style: Style) -> Text:
+        if node is self.root:
+            icon = self.ICON_NODE_EXPANDED if node.is_expanded else self.ICON_NODE
+            label = Text.assemble((icon, base_style), (short_path(Path(self.path)), style))
+        else:
+            label = super().render_label(node, base_style, style)
         if node.data is not None and Path(node.data.path).resolve() in self.picked:
             return Text("✓ ", style="bold green") + label
         return label
@@ -69,26 +118,46 @@ class PickTree(DirectoryTree):
             stack.extend(node.children)
 
 
+@dataclass
+class ScanRow:
+    shown: str
+    reason: str | None = None
+
+
 class SourcesScreen(WizardScreen):
     STEP = "sources"
     HEADING = "Sources: the documents your retriever will learn from"
     HELP = (
         "Files: F4 (or enter on a file) picks the highlighted file or folder; folders are read "
-        "recursively with the ticked types. Dataset: a Hub name or a local csv/json/jsonl/parquet, "
-        "F5 previews it and lists its columns. Description: no documents, the LLM writes passages."
+        "recursively with the ticked types. Documents elsewhere: type or paste a path in the "
+        "path field (absolute, ~/..., or relative to where ragtune started) and press enter, "
+        "or move the tree: F6 goes up a folder, F7 shows the typed folder (or the highlighted "
+        "one). F5 scans what will be read; problems are listed first, and the highlighted "
+        "row's full reason is shown below the table. Dataset: a Hub name or a local "
+        "csv/json/jsonl/parquet, F5 previews it and lists its columns. Description: no "
+        "documents, the LLM writes passages."
     )
     DEFAULT_CSS = """
     SourcesScreen TabbedContent { height: 1fr; }
-    SourcesScreen #files-pane > Horizontal { height: 1fr; }
+    SourcesScreen #files-pane > Vertical { height: 1fr; }
+    SourcesScreen #path-row { height: auto; }
+    SourcesScreen #path-row Label { width: 6; padding-top: 1; color: $text-muted; }
+    SourcesScreen #path-input { width: 1fr; }
+    SourcesScreen #path-note { height: auto; padding-left: 6; display: none; }
+    SourcesScreen #path-note.-shown { display: block; }
+    SourcesScreen #files-main { height: 1fr; }
     SourcesScreen PickTree { width: 1fr; min-width: 28; }
     SourcesScreen #files-side { width: 1fr; }
     SourcesScreen #types { height: 1; }
     SourcesScreen #types Checkbox { border: none; padding: 0 1 0 0; height: 1; background: transparent; }
     SourcesScreen #picked { height: auto; max-height: 4; color: $text-muted; }
     SourcesScreen #scan-table, SourcesScreen #dataset-table { height: 1fr; }
+    SourcesScreen #scan-detail { height: auto; max-height: 7; }
+    SourcesScreen #sources-status { height: auto; }
     SourcesScreen .field-row { height: 1; }
     SourcesScreen .field-row Label { width: 16; }
     SourcesScreen .field-row Input, SourcesScreen .field-row Select { width: 1fr; }
+    SourcesScreen #ds-status { height: auto; margin: 1 0; }
     SourcesScreen #description { height: 1fr; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -102,26 +171,60 @@ class SourcesScreen(WizardScreen):
             id="sources.scan",
             tooltip="Files: list what will be read; Dataset: preview rows and columns",
         ),
+        Binding(
+            "f6",
+            "up",
+            "Up",
+            id="sources.up",
+            tooltip="Show the folder above the tree's top folder",
+        ),
+        Binding(
+            "f7",
+            "browse",
+            "Browse",
+            id="sources.browse",
+            tooltip="Show the typed folder in the tree (or the highlighted one)",
+        ),
     ]
+
+    AUTO_FOCUS = "#tree"
 
     def __init__(self) -> None:
         super().__init__()
         self.picked: set[Path] = set()
         self.types: set[str] = set(FILE_TYPES)
         self.last_scan: ScanResult | None = None
+        self.scan_rows: list[ScanRow] = []
+        self._dataset_token = 0
+        self._dataset_started = 0.0
+        self._dataset_timer: Timer | None = None
+        self._dataset_worker: Worker | None = None
 
     def compose_body(self) -> ComposeResult:
         src = self.wizard.cfg.sources
         self.picked = {self.wizard.cfg.resolve(p) for p in src.paths}
+        self.types = {t for t, globs in TYPE_GLOBS.items() if set(globs) & set(src.include)}
         with TabbedContent(id="source-tabs"):
-            with TabPane("Files", id="files-pane"), Horizontal():
-                yield PickTree(self.wizard.browse_root, self.picked, self.types, id="tree")
-                with Vertical(id="files-side"):
-                    with Horizontal(id="types"):
-                        for t in FILE_TYPES:
-                            yield TickBox(t, value=True, id=f"type-{t}", compact=True)
-                    yield Static("", id="picked")
-                    yield DataTable(id="scan-table", zebra_stripes=True)
+            with TabPane("Files", id="files-pane"), Vertical():
+                with Horizontal(id="path-row"):
+                    yield Label("path")
+                    yield Input(
+                        placeholder="type or paste a file or folder, e.g. ~/docs; enter picks it",
+                        id="path-input",
+                    )
+                yield Static("", id="path-note")
+                with Horizontal(id="files-main"):
+                    yield PickTree(self.wizard.browse_root, self.picked, self.types, id="tree")
+                    with Vertical(id="files-side"):
+                        with Horizontal(id="types"):
+                            for t in FILE_TYPES:
+                                yield TickBox(
+                                    t, value=t in self.types, id=f"type-{t}", compact=True
+                                )
+                        yield Static("", id="picked")
+                        yield DataTable(id="scan-table", zebra_stripes=True, cursor_type="row")
+                        yield Static("", id="scan-detail")
+                yield Static("", id="sources-status", classes="hint")
             with TabPane("Dataset", id="dataset-pane"):
                 for key, label in (
                     ("dataset", "name or file"),
@@ -136,29 +239,29 @@ class SourcesScreen(WizardScreen):
                     yield Select(
                         [], prompt="preview (F5) to list columns", id="ds-text-column", compact=True
                     )
+                yield Static("F5 reads the first rows and lists the columns.", id="ds-status")
                 yield DataTable(id="dataset-table", zebra_stripes=True)
             with TabPane("Description", id="description-pane"):
                 yield Static(
                     "Describe the domain; used when there are no documents.", classes="hint"
                 )
                 yield TextArea(src.description, id="description")
-        yield Static("", id="sources-status", classes="hint")
 
     def on_mount(self) -> None:
-        table = self.query_one("#scan-table", DataTable)
-        table.add_columns("file", "status")
+        self.query_one("#scan-table", DataTable).add_columns("file", "status")
         self.show_picked()
 
     # -- files -----------------------------------------------------------
 
+    def shown_path(self, path: Path) -> str:
+        """Relative to the folder ragtune started in when inside it, else the whole path."""
+        try:
+            return str(path.relative_to(self.wizard.browse_root)) or "."
+        except ValueError:
+            return short_path(path)
+
     def show_picked(self) -> None:
-        base = self.wizard.browse_root
-        names = []
-        for p in sorted(self.picked):
-            try:
-                names.append(str(p.relative_to(base)) or ".")
-            except ValueError:
-                names.append(str(p))
+        names = [self.shown_path(p) for p in sorted(self.picked)]
         text = "picked: " + (", ".join(names) if names else "nothing yet (F4 on a file or folder)")
         self.query_one("#picked", Static).update(text)
         self.commit()
@@ -182,6 +285,71 @@ class SourcesScreen(WizardScreen):
     def on_directory_tree_file_selected(self, event: DirectoryTree.FileSelected) -> None:
         self.toggle(event.path)
 
+    def note(self, text: str, ok: bool) -> None:
+        """The path field's answer, kept until the next one (a toast would be gone)."""
+        note = self.query_one("#path-note", Static)
+        note.update(Text(text, style="green" if ok else "bold red"))
+        note.set_class(bool(text), "-shown")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "path-input":
+            event.stop()
+            self.pick_typed(event.value)
+
+    def pick_typed(self, typed: str) -> None:
+        if not typed.strip():
+            self.note("type a file or folder path first", ok=False)
+            return
+        path = typed_path(typed, self.wizard.browse_root)
+        problem = path_problem(path, typed.strip(), self.wizard.browse_root)
+        if problem:
+            self.note("✘ " + problem, ok=False)
+            return
+        if path in self.picked:
+            self.note(f"✓ {short_path(path)} is already picked", ok=True)
+            return
+        self.picked.add(path)
+        tree = self.query_one(PickTree)
+        root = Path(tree.path).resolve()
+        moved = ""
+        if root not in path.parents:
+            tree.path = path.parent
+            moved = f"; the tree now shows {short_path(path.parent)}"
+        tree.refresh_marks()
+        self.show_picked()
+        self.query_one("#path-input", Input).value = ""
+        self.note(f"✓ picked {short_path(path)}{moved}", ok=True)
+
+    def action_up(self) -> None:
+        tree = self.query_one(PickTree)
+        root = Path(tree.path).resolve()
+        if root.parent == root:
+            self.note(f"{root} is the top of the disk", ok=False)
+            return
+        tree.path = root.parent
+        self.note(f"the tree shows {short_path(root.parent)}", ok=True)
+
+    def action_browse(self) -> None:
+        """Move the tree to the typed folder, or into the highlighted one."""
+        tree = self.query_one(PickTree)
+        typed = self.query_one("#path-input", Input).value
+        if typed.strip():
+            folder = typed_path(typed, self.wizard.browse_root)
+            if not folder.exists():
+                self.note(f"✘ no folder at {folder}: check the spelling", ok=False)
+                return
+        else:
+            node = tree.cursor_node
+            if node is None or node.data is None:
+                return
+            folder = Path(node.data.path).resolve()
+        if not folder.is_dir():
+            folder = folder.parent
+        tree.path = folder
+        self.query_one("#path-input", Input).value = ""
+        tree.focus()
+        self.note(f"the tree shows {short_path(folder)}", ok=True)
+
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         kind = (event.checkbox.id or "").removeprefix("type-")
         if kind in FILE_TYPES:
@@ -193,9 +361,16 @@ class SourcesScreen(WizardScreen):
             self.commit()
 
     def commit(self) -> None:
+        """Picked paths and ticked types into the config; include globs the user wrote by
+        hand (in config.toml) are kept."""
         src = self.wizard.cfg.sources
         src.paths = [str(p) for p in sorted(self.picked)]
-        src.include = [f"**/*.{s}" for t in sorted(self.types) for s in FILE_TYPES[t]]
+        managed = {g for globs in TYPE_GLOBS.values() for g in globs}
+        own = [g for g in src.include if g not in managed]
+        src.include = own + [g for t in sorted(self.types) for g in TYPE_GLOBS[t]]
+
+    def commit_state(self) -> None:
+        self.commit()
 
     # -- dataset and description ----------------------------------------
 
@@ -211,17 +386,25 @@ class SourcesScreen(WizardScreen):
     def on_text_area_changed(self, event: TextArea.Changed) -> None:
         self.wizard.cfg.sources.description = event.text_area.text
 
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """F4, F6 and F7 act on the file tree: hidden on the other tabs."""
+        if action in FILES_ONLY:
+            try:
+                return self.query_one(TabbedContent).active == "files-pane"
+            except NoMatches:
+                return True
+        return True
+
     # -- scanning --------------------------------------------------------
 
     def action_scan(self) -> None:
         tabs = self.query_one(TabbedContent)
         status = self.query_one("#sources-status", Static)
         if tabs.active == "dataset-pane":
-            if not self.wizard.cfg.sources.dataset:
-                self.notify("type a dataset name or file first", severity="warning")
-                return
-            status.update("reading the dataset…")
-            self.preview_worker()
+            self.start_dataset_preview()
         else:
             self.commit()
             if not self.picked:
@@ -229,6 +412,36 @@ class SourcesScreen(WizardScreen):
                 return
             status.update("scanning…")
             self.scan_worker()
+
+    def start_dataset_preview(self) -> None:
+        name = self.wizard.cfg.sources.dataset
+        if not name:
+            self.show_dataset_status(Text("✘ type a dataset name or file first", style="red"))
+            return
+        self._dataset_token += 1
+        self._dataset_started = monotonic()
+        if self._dataset_timer is not None:
+            self._dataset_timer.stop()
+        self._dataset_timer = self.set_interval(1.0, self.tick_dataset)
+        self.tick_dataset()
+        self._dataset_worker = self.preview_worker(self._dataset_token)
+
+    def tick_dataset(self) -> None:
+        """Seconds waited, so a slow Hub download does not look like a hang."""
+        seconds = int(monotonic() - self._dataset_started)
+        name = self.wizard.cfg.sources.dataset
+        self.show_dataset_status(
+            f"reading {name!r}… {seconds} s (a Hub dataset is downloaded first; "
+            "F5 again after changing the name)"
+        )
+
+    def stop_dataset_timer(self) -> None:
+        if self._dataset_timer is not None:
+            self._dataset_timer.stop()
+            self._dataset_timer = None
+
+    def show_dataset_status(self, text: str | Text) -> None:
+        self.query_one("#ds-status", Static).update(text)
 
     @work(
         thread=True,
@@ -245,46 +458,109 @@ class SourcesScreen(WizardScreen):
         thread=True,
         exclusive=True,
         exit_on_error=False,
-        group="sources",
+        group="sources-dataset",
         description="Dataset preview",
     )
-    def preview_worker(self) -> None:
+    def preview_worker(self, token: int) -> None:
         result = self.wizard.engine.preview_dataset(self.wizard.cfg)
-        self.post_message(WorkResult("dataset", result))
+        self.post_message(WorkResult("dataset", (token, result)))
 
     def on_work_result(self, message: WorkResult) -> None:
-        status = self.query_one("#sources-status", Static)
         if message.kind == "scan":
-            result: ScanResult = message.value
-            self.last_scan = result
-            table = self.query_one("#scan-table", DataTable)
-            table.clear()
-            base = self.wizard.browse_root
-            for f in result.files:
-                try:
-                    shown = str(f.resolve().relative_to(base))
-                except ValueError:
-                    shown = str(f)
-                table.add_row(shown, Text("ok", style="green"))
-            for where, why in result.errors:
-                table.add_row(Path(where).name or where, Text(why, style="red"))
-            status.update(f"{len(result.files)} file(s) to read, {len(result.errors)} problem(s)")
+            self.last_scan = message.value
+            self.render_scan()
         elif message.kind == "dataset":
-            columns, rows = message.value.columns, message.value.rows
-            select = self.query_one("#ds-text-column", Select)
-            select.set_options([(c, c) for c in columns])
-            current = self.wizard.cfg.sources.text_column
-            if current in columns:
-                select.value = current
-            table = self.query_one("#dataset-table", DataTable)
-            table.clear(columns=True)
-            table.add_columns(*columns)
-            for row in rows:
-                table.add_row(*[str(row.get(c, ""))[:60] for c in columns])
-            status.update(f"{len(columns)} columns; showing {len(rows)} row(s)")
+            token, preview = message.value
+            if token == self._dataset_token:
+                self.render_dataset(preview)
 
-    def worker_failed(self, worker) -> None:
-        self.query_one("#sources-status", Static).update("")
+    def render_scan(self) -> None:
+        """Problems first, cells cut to fit the table; the highlighted row's full path and
+        reason go below it, so both read at 80 columns too."""
+        result = self.last_scan
+        if result is None:
+            return
+        rows = [ScanRow(self.shown_path(Path(w).resolve()), why) for w, why in result.errors]
+        rows += [ScanRow(self.shown_path(f.resolve())) for f in result.files]
+        self.scan_rows = rows
+        table = self.query_one("#scan-table", DataTable)
+        room = max(table.size.width - table.styles.scrollbar_size_vertical - 4, 20)
+        statuses = ["status"] + ["ok" if r.reason is None else "✘ " + r.reason for r in rows]
+        names = ["file"] + [r.shown for r in rows]
+        # The file name first; the status keeps enough to tell ok from a problem.
+        status_w = min(max(map(len, statuses)), 14)
+        file_w = min(max(map(len, names)), room - status_w)
+        status_w = room - file_w
+        table.clear(columns=True)
+        table.add_column("file", width=file_w, key="file")
+        table.add_column("status", width=status_w, key="status")
+        for row in rows:
+            shown = row.shown if len(row.shown) <= file_w else "…" + row.shown[-(file_w - 1) :]
+            status = (
+                Text("ok", style="green")
+                if row.reason is None
+                else Text("✘ " + row.reason, style="red")
+            )
+            table.add_row(shown, status)
+        problems = len(result.errors)
+        text = f"{len(result.files)} file(s) to read, {problems} problem(s)"
+        if problems:
+            text += ": listed first, the highlighted one's reason below the table"
+        self.query_one("#sources-status", Static).update(text)
+        self.show_scan_detail(0)
+
+    def show_scan_detail(self, index: int) -> None:
+        detail = self.query_one("#scan-detail", Static)
+        if not 0 <= index < len(self.scan_rows):
+            detail.update("")
+            return
+        row = self.scan_rows[index]
+        if row.reason is None:
+            detail.update(Text(f"{row.shown}: ok", style="green"))
+        else:
+            detail.update(Text(f"✘ {row.shown}: {row.reason}", style="red"))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "scan-table":
+            self.show_scan_detail(event.cursor_row)
+
+    def on_resize(self) -> None:
+        if self.last_scan is not None:
+            self.call_after_refresh(self.render_scan)
+
+    def render_dataset(self, preview: DatasetPreview) -> None:
+        self.stop_dataset_timer()
+        columns, rows = preview.columns, preview.rows
+        select = self.query_one("#ds-text-column", Select)
+        select.set_options([(c, c) for c in columns])
+        current = self.wizard.cfg.sources.text_column
+        if current in columns:
+            select.value = current
+        table = self.query_one("#dataset-table", DataTable)
+        table.clear(columns=True)
+        table.add_columns(*columns)
+        for row in rows:
+            table.add_row(*[str(row.get(c, ""))[:60] for c in columns])
+        text = f"✔ {len(columns)} columns; showing {len(rows)} row(s)"
+        if current not in columns:
+            text += f"; no column {current!r}: choose the text column above"
+        self.show_dataset_status(Text(text, style="green" if current in columns else "yellow"))
+
+    def worker_failed(self, worker: Worker) -> bool | None:
+        if worker.group == "sources-dataset":
+            if worker is not self._dataset_worker:
+                return True  # an older preview, already replaced by a newer F5
+            self.stop_dataset_timer()
+            name = self.wizard.cfg.sources.dataset
+            self.query_one("#dataset-table", DataTable).clear(columns=True)
+            self.show_dataset_status(
+                Text(f"✘ could not read {name!r}: {friendly(worker.error)}", style="bold red")
+            )
+            return self.query_one(TabbedContent).active == "dataset-pane"
+        self.query_one("#sources-status", Static).update(
+            Text(f"✘ scan failed: {friendly(worker.error)}", style="red")
+        )
+        return None
 
     def leave_problem(self) -> str | None:
         self.commit()
