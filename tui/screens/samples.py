@@ -11,9 +11,9 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, DataTable, Input, Label, Static, TextArea
+from textual.widgets import Button, DataTable, Footer, Label, Static, TextArea
 
 from engine.core.events import Progress
 from engine.generate.review import DECIDED, ReviewEntry, save_review
@@ -28,15 +28,26 @@ STATUS_STYLE = {"accepted": "green", "rejected": "red", "edited": "yellow", "new
 
 
 class RowEditor(ModalScreen["GeneratedRow | None"]):
-    """Edit one sample row's question, answer and hard negative."""
+    """Edit one sample row's question, answer and hard negative.
+
+    Each part is a bordered, wrapping text area: LLM-free questions keep a chunk's heading
+    and line breaks, which a one-line input drew over the dialog's border.
+    """
 
     DEFAULT_CSS = """
     RowEditor { align: center middle; }
-    RowEditor > Vertical { width: 90%; height: auto; border: thick $primary; background: $surface;
-        padding: 0 1; }
-    RowEditor Horizontal { height: auto; }
-    RowEditor Label { width: 12; }
-    RowEditor Input { width: 1fr; }
+    RowEditor > VerticalScroll {
+        width: 90%; max-width: 120; height: auto; max-height: 90%;
+        border: thick $primary; background: $surface; padding: 0 1;
+    }
+    RowEditor #edit-context {
+        height: auto; max-height: 6; color: $text-muted; border: round $panel;
+        padding: 0 1;
+    }
+    RowEditor .edit-label { color: $text-muted; margin-top: 1; }
+    RowEditor TextArea { height: auto; min-height: 3; max-height: 8; }
+    RowEditor #edit-buttons { height: auto; margin-top: 1; }
+    RowEditor Button { margin-right: 2; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "save", "Save", id="edit.save", tooltip="Keep the edited row"),
@@ -49,25 +60,42 @@ class RowEditor(ModalScreen["GeneratedRow | None"]):
         self.row = row
 
     def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Static(Text(self.row.context[:300], style="dim"))
+        with VerticalScroll():
+            yield Static("passage", classes="edit-label")
+            with VerticalScroll(id="edit-context", can_focus=False):
+                yield Static(Text(self.row.positive or self.row.context))
             for key in EDITABLE:
-                with Horizontal():
-                    yield Label(key.replace("_", " "))
-                    yield Input(str(getattr(self.row, key)), id=f"edit-{key}", compact=True)
-            with Horizontal():
+                yield Label(key.replace("_", " "), classes="edit-label")
+                yield TextArea(
+                    str(getattr(self.row, key)),
+                    id=f"edit-{key}",
+                    soft_wrap=True,
+                    show_line_numbers=False,
+                    tab_behavior="focus",
+                )
+            with Horizontal(id="edit-buttons"):
                 yield Button("Save (ctrl+s)", id="save", variant="primary", compact=True)
                 yield Button("Cancel (F2)", id="cancel", compact=True)
+        # The keys stay in sight when the dialog scrolls (at 80x24 its buttons do).
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#edit-question", TextArea).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.action_save() if event.button.id == "save" else self.action_cancel()
 
     def action_save(self) -> None:
-        values = {key: self.query_one(f"#edit-{key}", Input).value for key in EDITABLE}
+        values = {key: self.query_one(f"#edit-{key}", TextArea).text.strip() for key in EDITABLE}
         self.dismiss(replace(self.row, **values))
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+def one_line(text: str, width: int) -> str:
+    """A cell's text on one line: headings and line breaks of LLM-free rows folded."""
+    return " ".join(str(text).split())[:width]
 
 
 def describe_progress(done: int, total: int | None, extra: dict[str, Any]) -> str:
@@ -86,6 +114,30 @@ def describe_progress(done: int, total: int | None, extra: dict[str, Any]) -> st
     if failures:
         parts.append("· failures " + ", ".join(f"{k} {v}" for k, v in failures.items()))
     return " ".join(parts)
+
+
+def merge_review(rows: list[GeneratedRow], saved: list[ReviewEntry]) -> list[ReviewEntry]:
+    """A fresh sample with the saved decisions: a reviewed row comes back as it was kept.
+
+    An edited row is shown with its edited text (the run uses that one), and decisions on
+    rows this sample did not draw again stay listed after it, since the run still applies
+    them; re-sampling used to show edited rows with their original text and then drop
+    unmatched decisions from review.json on the next save.
+    """
+    entries: list[ReviewEntry] = []
+    used: set[int] = set()
+    for row in rows:
+        match = next(
+            (i for i, e in enumerate(saved) if i not in used and e.matches(row)),
+            None,
+        )
+        if match is not None and saved[match].status in DECIDED:
+            used.add(match)
+            entries.append(saved[match])
+        else:
+            entries.append(ReviewEntry.for_row(row))
+    entries += [e for i, e in enumerate(saved) if i not in used and e.status in DECIDED]
+    return entries
 
 
 class SamplesScreen(WizardScreen):
@@ -152,6 +204,11 @@ class SamplesScreen(WizardScreen):
         table = self.query_one("#sample-table", DataTable)
         table.add_columns("", "question", "answer", "negative", "context")
         self.render_rows()
+        if self.entries:
+            self.query_one("#gen-progress", Static).update(
+                f"{len(self.entries)} saved sample rows: F7 accept · F8 reject · enter edit · "
+                "F5 samples again (decisions are kept)"
+            )
 
     def on_screen_resume(self) -> None:
         self.load_prompt()
@@ -206,16 +263,12 @@ class SamplesScreen(WizardScreen):
         description="Sample generation",
     )
     def sample_worker(self, api_key: str | None) -> None:
-        from engine.generate.review import load_review, with_decisions
+        from engine.generate.review import load_review
 
         app = self.wizard
         ws = app.ensure_workspace()
         rows = app.engine.sample_rows(app.cfg, ws, None, api_key)
-        statuses = with_decisions(rows, load_review(ws))
-        entries = []
-        for row, status in zip(rows, statuses, strict=True):
-            entries.append(ReviewEntry(row.chunk_id, row.question, status, row))
-        self.post_message(WorkResult("sample", entries))
+        self.post_message(WorkResult("sample", merge_review(rows, load_review(ws))))
 
     def render_rows(self) -> None:
         table = self.query_one("#sample-table", DataTable)
@@ -225,10 +278,10 @@ class SamplesScreen(WizardScreen):
             mark = {"accepted": "✔", "rejected": "✘", "edited": "✎"}.get(status, "·")
             table.add_row(
                 Text(mark, style=STATUS_STYLE[status]),
-                row.question[:80],
-                row.response[:60],
-                row.negative_retrieval[:40],
-                " ".join((row.positive or row.context).split())[:80],
+                one_line(row.question, 80),
+                one_line(row.response, 60),
+                one_line(row.negative_retrieval, 40),
+                one_line(row.positive or row.context, 80),
                 key=str(i),
             )
 
