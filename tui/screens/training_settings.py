@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import Any, ClassVar
 
 from textual.app import ComposeResult
@@ -21,11 +23,15 @@ EMBEDDER_FIELDS = [
     "batch_size",
     "learning_rate",
     "epochs",
+    "warmup_ratio",
+    "scheduler",
+    "max_seq_length",
     "precision",
     "lora",
     "lora_r",
 ]
 RERANKER_FIELDS = ["enabled", "base_model", "loss", "num_negatives", "batch_size", "epochs"]
+EVAL_FIELDS = ["benchmark"]
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "quick CPU check": {
@@ -74,6 +80,38 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+def benchmark_folder(text: str, base: Path) -> Path:
+    """A typed benchmark path as the run will read it: ``~`` expanded, relative to ``base``."""
+    path = Path(text.strip()).expanduser()
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def benchmark_problem(text: str, base: Path) -> str | None:
+    """Why the labelled folder cannot be evaluated on, said now instead of after training.
+
+    The two layouts the evaluate stage reads (README "Checking a model on your own
+    questions"): BEIR, or questions labelled by quoting the answer.
+    """
+    if not text.strip():
+        return None
+    folder = benchmark_folder(text, base)
+    if not folder.exists():
+        return f"no folder at {folder}: check the path (relative paths start at {base})"
+    if not folder.is_dir():
+        return f"{folder} is a file: give the folder holding queries.jsonl"
+    have = {p.name for p in folder.iterdir()}
+    if {"queries.jsonl", "answers.tsv"} <= have:
+        return None
+    beir = {"corpus.jsonl", "queries.jsonl", "qrels.tsv"}
+    if beir <= have:
+        return None
+    missing = ", ".join(sorted(beir - have))
+    return (
+        f"{folder} is not a labelled folder: it needs corpus.jsonl, queries.jsonl and "
+        f"qrels.tsv (missing {missing}), or queries.jsonl with answers.tsv"
+    )
+
+
 def missing_teacher(name: str) -> str:
     """The pseudo-label cross-encoder's name when this machine cannot load it, else ""."""
     from tui.defaults import available_here, hub_online
@@ -92,7 +130,12 @@ class TrainingSettingsScreen(WizardScreen):
     DEFAULT_CSS = """
     TrainingSettingsScreen #preset-row { height: 1; }
     TrainingSettingsScreen #preset-row Label { width: 22; color: $text-muted; }
-    TrainingSettingsScreen #preset { width: 30; }
+    TrainingSettingsScreen #preset { width: 1fr; max-width: 40; }
+    TrainingSettingsScreen #preset-note {
+        height: auto; padding-left: 22; color: $text-muted; display: none;
+    }
+    TrainingSettingsScreen #preset-note.-shown { display: block; }
+    TrainingSettingsScreen #preset-note.-warn { color: $warning; }
     TrainingSettingsScreen #settings-scroll { height: 1fr; }
     TrainingSettingsScreen .section { text-style: bold; margin-top: 1; }
     """
@@ -111,48 +154,80 @@ class TrainingSettingsScreen(WizardScreen):
         with Horizontal(id="preset-row"):
             yield Label("preset")
             yield Select([(p, p) for p in PRESETS], prompt="choose…", compact=True, id="preset")
+        yield Static("", id="preset-note")
         # Not a Tab stop of its own (it drew no focus mark); its fields scroll it into view.
         with VerticalScroll(id="settings-scroll", can_focus=False):
             yield Static("Embedder (bi-encoder)", classes="section")
             yield ConfigForm(cfg.embedder, EMBEDDER_FIELDS, prefix="embedder", id="emb-form")
             yield Static("Reranker (cross-encoder)", classes="section")
             yield ConfigForm(cfg.reranker, RERANKER_FIELDS, prefix="reranker", id="rr-form")
+            yield Static("Evaluation", classes="section")
+            base = self.wizard.browse_root
+            yield ConfigForm(
+                cfg.eval,
+                EVAL_FIELDS,
+                prefix="eval",
+                labels={"benchmark": "benchmark folder"},
+                placeholders={"benchmark": "optional: a labelled folder, e.g. ~/data/my_eval"},
+                checks={"benchmark": lambda text: benchmark_problem(str(text), base)},
+                id="eval-form",
+            )
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "preset" and isinstance(event.value, str):
             self.action_apply_preset()
 
     def action_apply_preset(self) -> None:
+        """Fill the forms from the preset and say what changed beside it.
+
+        Choosing a preset applies it at once, so F5 right after used to apply it again and
+        toast "applied" twice; the note says "nothing to change" instead.
+        """
         name = self.query_one("#preset", Select).value
+        note = self.query_one("#preset-note", Static)
+        note.add_class("-shown")
         if not isinstance(name, str):
-            self.notify("choose a preset first", severity="warning")
+            note.update("choose a preset first")
+            note.add_class("-warn")
             return
         preset = {part: dict(values) for part, values in PRESETS[name].items()}
         skipped = self.offline_swaps(preset)
         cfg = self.wizard.cfg
+        before = {"embedder": cfg.embedder.to_dict(), "reranker": cfg.reranker.to_dict()}
         emb = type(cfg.embedder).from_dict(
-            {**cfg.embedder.to_dict(), **preset["embedder"]}, prefix="embedder"
+            {**before["embedder"], **preset["embedder"]}, prefix="embedder"
         )
         rr = type(cfg.reranker).from_dict(
-            {**cfg.reranker.to_dict(), **preset["reranker"]}, prefix="reranker"
+            {**before["reranker"], **preset["reranker"]}, prefix="reranker"
         )
+        changed = [
+            f"{part}.{key}"
+            for part, section in (("embedder", emb), ("reranker", rr))
+            for key, value in section.to_dict().items()
+            if before[part].get(key) != value
+        ]
+        if not changed:
+            note.update(f"preset {name!r} is already applied: nothing to change")
+            note.remove_class("-warn")
+            return
         teacher = missing_teacher(emb.pseudo_label_model) if emb.loss == "gpl" else ""
         self.query_one("#emb-form", ConfigForm).set_values(emb)
         self.query_one("#rr-form", ConfigForm).set_values(rr)
-        self.notify(f"preset {name!r} applied")
+        cfg.embedder, cfg.reranker = emb, rr  # type: ignore[assignment]
+        lines = [f"✔ preset {name!r} applied: " + ", ".join(changed)]
         if skipped:
-            self.notify(
-                "no model Hub here, kept the current model for: " + ", ".join(skipped),
-                title="offline",
-                severity="warning",
-            )
+            warning = "no model Hub here, kept the current model for: " + ", ".join(skipped)
+            lines.append("⚠ " + warning)
+            self.notify(warning, title="offline", severity="warning")
         if teacher:
-            self.notify(
+            warning = (
                 f"gpl needs a trained cross-encoder and {teacher} is not on this machine: "
-                "set pseudo_label_model to a local path",
-                title="offline",
-                severity="warning",
+                "set pseudo_label_model to a local path"
             )
+            lines.append("⚠ " + warning)
+            self.notify(warning, title="offline", severity="warning")
+        note.update("\n".join(lines))
+        note.set_class(bool(skipped or teacher), "-warn")
 
     def offline_swaps(self, preset: dict[str, dict[str, Any]]) -> list[str]:
         """Drop preset models this machine cannot load (no Hub, not cached, not packaged)."""
@@ -173,10 +248,27 @@ class TrainingSettingsScreen(WizardScreen):
         return skipped
 
     def on_config_form_valid(self, message: ConfigForm.Valid) -> None:
-        if message.form.id == "emb-form":
-            self.wizard.cfg.embedder = message.section  # type: ignore[assignment]
-        else:
-            self.wizard.cfg.reranker = message.section  # type: ignore[assignment]
+        self.store(message.form.id or "", message.section)
+
+    def store(self, form_id: str, section: Any) -> None:
+        cfg = self.wizard.cfg
+        if form_id == "emb-form":
+            cfg.embedder = section
+        elif form_id == "rr-form":
+            cfg.reranker = section
+        elif form_id == "eval-form":
+            # Stored absolute: an opened run resolves relative paths from its own folder,
+            # not from where the wizard was started.
+            if section.benchmark:
+                folder = benchmark_folder(section.benchmark, self.wizard.browse_root)
+                section = replace(section, benchmark=str(folder))
+            cfg.eval = section
+
+    def commit_state(self) -> None:
+        for form in self.query(ConfigForm):
+            section = form.validate_now()
+            if section is not None:
+                self.store(form.id or "", section)
 
     def leave_problem(self) -> str | None:
         bad = [f for f in self.query(ConfigForm) if f.validate_now() is None]
