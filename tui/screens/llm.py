@@ -58,9 +58,9 @@ class LlmScreen(WizardScreen):
     )
     DEFAULT_CSS = """
     LlmScreen #llm-scroll { height: 1fr; }
-    LlmScreen #key-row { height: 1; }
-    LlmScreen #key-row Label { width: 22; color: $text-muted; }
-    LlmScreen #api-key { width: 30; }
+    LlmScreen #key-row { height: auto; }
+    LlmScreen #key-row Label { width: 22; color: $text-muted; padding-top: 1; }
+    LlmScreen #api-key { width: 1fr; max-width: 120; }
     LlmScreen #llm-result, LlmScreen #llm-cost { height: auto; margin-top: 1; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -83,13 +83,14 @@ class LlmScreen(WizardScreen):
         with VerticalScroll(id="llm-scroll", can_focus=False):
             yield ConfigForm(gen, ["generator"], prefix="generation", id="gen-form")
             yield ConfigForm(gen.llm, LLM_FIELDS, prefix="generation.llm", id="llm-form")
+            # Bordered, unlike the compact fields: empty, with its hint inside, a borderless
+            # key field read as more label text.
             with Horizontal(id="key-row"):
                 yield Label("api key (memory only)")
                 yield Input(
                     self.wizard.state.api_key or "",
                     password=True,
-                    compact=True,
-                    placeholder="or set the env variable above",
+                    placeholder="paste a key here (never saved), or set api key env",
                     id="api-key",
                 )
             yield Static(self.generator_note(), id="llm-result")
@@ -201,7 +202,25 @@ class LlmScreen(WizardScreen):
     def action_estimate(self) -> None:
         if not self.forms_ok():
             return
-        self.query_one("#llm-cost", Static).update("estimating (chunking the documents first)…")
+        gen = self.wizard.cfg.generation
+        cost = self.query_one("#llm-cost", Static)
+        if gen.resolved == "llm-free":
+            self.estimate = None
+            why = (
+                "generator llm-free is chosen"
+                if gen.generator == "llm-free"
+                else "no LLM model is set, so generator auto uses the LLM-free one"
+            )
+            cost.update(
+                f"Nothing to estimate: {why}. It makes no calls and costs nothing. "
+                "Set a model above to estimate an LLM run."
+            )
+            return
+        if not gen.llm.model:
+            self.estimate = None
+            cost.update(Text("✘ set a model first, e.g. openai/gpt-4o-mini", style="red"))
+            return
+        cost.update("estimating (chunking the documents first)…")
         self.estimate_worker()
 
     @work(
@@ -233,6 +252,9 @@ class LlmScreen(WizardScreen):
     def worker_failed(self, worker) -> None:
         self.query_one("#llm-result", Static).update(self.generator_note())
         self.query_one("#llm-cost", Static).update("")
+
+    def commit_state(self) -> None:
+        self.forms_ok()
 
     def leave_problem(self) -> str | None:
         if not self.forms_ok():
