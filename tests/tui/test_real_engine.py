@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from test_app_flow import make_app, settle
-from textual.widgets import DataTable, Input, Select, Static
+from textual.widgets import DataTable, Input, Select, Static, TextArea
 
 from engine.config import RunConfig
 from engine.core.records import Chunk
@@ -154,7 +154,7 @@ async def test_llm_free_samples_show_rows_and_review_is_saved(tmp_path, tiny_ber
         await pilot.pause()
         await pilot.press("enter")
         await pilot.pause()
-        app.screen.query_one("#edit-question", Input).value = "who confirms a dock door entry"
+        app.screen.query_one("#edit-question", TextArea).text = "who confirms a dock door entry"
         await pilot.press("ctrl+s")
         await pilot.pause()
         saved = load_review(app.ensure_workspace())
