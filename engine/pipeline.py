@@ -53,6 +53,11 @@ class Pipeline:
             raise ConfigError(
                 "sources", "nothing", "paths, a dataset, or a description of the domain"
             )
+        if self.cfg.eval.benchmark and "evaluate" in wanted:
+            from engine.evaluate.labels import check_benchmark
+
+            # Before training, not when evaluation reaches it minutes or hours later.
+            check_benchmark(self.cfg.resolve(self.cfg.eval.benchmark))
         started = time.monotonic()
         # Nothing is written before the lock is ours: a refused run must not touch the
         # workspace of the run that holds it.

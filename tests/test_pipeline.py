@@ -144,6 +144,20 @@ def test_nothing_to_read_is_a_config_error(tmp_path: Path) -> None:
         run_pipeline(cfg)
 
 
+def test_a_benchmark_that_cannot_be_read_stops_the_run_before_training(
+    tmp_path: Path, tiny_bert: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from engine.cli import main
+
+    cfg = tiny_config(tmp_path, tiny_bert)
+    cfg.eval.benchmark = "docs"  # documents, not labelled questions
+    cfg.save(tmp_path / "my.toml")
+    assert main(["run", str(tmp_path / "my.toml")]) == 3
+    err = " ".join(capsys.readouterr().err.split())
+    assert "eval.benchmark" in err and "not a labelled folder" in err and "qrels.tsv" in err
+    assert not (tmp_path / "runs" / "t" / "chunks.parquet").exists()
+
+
 def test_cli_reports_a_bad_config_without_a_traceback(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

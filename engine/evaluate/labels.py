@@ -29,6 +29,30 @@ def is_quote_folder(folder: Path) -> bool:
     return (folder / "answers.tsv").exists() and not (folder / "corpus.jsonl").exists()
 
 
+BEIR_FILES = ("corpus.jsonl", "queries.jsonl", "qrels.tsv")
+
+
+def check_benchmark(folder: Path, where: str = "eval.benchmark") -> None:
+    """A labelled folder the evaluate stage can read, checked before anything is trained:
+    BEIR files, or questions labelled by quoting the answer (``InputError`` otherwise)."""
+    if not folder.exists():
+        raise InputError(f"no folder at {folder}", where=where, hint="check the path")
+    if not folder.is_dir():
+        raise InputError(
+            f"{folder} is a file", where=where, hint="give the folder that holds queries.jsonl"
+        )
+    have = {p.name for p in folder.iterdir()}
+    if {"queries.jsonl", "answers.tsv"} <= have or set(BEIR_FILES) <= have:
+        return
+    missing = ", ".join(f for f in BEIR_FILES if f not in have)
+    raise InputError(
+        f"{folder} is not a labelled folder (missing {missing})",
+        where=where,
+        hint="a BEIR folder holds corpus.jsonl, queries.jsonl and qrels.tsv; a quote-labelled "
+        "one holds queries.jsonl and answers.tsv (query-id, source-file, quote)",
+    )
+
+
 def load_quote_labels(
     folder: Path, chunks: Sequence[Chunk], events: Emitter | None = None
 ) -> IRData:

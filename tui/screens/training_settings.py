@@ -87,29 +87,18 @@ def benchmark_folder(text: str, base: Path) -> Path:
 
 
 def benchmark_problem(text: str, base: Path) -> str | None:
-    """Why the labelled folder cannot be evaluated on, said now instead of after training.
+    """Why the labelled folder cannot be evaluated on, said now instead of after training
+    (the engine's own check, which ``ragtune run`` makes before its first stage)."""
+    from engine.core.errors import InputError
+    from engine.evaluate.labels import check_benchmark
 
-    The two layouts the evaluate stage reads (README "Checking a model on your own
-    questions"): BEIR, or questions labelled by quoting the answer.
-    """
     if not text.strip():
         return None
-    folder = benchmark_folder(text, base)
-    if not folder.exists():
-        return f"no folder at {folder}: check the path (relative paths start at {base})"
-    if not folder.is_dir():
-        return f"{folder} is a file: give the folder holding queries.jsonl"
-    have = {p.name for p in folder.iterdir()}
-    if {"queries.jsonl", "answers.tsv"} <= have:
-        return None
-    beir = {"corpus.jsonl", "queries.jsonl", "qrels.tsv"}
-    if beir <= have:
-        return None
-    missing = ", ".join(sorted(beir - have))
-    return (
-        f"{folder} is not a labelled folder: it needs corpus.jsonl, queries.jsonl and "
-        f"qrels.tsv (missing {missing}), or queries.jsonl with answers.tsv"
-    )
+    try:
+        check_benchmark(benchmark_folder(text, base))
+    except InputError as exc:
+        return f"{exc.message}: {exc.hint}"
+    return None
 
 
 def missing_teacher(name: str) -> str:
