@@ -87,12 +87,12 @@ class EngineClient:
     def discover(self, cfg: RunConfig) -> ScanResult:
         """Every file that would be read, each opened once so unreadable ones are named now."""
         from engine.core.errors import RagtuneError
-        from engine.ingest import discover_files, read_file
+        from engine.ingest import discover_sources, read_file
 
         result = ScanResult()
-        for path in discover_files(cfg.sources, cfg.base_dir):
+        for path, name in discover_sources(cfg.sources, cfg.base_dir).items():
             try:
-                read_file(path, cfg.base_dir)
+                read_file(path, name)
             except RagtuneError as exc:
                 reason = exc.message + (f" (fix: {exc.hint})" if exc.hint else "")
                 result.errors.append((str(path), reason))

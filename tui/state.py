@@ -33,15 +33,15 @@ class WizardState:
     """What the wizard changed on its own (offline model swaps), shown once on the first screen."""
 
     @classmethod
-    def new_run(cls, name: str, root: Path, *, offline_models: bool | None = None) -> WizardState:
+    def new_run(cls, name: str, root: Path) -> WizardState:
         """A clean config for a new run writing into ``root``, with models that can load here."""
-        from tui.defaults import apply_offline_defaults
+        from engine.core.models import offline_defaults
 
         cfg = RunConfig()
         cfg.run.name = name
         cfg.run.workspace = str(root)
         state = cls(cfg=cfg)
-        state.notes = apply_offline_defaults(cfg, hub_online=offline_models)
+        state.notes = offline_defaults(cfg)
         return state
 
     @classmethod

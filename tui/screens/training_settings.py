@@ -103,9 +103,9 @@ def benchmark_problem(text: str, base: Path) -> str | None:
 
 def missing_teacher(name: str) -> str:
     """The pseudo-label cross-encoder's name when this machine cannot load it, else ""."""
-    from tui.defaults import available_here, hub_online
+    from engine.core.models import available_here, hub_reachable
 
-    return "" if available_here(name) or hub_online() else name
+    return "" if available_here(name) or hub_reachable(timeout=2.0) else name
 
 
 class TrainingSettingsScreen(WizardScreen):
@@ -220,14 +220,14 @@ class TrainingSettingsScreen(WizardScreen):
 
     def offline_swaps(self, preset: dict[str, dict[str, Any]]) -> list[str]:
         """Drop preset models this machine cannot load (no Hub, not cached, not packaged)."""
-        from tui.defaults import available_here, hub_online
+        from engine.core.models import available_here, hub_reachable
 
         wanted = [
             (part, values["base_model"])
             for part, values in preset.items()
             if "base_model" in values
         ]
-        if not wanted or all(available_here(m) for _, m in wanted) or hub_online():
+        if not wanted or all(available_here(m) for _, m in wanted) or hub_reachable(timeout=2.0):
             return []
         skipped = []
         for part, model in wanted:
