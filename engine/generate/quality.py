@@ -233,10 +233,14 @@ def quality_gate(
 
     result = GateResult(current, {name: dropped[name] for name in ran}, cleaned)
     if events is not None:
-        for name in ran:
-            events.info(
-                f"quality gate: {name.replace('_', ' ')} dropped {dropped[name]} of {len(rows)} rows"
-            )
+        # One line: what each filter that dropped anything dropped, out of how many.
+        by_filter = ", ".join(
+            f"{name.replace('_', ' ')} {dropped[name]}" for name in ran if dropped[name]
+        )
+        events.info(
+            f"quality gate kept {len(current)} of {len(rows)} rows"
+            + (f" (dropped: {by_filter})" if by_filter else "")
+        )
         if cleaned:
             events.info(f"quality gate: cleaned preambles/numbering/quotes in {cleaned} queries")
     return result

@@ -84,8 +84,10 @@ def test_text_filters_each_report_their_drops() -> None:
     }
     assert result.dropped == len(rows) - 2
     texts = [e.text for e in events if isinstance(e, Message)]
-    assert "quality gate: exact duplicate dropped 2 of 9 rows" in texts
-    assert "quality gate: copied from chunk dropped 1 of 9 rows" in texts
+    assert (
+        "quality gate kept 2 of 9 rows (dropped: empty 2, too short 1, too long 1, "
+        "copied from chunk 1, exact duplicate 2)" in texts
+    )
 
 
 def test_near_duplicates_dropped_with_the_base_embedder(minilm_path) -> None:
