@@ -187,7 +187,7 @@ def gains_table(gains: dict[str, Any]) -> Table:
     )
     for col in ("dim", "change", "interval", "reads as"):
         table.add_column(col, justify="left" if col == "reads as" else "right")
-    for dim, g in gains["by_dim"].items():
+    for dim, g in sorted(gains["by_dim"].items(), key=lambda item: -int(item[0])):
         verdict = gain_verdict(g)
         colour = {"gain": "green", "loss": "red"}.get(verdict, "white")
         table.add_row(

@@ -378,7 +378,7 @@ def render_gains_markdown(gains: dict[str, dict[str, float]], queries: int, agai
         "| dim | change | interval | reads as |",
         "| ---: | ---: | ---: | --- |",
     ]
-    for dim, g in gains.items():
+    for dim, g in sorted(gains.items(), key=lambda item: -int(item[0])):
         lines.append(
             f"| {dim} | {g['mean']:+.4f} | {g['low']:+.4f} to {g['high']:+.4f} | "
             f"{gain_verdict(g)} |"
