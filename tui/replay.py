@@ -14,7 +14,12 @@ from pathlib import Path
 
 
 class ReplayRun:
-    """A ``RunHandle`` whose 'process' is a thread copying recorded lines at ``rate`` lines/s."""
+    """A ``RunHandle`` whose 'process' is a thread copying recorded lines at ``rate`` lines/s.
+
+    Event times are moved to now (keeping their spacing), as a run started now would
+    write them; a cancel ends the log the way the engine does, with a cancelled
+    ``RunFailed``.
+    """
 
     def __init__(self, source: Path, workspace: Path, rate: float = 200.0):
         self.pid = os.getpid()
@@ -29,13 +34,33 @@ class ReplayRun:
     def _run(self) -> None:
         target = self.workspace / "events.jsonl"
         target.parent.mkdir(parents=True, exist_ok=True)
+        shift: float | None = None
+        stage = ""
         with target.open("a", encoding="utf-8") as fh:
             for line in self._lines:
                 if self._stop.is_set():
-                    data = {"kind": "run_failed", "error": "cancelled", "time": time.time()}
+                    error = (
+                        "training stopped; the last checkpoint is kept and `ragtune run` resumes it"
+                        if stage in ("train", "rerank")
+                        else "cancelled; finished work is kept in the workspace"
+                    )
+                    data = {
+                        "kind": "run_failed",
+                        "stage": stage,
+                        "error": error,
+                        "error_type": "Cancelled",
+                        "time": time.time(),
+                    }
                     fh.write(json.dumps(data) + "\n")
                     break
-                fh.write(line + "\n")
+                data = json.loads(line)
+                if data.get("kind") == "stage_started":
+                    stage = str(data.get("stage", ""))
+                if isinstance(data.get("time"), (int, float)):
+                    if shift is None:
+                        shift = time.time() - data["time"]
+                    data["time"] += shift
+                fh.write(json.dumps(data) + "\n")
                 fh.flush()
                 self.written += 1
                 if self._rate > 0:

@@ -7,11 +7,12 @@ workspace redraws the whole history.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -20,7 +21,7 @@ from textual.widgets import RichLog, Static
 from engine.core.workspace import STAGES
 from tui.follow import follow_events
 from tui.messages import EventsRead, RunAlive
-from tui.run_model import RunView, format_eta
+from tui.run_model import TRAINING_STAGES, RunSegment, RunView, format_eta
 from tui.screens.base import WizardScreen
 from tui.screens.confirm import ConfirmDialog
 from tui.widgets.plots import GpuPanel, LossPlot
@@ -30,10 +31,51 @@ LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "info": ""}
 STAGE_STYLE = {
     "done": "green",
     "running": "bold",
+    "stopping": "bold yellow",
     "failed": "red",
     "skipped": "dim",
     "stopped": "yellow",
 }
+STAGE_MARK = {
+    "done": "✔",
+    "running": "▶",
+    "stopping": "■",
+    "failed": "✘",
+    "skipped": "↷",
+    "stopped": "■",
+}
+SKIP_WORDS = {"up to date": "up to date", "switched off in the config": "off"}
+
+EMBEDDER_LOSSES = {
+    "distill": "contrastive cross-entropy + KL to the frozen base model",
+    "mnrl": "MultipleNegativesRankingLoss",
+    "cached_mnrl": "cached MultipleNegativesRankingLoss",
+    "gist": "GISTEmbedLoss guided by the base model",
+    "gpl": "MarginMSE to the cross-encoder's margins",
+}
+RERANKER_LOSSES = {
+    "bce": "binary cross-entropy on (query, passage) pairs",
+    "lambda": "listwise LambdaLoss over each query's passages",
+    "mnrl": "in-batch multiple negatives ranking loss",
+}
+LOSS_HELP = (
+    "The loss plot shows the model being trained: each point is the trainer's mean over the "
+    "steps since the point before; a point at step 1 is a single batch (with warmup, at "
+    "learning rate 0). "
+    "Batches differ a lot (on the bundled handbook, one set of weights scores 3.6 to 8.4 "
+    "depending on the batch), so points jump. The default distill loss sums, at every "
+    "Matryoshka size, a contrastive term that falls as the model learns and a KL term "
+    "towards the base model that starts near 0 and grows as the model moves away from it: "
+    "its level is not comparable to plain MNRL and a rising stretch is not a failure. The "
+    "Results step says whether training helped."
+)
+NOTE_WIDE = 80
+"""From this width on the note under the plot says what the points are, not only the loss."""
+
+
+def stage_state(run: RunSegment | None, stage: str, stopping: bool) -> str:
+    state = run.stages.get(stage, "") if run else ""
+    return "stopping" if stopping and state == "running" else state
 
 
 class TrainingScreen(WizardScreen):
@@ -42,11 +84,15 @@ class TrainingScreen(WizardScreen):
     HELP = (
         "F5 saves config.toml and starts every remaining stage in a background process "
         "(the same as `ragtune run config.toml`). Quit whenever you like: the run goes on, "
-        "and opening the workspace again re-attaches. F8 stops it cleanly; finished work is kept."
+        "and opening the workspace again re-attaches. F8 stops it at the end of the current "
+        "step and keeps a checkpoint; F5 then resumes from it. ✔ done in this run, ↷ already "
+        "up to date, ▶ running, ■ stopped, ✘ failed, · not reached. " + LOSS_HELP
     )
     DEFAULT_CSS = """
-    TrainingScreen #train-status { height: 1; }
+    TrainingScreen #train-status { height: auto; max-height: 3; }
     TrainingScreen #train-main { height: 1fr; }
+    TrainingScreen #train-plot { width: 1fr; }
+    TrainingScreen #loss-note { height: auto; max-height: 5; color: $text-muted; }
     TrainingScreen #train-side { width: 30; padding-left: 1; }
     TrainingScreen #stages { height: auto; margin-top: 1; }
     TrainingScreen #train-log { height: 7; border-top: solid $panel; }
@@ -64,7 +110,7 @@ class TrainingScreen(WizardScreen):
             "cancel_run",
             "Cancel run",
             id="training.cancel",
-            tooltip="Stop the run cleanly; finished stages are kept",
+            tooltip="Stop the run at the end of the current step; F5 resumes it",
         ),
     ]
 
@@ -72,6 +118,10 @@ class TrainingScreen(WizardScreen):
         super().__init__()
         self.view = RunView()
         self.alive = False
+        self.stopping = False
+        """Cancel was sent and the run has not stopped yet."""
+        self.started_at: float | None = None
+        """When F5 started a run whose first event has not arrived yet."""
         self._dirty = False
         self._log_written = 0
         self._following = False
@@ -80,11 +130,13 @@ class TrainingScreen(WizardScreen):
     def compose_body(self) -> ComposeResult:
         yield Static("no run yet: F5 starts one", id="train-status")
         with Horizontal(id="train-main"):
-            yield LossPlot(id="loss-plot")
+            with Vertical(id="train-plot"):
+                yield LossPlot(id="loss-plot")
+                yield Static("", id="loss-note")
             with Vertical(id="train-side"):
                 yield GpuPanel(id="gpu")
                 yield Static("", id="stages")
-        yield RichLog(id="train-log", max_lines=400, wrap=False, markup=False)
+        yield RichLog(id="train-log", max_lines=400, min_width=20, wrap=True, markup=False)
 
     def on_mount(self) -> None:
         self.set_interval(REDRAW_S, self.redraw)
@@ -121,6 +173,11 @@ class TrainingScreen(WizardScreen):
         if message.token != self._token:
             return
         self.view.apply(message.events)
+        run = self.view.run
+        if self.started_at is not None and run is not None and run.started >= self.started_at:
+            self.started_at = None
+        if self.stopping and run is not None and run.ended:
+            self.stopping = False
         self._dirty = True
 
     def on_run_alive(self, message: RunAlive) -> None:
@@ -130,13 +187,22 @@ class TrainingScreen(WizardScreen):
         self.alive = message.alive
         if not message.alive:
             self.view.process_gone()
+            self.stopping = False
+            self.started_at = None
             self._dirty = True
         if was and not message.alive:
             self._following = False
             self._dirty = True
-            if self.view.failed:
-                self.notify(self.view.failed, title="run stopped", severity="error")
-            elif self.view.finished:
+            run = self.view.shown
+            if run is None:
+                return
+            if run.cancelled:
+                self.notify(
+                    "run cancelled: F5 resumes from the last checkpoint", title="run stopped"
+                )
+            elif run.failure is not None:
+                self.notify(run.failure.error, title="run failed", severity="error")
+            elif run.finished:
                 self.notify("run finished: F3 shows the results", title="done")
 
     def on_worker_state_changed(self, event) -> None:
@@ -144,62 +210,158 @@ class TrainingScreen(WizardScreen):
         if event.worker.group == "training-follow" and event.worker.is_finished:
             self._following = False
 
+    def on_resize(self, event: events.Resize) -> None:
+        """Log lines are wrapped when written: a new width re-wraps them all."""
+        self._log_written = 0
+        self.query_one("#train-log", RichLog).clear()
+        self._dirty = True
+
     def redraw(self) -> None:
         """At most every REDRAW_S, however fast events arrive."""
         if not self._dirty:
             return
         self._dirty = False
         v = self.view
-        self.query_one(LossPlot).show(v.train_loss, v.eval_loss)
+        model = v.loss_model
+        plot = self.query_one(LossPlot)
+        plot.show(v.train_loss.get(model, []), v.eval_loss.get(model, []), self.loss_title(model))
+        self.query_one("#loss-note", Static).update(self.loss_note(model))
         self.query_one(GpuPanel).show(v.gpus)
         self.query_one("#train-status", Static).update(self.status_text())
-        stages = Text()
+        self.query_one("#stages", Static).update(self.stages_text())
+        log = self.query_one("#train-log", RichLog)
+        # RichLog measures a line against the whole terminal's width; the log's own width
+        # is what a wrapped line must fit in
+        width = log.scrollable_content_region.width or None
+        for level, text in v.log_since(self._log_written):
+            log.write(Text(text, style=LEVEL_STYLE.get(level, "")), width=width)
+        self._log_written = v.logged
+
+    # -- what is on screen ---------------------------------------------
+
+    def loss_title(self, model: str) -> str:
+        if not model:
+            return "loss"
+        cfg = self.wizard.cfg
+        name = cfg.embedder.loss if model == "embedder" else cfg.reranker.loss
+        return f"{model} training loss ({name}) by step"
+
+    def loss_note(self, model: str) -> str:
+        """What the curve's numbers are, so a level or a rise that is normal for it does not alarm."""
+        cfg = self.wizard.cfg
+        if model == "reranker":
+            name = cfg.reranker.loss
+            what = RERANKER_LOSSES.get(name, name)
+        elif model == "embedder":
+            name = cfg.embedder.loss
+            dims = cfg.embedder.matryoshka_dims
+            sizes = f"{len(dims)} Matryoshka sizes" if dims else "every Matryoshka size"
+            what = f"{EMBEDDER_LOSSES.get(name, name)}, summed over {sizes}"
+        else:
+            return ""
+        wide = self.query_one("#loss-note", Static).size.width >= NOTE_WIDE
+        if not wide:
+            return f"{name} = {what}. Jumps by batch; F1 explains."
+        points = self.view.train_loss.get(model) or [(0, 0.0)]
+        first = " (step 1: a single batch)" if points[0][0] == 1 else ""
+        grows = model == "embedder" and name == "distill"
+        return (
+            f"{name} = {what}. Each point is the mean since the one before{first}. Batches "
+            "differ a lot"
+            + (", and the KL part grows as the model leaves the base" if grows else "")
+            + ": jumps and rises are normal. Results (F3) tell; F1 explains."
+        )
+
+    def stages_text(self) -> Text:
+        v = self.view
+        run = v.shown
+        chunks_only = run is None and v.run is not None and v.run.chunks_only
+        if chunks_only:
+            run = v.run  # no training run yet: the chunks an ingest-only run left are ready
+        text = Text()
         for stage in STAGES:
-            state = v.stages.get(stage, "")
-            mark = {"done": "✔", "running": "▶", "failed": "✘", "skipped": "↷", "stopped": "■"}.get(
-                state, "·"
-            )
-            line = f"{mark} {stage}"
-            prog = v.progress.get(stage)
-            if prog and state == "running":
+            state = stage_state(run, stage, self.stopping)
+            if chunks_only and state == "skipped":
+                state = "done"
+            if self.started_at is not None:
+                state = ""
+            line = f"{STAGE_MARK.get(state, '·')} {stage}"
+            if run is not None and state == "skipped":
+                reason = run.skip_reasons.get(stage, "")
+                line += f"  {SKIP_WORDS.get(reason, 'skipped')}"
+            prog = run.progress.get(stage) if run is not None else None
+            if state == "stopping":
+                line += "  stopping…"
+            elif prog and state == "running":
                 done, total, unit, _ = prog
                 line += f" {done}/{total or '?'} {unit}"
-            stages.append(line + "\n", style=STAGE_STYLE.get(state, "dim"))
-        self.query_one("#stages", Static).update(stages)
-        log = self.query_one("#train-log", RichLog)
-        lines = list(v.log)
-        new = lines[self._log_written :] if self._log_written <= len(lines) else lines
-        for level, text in new:
-            log.write(Text(text, style=LEVEL_STYLE.get(level, "")))
-        self._log_written = len(lines)
+            text.append(line + "\n", style=STAGE_STYLE.get(state, "dim"))
+        return text
 
     def status_text(self) -> Text:
         v = self.view
-        if not v.stages and not v.train_loss:
-            return Text("no run yet: F5 starts one", style="dim")
-        # What the run said last wins over "the process is alive": a cancelled child takes a
-        # moment to exit, and "running generate" after "run failed" was a lie.
-        if v.failed:
-            cancelled = v.failed.startswith(("cancelled", "interrupted"))
-            state = "cancelled" if cancelled else "failed"
-        elif v.finished:
-            state = "finished"
-        else:
-            state = "running" if self.alive else "stopped"
+        run = v.shown
         text = Text()
-        text.append(
-            f"{state} ",
-            style={"running": "bold green", "failed": "bold red", "cancelled": "bold yellow"}.get(
-                state, "bold"
-            ),
-        )
-        text.append(f"{v.current_stage or '-'}" if state == "running" else "")
-        if v.max_steps:
-            text.append(f" · {v.model} step {v.step}/{v.max_steps} · epoch {v.epoch:.2f}")
-            text.append(f" · ETA {format_eta(v.eta_s if self.alive else 0)}")
-        if v.learning_rate:
-            text.append(f" · lr {v.learning_rate:.2e}")
+        if self.started_at is not None and self.alive:
+            text.append("starting ", style="bold green")
+            text.append("the run (loading the engine and the models)…")
+            return text
+        if run is None:
+            text.append("no run yet: F5 runs every stage", style="dim")
+            if v.run is not None and v.run.chunks_only:
+                text.append(" (the chunks are ready)", style="dim")
+            return text
+        where = run.current_stage or "-"
+        if not run.ended:
+            if self.stopping:
+                text.append("stopping… ", style="bold yellow")
+                text.append(f"{where}: ends after the current step and keeps a checkpoint")
+                return text
+            text.append("running ", style="bold green")
+            text.append(where)
+            text.append(self.stage_detail(run))
+            return text
+        if run.finished:
+            text.append("finished ", style="bold")
+            text.append(f"in {format_eta(run.seconds)} · F3 shows the results")
+            if v.chunks_rebuilt:
+                text.append(" · the chunks were rebuilt since: F5 reruns what they changed")
+            return text
+        if run.cancelled or run.gone:
+            text.append("cancelled " if run.cancelled else "stopped ", style="bold yellow")
+            text.append(f"in {where}")
+            t = run.training
+            if where in TRAINING_STAGES and t.max_steps:
+                text.append(f" at {t.model} step {t.step}/{t.max_steps}")
+            again = (
+                "F5 resumes from the last checkpoint"
+                if where in TRAINING_STAGES
+                else "F5 continues where it stopped; finished work is kept"
+            )
+            text.append(f" · {again}")
+            return text
+        text.append("failed ", style="bold red")
+        error = run.failure.error if run.failure else ""
+        text.append(f"in {where}: {error}" if run.current_stage else error)
         return text
+
+    def stage_detail(self, run: RunSegment) -> str:
+        """The running stage's own progress: steps, epoch, ETA and rate while training."""
+        stage = run.current_stage
+        t = run.training
+        if stage in TRAINING_STAGES and t.max_steps:
+            parts = [f" · {t.model} step {t.step}/{t.max_steps}", f"epoch {t.epoch_now:.2f}"]
+            parts.append(f"ETA {format_eta(t.eta_s)}")
+            if t.learning_rate:
+                parts.append(f"lr {t.learning_rate:.2e}")
+            return " · ".join(parts)
+        prog = run.progress.get(stage)
+        if prog:
+            done, total, unit, _ = prog
+            return f" · {done}/{total or '?'} {unit}"
+        return ""
+
+    # -- actions -----------------------------------------------------------
 
     def action_start_run(self) -> None:
         handle = self.wizard.state.run_handle
@@ -228,6 +390,8 @@ class TrainingScreen(WizardScreen):
     def start(self) -> None:
         app = self.wizard
         path = app.save_config()
+        self.started_at = time.time() - 1.0
+        self.stopping = False
         app.state.run_handle = app.engine.start_run(path, stages=None)
         self.alive = True
         self.notify(f"started (pid {app.state.run_handle.pid}); config {path}")
@@ -243,8 +407,15 @@ class TrainingScreen(WizardScreen):
         def stop(yes: bool | None) -> None:
             if yes and handle.alive():
                 handle.cancel()
-                self.notify("cancelling: the run stops after the current step")
+                self.stopping = True
+                self._dirty = True
+                self.redraw()
 
         self.app.push_screen(
-            ConfirmDialog("Stop the run? Finished stages are kept.", yes="Stop run"), stop
+            ConfirmDialog(
+                "Stop the run? It ends after the current step; finished stages and the last "
+                "checkpoint are kept, and F5 resumes.",
+                yes="Stop run",
+            ),
+            stop,
         )

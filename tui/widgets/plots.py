@@ -14,38 +14,44 @@ from tui.run_model import GpuSeries, downsample
 
 
 class LossPlot(PlotextPlot):
-    """Train and eval loss per model; data is downsampled to ~2 points per column."""
+    """One model's train (and eval) loss; data is downsampled to ~2 points per column.
+
+    One model at a time: the embedder's and the reranker's losses are different functions
+    on different step counts, and one y axis for both made either curve unreadable.
+    """
 
     DEFAULT_CSS = """
     LossPlot { height: 1fr; min-height: 8; }
     """
+
+    shown: tuple[str, list[int]] = ("loss", [])
+    """The title and the train steps last drawn: what the plot says, without reading pixels."""
 
     def on_mount(self) -> None:
         self.plt.title("loss")
 
     def show(
         self,
-        train: dict[str, list[tuple[int, float]]],
-        eval_: dict[str, list[tuple[int, float]]],
+        train: list[tuple[int, float]],
+        eval_: list[tuple[int, float]],
+        title: str = "loss",
     ) -> None:
+        """``train`` and ``eval_`` are (step, loss) points of one model."""
         plt = self.plt
         plt.clear_data()
-        plt.title("loss")
+        plt.title(title)
         buckets = max(10, self.size.width)
-        any_data = False
-        for model, points in train.items():
-            if points:
-                xs, ys = downsample([(float(s), v) for s, v in points], buckets)
-                plt.plot(xs, ys, label=f"{model} train", marker="braille")
-                any_data = True
-        for model, points in eval_.items():
-            if points:
-                xs = [float(s) for s, _ in points]
-                ys = [v for _, v in points]
-                plt.scatter(xs, ys, label=f"{model} eval", marker="dot")
-                any_data = True
-        if not any_data:
-            plt.title("loss: waiting for the first training log")
+        if train:
+            xs, ys = downsample([(float(s), v) for s, v in train], buckets)
+            plt.plot(xs, ys, label="train", marker="braille")
+        if eval_:
+            xs = [float(s) for s, _ in eval_]
+            ys = [v for _, v in eval_]
+            plt.scatter(xs, ys, label="eval", marker="dot")
+        if not train and not eval_:
+            title = "loss: waiting for the first training log"
+            plt.title(title)
+        self.shown = (title, [s for s, _ in train])
         plt.xlabel("step")
         self.refresh()
 
@@ -88,8 +94,9 @@ class GroupedBars(Static):
     """Horizontal bars, one line per series within each group, legend as a caption line.
 
     Drawn as text rather than with plotext: the legend never covers a bar, groups stay
-    apart at any width, and each series has its own glyph (``░`` base, ``█`` tuned), so the
-    chart reads under NO_COLOR and in 16 colours as well as in a full theme.
+    apart at any width, and each series has its own glyph (by default ``░`` for the first,
+    ``█`` for the second), so the chart reads under NO_COLOR and in 16 colours as well as
+    in a full theme. ``looks`` gives each series its (glyph, style) instead.
     """
 
     DEFAULT_CSS = """
@@ -101,15 +108,26 @@ class GroupedBars(Static):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("", id=id)
         self._data: tuple[str, list[str], dict[str, list[float]]] = ("", [], {})
+        self._looks: list[tuple[str, str]] = []
 
     def show_grouped(
-        self, labels: Sequence[str], groups: dict[str, Sequence[float]], title: str
+        self,
+        labels: Sequence[str],
+        groups: dict[str, Sequence[float | None]],
+        title: str,
+        looks: Sequence[tuple[str, str]] | None = None,
     ) -> None:
         self._data = (title, list(labels), {k: list(v) for k, v in groups.items()})
+        self._looks = list(looks or [])
         self.update(self.build(self.content_size.width or 40))
 
     def on_resize(self) -> None:
         self.update(self.build(self.content_size.width or 40))
+
+    def look(self, i: int) -> tuple[str, str]:
+        if i < len(self._looks):
+            return self._looks[i]
+        return self.GLYPHS[i % 4], self.STYLES[i % 4]
 
     def build(self, width: int) -> Content:
         """The chart as text for ``width`` cells: title, legend, then each group's bars."""
@@ -117,11 +135,11 @@ class GroupedBars(Static):
         lines: list[Content] = [Content.styled(title, "bold")]
         names = list(groups)
         legend = [
-            Content.styled(f"{self.GLYPHS[i % 4] * 2} {name}", self.STYLES[i % 4])
+            Content.styled(f"{self.look(i)[0] * 2} {name}", self.look(i)[1])
             for i, name in enumerate(names)
         ]
         lines.append(Content("  ").join(legend))
-        values = [v for series in groups.values() for v in series]
+        values = [v for series in groups.values() for v in series if v is not None]
         if not labels or not values:
             return Content("\n").join(lines)
         top = max(values) or 1.0
@@ -132,15 +150,16 @@ class GroupedBars(Static):
                 series = groups[name]
                 value = series[g] if g < len(series) else None
                 head = label.rjust(label_w) if i == 0 else " " * label_w
+                glyph, style = self.look(i)
                 if value is None:
                     bar, shown = "", "   –"
                 else:
-                    bar = self.GLYPHS[i % 4] * max(1, round(value / top * bar_w))
+                    bar = glyph * max(1, round(value / top * bar_w))
                     shown = f"{value:.3f}"
                 lines.append(
                     Content.assemble(
                         (head + " ", "$text-muted"),
-                        (bar, self.STYLES[i % 4]),
+                        (bar, style),
                         f" {shown}",
                     )
                 )
