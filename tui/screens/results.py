@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane
 
 from engine.evaluate.results import RERANK_METRICS, Results, SuiteResult
@@ -18,28 +19,131 @@ from tui.screens.base import WizardScreen
 from tui.widgets.plots import GroupedBars
 
 if TYPE_CHECKING:
-    from engine.serve.ask import AskResult
+    from engine.serve.ask import AskResult, Hit
+
+CHART_MIN_WIDTH = 24
+"""Narrower than this beside the table, the chart goes: it only repeats the table's numbers."""
 
 
 def change_cell(base: float | None, tuned: float | None) -> Text:
     """Relative change with a glyph as well as a colour, so it reads under NO_COLOR too."""
     if base is None or tuned is None:
-        return Text("–", style="dim")
+        return Text("–", style="dim", justify="right")
     diff = tuned - base
     rel = f"{diff / base * 100:+.1f}%" if base else f"{diff:+.4f}"
     if diff > 1e-9:
-        return Text(f"▲ {rel}", style="green")
+        return Text(f"▲ {rel}", style="green", justify="right")
     if diff < -1e-9:
-        return Text(f"▼ {rel}", style="red")
-    return Text(f"= {rel}", style="dim")
+        return Text(f"▼ {rel}", style="red", justify="right")
+    return Text(f"= {rel}", style="dim", justify="right")
 
 
-SUITE_COLUMNS = ("dim", "metric", "base", "base+rot", "tuned", "change")
+def number_cell(value: float | None) -> Text:
+    return Text("–" if value is None else f"{value:.4f}", justify="right")
+
+
+def suite_headers(rotated: bool) -> tuple[Text, ...]:
+    """The CLI's and the model card's columns, in their order: base, base + rotation,
+    fine-tuned, then the change against base + rotation (what training added) first."""
+    if not rotated:
+        names = ("dim", "metric", "base", "fine-tuned", "vs base")
+    else:
+        names = (
+            "dim",
+            "metric",
+            "base",
+            "base +\nrotation",
+            "fine-tuned",
+            "vs base +\nrotation",
+            "vs base",
+        )
+    return tuple(
+        Text(("\n" + n) if rotated and "\n" not in n else n, justify="left" if i < 2 else "right")
+        for i, n in enumerate(names)
+    )
+
+
+def suite_rows(suite: SuiteResult, rotated: bool) -> list[tuple[str | Text, ...]]:
+    rows: list[tuple[str | Text, ...]] = []
+    for row in suite.rows():
+        cells: list[str | Text] = [Text(str(row.dim), justify="right"), row.metric]
+        cells.append(number_cell(row.base))
+        if rotated:
+            cells.append(number_cell(row.base_rotated))
+        cells.append(number_cell(row.tuned))
+        if rotated:
+            cells.append(change_cell(row.base_rotated, row.tuned))
+        cells.append(change_cell(row.base, row.tuned))
+        rows.append(tuple(cells))
+    return rows
+
+
+def suite_caption(suite: SuiteResult, rotated: bool) -> Text:
+    """What the numbers are and what each change is against, above the table."""
+    text = Text(f"{suite.title}: {suite.queries} queries over {suite.corpus} passages\n")
+    if rotated:
+        text.append("vs base + rotation", style="bold")
+        text.append(
+            " = what training added: base + rotation is the untrained base model with the "
+            "same corpus rotation. vs base also counts the rotation's gain. ▲ better ▼ worse.",
+            style="dim",
+        )
+    else:
+        text.append("vs base = fine-tuned against the untrained base model. ▲ better ▼ worse.")
+    return text
+
+
+def short_source(source: str, page: int | None, roots: Sequence[Path]) -> str:
+    """A passage's file as the run names it (``handbook/sla.md``), not where it sits on disk."""
+    path = Path(source)
+    name = source
+    if path.is_absolute():
+        name = path.name
+        for root in roots:
+            try:
+                rel = path.relative_to(root)
+            except ValueError:
+                continue
+            name = f"{root.name}/{rel}" if rel.parts else path.name
+            break
+    return f"{name} p.{page}" if page is not None else name
+
+
+def squeeze(text: str, width: int) -> str:
+    """``text`` in ``width`` cells, the middle elided: a file's folder and extension both stay."""
+    if len(text) <= width or width < 5:
+        return text[:width]
+    keep = width - 1
+    return text[: keep // 2] + "…" + text[len(text) - (keep - keep // 2) :]
+
+
+def fit_source(hit: Hit, roots: Sequence[Path], width: int) -> str:
+    """The run's name for the file when it fits, else the file name, else its middle elided."""
+    full = short_source(hit.source, hit.page, roots)
+    if len(full) <= width:
+        return full
+    return squeeze(short_source(Path(hit.source).name, hit.page, ()), width)
+
+
+def readable(text: str) -> str:
+    """A chunk's text with its paragraphs and list lines kept, runs of spaces and blank lines
+    folded, so a passage reads as it did in the document."""
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    out: list[str] = []
+    for line in lines:
+        if line or (out and out[-1]):
+            out.append(line)
+    return "\n".join(out).strip()
+
+
+SIDES = (("base", "base"), ("tuned", "fine-tuned"))
+
+
 RR_COLUMNS = ("candidates", "system", *RERANK_METRICS, "ndcg vs retriever")
 
 
 def fill_table(
-    table: DataTable, headers: Sequence[str], rows: Sequence[Sequence[str | Text]]
+    table: DataTable, headers: Sequence[str | Text], rows: Sequence[Sequence[str | Text]]
 ) -> None:
     """Replace a table's columns and rows, each column as wide as its widest cell.
 
@@ -48,11 +152,14 @@ def fill_table(
     Columns made with their final width are drawn right the first time.
     """
     table.clear(columns=True)
+    table.header_height = max(1, *(len(str(h).splitlines()) for h in headers)) if headers else 1
     for i, header in enumerate(headers):
+        label = Text(header) if isinstance(header, str) else header
         cells = [
             Text(c).cell_len if isinstance(c, str) else c.cell_len for c in (r[i] for r in rows)
         ]
-        table.add_column(header, width=max([len(header), *cells]))
+        head_w = max((Text(line).cell_len for line in label.plain.splitlines()), default=0)
+        table.add_column(label, width=max([head_w, *cells]))
     table.add_rows(rows)
 
 
@@ -62,21 +169,25 @@ class ResultsScreen(WizardScreen):
     HELP = (
         "Held-out: queries from chunks that were never trained on. Benchmark: your own labelled "
         "questions (eval.benchmark), when set. Each row is one metric at one embedding size "
-        "(Matryoshka dim): smaller dims are cheaper to store and search. ▲ = the fine-tuned "
-        "model is better. Reranker: ndcg/mrr of the retriever alone, the reranker and the fused "
-        "score. Try a query: base and fine-tuned side by side on your own question."
+        "(Matryoshka dim): smaller dims are cheaper to store and search. base + rotation is the "
+        "untrained base model with the corpus rotation the fine-tuned model also gets: at small "
+        "dims it does much of the work, so 'vs base + rotation' is what training itself added "
+        "and 'vs base' counts both. ▲ better, ▼ worse. Reranker: ndcg/mrr of the retriever "
+        "alone, the reranker and the fused score. Try a query: base and fine-tuned side by "
+        "side on your own question; tab to a list and move with ↑↓ to read each passage."
     )
     DEFAULT_CSS = """
     ResultsScreen TabbedContent { height: 1fr; }
-    ResultsScreen #emb-pane > Horizontal { height: 1fr; }
-    ResultsScreen #emb-table { width: auto; max-width: 72%; }
-    ResultsScreen #dim-chart { width: 1fr; min-width: 22; max-width: 60; }
-    ResultsScreen .suite-title { height: 1; color: $text-muted; }
+    ResultsScreen #emb-pane > Vertical > Horizontal { height: 1fr; }
+    ResultsScreen #emb-table { width: auto; }
+    ResultsScreen #dim-chart { width: 1fr; max-width: 60; }
+    ResultsScreen .suite-title { height: auto; max-height: 4; color: $text-muted; }
     ResultsScreen #rr-title { height: auto; max-height: 4; }
     ResultsScreen #ask-row { height: 1; }
     ResultsScreen #ask-input { width: 1fr; }
-    ResultsScreen #ask-results { height: 1fr; }
-    ResultsScreen #ask-results DataTable { width: 1fr; }
+    ResultsScreen #ask-results { height: auto; max-height: 8; }
+    ResultsScreen #ask-results DataTable { width: 1fr; height: auto; }
+    ResultsScreen #ask-detail { height: 1fr; border-top: solid $panel; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f5", "ask", "Ask", id="results.ask", tooltip="Search with base and tuned models"),
@@ -86,6 +197,7 @@ class ResultsScreen(WizardScreen):
     def __init__(self) -> None:
         super().__init__()
         self.results = Results()
+        self.answer: AskResult | None = None
 
     def compose_body(self) -> ComposeResult:
         with TabbedContent(id="results-tabs"):
@@ -108,21 +220,35 @@ class ResultsScreen(WizardScreen):
                         compact=True,
                     )
                 with Horizontal(id="ask-results"):
-                    yield DataTable(id="ask-base", zebra_stripes=True)
-                    yield DataTable(id="ask-tuned", zebra_stripes=True)
+                    yield DataTable(id="ask-base", zebra_stripes=True, cursor_type="row")
+                    yield DataTable(id="ask-tuned", zebra_stripes=True, cursor_type="row")
+                with VerticalScroll(id="ask-detail"):
+                    yield Static("", id="ask-passage")
         yield Static("", id="results-status", classes="hint")
 
     def on_mount(self) -> None:
         for table_id in ("#emb-table", "#bench-table"):
-            self.query_one(table_id, DataTable).add_columns(*SUITE_COLUMNS)
+            fill_table(self.query_one(table_id, DataTable), suite_headers(False), [])
         self.query_one("#rr-table", DataTable).add_columns(*RR_COLUMNS)
-        for side in ("base", "tuned"):
-            self.query_one(f"#ask-{side}", DataTable).add_columns(
-                "#", f"{side}: source", "score", "text"
-            )
+        for side, label in SIDES:
+            fill_table(self.query_one(f"#ask-{side}", DataTable), ("#", f"{label}: source"), [])
+        self.fit_chart()
 
     def on_screen_resume(self) -> None:
         self.action_reload()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.fit_chart()
+        if self.answer is not None:
+            self.show_answer(self.answer)
+
+    def fit_chart(self) -> None:
+        """The table keeps its whole width; the chart takes what is left, when that is enough."""
+        table = self.query_one("#emb-table", DataTable)
+        # from the columns themselves: the table's own size lags a refill by a layout pass
+        columns = sum(col.get_render_width(table) for col in table.columns.values())
+        room = self.size.width - columns - 2 - 2  # its scrollbar, the body's padding
+        self.query_one(GroupedBars).display = room >= CHART_MIN_WIDTH
 
     def action_reload(self) -> None:
         self.load_worker()
@@ -140,21 +266,11 @@ class ResultsScreen(WizardScreen):
 
     def fill_suite(self, table: DataTable, title: Static, suite: SuiteResult | None) -> None:
         if suite is None:
-            fill_table(table, SUITE_COLUMNS, [])
+            fill_table(table, suite_headers(False), [])
             return
-        title.update(f"{suite.title}: {suite.queries} queries over {suite.corpus} passages")
-        rows = [
-            (
-                str(row.dim),
-                row.metric,
-                "–" if row.base is None else f"{row.base:.4f}",
-                "–" if row.base_rotated is None else f"{row.base_rotated:.4f}",
-                "–" if row.tuned is None else f"{row.tuned:.4f}",
-                change_cell(row.base, row.tuned),
-            )
-            for row in suite.rows()
-        ]
-        fill_table(table, SUITE_COLUMNS, rows)
+        rotated = bool(suite.base_rotated)
+        title.update(suite_caption(suite, rotated))
+        fill_table(table, suite_headers(rotated), suite_rows(suite, rotated))
 
     def show(self) -> None:
         res = self.results
@@ -163,6 +279,7 @@ class ResultsScreen(WizardScreen):
         self.fill_suite(
             self.query_one("#emb-table", DataTable), self.query_one("#heldout-title", Static), held
         )
+        self.fit_chart()
         if held is None:
             self.query_one("#heldout-title", Static).update(
                 "no held-out evaluation (data.eval_fraction is 0, or evaluation has not run)"
@@ -175,19 +292,32 @@ class ResultsScreen(WizardScreen):
                 "no benchmark: set eval.benchmark to a folder of labelled questions"
             )
         chart_suite = held or bench
-        primary = res.primary_metric
         if chart_suite is not None:
-            points = chart_suite.primary(primary)
-            groups = {"base": [b for _, b, _ in points], "tuned": [t for _, _, t in points]}
-            self.query_one(GroupedBars).show_grouped(
-                [str(d) for d, _, _ in points], groups, f"{primary} by dim ({chart_suite.name})"
-            )
+            self.show_chart(chart_suite, res.primary_metric)
         self.show_reranker()
         status = self.query_one("#results-status", Static)
         if res.empty:
             status.update("no evaluation yet: finish training (step 7) first")
         else:
             status.update(f"report: {self.wizard.ensure_workspace().report_path}")
+
+    def show_chart(self, suite: SuiteResult, metric: str) -> None:
+        """The primary metric per dim for the same three models as the table, in its order."""
+        dims = suite.dims
+
+        def series(part: dict[int, dict[str, float]]) -> list[float | None]:
+            return [part.get(d, {}).get(metric) for d in dims]
+
+        groups: dict[str, list[float | None]] = {"base": series(suite.base)}
+        looks = [("░", "$text-muted")]
+        if suite.base_rotated:
+            groups["base + rotation"] = series(suite.base_rotated)
+            looks.append(("▒", "$secondary"))
+        groups["fine-tuned"] = series(suite.tuned)
+        looks.append(("█", "$primary"))
+        self.query_one(GroupedBars).show_grouped(
+            [str(d) for d in dims], groups, f"{metric} by dim ({suite.name})", looks
+        )
 
     def show_reranker(self) -> None:
         rr = self.results.reranker
@@ -245,7 +375,9 @@ class ResultsScreen(WizardScreen):
             tabs.active = "ask-pane"
             self.query_one("#ask-input", Input).focus()
             return
-        self.query_one("#results-status", Static).update("searching…")
+        self.query_one("#results-status", Static).update(
+            "searching… (the first question loads both models and encodes the chunks)"
+        )
         self.ask_worker(question)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="ask", description="Query")
@@ -260,24 +392,100 @@ class ResultsScreen(WizardScreen):
             return
         if message.kind != "ask":
             return
-        result: AskResult = message.value
-        for side, hits in (("base", result.base_hits or []), ("tuned", result.hits)):
-            table = self.query_one(f"#ask-{side}", DataTable)
-            rows = [
-                (
-                    str(hit.rank),
-                    hit.source.rsplit("/", 1)[-1],
-                    f"{hit.score:.3f}",
-                    " ".join(hit.text.split())[:60],
-                )
-                for hit in hits
-            ]
-            fill_table(table, ("#", f"{side}: source", "score", "text"), rows)
-        how = "reranked" if result.reranked else "retriever only"
-        notes = f" · {'; '.join(result.notes)}" if result.notes else ""
-        self.query_one("#results-status", Static).update(
-            f"top {len(result.hits)} chunks per model ({how}){notes}"
+        self.answer = message.value
+        self.show_answer(self.answer)
+        result = self.answer
+        how = (
+            f"reranked, fused at w={result.fusion_weight:g}"
+            if result.reranked
+            else "retriever only"
         )
+        self.query_one("#results-status", Static).update(
+            f"top {len(result.hits)} chunks per model, {how} · tab to a list, ↑↓ reads each passage"
+        )
+
+    def source_roots(self) -> list[Path]:
+        cfg = self.wizard.cfg
+        return [cfg.resolve(p) for p in cfg.sources.paths]
+
+    def hits(self, side: str) -> list[Hit]:
+        if self.answer is None:
+            return []
+        if side == "base":
+            return self.answer.base_hits or []
+        return self.answer.hits
+
+    def show_answer(self, result: AskResult) -> None:
+        """Each model's ranking as a compact list; the highlighted hit's passage below, whole."""
+        roots = self.source_roots()
+        pane = self.query_one("#ask-results", Horizontal)
+        half = max(24, (pane.size.width or 80) // 2)
+        for side, label in SIDES:
+            hits = self.hits(side)
+            reranked = any(h.rerank_score is not None for h in hits)
+            headers: list[str] = ["#", f"{label}: source"]
+            headers += ["cosine", "rerank", "fused"] if reranked else ["cosine"]
+            # each column is padded by one cell a side; the rank column holds one digit
+            source_w = max(10, half - 3 - 2 - 8 * (len(headers) - 2) - 1)
+            rows = []
+            for hit in hits:
+                cells: list[str | Text] = [
+                    str(hit.rank),
+                    fit_source(hit, roots, source_w),
+                    Text(f"{hit.retriever_score:.3f}", justify="right"),
+                ]
+                if reranked:
+                    rr = "" if hit.rerank_score is None else f"{hit.rerank_score:.2f}"
+                    cells += [Text(rr, justify="right"), Text(f"{hit.score:.3f}", justify="right")]
+                rows.append(cells)
+            table = self.query_one(f"#ask-{side}", DataTable)
+            fill_table(table, headers, rows)
+        focused = self.focused
+        side = "base" if focused is self.query_one("#ask-base") else "tuned"
+        table = self.query_one(f"#ask-{side}", DataTable)
+        self.show_passage(side, table.cursor_row)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        table_id = event.data_table.id or ""
+        if table_id.startswith("ask-") and event.data_table.has_focus:
+            self.show_passage(table_id.removeprefix("ask-"), event.cursor_row)
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        widget = event.widget
+        if isinstance(widget, DataTable) and (widget.id or "").startswith("ask-"):
+            self.show_passage(widget.id.removeprefix("ask-"), widget.cursor_row)
+
+    def show_passage(self, side: str, row: int) -> None:
+        """The whole passage, wrapped, with where it comes from and where the other model put it."""
+        hits = self.hits(side)
+        passage = self.query_one("#ask-passage", Static)
+        if not hits:
+            passage.update("")
+            return
+        hit = hits[max(0, min(row, len(hits) - 1))]
+        other_side = "base" if side == "tuned" else "tuned"
+        other = next((h.rank for h in self.hits(other_side) if h.chunk_id == hit.chunk_id), None)
+        label = dict(SIDES)[side]
+        head = Text()
+        head.append(f"{label} #{hit.rank}", style="bold")
+        head.append(f"  {short_source(hit.source, hit.page, self.source_roots())}")
+        where = hit.heading or hit.title
+        if where:
+            head.append(f" · {where}", style="italic")
+        head.append(f"\ncosine {hit.retriever_score:.3f}")
+        if hit.rerank_score is not None:
+            head.append(f" · rerank {hit.rerank_score:.2f} · fused {hit.score:.3f}")
+        other_label = dict(SIDES)[other_side]
+        if self.answer is not None and (other_side == "tuned" or self.answer.base_hits):
+            seen = (
+                f"#{other} there too" if other else f"not in its top {len(self.hits(other_side))}"
+            )
+            head.append(f" · {other_label}: {seen}", style="dim")
+        head.append("\n\n")
+        head.append(readable(hit.text))
+        if self.answer is not None and self.answer.notes:
+            head.append("\n\n" + "\n".join(self.answer.notes), style="dim")
+        passage.update(head)
 
     def worker_failed(self, worker) -> None:
         from tui.errors import friendly
