@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -16,7 +17,45 @@ from tui.screens.base import WizardScreen
 from tui.screens.confirm import ConfirmDialog
 from tui.widgets.config_form import ConfigForm
 
+if TYPE_CHECKING:
+    from engine.core.workspace import Workspace
+    from engine.evaluate.results import RerankResult
+
 FIELDS = ["embedder_repo", "reranker_repo", "private", "token_env"]
+
+
+def model_lines(
+    ws: Workspace, reranker_enabled: bool, rerank: RerankResult | None, results_read: bool
+) -> Text:
+    """Where each model is and, for the reranker, what the run decided and why.
+
+    The rerank stage may decide not to train one at all (a fresh head and too few queries);
+    it records that and its reason in metrics.json, and "not trained yet" would have the user
+    wait for a model that is not coming.
+    """
+    text = Text()
+    if ws.embedder_dir.exists():
+        text.append(f"embedder  {ws.embedder_dir}  ")
+        text.append("(saved)", style="green")
+    else:
+        text.append("embedder  not trained yet: run the Train step (7)", style="yellow")
+    text.append("\nreranker  ")
+    if not reranker_enabled:
+        text.append("off (reranker.enabled = false): search uses the retriever alone", style="dim")
+    elif rerank is not None and not rerank.trained:
+        text.append("not trained, by decision: ", style="yellow")
+        text.append(f"{rerank.reason or 'no reason recorded'}. Search uses the retriever alone.")
+    elif ws.reranker_dir.exists():
+        text.append(f"{ws.reranker_dir}  ")
+        text.append("(saved)", style="green")
+        if rerank is not None and rerank.decision:
+            text.append(f"\n          search: {rerank.decision}", style="dim")
+    elif results_read:
+        text.append("not trained yet: the rerank stage runs after evaluation", style="yellow")
+    else:
+        text.append("…", style="dim")
+    text.append(f"\nconfig    {ws.config_path}")
+    return text
 
 
 class ExportScreen(WizardScreen):
@@ -50,18 +89,30 @@ class ExportScreen(WizardScreen):
 
     def on_screen_resume(self) -> None:
         ws = self.wizard.ensure_workspace()
-        lines = []
-        for label, path in (("embedder", ws.embedder_dir), ("reranker", ws.reranker_dir)):
-            state = "saved" if path.exists() else "not trained yet"
-            lines.append(f"{label:9} {path}  ({state})")
-        lines.append(f"config    {ws.config_path}")
-        self.query_one("#paths", Static).update("\n".join(lines))
+        self.show_models(None, results_read=False)
+        self.results_worker()
         if ws.embedder_dir.exists():
             self.card_worker()
         else:
             self.query_one("#card-md", Markdown).update(
                 "*The model card appears here once the embedder is trained.*"
             )
+
+    def show_models(self, rerank: RerankResult | None, *, results_read: bool) -> None:
+        ws = self.wizard.ensure_workspace()
+        enabled = self.wizard.cfg.reranker.enabled
+        self.query_one("#paths", Static).update(model_lines(ws, enabled, rerank, results_read))
+
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="export-results",
+        description="Reading the reranker's decision",
+    )
+    def results_worker(self) -> None:
+        ws = self.wizard.ensure_workspace()
+        self.post_message(WorkResult("results", self.wizard.engine.results(ws)))
 
     @work(
         thread=True,
@@ -126,7 +177,9 @@ class ExportScreen(WizardScreen):
         self.post_message(WorkResult("export", result))
 
     def on_work_result(self, message: WorkResult) -> None:
-        if message.kind == "card":
+        if message.kind == "results":
+            self.show_models(message.value.reranker, results_read=True)
+        elif message.kind == "card":
             self.query_one("#card-md", Markdown).update(str(message.value))
         elif message.kind == "export":
             self.query_one("#export-status", Static).update(
