@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from pathlib import Path
 from typing import ClassVar
 
@@ -9,9 +10,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Button, DataTable, Input, Label, Static
+from textual.widgets.data_table import RowDoesNotExist
 
 from engine.core.workspace import STAGES, Workspace
 from tui.screens.base import WizardScreen
+from tui.screens.confirm import ConfirmDialog
 
 STAGE_MARK = {
     "done": "✔",
@@ -29,9 +32,13 @@ def list_workspaces(runs_dir: Path) -> list[tuple[Path, dict[str, str]]]:
         return []
     out = []
     for child in sorted(runs_dir.iterdir()):
-        if child.is_dir() and ((child / "config.toml").exists() or (child / ".state").is_dir()):
+        if child.is_dir() and is_run_folder(child):
             out.append((child, _states(Workspace(child.resolve()))))
     return out
+
+
+def is_run_folder(path: Path) -> bool:
+    return (path / "config.toml").exists() or (path / ".state").is_dir()
 
 
 def _states(ws: Workspace) -> dict[str, str]:
@@ -72,6 +79,9 @@ class StartScreen(WizardScreen):
         Binding("f6", "open_selected", "Open", id="start.open", tooltip="Open the highlighted run"),
     ]
 
+    notice = ""
+    """Why the last "New run" was refused; kept until the name changes."""
+
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="new-row"):
             yield Label("New run named")
@@ -87,7 +97,7 @@ class StartScreen(WizardScreen):
         table = self.query_one("#runs", DataTable)
         table.add_column("run", key="run")
         for stage in STAGES:
-            table.add_column(stage[:7], key=stage)
+            table.add_column(stage, key=stage)
         self.refresh_runs()
         app = self.wizard
         if app.workspace is not None and app.workspace.config_path.exists():
@@ -103,7 +113,10 @@ class StartScreen(WizardScreen):
         for path, status in runs:
             marks = [STAGE_MARK.get(status[s], "?") for s in STAGES]
             table.add_row(path.name, *marks, key=str(path))
-        self.query_one("#start-status", Static).update(
+        if self.notice:
+            self.status(self.notice, "bad")
+            return
+        self.status(
             f"{len(runs)} run(s) in {self.wizard.runs_dir}"
             if runs
             else f"no runs yet in {self.wizard.runs_dir}"
@@ -115,9 +128,55 @@ class StartScreen(WizardScreen):
             self.notify("give the run a folder name, e.g. handbook", severity="warning")
             return
         app = self.wizard
+        root = app.runs_dir / name
+        if is_run_folder(root):
+            self.refuse_existing(root)
+            return
+        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+            self.notice = f"✘ {root} already exists and is not a ragtune run: pick another name"
+            self.status(self.notice, "bad")
+            self.query_one("#run-name", Input).focus()
+            return
         app.new_run(name)
         app.ensure_workspace()
         app.goto("sources")
+
+    def refuse_existing(self, root: Path) -> None:
+        """A new run must never take over an old one: its settings would be reset to
+        defaults and F5 would rerun it from scratch. Offer to open it instead."""
+        table = self.query_one("#runs", DataTable)
+        with suppress(RowDoesNotExist):
+            table.move_cursor(row=table.get_row_index(str(root)))
+        self.notice = (
+            f"✘ a run named {root.name!r} already exists: F6 opens it, or type another name"
+        )
+        self.status(self.notice, "bad")
+
+        def answer(open_it: bool | None) -> None:
+            if open_it:
+                self.resume(root)
+            else:
+                self.query_one("#run-name", Input).focus()
+
+        self.app.push_screen(
+            ConfirmDialog(
+                f"A run named {root.name!r} already exists in {root.parent}. Open it (its "
+                "settings and results as they are), or go back and pick another name?",
+                yes="Open it",
+                no="Another name",
+            ),
+            answer,
+        )
+
+    def status(self, text: str, kind: str = "hint") -> None:
+        widget = self.query_one("#start-status", Static)
+        widget.set_classes(kind)
+        widget.update(text)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "run-name" and self.notice:
+            self.notice = ""
+            self.refresh_runs()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "new":
@@ -139,6 +198,7 @@ class StartScreen(WizardScreen):
 
     def resume(self, root: Path) -> None:
         app = self.wizard
+        self.notice = ""
         try:
             app.open_workspace(root)
         except Exception as exc:
