@@ -197,9 +197,7 @@ class TrainingScreen(WizardScreen):
             if run is None:
                 return
             if run.cancelled:
-                self.notify(
-                    "run cancelled: F5 resumes from the last checkpoint", title="run stopped"
-                )
+                self.notify(f"run cancelled: {self.again(run)}", title="run stopped")
             elif run.failure is not None:
                 self.notify(run.failure.error, title="run failed", severity="error")
             elif run.finished:
@@ -333,17 +331,19 @@ class TrainingScreen(WizardScreen):
             t = run.training
             if where in TRAINING_STAGES and t.max_steps:
                 text.append(f" at {t.model} step {t.step}/{t.max_steps}")
-            again = (
-                "F5 resumes from the last checkpoint"
-                if where in TRAINING_STAGES
-                else "F5 continues where it stopped; finished work is kept"
-            )
-            text.append(f" · {again}")
+            text.append(f" · {self.again(run)}")
             return text
         text.append("failed ", style="bold red")
         error = run.failure.error if run.failure else ""
         text.append(f"in {where}: {error}" if run.current_stage else error)
         return text
+
+    @staticmethod
+    def again(run: RunSegment) -> str:
+        """What F5 does after a stop: training resumes a checkpoint, other stages keep their work."""
+        if run.current_stage in TRAINING_STAGES:
+            return "F5 resumes from the last checkpoint"
+        return "F5 continues where it stopped; finished work is kept"
 
     def stage_detail(self, run: RunSegment) -> str:
         """The running stage's own progress: steps, epoch, ETA and rate while training."""
