@@ -166,9 +166,16 @@ async def test_results_table_header_lines_up_on_first_paint(tmp_path, fake_engin
         i = next(n for n, line in enumerate(lines) if " dim  metric" in line)
         header, first = lines[i], lines[i + 1]
         values = first.split()
-        assert header.index("base ") == first.index(values[2]), (header, first)
-        assert header.index("tuned") == first.index(values[4]), (header, first)
-        assert header.index("change") == first.index(values[5]), (header, first)
+        # numbers and changes are right-aligned, under right-aligned labels
+        for label, value in (
+            ("base", values[2]),
+            ("fine-tuned", values[3]),
+            ("vs base", values[5]),
+        ):
+            assert header.index(label) + len(label) == first.index(value) + len(value), (
+                header,
+                first,
+            )
 
 
 async def test_test_connection_uses_what_was_just_typed(tmp_path, fake_engine):
