@@ -54,6 +54,26 @@ def split_flat(flat: dict[str, Any]) -> dict[int, dict[str, float]]:
     return out
 
 
+@dataclass(frozen=True)
+class Gain:
+    """What training changed in nDCG@10 at one size, against ``against`` (base + rotation
+    when the rotation is on), with its 95% paired-bootstrap interval over the queries."""
+
+    dim: int
+    mean: float
+    low: float
+    high: float
+    against: str
+    queries: int
+
+    @property
+    def verdict(self) -> str:
+        """gain, loss, or within noise: whether the queries tell the change from zero."""
+        from engine.evaluate.ir import gain_verdict
+
+        return gain_verdict({"low": self.low, "high": self.high})
+
+
 @dataclass
 class SuiteResult:
     """One evaluation set, base vs tuned per Matryoshka dim."""
@@ -64,6 +84,8 @@ class SuiteResult:
     base: dict[int, dict[str, float]] = field(default_factory=dict)
     tuned: dict[int, dict[str, float]] = field(default_factory=dict)
     base_rotated: dict[int, dict[str, float]] = field(default_factory=dict)
+    gains: dict[int, Gain] = field(default_factory=dict)
+    """Per size; empty for runs evaluated before ragtune measured intervals."""
 
     @property
     def title(self) -> str:
@@ -159,6 +181,7 @@ def parse_results(data: dict[str, Any]) -> Results:
                     base=split_flat(part.get("base", {})),
                     tuned=split_flat(part.get("tuned", {})),
                     base_rotated=split_flat(part.get("base_rotated", {})),
+                    gains=_gains(part.get("gains")),
                 )
     rr = data.get("reranker") if isinstance(data, dict) else None
     if isinstance(rr, dict):
@@ -188,6 +211,18 @@ def parse_results(data: dict[str, Any]) -> Results:
         result.rows.sort(key=lambda r: rank[r.kind])  # stable: candidate sets keep their order
         out.reranker = result
     return out
+
+
+def _gains(data: Any) -> dict[int, Gain]:
+    if not isinstance(data, dict):
+        return {}
+    against, queries = str(data.get("against", "")), int(data.get("queries", 0) or 0)
+    return {
+        int(dim): Gain(
+            int(dim), float(g["mean"]), float(g["low"]), float(g["high"]), against, queries
+        )
+        for dim, g in (data.get("by_dim") or {}).items()
+    }
 
 
 def read_results(metrics_path: Path) -> Results:

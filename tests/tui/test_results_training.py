@@ -115,8 +115,14 @@ async def test_heldout_table_compares_against_base_plus_rotation(tmp_path, tuned
             vs_base = (row.tuned - row.base) / row.base * 100
             assert cells[5].split()[-1] == f"{vs_rot:+.1f}%", (cells, row)
             assert cells[6].split()[-1] == f"{vs_base:+.1f}%", (cells, row)
-        caption = text_of(screen.query_one("#heldout-title", Static))
-        assert "vs base + rotation = what training added" in caption
+        caption = " ".join(text_of(screen.query_one("#heldout-title", Static)).split())
+        assert "vs base + rotation is what training added" in caption
+        # Per size, whether the held-out queries tell training's change from zero.
+        assert held.gains, "the engine measured intervals"
+        assert f"training vs base + rotation, nDCG@10 over {held.queries} queries" in caption
+        for dim, gain in held.gains.items():
+            assert f"{dim} {gain.mean:+.3f} {gain.verdict}" in caption
+            assert gain.verdict in ("gain", "loss", "within noise")
         chart = screen.query_one(GroupedBars)
         lines = chart.build(chart.content_size.width).plain.splitlines()
         assert "░░ base" in lines[1] and "▒▒ base + rotation" in lines[1]
@@ -150,6 +156,10 @@ async def test_seven_columns_get_80_columns_from_the_first_paint(tmp_path, tuned
 
 async def test_results_without_rotation_say_vs_base_and_fit_80_columns(tmp_path, finished_run):
     """metrics.json from a run with corpus_rotation off: no column for what was not measured."""
+    metrics = json.loads((finished_run / "metrics.json").read_text())
+    for key in ("base_rotated", "gains"):
+        metrics["embedder"]["held-out"].pop(key, None)
+    (finished_run / "metrics.json").write_text(json.dumps(metrics))
     app = make_app(tmp_path, EngineClient(), workspace=finished_run)
     async with app.run_test(size=NARROW) as pilot:
         app.goto("results")

@@ -79,17 +79,37 @@ def suite_rows(suite: SuiteResult, rotated: bool) -> list[tuple[str | Text, ...]
 
 
 def suite_caption(suite: SuiteResult, rotated: bool) -> Text:
-    """What the numbers are and what each change is against, above the table."""
+    """What the numbers are, whether training's change is more than noise, and what each
+    change is against, above the table."""
     text = Text(f"{suite.title}: {suite.queries} queries over {suite.corpus} passages\n")
+    if suite.gains:
+        text.append_text(gains_line(suite))
+        text.append("\n")
     if rotated:
-        text.append("vs base + rotation", style="bold")
         text.append(
-            " = what training added: base + rotation is the untrained base model with the "
-            "same corpus rotation. vs base also counts the rotation's gain. ▲ better ▼ worse.",
+            "base + rotation = the untrained base with the same corpus rotation: vs base + "
+            "rotation is what training added, vs base counts the rotation too.",
             style="dim",
         )
     else:
-        text.append("vs base = fine-tuned against the untrained base model. ▲ better ▼ worse.")
+        text.append(
+            "vs base = fine-tuned against the untrained base model. ▲ better ▼ worse.", style="dim"
+        )
+    return text
+
+
+def gains_line(suite: SuiteResult) -> Text:
+    """Per size, whether the queries tell training's nDCG@10 change from zero (95% paired
+    bootstrap): with 30-60 labelled questions a point or two either way is often noise."""
+    first = next(iter(suite.gains.values()))
+    text = Text(f"training vs {first.against}, nDCG@10 over {first.queries} queries: ")
+    styles = {"gain": "green", "loss": "red"}
+    for i, dim in enumerate(sorted(suite.gains, reverse=True)):
+        g = suite.gains[dim]
+        if i:
+            text.append(" · ")
+        text.append(f"{dim} {g.mean:+.3f} ")
+        text.append(g.verdict, style=styles.get(g.verdict, "bold"))
     return text
 
 
@@ -181,7 +201,7 @@ class ResultsScreen(WizardScreen):
     ResultsScreen #emb-pane > Vertical > Horizontal { height: 1fr; }
     ResultsScreen #emb-table { width: auto; }
     ResultsScreen #dim-chart { width: 1fr; max-width: 60; }
-    ResultsScreen .suite-title { height: auto; max-height: 4; color: $text-muted; }
+    ResultsScreen .suite-title { height: auto; max-height: 5; }
     ResultsScreen #rr-title { height: auto; max-height: 4; }
     ResultsScreen #ask-row { height: 1; }
     ResultsScreen #ask-input { width: 1fr; }
