@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import RunConfig
+from engine.config import RunConfig, load_config
 from tests.test_pipeline import write_docs
 
 pytestmark = [
@@ -65,7 +65,6 @@ def test_wizard_runs_the_pipeline_to_the_results_screen(tmp_path: Path, tiny_ber
     cfg = RunConfig.from_dict(
         {
             "run": {"name": "smoke", "workspace": "."},
-            "sources": {"paths": [str(tmp_path / "docs")]},
             "chunking": {"max_tokens": 64, "overlap_tokens": 8, "min_tokens": 8},
             "embedder": {
                 "base_model": str(tiny_bert),
@@ -98,6 +97,11 @@ def test_wizard_runs_the_pipeline_to_the_results_screen(tmp_path: Path, tiny_ber
     )
     try:
         _wait_for(session, "Sources:", 30)
+        # The documents are typed into the path field (the tree starts at the launch folder).
+        _keys(session, "BTab")
+        _keys(session, "-l", str(tmp_path / "docs"))
+        _keys(session, "Enter")
+        _wait_for(session, "picked: docs", 20)
         for title in ("Chunking:", "LLM:", "Samples:"):
             _keys(session, "F3")
             _wait_for(session, title, 20)
@@ -158,7 +162,11 @@ def test_wizard_runs_the_pipeline_to_the_results_screen(tmp_path: Path, tiny_ber
         _keys(session, "F3")
         screen = _wait_for(session, "pick files or folders", 20)
         assert "Chunking:" not in screen, "a new run has no sources of the old one"
+        _keys(session, "C-q")
+        time.sleep(2)
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
     assert (ws / "models" / "embedder" / "config.json").exists()
     assert (ws / "metrics.json").exists()
+    # The typed path is the run's source, saved in its config for a headless replay.
+    assert load_config(ws / "config.toml").sources.paths == [str(tmp_path / "docs")]
