@@ -85,14 +85,27 @@ class RunProcess:
 
 
 def start_run_process(
-    config_path: str | Path, *, stages: list[str] | None = None, log_path: Path | None = None
+    config_path: str | Path,
+    *,
+    stages: list[str] | None = None,
+    log_path: Path | None = None,
+    api_key: str | None = None,
 ) -> RunProcess:
-    """Start ``ragtune run CONFIG`` detached (own session), so a dropped SSH session cannot kill it."""
+    """Start ``ragtune run CONFIG`` detached (own session), so a dropped SSH session cannot kill it.
+
+    A key typed into the wizard reaches the child in its environment only (under
+    ``generation.llm.api_key_env``, or ``RAGTUNE_LLM_API_KEY``), never in a file.
+    """
+    from engine.generate.llm_client import child_key_variable
+
     cfg = load_config(config_path)
     ws = open_workspace(cfg)
     cmd = [sys.executable, "-m", "engine", "run", str(config_path), "--quiet"]
     if stages:
         cmd += ["--stages", ",".join(stages)]
+    env = dict(os.environ)
+    if api_key:
+        env[child_key_variable(cfg.generation.llm)] = api_key
     log = open(log_path or ws.root / "run.log", "ab")  # noqa: SIM115
     popen = subprocess.Popen(
         cmd,
@@ -100,6 +113,7 @@ def start_run_process(
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
+        env=env,
     )
     (ws.state_dir / "child.pid").write_text(str(popen.pid))
     return RunProcess(pid=popen.pid, workspace=ws.root, popen=popen)

@@ -171,10 +171,13 @@ class EngineClient:
 
         return LlmFreeGenerator(cfg.generation.llm_free).sample(chunks, k)
 
-    def start_run(self, config_path: Path, stages: list[str] | None = None) -> RunHandle:
+    def start_run(
+        self, config_path: Path, stages: list[str] | None = None, api_key: str | None = None
+    ) -> RunHandle:
+        """``api_key``: one typed into the wizard, handed to the child in its environment."""
         from engine.api import start_run_process
 
-        return start_run_process(config_path, stages=stages)
+        return start_run_process(config_path, stages=stages, api_key=api_key)
 
     def attach(self, ws: Workspace) -> RunHandle | None:
         from engine.api import attach_run_process

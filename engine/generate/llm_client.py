@@ -57,20 +57,30 @@ def import_litellm() -> Any:
     return litellm
 
 
+# Where a key typed into the wizard travels to the run's child process when the config
+# names no variable of its own; users may set it too.
+KEY_VARIABLE = "RAGTUNE_LLM_API_KEY"
+
+
+def child_key_variable(cfg: LlmConfig) -> str:
+    return cfg.api_key_env or KEY_VARIABLE
+
+
 def resolve_api_key(cfg: LlmConfig, api_key: str | None = None) -> str | None:
-    """The key typed in (kept in memory) or read from the named variable; never from a file."""
+    """The key typed in (kept in memory) or read from the named variable (else from
+    ``RAGTUNE_LLM_API_KEY``); never from a file."""
     if api_key:
         return api_key
-    if cfg.api_key_env:
-        value = os.environ.get(cfg.api_key_env, "")
-        if not value:
-            raise RagtuneError(
-                f"the environment variable {cfg.api_key_env} is empty or not set",
-                where="generation.llm.api_key_env",
-                hint=f"export {cfg.api_key_env}=... before the run, or type the key in the wizard",
-            )
-        return value
-    return None
+    if not cfg.api_key_env:
+        return os.environ.get(KEY_VARIABLE) or None
+    value = os.environ.get(cfg.api_key_env, "")
+    if not value:
+        raise RagtuneError(
+            f"the environment variable {cfg.api_key_env} is empty or not set",
+            where="generation.llm.api_key_env",
+            hint=f"export {cfg.api_key_env}=... before the run, or type the key in the wizard",
+        )
+    return value
 
 
 def redact(text: str, secret: str | None) -> str:

@@ -123,7 +123,7 @@ class FakeEngine(EngineClient):
             for i in range(4)
         ]
 
-    def start_run(self, config_path, stages=None):
+    def start_run(self, config_path, stages=None, api_key=None):
         from tui.replay import ReplayRun
 
         self._call("start_run", str(config_path), stages)

@@ -207,6 +207,42 @@ async def test_llm_samples_open_the_query_prompt_and_show_rows(tmp_path, tiny_be
             assert server.requests, "the LLM sample sends real requests"
 
 
+@pytest.mark.parametrize("key_env", ["", "MY_PROVIDER_KEY"])
+def test_a_key_typed_in_the_wizard_reaches_the_run_and_no_file(
+    tmp_path, tiny_bert, key_env, monkeypatch
+):
+    """The full run is a child process: the typed key goes to it in its environment only."""
+    import time
+
+    from llm_server import FakeLlmServer
+
+    from engine.core.workspace import Workspace
+
+    monkeypatch.delenv("RAGTUNE_LLM_API_KEY", raising=False)
+    monkeypatch.delenv(key_env or "RAGTUNE_LLM_API_KEY", raising=False)
+    key = "sk-typed-in-the-wizard-123"
+    cfg = tiny_run_config(tmp_path, tiny_bert, reranker=False)
+    cfg.generation.generator = "litellm"
+    cfg.generation.llm.model = "openai/fake"
+    cfg.generation.llm.api_key_env = key_env
+    cfg.generation.llm.max_retries = 0
+    with FakeLlmServer(api_key=key) as server:
+        cfg.generation.llm.api_base = server.url
+        ws = Workspace.create(cfg.workspace_dir)
+        config = cfg.for_workspace(ws.root).save(ws.config_path)
+        run = EngineClient().start_run(config, stages=["ingest", "generate"], api_key=key)
+        deadline = time.monotonic() + 120
+        while run.alive():
+            assert time.monotonic() < deadline, "the generate run did not finish"
+            time.sleep(0.5)
+        state = ws.stage_state("generate")
+        assert state is not None and not state.get("incomplete"), (ws.root / "run.log").read_text()
+        assert server.requests, "the run called the LLM with the typed key"
+    for path in ws.root.rglob("*"):
+        if path.is_file():
+            assert key.encode() not in path.read_bytes(), f"the key was written to {path}"
+
+
 async def test_chunk_preview_real_and_failure_is_explained(tmp_path, tiny_bert):
     cfg = tiny_run_config(tmp_path, tiny_bert, reranker=False)
     app = make_app(tmp_path, EngineClient())

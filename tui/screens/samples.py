@@ -361,7 +361,9 @@ class SamplesScreen(WizardScreen):
         app = self.wizard
         self.save_prompt()
         path = app.save_config()
-        app.state.run_handle = app.engine.start_run(path, stages=["ingest", "generate"])
+        app.state.run_handle = app.engine.start_run(
+            path, stages=["ingest", "generate"], api_key=app.state.api_key
+        )
         self.query_one("#gen-progress", Static).update("generation started…")
         self.start_follow()
 

@@ -392,7 +392,7 @@ class TrainingScreen(WizardScreen):
         path = app.save_config()
         self.started_at = time.time() - 1.0
         self.stopping = False
-        app.state.run_handle = app.engine.start_run(path, stages=None)
+        app.state.run_handle = app.engine.start_run(path, stages=None, api_key=app.state.api_key)
         self.alive = True
         self.notify(f"started (pid {app.state.run_handle.pid}); config {path}")
         self.workers.cancel_group(self, "training-follow")
