@@ -151,6 +151,11 @@ class Pipeline:
 
         return run_ingest(self.cfg, self.ws, ev)
 
+    def _stage_index(self, ev: Emitter) -> dict[str, Any]:
+        from engine.retrieval.stage import run_index
+
+        return run_index(self.cfg, self.ws, ev)
+
     def _stage_generate(self, ev: Emitter) -> dict[str, Any]:
         from dataclasses import asdict
 

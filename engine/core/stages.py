@@ -166,15 +166,19 @@ EMBEDDER_USE = (
     "embedder.document_prompt",
 )
 
+BM25_INDEX = ("k1", "b", "stemmer", "stopwords")
+
 STAGE_SPECS: tuple[StageSpec, ...] = (
     StageSpec("ingest", ("chunking", *SOURCE_SETTINGS), (), ("chunks_path",), _ingest_inputs),
+    # BM25 over the chunks: its own settings only; the fusion settings are evaluate's.
+    StageSpec("index", tuple(f"retrieval.{k}" for k in BM25_INDEX), ("ingest",), ("bm25_dir",)),
     StageSpec("generate", ("run.seed",), ("ingest",), ("generated_path",), _generate_inputs),
     StageSpec("prepare", ("data",), ("generate",), ("dataset_dir",)),
     StageSpec("train", ("embedder", *WORLD, "run.seed"), ("prepare",), ("embedder_dir",)),
     StageSpec(
         "evaluate",
-        ("eval", *EMBEDDER_USE, "embedder.matryoshka_dims"),
-        ("train",),
+        ("eval", "retrieval", *EMBEDDER_USE, "embedder.matryoshka_dims"),
+        ("train", "index"),
         ("metrics_path",),
         _benchmark_files,
     ),
