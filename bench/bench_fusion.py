@@ -68,7 +68,7 @@ def table(out: dict, queries: int) -> list[str]:
         f"| retriever | {' | '.join(str(d) for d in DIMS)} |",
         "|---|" + "---|" * len(DIMS),
     ]
-    dense_flat, dense_pq = out["dense"]
+    _, dense_pq = out["dense"]
     for name, (flat, pq) in out.items():
         cells = []
         for d in DIMS:

@@ -99,8 +99,8 @@ def test_saved_index_loads_with_bm25s_alone(corpus, queries, tmp_path: Path) -> 
     ids = tokenizer.tokenize(queries, update_vocab=False, return_as="ids")
     docs, scores = retriever.retrieve(ids, k=5)
     theirs = [
-        [(d["id"], float(s)) for d, s in zip(row_d, row_s) if s > 0]
-        for row_d, row_s in zip(docs, scores)
+        [(d["id"], float(s)) for d, s in zip(row_d, row_s, strict=True) if s > 0]
+        for row_d, row_s in zip(docs, scores, strict=True)
     ]
     assert theirs == ours
 
