@@ -65,3 +65,50 @@ def score_hybrid(
         flat.update({metric_key(dim, m): v for m, v in metrics.items()})
         per_query[metric_key(dim, "ndcg@10")] = per_q
     return flat, per_query
+
+
+def evaluate_with_bm25(
+    model: Any,
+    data: IRData,
+    dims: Sequence[int],
+    retrieval: Any,
+    **encode_kw: Any,
+) -> dict[str, Any]:
+    """One model on one labelled folder beside BM25 over that folder's corpus and their
+    fusion, in metrics.json's suite layout (``results.parse_suite`` reads it): what
+    ``ragtune eval`` reports, with ``base`` standing for the model evaluated."""
+    from engine.evaluate.ir import evaluate_retrieval, training_gains
+
+    per_query: dict[str, dict[str, np.ndarray]] = {"base": {}}
+    rankings: dict[int, list[Ranked]] = {}
+    dense = evaluate_retrieval(
+        model,
+        data,
+        dims,
+        per_query=per_query["base"],
+        rankings=rankings,
+        depth=retrieval.depth,
+        **encode_kw,
+    )
+    k_kw = {"k_values": encode_kw["k_values"]} if "k_values" in encode_kw else {}
+    bm25 = bm25_rankings(index_for(data, None, retrieval.bm25_settings()), data, retrieval.depth)
+    flat_b, per_query["bm25"] = score_bm25(bm25, data, dims, **k_kw)
+    flat_h, per_query["hybrid_base"] = score_hybrid(
+        rankings, bm25, data, retrieval.fusion_settings(), **k_kw
+    )
+    n = len(judged_queries(data))
+    return {
+        "queries": len(data.queries),
+        "corpus": len(data.corpus),
+        "base": dense,
+        "retrievers": {"bm25": flat_b, "hybrid_base": flat_h},
+        "changes": {
+            k: {
+                "against": "dense base",
+                "queries": n,
+                "by_dim": training_gains(per_query[k], per_query["base"], dims),
+            }
+            for k in ("bm25", "hybrid_base")
+        },
+        "fusion": retrieval.fusion_settings().describe(),
+    }

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.retrieval.fusion import DEFAULT_DEPTH, DEFAULT_RRF_K, FusionSettings
+
 SUITES = ("held-out", "benchmark")
 SUITE_TITLES = {
     "held-out": "held-out queries (chunks never trained on)",
@@ -241,6 +243,8 @@ class Results:
     primary_metric: str = "ndcg@10"
     reranker: RerankResult | None = None
     recommendation: Recommendation | None = None
+    fusion: FusionSettings | None = None
+    """The fusion the hybrid rows were measured with (and search uses)."""
 
     @property
     def empty(self) -> bool:
@@ -258,26 +262,9 @@ def parse_results(data: dict[str, Any]) -> Results:
         for name in SUITES:
             part = emb.get(name)
             if isinstance(part, dict):
-                out.suites[name] = SuiteResult(
-                    name=name,
-                    queries=int(part.get("queries", 0) or 0),
-                    corpus=int(part.get("corpus", 0) or 0),
-                    base=split_flat(part.get("base", {})),
-                    tuned=split_flat(part.get("tuned", {})),
-                    base_rotated=split_flat(part.get("base_rotated", {})),
-                    gains=_gains(part.get("gains")),
-                    others={
-                        k: split_flat(v)
-                        for k, v in (part.get("retrievers") or {}).items()
-                        if isinstance(v, dict)
-                    },
-                    changes={
-                        k: _gains(v)
-                        for k, v in (part.get("changes") or {}).items()
-                        if isinstance(v, dict)
-                    },
-                )
+                out.suites[name] = parse_suite(name, part)
         out.recommendation = _recommendation(emb.get("recommendation"))
+        out.fusion = _fusion(emb.get("fusion"))
     rr = data.get("reranker") if isinstance(data, dict) else None
     if isinstance(rr, dict):
         result = RerankResult(
@@ -308,6 +295,27 @@ def parse_results(data: dict[str, Any]) -> Results:
     return out
 
 
+def parse_suite(name: str, part: dict[str, Any]) -> SuiteResult:
+    """One suite as metrics.json (or ``ragtune eval --json``) stores it."""
+    return SuiteResult(
+        name=name,
+        queries=int(part.get("queries", 0) or 0),
+        corpus=int(part.get("corpus", 0) or 0),
+        base=split_flat(part.get("base", {})),
+        tuned=split_flat(part.get("tuned", {})),
+        base_rotated=split_flat(part.get("base_rotated", {})),
+        gains=_gains(part.get("gains")),
+        others={
+            k: split_flat(v)
+            for k, v in (part.get("retrievers") or {}).items()
+            if isinstance(v, dict)
+        },
+        changes={
+            k: _gains(v) for k, v in (part.get("changes") or {}).items() if isinstance(v, dict)
+        },
+    )
+
+
 def _gains(data: Any) -> dict[int, Gain]:
     if not isinstance(data, dict):
         return {}
@@ -327,6 +335,20 @@ def _gain(data: Any, against: str, dim: int) -> Gain | None:
         dim, float(data["mean"]), float(data["low"]), float(data["high"]), against,
         int(data.get("queries", 0) or 0),
     )  # fmt: skip
+
+
+def _fusion(data: Any) -> FusionSettings | None:
+    if not isinstance(data, dict):
+        return None
+    try:
+        return FusionSettings(
+            method=str(data["method"]),
+            weight=float(data["weight"]),
+            rrf_k=int(data.get("rrf_k", DEFAULT_RRF_K)),
+            depth=int(data.get("depth", DEFAULT_DEPTH)),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _recommendation(data: Any) -> Recommendation | None:

@@ -196,7 +196,12 @@ def add_retrievers(
     judge = judging_suite(list(measured))
     source = query_source(judge, cfg.generation.resolved)
     full = max(dims)
-    weight, chosen_on = None, "retrieval.weight"
+    from engine.retrieval.fusion import DEFAULT_WEIGHT
+
+    weight = None
+    chosen_on = (
+        "the documented default" if rc.weight == DEFAULT_WEIGHT else "set in retrieval.weight"
+    )
     if rc.weight < 0:
         if can_judge_fusion(source):
             m = measured[judge]

@@ -1,0 +1,133 @@
+"""The index stage in a real tiny run: BM25 beside the dense rows, what reruns when its
+settings or the chunking change, and the recommendation in metrics.json."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.core.stages import STAGES
+from engine.core.workspace import Workspace
+from engine.evaluate.results import read_results
+from engine.retrieval import Bm25Index
+from engine.retrieval.stage import index_dir
+from tests.core.test_reruns import Run, changed
+from tests.test_pipeline import tiny_config
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path) -> Path:
+    folder = tmp_path_factory.mktemp("hybrid")
+    run = Run(tiny_config(folder, tiny_bert))
+    assert run.started == [s for s in STAGES if s != "rerank"]
+    return run.ws.root
+
+
+@pytest.fixture
+def copy(finished: Path, tmp_path: Path) -> Iterator[Path]:
+    root = tmp_path / "ws"
+    shutil.copytree(finished, root)
+    yield root
+
+
+def _index_files(root: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(index_dir(root).iterdir())}
+
+
+def test_a_run_builds_the_index_and_evaluates_every_retriever(finished: Path) -> None:
+    from engine.core.records import read_chunks
+
+    index = Bm25Index.load(index_dir(finished))
+    assert sorted(index.ids) == sorted(c.chunk_id for c in read_chunks(finished / "chunks.parquet"))
+    results = read_results(finished / "metrics.json")
+    held = results.suites["held-out"]
+    rows = {r.retriever: r for r in held.retriever_rows()}
+    assert set(rows) == {"bm25", "base", "base_rotated", "tuned", "hybrid_base", "hybrid_tuned"}
+    for key, row in rows.items():
+        assert set(row.values) == {64, 32, 16}
+        # every change against the dense base carries its interval; the base has none
+        assert (set(row.changes) == {64, 32, 16}) == (key != "base")
+        for g in row.changes.values():
+            assert g.low <= g.mean <= g.high and g.against == "dense base"
+    # BM25 has no size: the same number in every column
+    assert len(set(rows["bm25"].values.values())) == 1
+    rec = results.recommendation
+    assert rec is not None and rec.dim == 64 and rec.suite == "held-out"
+    assert rec.query_source == "LLM-free pseudo-queries"
+    assert rec.retriever != "bm25" and any("pseudo-queries" in c for c in rec.caveats)
+    assert "BM25 weight 0.3" in rec.fusion and "documented default" in rec.fusion
+    best = max(("tuned", "base", "hybrid_tuned", "hybrid_base"), key=lambda k: rows[k].values[64])
+    assert rows[rec.retriever].values[64] == pytest.approx(rows[best].values[64])
+    report = (finished / "report.md").read_text()
+    assert "Recommended retriever" in report and "| hybrid fine-tuned |" in report
+
+
+def test_a_fusion_setting_reruns_only_evaluation_and_export(copy: Path) -> None:
+    before = _index_files(copy)
+    run = Run(changed(copy, retrieval__weight=0.6))
+    assert run.started == ["evaluate", "export"]
+    assert _index_files(copy) == before
+    assert "BM25 weight 0.6" in read_results(copy / "metrics.json").recommendation.fusion
+
+
+def test_a_bm25_setting_rebuilds_the_index_and_reevaluates(copy: Path) -> None:
+    run = Run(changed(copy, retrieval__k1=0.9))
+    assert run.started == ["index", "evaluate", "export"]
+    assert Bm25Index.load(index_dir(copy)).settings.k1 == 0.9
+
+
+def test_a_chunking_setting_rebuilds_the_index(copy: Path) -> None:
+    before = Bm25Index.load(index_dir(copy)).ids
+    cfg = changed(copy, chunking__max_tokens=32)
+    run = Run(cfg)
+    assert run.started[:2] == ["ingest", "index"]
+    after = Bm25Index.load(index_dir(copy)).ids
+    assert len(after) > len(before)
+
+
+def test_ask_searches_with_the_recommended_retriever_and_shows_provenance(copy: Path) -> None:
+    import json
+
+    from engine.serve.ask import ask, clear_cache
+
+    metrics = json.loads((copy / "metrics.json").read_text())
+    clear_cache()
+    for retriever in ("hybrid_tuned", "tuned", "bm25"):
+        # as if evaluation had recommended each in turn
+        metrics["embedder"]["recommendation"]["retriever"] = retriever
+        (copy / "metrics.json").write_text(json.dumps(metrics))
+        clear_cache()
+        result = ask(Workspace(copy), "forklift battery charging", top_k=3, rerank=False)
+        assert len(result.hits) == 3
+        label = {"hybrid_tuned": "hybrid fine-tuned", "tuned": "dense fine-tuned", "bm25": "BM25"}
+        assert any(f"recommended retriever, {label[retriever]}" in n for n in result.notes)
+        hit = result.hits[0]
+        if retriever == "hybrid_tuned":
+            assert result.retriever.startswith("hybrid: z-score fusion, BM25 weight 0.3")
+            assert hit.fused_score is not None and hit.fused_score == pytest.approx(hit.score)
+            assert hit.dense_rank is not None or hit.bm25_rank is not None
+            assert [h.score for h in result.hits] == sorted(
+                (h.score for h in result.hits), reverse=True
+            )
+        elif retriever == "tuned":
+            assert hit.fused_score is None and hit.bm25_rank is None
+        else:
+            assert result.retriever == "BM25" and hit.bm25_rank == 1 and hit.dense_rank is None
+    clear_cache()
+
+
+def test_the_cli_prints_the_retrievers_and_the_recommendation(
+    finished: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from engine.cli import _print_results
+
+    _print_results(Workspace(finished), as_json=False)
+    out = capsys.readouterr().out
+    assert "held-out queries: retrievers" in out
+    assert "hybrid fine-tuned" in out and "BM25" in out
+    assert "recommended retriever:" in out
