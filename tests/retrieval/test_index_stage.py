@@ -67,6 +67,24 @@ def test_a_run_builds_the_index_and_evaluates_every_retriever(finished: Path) ->
     assert "Recommended retriever" in report and "| hybrid fine-tuned |" in report
 
 
+def test_export_ships_the_index_and_the_fusion_beside_the_model(finished: Path) -> None:
+    import json
+
+    model = finished / "models" / "embedder"
+    shipped = Bm25Index.load(model / "bm25")
+    assert shipped.search(["forklift battery"], 3) == Bm25Index.load(index_dir(finished)).search(
+        ["forklift battery"], 3
+    )
+    info = json.loads((model / "retrieval.json").read_text())
+    rec = read_results(finished / "metrics.json").recommendation
+    assert info["recommended"] == rec.retriever and info["bm25_index"] == "bm25"
+    if rec.hybrid:
+        assert info["fusion"] == {"method": "zscore", "bm25_weight": 0.3, "rrf_k": 60, "depth": 100}
+    card = (model / "README.md").read_text()
+    assert f"**Recommended retriever: {rec.label}.**" in card
+    assert "| BM25 |" in card and "| hybrid base |" in card
+
+
 def test_a_fusion_setting_reruns_only_evaluation_and_export(copy: Path) -> None:
     before = _index_files(copy)
     run = Run(changed(copy, retrieval__weight=0.6))
