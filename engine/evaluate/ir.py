@@ -201,7 +201,8 @@ def evaluate_retrieval(
     full_dim = _embedding_dim(model)
     dims = _check_dims(dims, full_dim or max(dims))
     query_ids = judged_queries(data)
-    corpus_ids = list(data.corpus)
+    # Ties rank by corpus id, as sentence-transformers' evaluator ranks them (-score, id).
+    corpus_ids = sorted(data.corpus)
     if not query_ids or not corpus_ids:
         raise InputError(
             "nothing to evaluate: no judged query or an empty corpus",
@@ -230,6 +231,9 @@ def evaluate_retrieval(
         scores, indices = topk_search(
             truncate_normalize(query_emb, dim), truncate_normalize(corpus_emb, dim), search_k
         )
+        order = np.lexsort((indices, -scores), axis=1)
+        indices = np.take_along_axis(indices, order, axis=1)
+        scores = np.take_along_axis(scores, order, axis=1)
         if rankings is not None:
             rankings[dim] = [
                 [(corpus_ids[i], float(v)) for i, v in zip(row_i, row_s, strict=True)]
