@@ -489,6 +489,7 @@ def ask(
     if rerank and searcher.reranker is None:
         notes.append("no trained reranker in this workspace: retriever order only")
     hits = searcher.search(question, top_k, dim=dim, rerank=rerank)
+    notes.extend(searcher.notes)
     reranked = rerank and searcher.reranker is not None and searcher.fusion_weight > 0
     result = AskResult(
         question=question,
@@ -497,7 +498,7 @@ def ask(
         reranked=reranked,
         fusion_weight=searcher.fusion_weight if reranked else None,
         models={"embedder": searcher.embedder_name, "reranker": searcher.reranker_name or ""},
-        notes=notes + searcher.notes,
+        notes=notes,
         retriever=searcher.describe(),
     )
     if compare:
@@ -572,9 +573,9 @@ def render_result(result: AskResult) -> Any:
     from rich.console import Group
     from rich.panel import Panel
 
-    how = result.retriever or "retriever"
+    how = "retriever" if result.retriever in ("", "dense retriever") else result.retriever
     if result.reranked:
-        how = f"{how}, reranked (w={result.fusion_weight:g} reranker + retriever)"
+        how = f"reranked (w={result.fusion_weight:g} reranker + {how})"
     dim = f", dim {result.dim}" if result.dim else ""
     parts: list[Any] = [_hits_table(f"fine-tuned: {how}{dim}", result.hits)]
     if result.base_hits is not None:
