@@ -261,7 +261,7 @@ def retrievers_table(
             cell = "" if value is None else f"{value:.4f}"
             if g is not None:
                 colour = {"gain": "green", "loss": "red"}.get(g.verdict, "white")
-                cell += f"\n[{colour}]{g.mean:+.4f}[/] [dim][{g.low:+.3f}, {g.high:+.3f}][/]"
+                cell += f"\n[{colour}]{g.mean:+.4f}[/]\n[dim]\\[{g.low:+.3f},{g.high:+.3f}][/]"
             cells.append(cell)
         table.add_row((labels or {}).get(row.retriever, row.label), *cells)
     return table

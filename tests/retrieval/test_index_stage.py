@@ -149,3 +149,44 @@ def test_the_cli_prints_the_retrievers_and_the_recommendation(
     assert "held-out queries: retrievers" in out
     assert "hybrid fine-tuned" in out and "BM25" in out
     assert "recommended retriever:" in out
+
+
+def test_choosing_the_weight_uses_labelled_questions_never_pseudo_queries(copy: Path) -> None:
+    import json
+
+    from engine.core.records import read_chunks
+    from tests.test_pipeline import TOPICS
+
+    run = Run(changed(copy, retrieval__weight=-1.0))
+    assert run.started == ["evaluate", "export"]
+    fusion = read_results(copy / "metrics.json").recommendation.fusion
+    assert "BM25 weight 0.3" in fusion and "pseudo-queries cannot judge" in fusion
+
+    # A labelled benchmark over the same chunks: the weight is chosen on it, and said so.
+    bench = copy.parent / "bench"
+    bench.mkdir()
+    chunks = read_chunks(copy / "chunks.parquet")
+    with (bench / "corpus.jsonl").open("w") as fh:
+        for c in chunks:
+            fh.write(json.dumps({"_id": c.chunk_id, "title": "", "text": c.text}) + "\n")
+    with (bench / "queries.jsonl").open("w") as fh:
+        for i, topic in enumerate(TOPICS):
+            fh.write(json.dumps({"_id": f"q{i}", "text": f"who confirms the {topic} entry"}) + "\n")
+    lines = ["query-id\tcorpus-id\tscore"] + [
+        f"q{i}\t{c.chunk_id}\t1"
+        for i, topic in enumerate(TOPICS)
+        for c in chunks
+        if topic.title() in c.heading
+    ]
+    (bench / "qrels.tsv").write_text("\n".join(lines) + "\n")
+    cfg = changed(copy, retrieval__weight=-1.0)
+    cfg.eval.benchmark = str(bench)
+    run = Run(cfg)
+    assert run.started == ["evaluate", "export"]
+    results = read_results(copy / "metrics.json")
+    rec = results.recommendation
+    assert rec.suite == "benchmark" and rec.query_source == "labelled benchmark"
+    assert f"chosen on the {len(TOPICS)} labelled benchmark from 7 weights" in rec.fusion
+    assert results.fusion is not None and 0.1 <= results.fusion.weight <= 0.7
+    assert set(results.suites) == {"held-out", "benchmark"}
+    assert results.suites["benchmark"].others["hybrid_tuned"]
