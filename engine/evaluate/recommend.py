@@ -61,8 +61,8 @@ def recommend(
     if source == PSEUDO_QUERIES:
         caveats.append(
             "rests on LLM-free pseudo-queries, which copy words from their chunk and so favour "
-            "BM25; the fusion weight is the documented default, not tuned on them; label a few "
-            "dozen real questions (eval.benchmark) to judge it"
+            "BM25; no fusion weight is tuned on them; label a few dozen real questions "
+            "(eval.benchmark) to judge it"
         )
         if len(pool) > 1 and "bm25" in pool:
             pool.remove("bm25")
