@@ -183,6 +183,7 @@ def add_retrievers(
     from engine.evaluate.hybrid import bm25_rankings, index_for, score_bm25, score_hybrid
     from engine.evaluate.ir import metric_key, training_gains
     from engine.evaluate.recommend import can_judge_fusion, judging_suite, query_source, recommend
+    from engine.retrieval.fusion import DEFAULT_WEIGHT
     from engine.retrieval.stage import index_dir, load_index
 
     rc = cfg.retrieval
@@ -196,8 +197,6 @@ def add_retrievers(
     judge = judging_suite(list(measured))
     source = query_source(judge, cfg.generation.resolved)
     full = max(dims)
-    from engine.retrieval.fusion import DEFAULT_WEIGHT
-
     weight = None
     chosen_on = (
         "the documented default" if rc.weight == DEFAULT_WEIGHT else "set in retrieval.weight"
@@ -211,9 +210,11 @@ def add_retrievers(
                     {full: m.rankings["tuned"][full]}, bm25[judge], m.data, rc.fusion_settings(w)
                 )
                 curve[w] = float(next(iter(pq.values())).mean())
+            # For the hybrid that ships with the fine-tuned model; ties go to less BM25.
             weight = max(WEIGHT_GRID, key=lambda w: (curve[w], -w))
             chosen_on = (
-                f"chosen on the {len(m.data.queries)} {source} from {len(WEIGHT_GRID)} weights "
+                f"chosen on the {_judged(m.per_query['tuned'])} {source} from "
+                f"{len(WEIGHT_GRID)} weights "
                 "(the same queries report it, so its number there is slightly optimistic)"
             )
         else:
