@@ -45,6 +45,7 @@ def measure(model, data, grid) -> dict:
     from engine.evaluate.hybrid import bm25_rankings, index_for, score_bm25, score_hybrid
     from engine.evaluate.ir import evaluate_retrieval
     from engine.retrieval.fusion import FusionSettings
+    from engine.retrieval.settings import bm25_settings
 
     cfg = RetrievalConfig()
     rankings: dict = {}
@@ -52,7 +53,7 @@ def measure(model, data, grid) -> dict:
     dense = evaluate_retrieval(
         model, data, DIMS, per_query=per_query, rankings=rankings, depth=cfg.depth
     )
-    bm25 = bm25_rankings(index_for(data, None, cfg.bm25_settings()), data, cfg.depth)
+    bm25 = bm25_rankings(index_for(data, None, bm25_settings(cfg)), data, cfg.depth)
     out = {"dense": (dense, per_query), "bm25": score_bm25(bm25, data, DIMS)}
     for method, weight in grid:
         settings = FusionSettings(method=method, weight=weight, depth=cfg.depth)

@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from engine.config.base import Section, setting
 from engine.core.errors import ConfigError
-
-if TYPE_CHECKING:
-    from engine.retrieval.bm25 import Bm25Settings
-    from engine.retrieval.fusion import FusionSettings
 
 # PyStemmer's algorithms; "" = no stemming.
 STEMMERS = (
@@ -67,16 +62,3 @@ class RetrievalConfig(Section):
             raise ConfigError(
                 "retrieval.weight", self.weight, "-1 (choose on judging queries) or 0 to 1"
             )
-
-    def bm25_settings(self) -> Bm25Settings:
-        from engine.retrieval.bm25 import Bm25Settings
-
-        return Bm25Settings(k1=self.k1, b=self.b, stemmer=self.stemmer, stopwords=self.stopwords)
-
-    def fusion_settings(self, weight: float | None = None) -> FusionSettings:
-        """With ``weight`` when it was chosen on judging queries, else the configured one
-        (the documented default when the config says choose but nothing can judge)."""
-        from engine.retrieval.fusion import DEFAULT_WEIGHT, FusionSettings
-
-        w = weight if weight is not None else (self.weight if self.weight >= 0 else DEFAULT_WEIGHT)
-        return FusionSettings(method=self.fusion, weight=w, rrf_k=self.rrf_k, depth=self.depth)

@@ -78,6 +78,7 @@ def evaluate_with_bm25(
     fusion, in metrics.json's suite layout (``results.parse_suite`` reads it): what
     ``ragtune eval`` reports, with ``base`` standing for the model evaluated."""
     from engine.evaluate.ir import evaluate_retrieval, training_gains
+    from engine.retrieval.settings import bm25_settings, fusion_settings
 
     per_query: dict[str, dict[str, np.ndarray]] = {"base": {}}
     rankings: dict[int, list[Ranked]] = {}
@@ -91,10 +92,10 @@ def evaluate_with_bm25(
         **encode_kw,
     )
     k_kw = {"k_values": encode_kw["k_values"]} if "k_values" in encode_kw else {}
-    bm25 = bm25_rankings(index_for(data, None, retrieval.bm25_settings()), data, retrieval.depth)
+    bm25 = bm25_rankings(index_for(data, None, bm25_settings(retrieval)), data, retrieval.depth)
     flat_b, per_query["bm25"] = score_bm25(bm25, data, dims, **k_kw)
     flat_h, per_query["hybrid_base"] = score_hybrid(
-        rankings, bm25, data, retrieval.fusion_settings(), **k_kw
+        rankings, bm25, data, fusion_settings(retrieval), **k_kw
     )
     n = len(judged_queries(data))
     return {
@@ -110,5 +111,5 @@ def evaluate_with_bm25(
             }
             for k in ("bm25", "hybrid_base")
         },
-        "fusion": retrieval.fusion_settings().describe(),
+        "fusion": fusion_settings(retrieval).describe(),
     }

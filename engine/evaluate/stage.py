@@ -16,8 +16,14 @@ from engine.embedder.train import column_prompts, model_dims
 
 
 def update_metrics(path: Path, key: str, value: Any) -> None:
-    """metrics.json is shared by stages: each owns one top-level key."""
-    data = json.loads(path.read_text()) if path.exists() else {}
+    """metrics.json is shared by stages: each owns one top-level key. A damaged file is
+    started afresh: the stages whose keys it lost see them missing and run again."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, UnicodeDecodeError, json.JSONDecodeError):
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
     data[key] = value
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
@@ -184,6 +190,7 @@ def add_retrievers(
     from engine.evaluate.ir import metric_key, training_gains
     from engine.evaluate.recommend import can_judge_fusion, judging_suite, query_source, recommend
     from engine.retrieval.fusion import DEFAULT_WEIGHT
+    from engine.retrieval.settings import bm25_settings, fusion_settings
     from engine.retrieval.stage import index_dir, load_index
 
     rc = cfg.retrieval
@@ -191,7 +198,7 @@ def add_retrievers(
     kw = {"k_values": k_values}
     bm25: dict[str, Any] = {}
     for suite, m in measured.items():
-        index = index_for(m.data, workspace_index, rc.bm25_settings())
+        index = index_for(m.data, workspace_index, bm25_settings(rc))
         bm25[suite] = bm25_rankings(index, m.data, rc.depth)
 
     judge = judging_suite(list(measured))
@@ -207,7 +214,7 @@ def add_retrievers(
             curve = {}
             for w in WEIGHT_GRID:
                 _, pq = score_hybrid(
-                    {full: m.rankings["tuned"][full]}, bm25[judge], m.data, rc.fusion_settings(w)
+                    {full: m.rankings["tuned"][full]}, bm25[judge], m.data, fusion_settings(rc, w)
                 )
                 curve[w] = float(next(iter(pq.values())).mean())
             # For the hybrid that ships with the fine-tuned model; ties go to less BM25.
@@ -219,7 +226,7 @@ def add_retrievers(
             )
         else:
             chosen_on = f"the documented default: {source} cannot judge a fusion weight"
-    fusion = rc.fusion_settings(weight)
+    fusion = fusion_settings(rc, weight)
     results["fusion"] = {
         "method": fusion.method,
         "weight": fusion.weight,

@@ -10,6 +10,7 @@ from engine.config import RunConfig
 from engine.core.events import Emitter
 from engine.core.workspace import Workspace
 from engine.retrieval.bm25 import Bm25Index
+from engine.retrieval.settings import bm25_settings
 
 
 def index_dir(root: Path) -> Path:
@@ -29,7 +30,7 @@ def run_index(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, Any]:
             yield chunk.chunk_id, chunk.text
             events.progress(done, total, unit="chunks")
 
-    index = Bm25Index.build(docs(), cfg.retrieval.bm25_settings())
+    index = Bm25Index.build(docs(), bm25_settings(cfg.retrieval))
     index.save(index_dir(ws.root))
     return {"documents": len(index), "terms": len(index.retriever.vocab_dict)}
 

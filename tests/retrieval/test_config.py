@@ -6,25 +6,26 @@ import pytest
 
 from engine.config import RunConfig
 from engine.core.errors import ConfigError
-from engine.core.stages import SPECS
 from engine.retrieval.fusion import DEFAULT_WEIGHT
+from engine.retrieval.settings import bm25_settings, fusion_settings
+from engine.stages import PIPELINE
 
 
 def test_defaults_are_the_documented_fusion() -> None:
     cfg = RunConfig()
-    fusion = cfg.retrieval.fusion_settings()
+    fusion = fusion_settings(cfg.retrieval)
     assert (fusion.method, fusion.weight, fusion.rrf_k, fusion.depth) == (
         "zscore",
         DEFAULT_WEIGHT,
         60,
         100,
     )
-    bm25 = cfg.retrieval.bm25_settings()
+    bm25 = bm25_settings(cfg.retrieval)
     assert (bm25.k1, bm25.b, bm25.stemmer, bm25.stopwords) == (1.5, 0.75, "english", "en")
     # -1 (choose) falls back to the default until a weight is chosen
     cfg = RunConfig.from_dict({"retrieval": {"weight": -1}})
-    assert cfg.retrieval.fusion_settings().weight == DEFAULT_WEIGHT
-    assert cfg.retrieval.fusion_settings(0.5).weight == 0.5
+    assert fusion_settings(cfg.retrieval).weight == DEFAULT_WEIGHT
+    assert fusion_settings(cfg.retrieval, 0.5).weight == 0.5
 
 
 @pytest.mark.parametrize(
@@ -38,6 +39,7 @@ def test_bad_values_name_the_setting(key: str, value: object) -> None:
 
 
 def test_the_index_reads_bm25_settings_and_evaluation_reads_the_fusion() -> None:
+    SPECS = {stage.name: stage for stage in PIPELINE}
     assert set(SPECS["index"].settings) == {
         "retrieval.k1",
         "retrieval.b",

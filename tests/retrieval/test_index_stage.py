@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.core.stages import STAGES
 from engine.core.workspace import Workspace
 from engine.evaluate.results import read_results
 from engine.retrieval import Bm25Index
 from engine.retrieval.stage import index_dir
+from engine.stages import STAGES
 from tests.core.test_reruns import Run, changed
 from tests.test_pipeline import tiny_config
 

@@ -82,6 +82,9 @@ class RetrieverTable(Vertical):
                 cells.append(
                     cell(row.values.get(d), g.verdict if g else None, g.mean if g else None)
                 )
-            label = Text(SHORT.get(row.retriever, row.label), style="bold" if rec and rec.retriever == row.retriever else "")
+            label = Text(
+                SHORT.get(row.retriever, row.label),
+                style="bold" if rec and rec.retriever == row.retriever else "",
+            )
             table.add_row(label, *cells, key=row.retriever)
         self.query_one(".retriever-pick", Static).update(recommendation_text(rec))
