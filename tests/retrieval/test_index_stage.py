@@ -190,3 +190,19 @@ def test_choosing_the_weight_uses_labelled_questions_never_pseudo_queries(copy: 
     assert results.fusion is not None and 0.1 <= results.fusion.weight <= 0.7
     assert set(results.suites) == {"held-out", "benchmark"}
     assert results.suites["benchmark"].others["hybrid_tuned"]
+
+
+def test_a_deleted_or_damaged_index_is_rebuilt_and_nothing_after_it(
+    copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.core.test_reruns import status
+
+    shutil.rmtree(index_dir(copy))
+    assert status(copy, capsys)["index"].startswith("to do")
+    run = Run(changed(copy))
+    assert run.started == ["index"]
+    assert Bm25Index.load(index_dir(copy)).search(["forklift battery"], 1)
+
+    (index_dir(copy) / "ragtune_bm25.json").write_text("{not json")
+    assert "cannot be read" in status(copy, capsys)["index"]
+    assert Run(changed(copy)).started == ["index"]
