@@ -211,7 +211,7 @@ def test_a_training_setting_retrains_from_scratch_and_reruns_what_reads_the_mode
     run = Run(changed(copy, **setting))
 
     assert run.started == ["train", "evaluate", "rerank", "export"]
-    assert run.skipped == ["ingest", "generate", "prepare"]
+    assert run.skipped == ["ingest", "index", "generate", "prepare"]
     # From scratch: the old checkpoints were wiped, not resumed.
     assert "resuming from" not in run.texts()
     assert min(run.train_steps()) == 1
