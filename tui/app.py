@@ -287,11 +287,21 @@ class RagtuneApp(App[int]):
         target = self._step_offset(1)
         if target:
             self.switch_mode(target)
+        else:
+            self.notify(
+                "this is the last step: F2 goes back, ctrl+q quits (the run is kept)",
+                title="no next step",
+            )
 
     def action_back(self) -> None:
         target = self._step_offset(-1)
         if target:
             self.switch_mode(target)
+        else:
+            self.notify(
+                "this is the first step: create a run (F5) or open one (F6) to go on",
+                title="no step before",
+            )
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
@@ -300,6 +310,13 @@ class RagtuneApp(App[int]):
 
     def action_save_config(self) -> None:
         self.commit_screen()
+        if self.state.workspace is None and self.current_mode == "start":
+            self.notify(
+                "no run yet, so nothing to save: create one (F5) or open one (F6) first",
+                title="config not saved",
+                severity="warning",
+            )
+            return
         pid = self.state.run_in_progress()
         if pid is not None:
             who = f" (pid {pid})" if pid > 0 else ""

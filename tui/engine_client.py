@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from engine.config import LlmConfig, RunConfig
     from engine.core.records import Chunk
+    from engine.core.stages import StageStatus
     from engine.core.workspace import Workspace
     from engine.evaluate.results import Results
     from engine.generate.llm_connection import ConnectionResult
@@ -191,6 +192,11 @@ class EngineClient:
         from engine.serve.ask import ask
 
         return ask(ws, question, top_k=top_k, dim=dim, compare=True)
+
+    def stage_status(self, cfg: RunConfig, ws: Workspace) -> dict[str, StageStatus]:
+        """Per stage done / stale (and what changed) / to do / running, for the wizard's
+        config as it is now: the engine's own plan, what ``ragtune status`` prints."""
+        return ws.stage_statuses(cfg.for_workspace(ws.root))
 
     def results(self, ws: Workspace) -> Results:
         from engine.evaluate.results import read_results

@@ -65,6 +65,10 @@ class AskResult:
     models: dict[str, str] = field(default_factory=dict)
     base_models: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    fine_tuned: bool = True
+    """False while the workspace has no fine-tuned embedder (before or during its first
+    training): ``hits`` then come from the base model, and a front end must not show them
+    as the fine-tuned model's."""
 
 
 def _model_identity(name: str) -> Any:
@@ -137,6 +141,8 @@ class Searcher:
         self._lock = threading.Lock()
         # Things a user should know about this searcher's models, repeated on every answer.
         self.notes: list[str] = []
+        self.fine_tuned = False
+        """Whether ``embedder`` is a model this workspace's training saved."""
 
     def _corpus_embeddings(self) -> np.ndarray:
         fp = fingerprint(
@@ -228,7 +234,7 @@ def reranker_settings(ws: Workspace) -> dict[str, Any]:
         return {}
 
 
-_CACHE: dict[tuple[str, str, str | None], Searcher] = {}
+_CACHE: dict[tuple[str, str, str | None], tuple[Any, Searcher]] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -273,6 +279,7 @@ def _build(ws: Workspace, which: str, device: str | None) -> Searcher:
             trust_remote_code=cfg.reranker.trust_remote_code,
         )
         searcher.notes = notes
+        searcher.fine_tuned = searcher.embedder_name == str(ws.embedder_dir)
         return searcher
     notes = []
     base_reranker: str | None = cfg.reranker.base_model if cfg.reranker.enabled else None
@@ -297,15 +304,40 @@ def _build(ws: Workspace, which: str, device: str | None) -> Searcher:
     return searcher
 
 
+def models_identity(ws: Workspace, which: str = "tuned") -> Any:
+    """What a searcher of ``ws`` was built from: the config, and for "tuned" the saved
+    models' files.
+
+    A searcher cached in a long-lived process (the wizard) is rebuilt when this changes, so a
+    model that training saved after the first question is the one the next question uses.
+    """
+    from engine.reranker.train import SETTINGS_FILE
+
+    def stamp(path: Path) -> Any:
+        return (path.stat().st_size, path.stat().st_mtime_ns) if path.exists() else None
+
+    if which != "tuned":
+        return stamp(ws.config_path)
+    return (
+        stamp(ws.config_path),
+        _model_identity(str(ws.embedder_dir)),
+        _model_identity(str(ws.reranker_dir)),
+        stamp(ws.reranker_dir / SETTINGS_FILE),
+    )
+
+
 def get_searcher(ws: Workspace, which: str = "tuned", *, device: str | None = None) -> Searcher:
-    """The cached searcher of a workspace: "tuned" (its models) or "base" (the base models)."""
+    """The cached searcher of a workspace: "tuned" (its models) or "base" (the base models),
+    rebuilt when the workspace's config or saved models changed since it was built."""
     key = (str(ws.root), which, device)
+    identity = models_identity(ws, which)
     with _CACHE_LOCK:
-        searcher = _CACHE.get(key)
-    if searcher is None:
-        searcher = _build(ws, which, device)
-        with _CACHE_LOCK:
-            _CACHE[key] = searcher
+        cached = _CACHE.get(key)
+    if cached is not None and cached[0] == identity:
+        return cached[1]
+    searcher = _build(ws, which, device)
+    with _CACHE_LOCK:
+        _CACHE[key] = (identity, searcher)
     return searcher
 
 
@@ -389,9 +421,9 @@ def ask(
 ) -> AskResult:
     """Ranked chunks for ``question`` from the workspace's fine-tuned models (reranked and fused
     with the retriever as the reranker stage chose); ``compare`` adds the base models' ranking."""
-    notes: list[str] = []
     searcher = get_searcher(ws, "tuned", device=device)
-    if rerank and searcher.reranker is None:
+    notes: list[str] = list(searcher.notes)
+    if rerank and searcher.reranker is None and not (ws.reranker_dir / "config.json").exists():
         notes.append("no trained reranker in this workspace: retriever order only")
     hits = searcher.search(question, top_k, dim=dim, rerank=rerank)
     reranked = rerank and searcher.reranker is not None and searcher.fusion_weight > 0
@@ -403,6 +435,7 @@ def ask(
         fusion_weight=searcher.fusion_weight if reranked else None,
         models={"embedder": searcher.embedder_name, "reranker": searcher.reranker_name or ""},
         notes=notes,
+        fine_tuned=searcher.fine_tuned,
     )
     if compare:
         try:
@@ -465,7 +498,8 @@ def render_result(result: AskResult) -> Any:
     if result.reranked:
         how = f"reranked (w={result.fusion_weight:g} reranker + retriever)"
     dim = f", dim {result.dim}" if result.dim else ""
-    parts: list[Any] = [_hits_table(f"fine-tuned: {how}{dim}", result.hits)]
+    side = "fine-tuned" if result.fine_tuned else "base model (no fine-tuned model yet)"
+    parts: list[Any] = [_hits_table(f"{side}: {how}{dim}", result.hits)]
     if result.base_hits is not None:
         base = "base reranker" if result.base_models.get("reranker") else "base retriever"
         parts.append(_hits_table(f"base: {base}", result.base_hits))

@@ -17,7 +17,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import RichLog, Static
+from textual.worker import Worker, WorkerState
 
+from engine.core.stages import StageStatus
 from engine.core.workspace import STAGES
 from tui.follow import follow_events
 from tui.messages import EventsRead, RunAlive
@@ -45,6 +47,24 @@ STAGE_MARK = {
     "stopped": "■",
 }
 SKIP_WORDS = {"up to date": "up to date", "switched off in the config": "off"}
+PLAN_MARK = {
+    "done": "✔",
+    "stale": "↻",
+    "to do": "·",
+    "partial": "…",
+    "incomplete": "…",
+    "off": "–",
+}
+"""The engine's stage status (``ragtune status``), shown while no run is going."""
+PENDING = ("stale", "to do", "partial", "incomplete")
+PLAN_STYLE = {
+    "done": "green",
+    "stale": "yellow",
+    "to do": "dim",
+    "partial": "yellow",
+    "incomplete": "yellow",
+    "off": "dim",
+}
 
 EMBEDDER_LOSSES = {
     "distill": "contrastive cross-entropy + KL to the frozen base model",
@@ -126,6 +146,8 @@ class TrainingScreen(WizardScreen):
         self._log_written = 0
         self._following = False
         self._token = 0
+        self.plan: dict[str, StageStatus] = {}
+        """The engine's status of every stage for the config as it is now."""
 
     def compose_body(self) -> ComposeResult:
         yield Static("no run yet: F5 starts one", id="train-status")
@@ -149,6 +171,18 @@ class TrainingScreen(WizardScreen):
         self.alive = handle is not None and handle.alive()
         if not self._following and (self.alive or ws.events_path.exists()):
             self.follow(ws.events_path)
+        self.plan_worker()
+
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="training-plan",
+        description="Reading the stage status",
+    )
+    def plan_worker(self) -> dict[str, StageStatus]:
+        app = self.wizard
+        return app.engine.stage_status(app.cfg, app.ensure_workspace())
 
     def follow(self, path: Path) -> None:
         self._following = True
@@ -193,6 +227,7 @@ class TrainingScreen(WizardScreen):
         if was and not message.alive:
             self._following = False
             self._dirty = True
+            self.plan_worker()
             run = self.view.shown
             if run is None:
                 return
@@ -201,12 +236,21 @@ class TrainingScreen(WizardScreen):
             elif run.failure is not None:
                 self.notify(run.failure.error, title="run failed", severity="error")
             elif run.finished:
-                self.notify("run finished: F3 shows the results", title="done")
+                trained = any(s in run.stages for s in TRAINING_STAGES)
+                self.notify(
+                    "run finished: F3 shows the results"
+                    if trained
+                    else f"{', '.join(run.stages)} finished; training has not run yet",
+                    title="done",
+                )
 
-    def on_worker_state_changed(self, event) -> None:
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         super().on_worker_state_changed(event)
         if event.worker.group == "training-follow" and event.worker.is_finished:
             self._following = False
+        if event.worker.group == "training-plan" and event.state == WorkerState.SUCCESS:
+            self.plan = event.worker.result
+            self._dirty = True
 
     def on_resize(self, event: events.Resize) -> None:
         """Log lines are wrapped when written: a new width re-wraps them all."""
@@ -283,6 +327,11 @@ class TrainingScreen(WizardScreen):
                 state = "done"
             if self.started_at is not None:
                 state = ""
+            planned = self.planned(stage)
+            if planned is not None and (planned.state in PENDING or not state):
+                # what the engine would do now outranks what the last run did
+                text.append(self.plan_line(stage, planned) + "\n", style=PLAN_STYLE[planned.state])
+                continue
             line = f"{STAGE_MARK.get(state, '·')} {stage}"
             if run is not None and state == "skipped":
                 reason = run.skip_reasons.get(stage, "")
@@ -294,6 +343,58 @@ class TrainingScreen(WizardScreen):
                 done, total, unit, _ = prog
                 line += f" {done}/{total or '?'} {unit}"
             text.append(line + "\n", style=STAGE_STYLE.get(state, "dim"))
+        return text
+
+    def planned(self, stage: str) -> StageStatus | None:
+        """The engine's status of ``stage`` while nothing runs (a run's own marks win then)."""
+        if self.alive or self.started_at is not None:
+            return None
+        return self.plan.get(stage)
+
+    @staticmethod
+    def plan_line(stage: str, status: StageStatus) -> str:
+        line = f"{PLAN_MARK.get(status.state, '·')} {stage}  {status.state}"
+        if status.state == "stale" and status.reasons:
+            line += f": {', '.join(status.reasons)}"
+        return line
+
+    def pending(self) -> list[str]:
+        """Stages the engine would run now: to do, or stale since a setting changed."""
+        return [s for s in STAGES if (st := self.planned(s)) is not None and st.state in PENDING]
+
+    def finished_text(self, run: RunSegment) -> Text:
+        """A finished run, and what it means now: results only when the engine has them, and
+        a setting changed since named with the stages it makes stale."""
+        text = Text()
+        text.append("finished ", style="bold")
+        text.append(f"in {format_eta(run.seconds)}")
+        plan = self.plan
+        results = (
+            plan["evaluate"].state in ("done", "stale")
+            if "evaluate" in plan
+            else "evaluate" in run.stages
+        )
+        trained = [s for s in TRAINING_STAGES if s in run.stages]
+        if not trained and not results:
+            ran = ", ".join(run.stages) or "nothing"
+            text.append(f" ({ran} only): training has not run yet · F5 runs the remaining stages")
+            return text
+        stale = [s for s in self.pending() if plan[s].state == "stale"]
+        todo = [s for s in self.pending() if plan[s].state != "stale"]
+        if stale:
+            reasons = sorted({r for s in stale for r in plan[s].reasons})
+            text.append(" · changed since: ", style="yellow")
+            text.append(f"{', '.join(reasons)} → {', '.join(stale)} stale", style="yellow")
+        if todo:
+            text.append(f" · {', '.join(todo)} not run yet")
+        if stale or todo:
+            text.append(" · F5 reruns them")
+        if results:
+            text.append(
+                " · F3 shows the last results" if stale or todo else " · F3 shows the results"
+            )
+        if self.view.chunks_rebuilt:
+            text.append(" · the chunks were rebuilt since: F5 reruns what they changed")
         return text
 
     def status_text(self) -> Text:
@@ -320,11 +421,7 @@ class TrainingScreen(WizardScreen):
             text.append(self.stage_detail(run))
             return text
         if run.finished:
-            text.append("finished ", style="bold")
-            text.append(f"in {format_eta(run.seconds)} · F3 shows the results")
-            if v.chunks_rebuilt:
-                text.append(" · the chunks were rebuilt since: F5 reruns what they changed")
-            return text
+            return self.finished_text(run)
         if run.cancelled or run.gone:
             text.append("cancelled " if run.cancelled else "stopped ", style="bold yellow")
             text.append(f"in {where}")
