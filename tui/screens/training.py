@@ -22,8 +22,8 @@ from textual.worker import Worker, WorkerState
 from engine.core.stages import StageStatus
 from engine.core.workspace import STAGES
 from tui.follow import follow_events
-from tui.messages import EventsRead, RunAlive
-from tui.run_model import TRAINING_STAGES, RunSegment, RunView, format_eta
+from tui.messages import EventsRead, ProcessSample, RunAlive
+from tui.run_model import TRAINING_STAGES, RunSegment, RunView, format_eta, not_trained
 from tui.screens.base import WizardScreen
 from tui.screens.confirm import ConfirmDialog
 from tui.widgets.plots import GpuPanel, LossPlot
@@ -146,6 +146,8 @@ class TrainingScreen(WizardScreen):
         self._log_written = 0
         self._following = False
         self._token = 0
+        self.process: ProcessSample | None = None
+        """The run's latest CPU and memory sample."""
         self.plan: dict[str, StageStatus] = {}
         """The engine's status of every stage for the config as it is now."""
 
@@ -201,7 +203,15 @@ class TrainingScreen(WizardScreen):
     )
     def follow_worker(self, path: Path, token: int) -> None:
         handle = self.wizard.state.run_handle
-        follow_events(self, path, lambda: handle is not None and handle.alive(), token=token)
+        pid = handle.pid if handle is not None and handle.pid > 0 else None
+        follow_events(
+            self, path, lambda: handle is not None and handle.alive(), token=token, pid=pid
+        )
+
+    def on_process_sample(self, message: ProcessSample) -> None:
+        if message.token == self._token:
+            self.process = message
+            self._dirty = True
 
     def on_events_read(self, message: EventsRead) -> None:
         if message.token != self._token:
@@ -253,9 +263,12 @@ class TrainingScreen(WizardScreen):
             self._dirty = True
 
     def on_resize(self, event: events.Resize) -> None:
-        """Log lines are wrapped when written: a new width re-wraps them all."""
+        """Log lines are wrapped when written: a new width re-wraps them all. The log takes
+        a quarter of a tall terminal (7 rows at 24)."""
         self._log_written = 0
-        self.query_one("#train-log", RichLog).clear()
+        log = self.query_one("#train-log", RichLog)
+        log.clear()
+        log.styles.height = max(7, event.size.height // 4)
         self._dirty = True
 
     def redraw(self) -> None:
@@ -268,7 +281,7 @@ class TrainingScreen(WizardScreen):
         plot = self.query_one(LossPlot)
         plot.show(v.train_loss.get(model, []), v.eval_loss.get(model, []), self.loss_title(model))
         self.query_one("#loss-note", Static).update(self.loss_note(model))
-        self.query_one(GpuPanel).show(v.gpus)
+        self.query_one(GpuPanel).show(v.gpus, self.cpu_text())
         self.query_one("#train-status", Static).update(self.status_text())
         self.query_one("#stages", Static).update(self.stages_text())
         log = self.query_one("#train-log", RichLog)
@@ -280,6 +293,25 @@ class TrainingScreen(WizardScreen):
         self._log_written = v.logged
 
     # -- what is on screen ---------------------------------------------
+
+    def cpu_text(self) -> str:
+        """Without GPU samples: the run's CPU and memory, its training rate and ETA."""
+        lines = ["no GPU: a CPU run"]
+        proc = self.process
+        if proc is not None and self.alive:
+            lines.append(f"CPU {proc.cpu_percent:.0f}% ({proc.cores} cores = {proc.cores}00%)")
+            lines.append(f"memory {proc.rss_mb / 1024:.2f} GB resident")
+        run = self.view.shown
+        if run is not None and run.training_now:
+            t = run.training
+            rate = t.steps_per_s
+            cfg = self.wizard.cfg
+            batch = cfg.embedder.batch_size if t.model == "embedder" else cfg.reranker.batch_size
+            if rate:
+                lines.append(f"{rate * batch:.1f} samples/s ({rate:.2f} steps/s × batch {batch})")
+            if t.eta_s is not None:
+                lines.append(f"ETA {format_eta(t.eta_s)}")
+        return "\n".join(lines)
 
     def loss_title(self, model: str) -> str:
         if not model:
@@ -333,6 +365,8 @@ class TrainingScreen(WizardScreen):
                 text.append(self.plan_line(stage, planned) + "\n", style=PLAN_STYLE[planned.state])
                 continue
             line = f"{STAGE_MARK.get(state, '·')} {stage}"
+            if run is not None and state == "done" and not_trained(run.summaries.get(stage)):
+                line += "  not trained"
             if run is not None and state == "skipped":
                 reason = run.skip_reasons.get(stage, "")
                 line += f"  {SKIP_WORDS.get(reason, 'skipped')}"
@@ -443,10 +477,15 @@ class TrainingScreen(WizardScreen):
         return "F5 continues where it stopped; finished work is kept"
 
     def stage_detail(self, run: RunSegment) -> str:
-        """The running stage's own progress: steps, epoch, ETA and rate while training."""
+        """The running stage's own progress: steps, epoch, ETA and rate while training, and
+        how long it has been at it (saving a model or evaluating logs nothing for a while)."""
         stage = run.current_stage
         t = run.training
+        since = run.stage_since.get(stage)
+        elapsed = f" · {format_eta(time.time() - since)} in {stage}" if since else ""
         if stage in TRAINING_STAGES and t.max_steps:
+            if t.step >= t.max_steps:
+                return f" · {t.model} trained ({t.max_steps} steps): saving the model{elapsed}"
             parts = [f" · {t.model} step {t.step}/{t.max_steps}", f"epoch {t.epoch_now:.2f}"]
             parts.append(f"ETA {format_eta(t.eta_s)}")
             if t.learning_rate:
@@ -455,8 +494,8 @@ class TrainingScreen(WizardScreen):
         prog = run.progress.get(stage)
         if prog:
             done, total, unit, _ = prog
-            return f" · {done}/{total or '?'} {unit}"
-        return ""
+            return f" · {done}/{total or '?'} {unit}{elapsed}"
+        return elapsed
 
     # -- actions -----------------------------------------------------------
 
