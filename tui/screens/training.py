@@ -514,10 +514,12 @@ class TrainingScreen(WizardScreen):
                 self.start()
 
         gen = self.wizard.cfg.generation.resolved
+        generating = "generate" not in self.plan or self.plan["generate"].state != "done"
         self.app.push_screen(
             ConfirmDialog(
-                f"Run all remaining stages now (generator: {gen})? "
-                "It runs in the background and survives quitting the wizard.",
+                f"Run all remaining stages now (generator: {gen})?"
+                + (self.wizard.state.paid_run_note() if generating else "")
+                + " It runs in the background and survives quitting the wizard.",
                 yes="Start",
             ),
             go,
