@@ -7,11 +7,13 @@ replace sections of ``state.cfg``. The engine is reached only through
 
 from __future__ import annotations
 
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widget import AwaitMount
 
@@ -204,7 +206,8 @@ class RagtuneApp(App[int]):
         stack = self.screen_stack
         commit = getattr(stack[0], "commit_state", None) if stack else None
         if commit is not None:
-            commit()
+            with suppress(NoMatches):  # a step left before its fields were built has none
+                commit()
 
     def screen_problems(self) -> str | None:
         """What still stops a full run from starting, checked before F5 on the Training step."""

@@ -50,6 +50,14 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+async def goto(app, pilot, step: str) -> None:
+    """A step change, with the new screen composed and its first workers done."""
+    app.goto(step)
+    await pilot.pause(0.2)
+    await settle(app)
+    await pilot.pause(0.1)
+
+
 async def ask(app, pilot, question: str) -> None:
     screen = app.screen
     screen.query_one("TabbedContent").active = "ask-pane"
@@ -69,8 +77,7 @@ async def test_try_a_query_before_and_after_training_in_one_session(tmp_path, tu
         model.rename(aside)  # as during the first training: no fine-tuned model saved yet
     app = make_app(tmp_path, EngineClient(), workspace=root)
     async with app.run_test(size=WIDE) as pilot:
-        app.goto("results")
-        await settle(app)
+        await goto(app, pilot, "results")
         await ask(app, pilot, QUESTION)
         screen = app.screen
         answer = screen.answer
@@ -85,8 +92,7 @@ async def test_try_a_query_before_and_after_training_in_one_session(tmp_path, tu
         assert status.startswith("no fine-tuned model yet"), status
 
         # Training ends and saves its models while the wizard is on another step.
-        app.goto("training")
-        await settle(app)
+        await goto(app, pilot, "training")
         for model, aside in saved.items():
             aside.rename(model)
         app.goto("results")
@@ -134,8 +140,7 @@ async def test_generation_alone_is_not_a_finished_training(tmp_path, tiny_bert):
     run_pipeline(cfg, stages=["ingest", "generate"])
     app = make_app(tmp_path, EngineClient(), workspace=cfg.workspace_dir)
     async with app.run_test(size=WIDE) as pilot:
-        app.goto("training")
-        await settle(app)
+        await goto(app, pilot, "training")
         await pilot.pause(0.6)
         screen = app.screen
         status = text_of(screen.query_one("#train-status", Static))
@@ -169,8 +174,7 @@ async def test_presets_do_not_depend_on_their_order(tmp_path, tiny_bert):
     app = make_app(tmp_path, EngineClient())
     app.state.cfg = cfg
     async with app.run_test(size=WIDE) as pilot:
-        app.goto("settings")
-        await settle(app)
+        await goto(app, pilot, "settings")
         for name in PRESETS:
             app.state.cfg.embedder = type(cfg.embedder)()
             app.state.cfg.embedder.base_model = str(tiny_bert)
@@ -199,8 +203,7 @@ async def test_gpl_warning_follows_the_loss_also_after_leaving_the_step(tmp_path
     app = make_app(tmp_path, EngineClient())
     app.state.cfg = cfg
     async with app.run_test(size=WIDE) as pilot:
-        app.goto("settings")
-        await settle(app)
+        await goto(app, pilot, "settings")
         screen = app.screen
         teacher_error = "#err-emb-form-pseudo_label_model"
         await apply(app, pilot, "GPL pseudo-labels")
@@ -213,10 +216,8 @@ async def test_gpl_warning_follows_the_loss_also_after_leaving_the_step(tmp_path
         assert app.cfg.embedder.loss == "distill"
         assert text_of(screen.query_one(teacher_error, Static)) == ""
         assert "⚠" not in text_of(screen.query_one("#preset-note", Static))
-        app.goto("chunking")
-        await settle(app)
-        app.goto("settings")
-        await settle(app)
+        await goto(app, pilot, "chunking")
+        await goto(app, pilot, "settings")
         await pilot.pause(0.2)
         assert text_of(app.screen.query_one(teacher_error, Static)) == ""
 
@@ -240,8 +241,7 @@ async def test_matryoshka_sizes_are_checked_against_the_model(tmp_path, tiny_ber
     app = make_app(tmp_path, EngineClient())
     app.state.cfg = cfg
     async with app.run_test(size=WIDE) as pilot:
-        app.goto("settings")
-        await settle(app)
+        await goto(app, pilot, "settings")
         screen = app.screen
         dims_error = "#err-emb-form-matryoshka_dims"
         await set_field(app, pilot, "#emb-form-matryoshka_dims", f"{full * 2}, 32")
@@ -274,14 +274,12 @@ async def test_changed_setting_shows_stale_on_train_and_start(tmp_path, tuned_ru
     root = copy_run(tuned_run, tmp_path / "runs" / "tuned")
     app = make_app(tmp_path, EngineClient(), workspace=root)
     async with app.run_test(size=WIDE) as pilot:
-        app.goto("training")
-        await settle(app)
+        await goto(app, pilot, "training")
         await pilot.pause(0.6)
         screen = app.screen
         status = text_of(screen.query_one("#train-status", Static))
         assert "F3 shows the results" in status and "stale" not in status, status
-        app.goto("settings")
-        await settle(app)
+        await goto(app, pilot, "settings")
         epochs = app.cfg.embedder.epochs
         await set_field(app, pilot, "#emb-form-epochs", str(epochs + 1))
         await pilot.press("f3")
@@ -292,12 +290,12 @@ async def test_changed_setting_shows_stale_on_train_and_start(tmp_path, tuned_ru
         cli_status = cli("status", str(root))
         assert "train     stale (embedder.epochs)" in cli_status.stdout, cli_status.stdout
         stages = str(screen.query_one("#stages", Static).render()).splitlines()
-        assert "↻ train  stale: embedder.epochs" in stages, stages
+        train = stages.index("↻ train  stale")
+        assert stages[train + 1].strip() == "embedder.epochs", stages
         status = text_of(screen.query_one("#train-status", Static))
         assert "changed since: embedder.epochs" in status, status
         assert "F3 shows the last results" in status, status
-        app.goto("start")
-        await settle(app)
+        await goto(app, pilot, "start")
         await pilot.pause(0.2)
         table = app.screen.query_one("#runs", DataTable)
         row = [str(c) for c in table.get_row(str(root))]

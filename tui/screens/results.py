@@ -445,7 +445,6 @@ class ResultsScreen(WizardScreen):
         return self.wizard.engine.ask(ws, question, top_k=5)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        super().on_worker_state_changed(event)
         worker = event.worker
         if worker.group != "ask" or event.state != WorkerState.SUCCESS:
             return

@@ -185,6 +185,7 @@ class SamplesScreen(WizardScreen):
     SamplesScreen #prompt { width: 2fr; }
     SamplesScreen #sample-table { width: 3fr; }
     SamplesScreen #gen-progress { height: auto; color: $text; }
+    SamplesScreen #sample-detail-scroll { height: 1fr; border-top: solid $panel; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f5", "sample", "Sample", id="samples.sample", tooltip="Generate a review sample"),
@@ -229,6 +230,9 @@ class SamplesScreen(WizardScreen):
         with Horizontal(id="samples-top"):
             yield TextArea("", id="prompt", show_line_numbers=False)
             yield DataTable(id="sample-table", cursor_type="row", zebra_stripes=True)
+        # the table cuts each part to one line; the highlighted row is here whole
+        with VerticalScroll(id="sample-detail-scroll", can_focus=False):
+            yield Static("", id="sample-detail")
         yield Static("F5 samples rows to review; F6 starts the full run.", id="gen-progress")
 
     def on_mount(self) -> None:
@@ -316,6 +320,36 @@ class SamplesScreen(WizardScreen):
                 one_line(row.positive or row.context, 80),
                 key=str(i),
             )
+        self.show_row(table.cursor_row)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "sample-table":
+            self.show_row(event.cursor_row)
+
+    def show_row(self, i: int) -> None:
+        """The highlighted row whole: question, answer, hard negative and its passage."""
+        from tui.screens.results import readable
+
+        detail = self.query_one("#sample-detail", Static)
+        if not self.entries:
+            detail.update("")
+            return
+        entry = self.entries[max(0, min(i, len(self.entries) - 1))]
+        row = entry.row
+        text = Text()
+        text.append(f"{entry.status}", style=STATUS_STYLE[entry.status])
+        text.append(f" · chunk {row.chunk_id}\n", style="dim")
+        for label, value in (
+            ("question", row.question),
+            ("answer", row.response),
+            ("negative", row.negative_retrieval),
+        ):
+            if value:
+                text.append(f"{label}: ", style="bold")
+                text.append(f"{value}\n")
+        text.append("passage: ", style="bold")
+        text.append(readable(row.positive or row.context))
+        detail.update(text)
 
     def selected_index(self) -> int | None:
         table = self.query_one("#sample-table", DataTable)

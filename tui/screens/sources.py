@@ -187,7 +187,8 @@ class SourcesScreen(WizardScreen):
         ),
     ]
 
-    AUTO_FOCUS = "#tree"
+    AUTO_FOCUS = "#path-input"
+    """The field that invites typing gets what is typed; Tab reaches the tree."""
 
     def __init__(self) -> None:
         super().__init__()

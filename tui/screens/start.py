@@ -96,7 +96,8 @@ class StartScreen(WizardScreen):
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="new-row"):
             yield Label("New run named")
-            yield Input(self.wizard.cfg.run.name, id="run-name", compact=True)
+            # Empty, so typing names the new run (the open run's name would only be refused).
+            yield Input(placeholder="a folder name, e.g. handbook", id="run-name", compact=True)
             yield Button("Create (F5)", id="new", compact=True, variant="primary")
         yield Static(
             "Existing runs (enter or F6 opens; ✔ done, ↻ stale: a setting changed, … partial, "
@@ -117,8 +118,11 @@ class StartScreen(WizardScreen):
         if app.workspace is not None and app.workspace.config_path.exists():
             self.call_after_refresh(self.resume, app.workspace.root)
 
+    AUTO_FOCUS = "#run-name"
+
     def on_screen_resume(self) -> None:
         self.refresh_runs()
+        self.query_one("#run-name", Input).focus()
 
     def refresh_runs(self) -> None:
         table = self.query_one("#runs", DataTable)

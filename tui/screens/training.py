@@ -255,7 +255,6 @@ class TrainingScreen(WizardScreen):
                 )
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        super().on_worker_state_changed(event)
         if event.worker.group == "training-follow" and event.worker.is_finished:
             self._following = False
         if event.worker.group == "training-plan" and event.state == WorkerState.SUCCESS:
@@ -389,7 +388,8 @@ class TrainingScreen(WizardScreen):
     def plan_line(stage: str, status: StageStatus) -> str:
         line = f"{PLAN_MARK.get(status.state, '·')} {stage}  {status.state}"
         if status.state == "stale" and status.reasons:
-            line += f": {', '.join(status.reasons)}"
+            # on a line of its own: the side panel is 30 columns
+            line += "\n    " + ", ".join(status.reasons)
         return line
 
     def pending(self) -> list[str]:
@@ -416,7 +416,8 @@ class TrainingScreen(WizardScreen):
         stale = [s for s in self.pending() if plan[s].state == "stale"]
         todo = [s for s in self.pending() if plan[s].state != "stale"]
         if stale:
-            reasons = sorted({r for s in stale for r in plan[s].reasons})
+            said = {r for s in stale for r in plan[s].reasons}
+            reasons = sorted({r for r in said if not r.endswith("(upstream)")} or said)
             text.append(" · changed since: ", style="yellow")
             text.append(f"{', '.join(reasons)} → {', '.join(stale)} stale", style="yellow")
         if todo:

@@ -296,7 +296,6 @@ class TrainingSettingsScreen(WizardScreen):
         return {"embedder": cfg.embedder.to_dict(), "reranker": cfg.reranker.to_dict()}
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        super().on_worker_state_changed(event)
         if event.worker.group != "settings-check" or event.state != WorkerState.SUCCESS:
             return
         checked, result = event.worker.result
