@@ -141,8 +141,8 @@ def test_wizard_runs_the_pipeline_to_the_results_screen(tmp_path: Path, tiny_ber
     )
     try:
         _wait_for(session, "Sources:", 30)
-        # The documents are typed into the path field, focused for typing (the tree starts
-        # at the launch folder).
+        # The documents are typed: the tree has the focus and hands typed text to the path
+        # field (the tree starts at the launch folder).
         _keys(session, "-l", str(tmp_path / "docs"))
         _keys(session, "Enter")
         _wait_for(session, "picked: docs", 20)

@@ -401,7 +401,8 @@ async def test_chunk_preview_run_is_not_shown_as_a_finished_run(tmp_path, tiny_b
         status = text_of(screen.query_one("#train-status", Static))
         assert status == "no run yet: F5 runs every stage (the chunks are ready)"
         marks = stage_lines(screen)
-        assert marks["ingest"] == "✔" and all(marks[s] == "·" for s in STAGES[1:])
+        assert marks["ingest"] == "✔" and marks["rerank"] == "– off"
+        assert all(marks[s] == "· to do" for s in STAGES[1:] if s != "rerank"), marks
         log = "\n".join(line.text for line in screen.query_one(RichLog).lines)
         assert "run finished" not in log and "✔ chunks rebuilt" in log
 

@@ -121,8 +121,13 @@ class StartScreen(WizardScreen):
     AUTO_FOCUS = "#run-name"
 
     def on_screen_resume(self) -> None:
+        """Back on Start, typing names a new run: the field has the focus, and is emptied
+        when it holds the open run's name (which would only be refused)."""
         self.refresh_runs()
-        self.query_one("#run-name", Input).focus()
+        name = self.query_one("#run-name", Input)
+        if self.wizard.workspace is not None and name.value.strip() == self.wizard.cfg.run.name:
+            name.value = ""
+        name.focus()
 
     def refresh_runs(self) -> None:
         table = self.query_one("#runs", DataTable)

@@ -483,7 +483,8 @@ class TrainingScreen(WizardScreen):
         stage = run.current_stage
         t = run.training
         since = run.stage_since.get(stage)
-        elapsed = f" · {format_eta(time.time() - since)} in {stage}" if since else ""
+        took = time.time() - since if since else -1.0
+        elapsed = f" · {format_eta(took)} in {stage}" if took >= 0 else ""
         if stage in TRAINING_STAGES and t.max_steps:
             if t.step >= t.max_steps:
                 return f" · {t.model} trained ({t.max_steps} steps): saving the model{elapsed}"

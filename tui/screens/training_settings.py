@@ -278,7 +278,7 @@ class TrainingSettingsScreen(WizardScreen):
         """The engine's model checks for the settings as they are now, in a worker (they
         load the model once, and may probe the Hub)."""
         cfg = self.wizard.cfg
-        self.check_worker(cfg.for_workspace(cfg.workspace_dir))
+        self.check_worker(self.snapshot(cfg), cfg.for_workspace(cfg.workspace_dir))
 
     @work(
         thread=True,
@@ -287,9 +287,12 @@ class TrainingSettingsScreen(WizardScreen):
         group="settings-check",
         description="Checking the settings against the models",
     )
-    def check_worker(self, cfg: RunConfig) -> tuple[dict[str, Any], SettingsCheck]:
+    def check_worker(
+        self, checked: dict[str, Any], cfg: RunConfig
+    ) -> tuple[dict[str, Any], SettingsCheck]:
+        """``checked``: the settings as the form holds them, to drop a result they outlived."""
         app = self.wizard
-        return self.snapshot(cfg), app.engine.check_settings(cfg, app.ensure_workspace())
+        return checked, app.engine.check_settings(cfg, app.ensure_workspace())
 
     @staticmethod
     def snapshot(cfg: RunConfig) -> dict[str, Any]:

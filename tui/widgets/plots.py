@@ -72,7 +72,7 @@ def step_ticks(first: int, last: int, most: int = 6) -> list[int]:
     while True:
         for factor in (1, 2, 5):
             gap = factor * scale
-            if span / gap <= most:
+            if span // gap + 1 <= most:
                 start = -(-first // gap) * gap
                 return list(range(start, last + 1, gap))
         scale *= 10
