@@ -165,12 +165,11 @@ class FakeEngine(EngineClient):
         return {s: StageStatus(states.get(s, "done"), []) for s in STAGES}
 
     def check_settings(self, cfg, ws):
-        """all-MiniLM-L6-v2's size without loading it; a stable picture needs no Hub probe."""
-        from engine.core.models import derive_dims
+        """Nothing found: a stable picture loads no model and probes no Hub."""
         from tui.engine_client import SettingsCheck
 
         self._call("check_settings", cfg.embedder.base_model)
-        return SettingsCheck(model_dim=384, derived_dims=derive_dims(384))
+        return SettingsCheck()
 
     def export(self, cfg, ws, push):
         from tui.engine_client import ExportResult
