@@ -296,7 +296,9 @@ class EngineClient:
     def stage_status(self, cfg: RunConfig, ws: Workspace) -> dict[str, StageStatus]:
         """Per stage done / stale (and what changed) / to do / running, for the wizard's
         config as it is now: the engine's own plan, what ``ragtune status`` prints."""
-        return ws.stage_statuses(cfg.for_workspace(ws.root))
+        from engine.stages import stage_statuses
+
+        return stage_statuses(ws, cfg.for_workspace(ws.root))
 
     def results(self, ws: Workspace) -> Results:
         from engine.evaluate.results import read_results

@@ -158,7 +158,7 @@ class FakeEngine(EngineClient):
 
     def stage_status(self, cfg, ws):
         from engine.core.stages import StageStatus
-        from engine.core.workspace import STAGES
+        from engine.stages import STAGES
 
         self._call("stage_status")
         states = self.status or {}

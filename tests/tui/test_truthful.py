@@ -20,7 +20,8 @@ from test_real_engine import tiny_run_config
 from textual.widgets import DataTable, Input, Select, Static
 
 from engine.config import RunConfig, load_config
-from engine.core.workspace import STAGES, Workspace
+from engine.core.workspace import Workspace
+from engine.stages import STAGES, status_text
 from tui.engine_client import EngineClient
 from tui.screens.training_settings import PRESETS, governed, preset_values
 
@@ -304,4 +305,4 @@ async def test_changed_setting_shows_stale_on_train_and_start(tmp_path, tuned_ru
         legend = text_of(app.screen.query_one("#runs-legend", Static))
         assert "↻ stale" in legend
         assert load_config(root / "config.toml").embedder.epochs == epochs + 1
-        assert Workspace(root).status()["train"] == "stale (embedder.epochs)"
+        assert status_text(Workspace(root))["train"] == "stale (embedder.epochs)"

@@ -13,7 +13,8 @@ from textual.widgets import Button, DataTable, Input, Label, Static
 from textual.widgets.data_table import RowDoesNotExist
 
 from engine.config import RunConfig
-from engine.core.workspace import STAGES, Workspace
+from engine.core.workspace import Workspace
+from engine.stages import STAGES, stage_statuses
 from tui.screens.base import WizardScreen
 from tui.screens.confirm import ConfirmDialog
 
@@ -53,7 +54,7 @@ def is_run_folder(path: Path) -> bool:
 
 def _states(ws: Workspace, cfg: RunConfig | None = None) -> dict[str, str]:
     cfg = cfg.for_workspace(ws.root) if cfg is not None else None
-    return {stage: st.state for stage, st in ws.stage_statuses(cfg).items()}
+    return {stage: st.state for stage, st in stage_statuses(ws, cfg).items()}
 
 
 def next_step_for(status: dict[str, str]) -> str:

@@ -20,7 +20,7 @@ from textual.widgets import RichLog, Static
 from textual.worker import Worker, WorkerState
 
 from engine.core.stages import StageStatus
-from engine.core.workspace import STAGES
+from engine.stages import STAGES
 from tui.follow import follow_events
 from tui.messages import EventsRead, ProcessSample, RunAlive
 from tui.run_model import TRAINING_STAGES, RunSegment, RunView, format_eta, not_trained
