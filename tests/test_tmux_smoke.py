@@ -123,7 +123,9 @@ def test_wizard_runs_the_pipeline_to_the_results_screen(tmp_path: Path, tiny_ber
     ragtune = Path(sys.executable).parent / "ragtune"
     command = str(ragtune) if ragtune.exists() else f"{sys.executable} -m tui"
     session = f"ragtune-smoke-{os.getpid()}"
-    env = f"HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false HOME={tmp_path}"
+    # this checkout's code, also when a tmux server started elsewhere runs the session
+    repo = Path(__file__).resolve().parents[1]
+    env = f"HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false HOME={tmp_path} PYTHONPATH={repo}"
     subprocess.run(
         [
             "tmux",
