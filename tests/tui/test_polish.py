@@ -225,8 +225,15 @@ async def test_llm_free_test_says_there_is_nothing_to_test(tmp_path, tiny_bert):
         await pilot.press("f5")
         await pilot.pause()
         shown = text_of(app.screen.query_one("#llm-result", Static))
-        assert shown.startswith("Nothing to test: generator llm-free makes no calls"), shown
+        assert shown.startswith("Nothing to test: generator llm-free is chosen"), shown
         assert "set a model first" not in shown
+        app.cfg.generation.generator = "auto"  # and no model: auto means LLM-free too
+        await goto(app, pilot, "chunking")
+        await goto(app, pilot, "llm")
+        await pilot.press("f5")
+        await pilot.pause()
+        shown = text_of(app.screen.query_one("#llm-result", Static))
+        assert shown.startswith("Nothing to test: no LLM model is set, so generator auto"), shown
 
 
 # -- 10. generation progress: retries by reason, a quiet wait, a done mark -----------------

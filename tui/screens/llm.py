@@ -220,10 +220,11 @@ class LlmScreen(WizardScreen):
     def action_test_connection(self) -> None:
         if not self.forms_ok():
             return
-        if self.wizard.cfg.generation.generator == "llm-free":
+        gen = self.wizard.cfg.generation
+        if gen.resolved == "llm-free":
             self.query_one("#llm-result", Static).update(
-                "Nothing to test: generator llm-free makes no calls (no key, no network). "
-                "Choose litellm or auto and set a model to test one."
+                f"Nothing to test: {self.llm_free_why()}. It makes no calls (no key, no "
+                "network). Set a model above to test one."
             )
             return
         if not self.wizard.cfg.generation.llm.model:
@@ -242,6 +243,11 @@ class LlmScreen(WizardScreen):
         result = self.wizard.engine.test_connection(self.wizard.cfg.generation.llm, api_key)
         self.post_message(WorkResult("connection", result))
 
+    def llm_free_why(self) -> str:
+        if self.wizard.cfg.generation.generator == "llm-free":
+            return "generator llm-free is chosen"
+        return "no LLM model is set, so generator auto uses the LLM-free one"
+
     def action_estimate(self) -> None:
         if not self.forms_ok():
             return
@@ -249,14 +255,9 @@ class LlmScreen(WizardScreen):
         cost = self.query_one("#llm-cost", Static)
         if gen.resolved == "llm-free":
             self.estimate = None
-            why = (
-                "generator llm-free is chosen"
-                if gen.generator == "llm-free"
-                else "no LLM model is set, so generator auto uses the LLM-free one"
-            )
             cost.update(
-                f"Nothing to estimate: {why}. It makes no calls and costs nothing. "
-                "Set a model above to estimate an LLM run."
+                f"Nothing to estimate: {self.llm_free_why()}. It makes no calls and costs "
+                "nothing. Set a model above to estimate an LLM run."
             )
             return
         if not gen.llm.model:
