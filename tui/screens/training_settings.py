@@ -262,11 +262,13 @@ class TrainingSettingsScreen(WizardScreen):
                 skipped.append(f"{part} {model}")
         return skipped
 
-    unplaced: ClassVar[list[str]] = []
-    """The engine's findings on settings this step has no field for (the best-model metric)."""
+    def __init__(self) -> None:
+        super().__init__()
+        self.unplaced: list[str] = []
+        """The engine's findings on settings this step has no field for (the best-model
+        metric)."""
 
     def on_mount(self) -> None:
-        self.unplaced = []
         self.run_checks()
 
     def on_config_form_valid(self, message: ConfigForm.Valid) -> None:
