@@ -66,7 +66,7 @@ class AskResult:
     base_models: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     fine_tuned: bool = True
-    """False while the workspace has no fine-tuned embedder (before or during its first
+    """False while the workspace has no model of its own in use (before or during its first
     training): ``hits`` then come from the base model, and a front end must not show them
     as the fine-tuned model's."""
 
@@ -142,7 +142,7 @@ class Searcher:
         # Things a user should know about this searcher's models, repeated on every answer.
         self.notes: list[str] = []
         self.fine_tuned = False
-        """Whether ``embedder`` is a model this workspace's training saved."""
+        """Whether a model this workspace's training saved takes part (embedder or reranker)."""
 
     def _corpus_embeddings(self) -> np.ndarray:
         fp = fingerprint(
@@ -279,7 +279,7 @@ def _build(ws: Workspace, which: str, device: str | None) -> Searcher:
             trust_remote_code=cfg.reranker.trust_remote_code,
         )
         searcher.notes = notes
-        searcher.fine_tuned = searcher.embedder_name == str(ws.embedder_dir)
+        searcher.fine_tuned = searcher.embedder_name == str(ws.embedder_dir) or bool(reranker)
         return searcher
     notes = []
     base_reranker: str | None = cfg.reranker.base_model if cfg.reranker.enabled else None
