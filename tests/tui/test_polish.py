@@ -20,7 +20,7 @@ from conftest import copy_run
 from rich.console import Console
 from test_app_flow import make_app, settle
 from test_real_engine import tiny_run_config
-from textual.widgets import DataTable, Input, RichLog, Static, TabbedContent
+from textual.widgets import DataTable, Input, RichLog, Select, Static, TabbedContent
 
 from engine.core.events import (
     JsonlEventLog,
@@ -227,9 +227,9 @@ async def test_llm_free_test_says_there_is_nothing_to_test(tmp_path, tiny_bert):
         shown = text_of(app.screen.query_one("#llm-result", Static))
         assert shown.startswith("Nothing to test: generator llm-free is chosen"), shown
         assert "set a model first" not in shown
-        app.cfg.generation.generator = "auto"  # and no model: auto means LLM-free too
-        await goto(app, pilot, "chunking")
-        await goto(app, pilot, "llm")
+        # auto with no model means LLM-free too
+        app.screen.query_one("#gen-form-generator", Select).value = "auto"
+        await pilot.pause()
         await pilot.press("f5")
         await pilot.pause()
         shown = text_of(app.screen.query_one("#llm-result", Static))
@@ -366,12 +366,12 @@ async def test_f7_moves_through_the_results_tabs(tmp_path, fake_engine, finished
         await goto(app, pilot, "results")
         tabs = app.screen.query_one(TabbedContent)
         seen = [tabs.active]
-        for _ in range(4):
+        for _ in range(5):
             await pilot.press("f7")
             await pilot.pause()
             seen.append(tabs.active)
-        assert seen == ["emb-pane", "bench-pane", "rr-pane", "ask-pane", "emb-pane"]
-        await pilot.press("f7", "f7", "f7")
+        assert seen == ["emb-pane", "bench-pane", "ret-pane", "rr-pane", "ask-pane", "emb-pane"]
+        await pilot.press("f7", "f7", "f7", "f7")
         await pilot.pause()
         assert app.focused is app.screen.query_one("#ask-input", Input)
 

@@ -18,6 +18,7 @@ from engine.evaluate.results import RERANK_METRICS, Results, SuiteResult
 from tui.messages import WorkResult
 from tui.screens.base import WizardScreen
 from tui.widgets.plots import GroupedBars
+from tui.widgets.retriever_table import RetrieverTable
 
 if TYPE_CHECKING:
     from engine.serve.ask import AskResult, Hit
@@ -226,7 +227,7 @@ class ResultsScreen(WizardScreen):
             "next_tab",
             "Next tab",
             id="results.next_tab",
-            tooltip="Held-out, Benchmark, Reranker, Try a query in turn",
+            tooltip="Held-out, Benchmark, Retrievers, Reranker, Try a query in turn",
         ),
     ]
 
@@ -245,6 +246,10 @@ class ResultsScreen(WizardScreen):
             with TabPane("Benchmark", id="bench-pane"), Vertical():
                 yield Static("", id="bench-title", classes="suite-title")
                 yield DataTable(id="bench-table", zebra_stripes=True, cursor_type="row")
+            # BM25, dense and hybrid side by side, and the retriever to ship (helper "hybrid"'s
+            # widget; issue 17)
+            with TabPane("Retrievers", id="ret-pane"):
+                yield RetrieverTable(id="retrievers")
             with TabPane("Reranker", id="rr-pane"), Vertical():
                 yield Static("", id="rr-title", classes="suite-title")
                 yield DataTable(id="rr-table", zebra_stripes=True, cursor_type="row")
@@ -337,6 +342,8 @@ class ResultsScreen(WizardScreen):
             self.query_one("#bench-title", Static).update(
                 "no benchmark: set eval.benchmark to a folder of labelled questions"
             )
+        # a labelled benchmark judges retrievers; held-out pseudo-queries flatter BM25
+        self.query_one(RetrieverTable).show(bench or held, res.recommendation)
         chart_suite = held or bench
         if chart_suite is not None:
             self.show_chart(chart_suite, res.primary_metric)
