@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -182,8 +183,12 @@ def evaluate_retrieval(
     per_query: dict[str, np.ndarray] | None = None,
     rankings: dict[int, list[list[tuple[str, float]]]] | None = None,
     depth: int = 0,
+    embeddings: SuiteEmbeddings | None = None,
 ) -> dict[str, float]:
     """IR metrics for every Matryoshka size from a single encode of corpus and queries.
+
+    ``embeddings`` (from ``encode_suite``) skips the encode: one run scores a model on several
+    suites, and the base + rotation system, from the corpus encoded once per model.
 
     ``per_query``, when given, receives each size's per-query nDCG@10 (same key as its mean,
     queries in a fixed order), for paired comparisons of two models on the same queries.
@@ -200,23 +205,18 @@ def evaluate_retrieval(
 
     full_dim = _embedding_dim(model)
     dims = _check_dims(dims, full_dim or max(dims))
-    query_ids = judged_queries(data)
-    # Ties rank by corpus id, as sentence-transformers' evaluator ranks them (-score, id).
-    corpus_ids = sorted(data.corpus)
-    if not query_ids or not corpus_ids:
-        raise InputError(
-            "nothing to evaluate: no judged query or an empty corpus",
-            hint="each query needs at least one relevant document in the corpus",
+    if embeddings is None:
+        embeddings = encode_suite(
+            model,
+            data,
+            batch_size=batch_size,
+            query_prompt=query_prompt,
+            document_prompt=document_prompt,
+            events=events,
+            label=label,
         )
-
-    queries = [data.queries[qid] for qid in query_ids]
-    documents = [data.corpus[cid] for cid in corpus_ids]
-    total = len(queries) + len(documents)
-    common = {"batch_size": batch_size, "events": events, "total": total, "label": label}
-    query_emb = _encode(model, queries, kind="query", prompt=query_prompt, done=0, **common)
-    corpus_emb = _encode(
-        model, documents, kind="document", prompt=document_prompt, done=len(queries), **common
-    )
+    query_ids, corpus_ids = embeddings.query_ids, embeddings.corpus_ids
+    query_emb, corpus_emb = embeddings.queries, embeddings.corpus
 
     position = {cid: i for i, cid in enumerate(corpus_ids)}
     relevant_rows = [
@@ -261,6 +261,57 @@ def evaluate_retrieval(
         if events is not None:
             events.emit(EvalRow(model=label, dim=dim, metrics=metrics))
     return results
+
+
+@dataclass(frozen=True)
+class SuiteEmbeddings:
+    """One model's full-size embeddings of a suite: judged queries in ``judged_queries`` order,
+    the corpus in id order (ties rank by id, as in sentence-transformers' evaluator)."""
+
+    query_ids: list[str]
+    corpus_ids: list[str]
+    queries: torch.Tensor
+    corpus: torch.Tensor
+
+    def mapped(self, matrix: torch.Tensor) -> SuiteEmbeddings:
+        """The same texts through a linear layer appended to the model (``x @ matrix.T``), as
+        the corpus rotation is: the base + rotation system without encoding again."""
+        m = matrix.to(self.corpus.device, self.corpus.dtype)
+        return SuiteEmbeddings(
+            self.query_ids, self.corpus_ids, self.queries @ m.T, self.corpus @ m.T
+        )
+
+
+def encode_suite(
+    model: SentenceTransformer,
+    data: IRData,
+    *,
+    batch_size: int = 64,
+    query_prompt: str | None = None,
+    document_prompt: str | None = None,
+    events: Emitter | None = None,
+    label: str = "model",
+    corpus: torch.Tensor | None = None,
+) -> SuiteEmbeddings:
+    """Encode a suite's judged queries and its corpus once; ``corpus`` reuses embeddings of the
+    same corpus (same ids, id order) that another suite already made with this model."""
+    query_ids = judged_queries(data)
+    corpus_ids = sorted(data.corpus)
+    if not query_ids or not corpus_ids:
+        raise InputError(
+            "nothing to evaluate: no judged query or an empty corpus",
+            hint="each query needs at least one relevant document in the corpus",
+        )
+    queries = [data.queries[qid] for qid in query_ids]
+    total = len(queries) + (0 if corpus is not None else len(corpus_ids))
+    common = {"batch_size": batch_size, "events": events, "total": total, "label": label}
+    query_emb = _encode(model, queries, kind="query", prompt=query_prompt, done=0, **common)
+    if corpus is None:
+        documents = [data.corpus[cid] for cid in corpus_ids]
+        corpus = _encode(
+            model, documents, kind="document", prompt=document_prompt, done=len(queries), **common
+        )
+    return SuiteEmbeddings(query_ids, corpus_ids, query_emb, corpus)
 
 
 def judged_queries(data: IRData) -> list[str]:

@@ -42,21 +42,38 @@ def load_benchmark(cfg: RunConfig, ws: Workspace, events: Emitter) -> Any:
     return load_beir(folder)
 
 
-def rotated_base(cfg: RunConfig, prepared: Any, prompts: dict[str, str], device: str) -> Any:
-    """The base model with the same corpus rotation the fine-tuned one gets, untrained: the
-    baseline that shows what training itself added at truncated sizes."""
-    from engine.embedder.rotation import rotate_for_corpus
+def corpus_rotation(cfg: RunConfig, prepared: Any, corpus: Any, device: str, base: Any) -> Any:
+    """The rotation the fine-tuned model gets, fitted here for the untrained base: the baseline
+    that shows what training itself added at truncated sizes. ``corpus`` is the base model's
+    embeddings of ``prepared.corpus`` (id order) when a suite made them, so nothing is encoded
+    twice; else the passages are encoded for the fit alone."""
+    import numpy as np
+    import torch
 
-    model = load_embedder(
-        cfg.embedder.base_model, device=device, trust_remote_code=cfg.embedder.trust_remote_code
+    from engine.embedder.rotation import (
+        MAX_TEXTS,
+        fit_rotation,
+        rotation_from_embeddings,
+        rotation_sample,
     )
-    return rotate_for_corpus(
-        model,
-        prepared.corpus.values(),
-        batch_size=cfg.eval.batch_size,
-        document_prompt=prompts.get("positive"),
-        seed=cfg.embedder.seed,
-    )
+
+    if corpus is None:
+        prompts = column_prompts(base, cfg.embedder)
+        return torch.from_numpy(
+            fit_rotation(
+                base,
+                list(prepared.corpus.values()),
+                batch_size=cfg.eval.batch_size,
+                document_prompt=prompts.get("positive"),
+                seed=cfg.embedder.seed,
+            )
+        )
+    row = {cid: i for i, cid in enumerate(sorted(prepared.corpus))}
+    picked = [
+        row[cid] for cid in rotation_sample(list(prepared.corpus), MAX_TEXTS, cfg.embedder.seed)
+    ]
+    sample = torch.nn.functional.normalize(corpus[picked].float(), dim=1).cpu().numpy()
+    return torch.from_numpy(rotation_from_embeddings(sample.astype(np.float64)))
 
 
 def run_evaluate(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, Any]:
@@ -86,28 +103,34 @@ def run_evaluate(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, An
 
     results: dict[str, Any] = {"dims": dims, "primary_metric": cfg.eval.primary_metric}
     sections: list[str] = []
-    systems = [("base", base), ("tuned", tuned)]
+    # Each corpus is encoded once per model; the suites share it, and base + rotation is a
+    # linear map of the base model's embeddings.
+    encoded = {label: _encode_suites(model, label, suites, cfg, prompts, events)
+               for label, model in (("base", base), ("tuned", tuned))}  # fmt: skip
+    systems = ["base", "tuned"]
     if cfg.embedder.corpus_rotation:
-        systems.insert(1, ("base_rotated", rotated_base(cfg, prepared, prompts, device)))
+        held_out = encoded["base"].get("held-out")  # the held-out suite's corpus is every chunk
+        shared = held_out.corpus if held_out else None
+        rotation = corpus_rotation(cfg, prepared, shared, device, base)
+        encoded["base_rotated"] = {s: e.mapped(rotation) for s, e in encoded["base"].items()}
+        systems.insert(1, "base_rotated")
     measured: dict[str, Measured] = {}
     for suite, data in suites:
         m = measured[suite] = Measured(data)
-        for label, model in systems:
+        for label in systems:
             m.per_query[label] = {}
             m.rankings[label] = {}
             m.scores[label] = evaluate_retrieval(
-                model,
+                tuned if label == "tuned" else base,
                 data,
                 dims,
                 k_values=k_values,
-                batch_size=cfg.eval.batch_size,
-                query_prompt=prompts.get("anchor"),
-                document_prompt=prompts.get("positive"),
                 events=events,
                 label=f"{suite}/{label}",
                 per_query=m.per_query[label],
                 rankings=m.rankings[label],
                 depth=cfg.retrieval.depth,
+                embeddings=encoded[label][suite],
             )
         baseline = "base_rotated" if "base_rotated" in m.per_query else "base"
         against = "base + rotation" if baseline == "base_rotated" else "base"
@@ -159,6 +182,36 @@ def run_evaluate(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, An
     )
     (ws.root / "report_embedder.md").write_text(report, encoding="utf-8")
     return {"report": report, "suites": [s for s, _ in suites]}
+
+
+def _encode_suites(
+    model: Any,
+    label: str,
+    suites: list[tuple[str, Any]],
+    cfg: RunConfig,
+    prompts: dict[str, str],
+    events: Emitter,
+) -> dict[str, Any]:
+    """One model's embeddings of every suite, a corpus that two suites share encoded once."""
+    from engine.core.stages import digest
+    from engine.evaluate.ir import encode_suite
+
+    out: dict[str, Any] = {}
+    by_corpus: dict[str, Any] = {}
+    for suite, data in suites:
+        key = digest(sorted(data.corpus.items()))
+        out[suite] = encode_suite(
+            model,
+            data,
+            batch_size=cfg.eval.batch_size,
+            query_prompt=prompts.get("anchor"),
+            document_prompt=prompts.get("positive"),
+            events=events,
+            label=f"{suite}/{label}",
+            corpus=by_corpus.get(key),
+        )
+        by_corpus[key] = out[suite].corpus
+    return out
 
 
 @dataclass
