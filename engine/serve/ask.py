@@ -74,6 +74,10 @@ class AskResult:
     notes: list[str] = field(default_factory=list)
     retriever: str = ""
     """What found the hits, in words: the recommended retriever and its fusion."""
+    fine_tuned: bool = True
+    """False while the workspace has nothing of its own to search with (no trained model, no
+    recommended retriever: before or during its first training): ``hits`` then come from the
+    base model, and a front end must not show them as the fine-tuned model's."""
 
 
 def _model_identity(name: str) -> Any:
@@ -161,6 +165,9 @@ class Searcher:
         self._lock = threading.Lock()
         # Things a user should know about this searcher's models, repeated on every answer.
         self.notes: list[str] = []
+        self.fine_tuned = False
+        """Whether something this workspace's runs made takes part: a trained embedder or
+        reranker, or the retriever evaluation recommended."""
 
     def _corpus_embeddings(self) -> np.ndarray:
         assert self.embedder is not None
@@ -319,7 +326,7 @@ def recommended_retriever(
     )
 
 
-_CACHE: dict[tuple[str, str, str | None], Searcher] = {}
+_CACHE: dict[tuple[str, str, str | None], tuple[Any, Searcher]] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -329,6 +336,7 @@ def clear_cache() -> None:
 
 
 def _build(ws: Workspace, which: str, device: str | None) -> Searcher:
+    from engine.evaluate.results import read_results
     from engine.reranker.train import has_classifier_head
 
     cfg = workspace_config(ws)
@@ -368,6 +376,14 @@ def _build(ws: Workspace, which: str, device: str | None) -> Searcher:
             fusion=fusion,
         )
         searcher.notes = notes
+        searcher.fine_tuned = (
+            (ws.embedder_dir / "modules.json").exists()
+            or bool(reranker)
+            or (
+                ws.metrics_path.exists()
+                and read_results(ws.metrics_path).recommendation is not None
+            )
+        )
         return searcher
     notes = []
     base_reranker: str | None = cfg.reranker.base_model if cfg.reranker.enabled else None
@@ -392,15 +408,41 @@ def _build(ws: Workspace, which: str, device: str | None) -> Searcher:
     return searcher
 
 
+def models_identity(ws: Workspace, which: str = "tuned") -> Any:
+    """What a searcher of ``ws`` was built from: the config, and for "tuned" the saved
+    models' files and the evaluation that recommends the retriever.
+
+    A searcher cached in a long-lived process (the wizard) is rebuilt when this changes, so a
+    model that training saved after the first question is the one the next question uses.
+    """
+    from engine.reranker.train import SETTINGS_FILE
+
+    def stamp(path: Path) -> Any:
+        return (path.stat().st_size, path.stat().st_mtime_ns) if path.exists() else None
+
+    if which != "tuned":
+        return stamp(ws.config_path)
+    return (
+        stamp(ws.config_path),
+        stamp(ws.metrics_path),
+        _model_identity(str(ws.embedder_dir)),
+        _model_identity(str(ws.reranker_dir)),
+        stamp(ws.reranker_dir / SETTINGS_FILE),
+    )
+
+
 def get_searcher(ws: Workspace, which: str = "tuned", *, device: str | None = None) -> Searcher:
-    """The cached searcher of a workspace: "tuned" (its models) or "base" (the base models)."""
+    """The cached searcher of a workspace: "tuned" (its models) or "base" (the base models),
+    rebuilt when the workspace's config, saved models or recommendation changed since."""
     key = (str(ws.root), which, device)
+    identity = models_identity(ws, which)
     with _CACHE_LOCK:
-        searcher = _CACHE.get(key)
-    if searcher is None:
-        searcher = _build(ws, which, device)
-        with _CACHE_LOCK:
-            _CACHE[key] = searcher
+        cached = _CACHE.get(key)
+    if cached is not None and cached[0] == identity:
+        return cached[1]
+    searcher = _build(ws, which, device)
+    with _CACHE_LOCK:
+        _CACHE[key] = (identity, searcher)
     return searcher
 
 
@@ -486,7 +528,7 @@ def ask(
     with the retriever as the reranker stage chose); ``compare`` adds the base models' ranking."""
     notes: list[str] = []
     searcher = get_searcher(ws, "tuned", device=device)
-    if rerank and searcher.reranker is None:
+    if rerank and searcher.reranker is None and not (ws.reranker_dir / "config.json").exists():
         notes.append("no trained reranker in this workspace: retriever order only")
     hits = searcher.search(question, top_k, dim=dim, rerank=rerank)
     notes.extend(searcher.notes)
@@ -500,6 +542,7 @@ def ask(
         models={"embedder": searcher.embedder_name, "reranker": searcher.reranker_name or ""},
         notes=notes,
         retriever=searcher.describe(),
+        fine_tuned=searcher.fine_tuned,
     )
     if compare:
         try:
@@ -577,7 +620,8 @@ def render_result(result: AskResult) -> Any:
     if result.reranked:
         how = f"reranked (w={result.fusion_weight:g} reranker + {how})"
     dim = f", dim {result.dim}" if result.dim else ""
-    parts: list[Any] = [_hits_table(f"fine-tuned: {how}{dim}", result.hits)]
+    side = "fine-tuned" if result.fine_tuned else "base model (no fine-tuned model yet)"
+    parts: list[Any] = [_hits_table(f"{side}: {how}{dim}", result.hits)]
     if result.base_hits is not None:
         base = "base reranker" if result.base_models.get("reranker") else "base retriever"
         parts.append(_hits_table(f"base: {base}", result.base_hits))
