@@ -110,7 +110,10 @@ class Pipeline:
         ev.emit(StageStarted())
         t0 = time.monotonic()
         _seed_everything(self.cfg.run.seed)
-        summary = self.record(stage, getattr(self, f"_stage_{stage}")(ev) or {})
+        from engine.core.gpu import named_oom
+
+        with named_oom(stage, self.cfg):
+            summary = self.record(stage, getattr(self, f"_stage_{stage}")(ev) or {})
         ev.emit(StageFinished(seconds=time.monotonic() - t0, summary=summary))
 
     def record(self, stage: str, summary: dict[str, Any]) -> dict[str, Any]:
@@ -202,10 +205,9 @@ class Pipeline:
 
     def _stage_train(self, ev: Emitter) -> dict[str, Any]:
         from engine.core.gpu import GpuMonitor
+        from engine.training.launch import launch_training, uses_launcher
 
-        if self.cfg.distributed.nproc_per_node > 1 or self.cfg.distributed.nnodes > 1:
-            from engine.training.launch import launch_training
-
+        if uses_launcher(self.cfg, "embedder"):
             return launch_training(self.cfg, self.ws, ev, "embedder", self.cancel)
         from engine.embedder.train import train_embedder
 
@@ -220,9 +222,9 @@ class Pipeline:
         return {"suites": summary["suites"]}
 
     def _stage_rerank(self, ev: Emitter) -> dict[str, Any]:
-        if self.cfg.distributed.nproc_per_node > 1 or self.cfg.distributed.nnodes > 1:
-            from engine.training.launch import launch_training
+        from engine.training.launch import launch_training, uses_launcher
 
+        if uses_launcher(self.cfg, "reranker"):
             summary = launch_training(self.cfg, self.ws, ev, "reranker", self.cancel)
         else:
             from engine.core.gpu import GpuMonitor
