@@ -111,7 +111,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 def _first_sentences(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
-    return ". ".join(text.split(". ")[:2])[:240]
+    return ". ".join(text.split(". ")[:3])[:300]
 
 
 def _training_advice(section: str, c: Any, in_batch: bool) -> list[str]:
