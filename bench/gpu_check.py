@@ -126,7 +126,9 @@ def cmd_ratio(a: argparse.Namespace) -> dict[str, Any]:
     for r in range(a.rounds):
         times["plain"].append(plain(anchors, positives, base / f"plain{r}", a))
         times["mnrl"].append(ragtune(anchors, positives, base / f"mnrl{r}", a))
-        times["distill"].append(ragtune(anchors, positives, base / f"distill{r}", a, loss="distill"))
+        times["distill"].append(
+            ragtune(anchors, positives, base / f"distill{r}", a, loss="distill")
+        )
     p = statistics.median(times["plain"])
     m = statistics.median(times["mnrl"])
     d = statistics.median(times["distill"])
@@ -161,7 +163,10 @@ def cmd_memory(a: argparse.Namespace) -> dict[str, Any]:
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
         seconds = ragtune(
-            anchors, positives, base / f"gc{int(checkpointing)}", a,
+            anchors,
+            positives,
+            base / f"gc{int(checkpointing)}",
+            a,
             gradient_checkpointing=checkpointing,
         )
         key = "checkpointing" if checkpointing else "plain"
