@@ -65,6 +65,20 @@ def processes_per_node(cfg: RunConfig, device: str) -> int:
     return 1
 
 
+def planned_processes(cfg: RunConfig, which: str) -> int:
+    """``processes_per_node`` without importing torch (NVML counts the GPUs), for fingerprints
+    and status: a run that trained with "auto" on one GPU matches one recorded with 1."""
+    n = cfg.distributed.nproc_per_node
+    if n != "auto":
+        return int(n)
+    section = cfg.embedder if which == "embedder" else cfg.reranker
+    if section.device not in ("auto", "cuda"):
+        return 1
+    from engine.core.gpu import visible_gpus
+
+    return max(1, len(visible_gpus()))
+
+
 def pinned_gpu(device: str, nproc: int, gpu_count: int, visible: str | None) -> str | None:
     """The one GPU a single process must be held to, as a CUDA_VISIBLE_DEVICES value, or None.
 

@@ -15,6 +15,7 @@ from engine.core.models import encode_batch_size, inference_dtype
 from engine.training.launch import (
     check_distributed,
     pinned_gpu,
+    planned_processes,
     process_group_timeout,
     processes_per_node,
     torchrun_command,
@@ -41,9 +42,12 @@ def test_auto_is_the_default_and_numbers_still_load() -> None:
 def test_auto_is_one_process_here_without_a_launcher(tmp_path: Path) -> None:
     cfg = RunConfig.from_dict({"embedder": {"device": "cpu"}, "reranker": {"device": "cpu"}})
     assert processes_per_node(cfg, "cpu") == 1
+    assert planned_processes(cfg, "embedder") == 1
+    assert planned_processes(RunConfig(), "embedder") == 1  # no GPU on this machine
     assert not uses_launcher(cfg, "embedder") and not uses_launcher(cfg, "reranker")
     two = RunConfig.from_dict({"embedder": {"device": "cpu"}, "distributed": {"nproc_per_node": 2}})
     assert processes_per_node(two, "cpu") == 2 and uses_launcher(two, "embedder")
+    assert planned_processes(two, "embedder") == 2
 
 
 def test_one_process_among_several_gpus_is_pinned_to_one() -> None:
