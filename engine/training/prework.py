@@ -238,16 +238,28 @@ def _load_negatives(folder: Path) -> NegativesResult:
 # -- what the stages call
 
 
+def _ready(cfg: RunConfig, ws: Workspace, which: str) -> PreworkOutput | None:
+    """The prework when there is a current one; under torchrun it must be there (a rank
+    never mines while the others wait), alone in this process it is reused if it is."""
+    try:
+        return read_prework(cfg, ws, which)
+    except RagtuneError:
+        if world_size() > 1:
+            raise
+        return None
+
+
 def embedder_rows(
     cfg: RunConfig, ws: Workspace, prepared: Prepared, model: Any, events: Emitter
 ) -> tuple[Any, dict[str, Any]]:
-    """The embedder's training rows: mined here when alone, read from the prework under torchrun."""
+    """The embedder's training rows: from the prework when the launcher made one, else mined
+    here (alone, in this process)."""
     from engine.embedder.train import training_rows
 
-    if world_size() > 1 and needs_prework(cfg, "embedder"):
+    done = _ready(cfg, ws, "embedder") if needs_prework(cfg, "embedder") else None
+    if done is not None:
         from datasets import load_from_disk
 
-        done = read_prework(cfg, ws, "embedder")
         return load_from_disk(str(done.folder / "rows")), done.summary
     device = str(model.device)
     with (
@@ -265,9 +277,10 @@ def reranker_negatives(
     device: str,
     events: Emitter,
 ) -> NegativesResult:
-    """The reranker's negatives: mined here when alone, read from the prework under torchrun."""
-    if world_size() > 1:
-        return _load_negatives(read_prework(cfg, ws, "reranker").folder)
+    """The reranker's negatives: from the prework when the launcher made one, else mined here."""
+    done = _ready(cfg, ws, "reranker")
+    if done is not None:
+        return _load_negatives(done.folder)
     from engine.reranker.train import mine_reranker_negatives
 
     with (
