@@ -352,8 +352,8 @@ def launch_training(
     if pinned is not None:
         events.info(
             f"{which}: one process on GPU {pinned} of the {_gpu_count()} visible "
-            f"(CUDA_VISIBLE_DEVICES={pinned}), not DataParallel over all of them; "
-            'distributed.nproc_per_node = "auto" trains on every GPU',
+            f"(CUDA_VISIBLE_DEVICES={pinned}), not DataParallel over all of them; to train on "
+            f'every GPU set distributed.nproc_per_node = "auto" and {which}.device = "auto"',
             where=str(log_path),
         )
     else:
