@@ -51,9 +51,10 @@ def prework_dir(ws: Workspace, which: str) -> Path:
 
 
 def stage_fingerprint(cfg: RunConfig, ws: Workspace, which: str) -> str:
-    from engine.core.stages import StagePlan
+    # Keyed like the stage's checkpoints: by the fingerprint only the stage list computes.
+    from engine.stages import plan
 
-    return StagePlan(cfg, ws).fingerprint(STAGE_OF[which])
+    return plan(cfg, ws).fingerprint(STAGE_OF[which])
 
 
 def needs_prework(cfg: RunConfig, which: str) -> bool:
