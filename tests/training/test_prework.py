@@ -65,12 +65,12 @@ def test_slow_mining_runs_before_the_ranks_start_so_a_short_timeout_holds(
 
     def slow_rows(*args: Any, **kwargs: Any) -> Any:
         calls.append(time.monotonic())
-        time.sleep(25)  # a large corpus's mining, longer than the 15 s timeout below
+        time.sleep(40)  # a large corpus's mining, longer than the 30 s timeout below
         return real(*args, **kwargs)
 
     monkeypatch.setattr(train_module, "training_rows", slow_rows)
     cfg = two_rank_config(tmp_path, tiny_bert, hard_negatives=1, loss="mnrl", corpus_rotation=False)
-    cfg.distributed.timeout_minutes = 0.25
+    cfg.distributed.timeout_minutes = 0.5
     seen: list = []
     ws = run_pipeline(
         cfg, events=Emitter(seen.append), stages=["ingest", "generate", "prepare", "train"]
