@@ -23,7 +23,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-DIMS = [384, 256, 128, 64]
 
 
 def pairs(workspace: Path, limit: int) -> tuple[list[str], list[str]]:
@@ -53,12 +52,14 @@ def plain(anchors: list[str], positives: list[str], out: Path, a: argparse.Names
     from sentence_transformers.base.sampler import BatchSamplers
     from sentence_transformers.sentence_transformer import losses
 
-    from engine.core.models import precision_flags, resolve_model
+    from engine.core.models import derive_dims, precision_flags, resolve_model
+    from engine.embedder.train import embedding_dim
 
     t0 = time.perf_counter()
     model = SentenceTransformer(resolve_model(a.model), device=a.device)
     model.max_seq_length = a.seq
-    loss = losses.MatryoshkaLoss(model, losses.MultipleNegativesRankingLoss(model), DIMS)
+    dims = derive_dims(embedding_dim(model))
+    loss = losses.MatryoshkaLoss(model, losses.MultipleNegativesRankingLoss(model), dims)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(out),
         num_train_epochs=1,
@@ -100,6 +101,8 @@ def ragtune(
         "max_seq_length": a.seq,
         "batch_size": a.batch,
         "eval_strategy": "no",
+        # Not evaluated; 64 is a trained size of every model the ladder derives.
+        "metric_for_best_model": "eval_dim_64_cosine_ndcg@10",
         "device": a.device,
         "precision": a.precision,
         **embedder,
