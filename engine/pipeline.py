@@ -17,6 +17,7 @@ from engine.core.events import (
     StageSkipped,
     StageStarted,
 )
+from engine.core.gpu import named_oom
 from engine.core.stages import Stage, StageContext
 from engine.core.workspace import Workspace
 from engine.stages import PIPELINE, STAGES, plan
@@ -117,7 +118,8 @@ class Pipeline:
         _seed_everything(self.cfg.run.seed)
         assert spec.run is not None, f"stage {stage} declares no run"
         ctx = StageContext(self.cfg, self.ws, ev, self.cancel, self.api_key)
-        summary = self.plan.record(stage, spec.run(ctx) or {})
+        with named_oom(stage, self.cfg):
+            summary = self.plan.record(stage, spec.run(ctx) or {})
         ev.emit(StageFinished(seconds=time.monotonic() - t0, summary=summary))
 
     def record(self, stage: str, summary: dict[str, Any]) -> dict[str, Any]:

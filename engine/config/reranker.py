@@ -80,6 +80,11 @@ class RerankerConfig(Section):
         choices=PRECISIONS,
     )
     max_length: int = setting(512, help="query + passage tokens", minimum=16)
+    gradient_checkpointing: bool = setting(
+        False,
+        help="recompute activations in the backward pass: slower steps, far less memory",
+        fingerprint=False,
+    )
     top_k: int = setting(30, help="retriever candidates the reranker reorders", minimum=1)
     fusion_weight: float = setting(
         -1.0,

@@ -111,7 +111,10 @@ class EmbedderConfig(Section):
     eval_steps: int = setting(0, help="with eval_strategy = steps", minimum=0)
     save_total_limit: int = setting(2, minimum=1, fingerprint=False)
     gradient_checkpointing: bool = setting(
-        False, help="trade speed for memory on long inputs", fingerprint=False
+        False,
+        help="recompute activations in the backward pass: slower steps, far less memory "
+        "(long inputs, large batches)",
+        fingerprint=False,
     )
     query_prompt: str = setting(
         "", help="text put before queries, e.g. 'search_query: '; empty = the model's own prompts"

@@ -52,6 +52,10 @@ class OfflineError(RagtuneError):
     exit_code = 4
 
 
+class OutOfMemory(RagtuneError):
+    """The GPU ran out of memory; the message names the batch in use, the hint what lowers it."""
+
+
 class Cancelled(RagtuneError):
     """The user asked to stop; work done so far is kept."""
 

@@ -108,6 +108,51 @@ def precision_flags(preference: str, device: str) -> dict[str, bool]:
     return {"bf16": False, "fp16": True}
 
 
+def inference_dtype(preference: str, device: str) -> Any:
+    """The dtype encoding runs in: the training precision on a CUDA GPU (bf16 or fp16, which
+    halves the memory and runs on the tensor cores), float32 elsewhere."""
+    import torch
+
+    if not device.startswith("cuda"):
+        return torch.float32
+    flags = precision_flags(preference, device)
+    if flags["bf16"]:
+        return torch.bfloat16
+    return torch.float16 if flags["fp16"] else torch.float32
+
+
+def for_inference(model: Any, preference: str, device: str) -> Any:
+    """``model`` in eval mode and the inference dtype; only for a model that is not trained next."""
+    model.eval()
+    dtype = inference_dtype(preference, device)
+    if next(model.parameters()).dtype != dtype:
+        model.to(dtype)
+    return model
+
+
+ENCODE_BATCH_CPU = 64
+# Encoding batch per GiB of GPU memory: a 512-token batch of 256 in bf16 through a base-size
+# encoder needs about 3 GiB of activations, so memory / 8 leaves room for the model and a
+# second one beside it.
+ENCODE_BATCH_PER_GIB = 8
+
+
+def encode_batch_size(configured: int, device: str, memory_gib: float | None = None) -> int:
+    """``configured`` when set (> 0); 0 means sized to the device: 64 on CPU, on a GPU about
+    8 per GiB as a power of two between 64 and 1024."""
+    if configured > 0:
+        return configured
+    if not device.startswith("cuda"):
+        return ENCODE_BATCH_CPU
+    if memory_gib is None:
+        import torch
+
+        index = torch.device(device).index
+        memory_gib = torch.cuda.get_device_properties(index or 0).total_memory / 2**30
+    fits = max(ENCODE_BATCH_CPU, int(memory_gib * ENCODE_BATCH_PER_GIB))
+    return min(1024, 2 ** (fits.bit_length() - 1))
+
+
 def has_native_bf16(device: str) -> bool:
     """bf16 in hardware from Ampere (compute capability 8.0) on; ``is_bf16_supported`` also
     counts the emulated bf16 of a T4 or V100, which trains several times slower than fp16."""

@@ -6,12 +6,30 @@ from __future__ import annotations
 from typing import Any
 
 from engine.core.outputs import Output, model_reads
-from engine.core.stages import WORLD, Stage, StageContext
+from engine.core.stages import Stage, StageContext
 
 
-def uses_launcher(cfg: Any) -> bool:
-    """Several processes (or nodes) train through torchrun; one trains here."""
-    return cfg.distributed.nproc_per_node > 1 or cfg.distributed.nnodes > 1
+def uses_launcher(cfg: Any, which: str = "embedder") -> bool:
+    """Several processes (or nodes, or one GPU pinned among several) train through torchrun;
+    one trains here."""
+    from engine.training.launch import uses_launcher as launched
+
+    return launched(cfg, which)
+
+
+def world_inputs(which: str) -> Any:
+    """The process counts as numbers ("auto" resolved, without torch): they change the global
+    batch, and a run with "auto" on one GPU stays current against one recorded with 1."""
+
+    def derived(cfg: Any) -> dict[str, Any]:
+        from engine.training.launch import planned_processes
+
+        return {
+            "distributed.nproc_per_node": planned_processes(cfg, which),
+            "distributed.nnodes": cfg.distributed.nnodes,
+        }
+
+    return derived
 
 
 def _run(ctx: StageContext) -> dict[str, Any]:
@@ -28,7 +46,8 @@ def _run(ctx: StageContext) -> dict[str, Any]:
 
 STAGE = Stage(
     "train",
-    settings=("embedder", *WORLD, "run.seed"),
+    settings=("embedder", "run.seed"),
+    derived=world_inputs("embedder"),
     upstream=("prepare",),
     outputs=(Output("embedder", lambda ws: ws.embedder_dir, model_reads),),
     partial=lambda ws: ws.checkpoints_dir / "embedder",

@@ -16,12 +16,13 @@ from engine.core.workspace import Workspace
 from engine.data.prepare import Prepared, load_prepared
 from engine.stages import plan as stage_plan
 from engine.training.arguments import (
-    checkpointing_argument,
     common_arguments,
     reset_stale_checkpoints,
     train_resuming,
 )
 from engine.training.callbacks import EventsCallback
+from engine.training.checkpointing import enable_checkpointing
+from engine.training.prework import embedder_rows
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -283,7 +284,6 @@ def training_arguments(
         batch_sampler=BatchSamplers.NO_DUPLICATES,
         logging_steps=max(1, cfg.eval_steps // 10) if cfg.eval_steps else 5,
         logging_first_step=True,
-        **checkpointing_argument(cfg.gradient_checkpointing),
         prompts=prompts or None,
         dataloader_drop_last=world_size() > 1,
         ddp_find_unused_parameters=False if world_size() > 1 else None,
@@ -315,10 +315,12 @@ def train_embedder(
     dims = model_dims(model, ecfg)
     check_best_metric(ecfg.metric_for_best_model, dims)
     prompts = column_prompts(model, ecfg)
-    train, data_summary = training_rows(cfg, prepared, model, events)
+    train, data_summary = embedder_rows(cfg, ws, prepared, model, events)
     if ecfg.lora:
         apply_lora(model, ecfg)
     freeze_unused_pooler(model)
+    if ecfg.gradient_checkpointing:
+        enable_checkpointing(model, "embedder.gradient_checkpointing")
 
     has_eval = bool(prepared.eval_queries)
     evaluator = None

@@ -6,14 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from engine.core.outputs import Output, json_has, model_reads
-from engine.core.stages import EMBEDDER_USE, WORLD, Stage, StageContext
-from engine.embedder.spec import uses_launcher
+from engine.core.stages import EMBEDDER_USE, Stage, StageContext
+from engine.embedder.spec import uses_launcher, world_inputs
 
 
 def _run(ctx: StageContext) -> dict[str, Any]:
     from engine.evaluate.report import write_report
 
-    if uses_launcher(ctx.cfg):
+    if uses_launcher(ctx.cfg, "reranker"):
         from engine.training.launch import launch_training
 
         summary = launch_training(ctx.cfg, ctx.ws, ctx.events, "reranker", ctx.cancel)
@@ -32,7 +32,8 @@ def _run(ctx: StageContext) -> dict[str, Any]:
 
 STAGE = Stage(
     "rerank",
-    settings=("reranker", *WORLD, *EMBEDDER_USE, "run.seed"),
+    settings=("reranker", *EMBEDDER_USE, "run.seed"),
+    derived=world_inputs("reranker"),
     upstream=("train",),
     outputs=(
         Output("reranker metrics", lambda ws: ws.metrics_path, json_has("reranker")),

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from engine.config import RunConfig
 from engine.config.reranker import RerankerConfig
-from engine.core.dist import broadcast_from_main
 from engine.core.errors import Cancelled, OfflineError
 from engine.core.events import Emitter, EvalRow, is_main_process
 from engine.core.models import (
+    for_inference,
     hub_kwargs,
     hub_reachable,
     is_network_error,
@@ -41,6 +41,7 @@ from engine.training.arguments import (
     train_resuming,
 )
 from engine.training.callbacks import EventsCallback
+from engine.training.checkpointing import enable_checkpointing
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
@@ -333,6 +334,38 @@ def _save_reranker(
     tmp.replace(out)
 
 
+def mine_reranker_negatives(
+    cfg: RunConfig,
+    ws: Workspace,
+    prepared: Any,
+    embedder: Any,
+    device: str,
+    events: Emitter,
+) -> NegativesResult:
+    """Mined, LLM-written and random negatives for the training queries. One process does this
+    for all: under torchrun the launcher runs it before the ranks start
+    (``engine.training.prework``), since ranks mining on their own could keep different
+    negatives, run different step counts, and hang."""
+    rc = cfg.reranker
+    rescorer = load_cross_encoder(rc.rescore_model, device=device) if rc.rescore_model else None
+    llm_rows = []
+    if rc.llm_negatives and ws.generated_path.exists():
+        from engine.generate.rows import read_rows
+
+        llm_rows = read_rows(ws.generated_path)
+    return collect_negatives(
+        prepared.train,
+        prepared.corpus,
+        rc,
+        embedder=embedder,
+        exclude_chunks=prepared.eval_chunks,
+        llm_rows=llm_rows,
+        cross_encoder=rescorer,
+        events=events,
+        batch_size=cfg.eval.batch_size,
+    )
+
+
 def run_reranker_stage(
     cfg: RunConfig, ws: Workspace, events: Emitter, cancel: threading.Event | None = None
 ) -> dict[str, Any]:
@@ -353,6 +386,7 @@ def run_reranker_stage(
         load_embedder(emb_name, device=device, trust_remote_code=cfg.embedder.trust_remote_code),
         cfg.embedder,
     )
+    for_inference(embedder, rc.precision, device)
 
     cands = retrieve_candidates(
         embedder,
@@ -362,29 +396,10 @@ def run_reranker_stage(
         rc.top_k,
         batch_size=batch,
     )
-    rescorer = load_cross_encoder(rc.rescore_model, device=device) if rc.rescore_model else None
-    llm_rows = []
-    if rc.llm_negatives and ws.generated_path.exists():
-        from engine.generate.rows import read_rows
+    from engine.training.prework import reranker_negatives
 
-        llm_rows = read_rows(ws.generated_path)
-    # Under torchrun rank 0 mines and the others receive its result: ranks mining on their
-    # own could keep different negatives and so run different step counts, and hang.
-    negatives = None
-    if is_main_process():
-        negatives = collect_negatives(
-            prepared.train,
-            prepared.corpus,
-            rc,
-            embedder=embedder,
-            exclude_chunks=prepared.eval_chunks,
-            llm_rows=llm_rows,
-            cross_encoder=rescorer,
-            events=events,
-            batch_size=batch,
-        )
-    negatives = broadcast_from_main(negatives)
-    del embedder, rescorer
+    negatives = reranker_negatives(cfg, ws, prepared, embedder, device, events)
+    del embedder
     if cancel is not None and cancel.is_set():
         raise Cancelled()
 
@@ -411,6 +426,8 @@ def run_reranker_stage(
         seed=rc.seed,
         trust_remote_code=rc.trust_remote_code,
     )
+    if rc.gradient_checkpointing:
+        enable_checkpointing(model, "reranker.gradient_checkpointing")
     ckpt_dir = ws.checkpoints_dir / "reranker"
     reset_stale_checkpoints(ckpt_dir, stage_plan(cfg, ws).fingerprint("rerank"))
     training = train_reranker(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from engine.core.errors import RagtuneError
 from engine.core.models import precision_flags
 
 
@@ -52,14 +53,6 @@ def warmup_argument(ratio: float) -> dict[str, float]:
     return {"warmup_steps": ratio} if _transformers_major() >= 5 else {"warmup_ratio": ratio}
 
 
-def checkpointing_argument(enabled: bool) -> dict[str, bool]:
-    """Activation checkpointing under the name the installed transformers uses (renamed in 5)."""
-    if not enabled:
-        return {}
-    key = "activation_checkpointing" if _transformers_major() >= 5 else "gradient_checkpointing"
-    return {key: True}
-
-
 def reset_stale_checkpoints(folder: Path, fingerprint: str) -> None:
     """Checkpoints made with other settings or data must never be resumed; rank 0 wipes them
     and the other ranks wait, so every rank sees the same folder."""
@@ -97,11 +90,39 @@ def quiet(trainer: Any) -> Any:
     return trainer
 
 
+def agreed_checkpoint(folder: Path) -> str | None:
+    """The checkpoint every rank resumes: rank 0 chooses it, every rank must see it.
+
+    Ranks that each picked "their" newest checkpoint could resume from different steps when
+    nodes do not share a filesystem (the trainer saves on rank 0's node only).
+    """
+    import torch.distributed as dist
+
+    from engine.core.dist import broadcast_from_main, rank
+
+    chosen = broadcast_from_main(last_checkpoint(folder))
+    name = Path(chosen).name if chosen else None
+    if not (dist.is_available() and dist.is_initialized()):
+        return chosen
+    here = name is None or (folder / name / "trainer_state.json").is_file()
+    seen: list[tuple[int, bool]] = [(0, True)] * dist.get_world_size()
+    dist.all_gather_object(seen, (rank(), here))
+    missing = sorted(r for r, ok in seen if not ok)
+    if missing:
+        raise RagtuneError(
+            f"rank 0 resumes from {name}, which rank(s) {', '.join(map(str, missing))} cannot see",
+            where=str(folder),
+            hint="put the workspace on a filesystem every node shares (see docs/scaling.md), "
+            "or delete the checkpoints folder to start training afresh",
+        )
+    return str(folder / name) if name else None
+
+
 def train_resuming(trainer: Any, output_dir: Path, events: Any, what: str) -> str | None:
-    """Run ``trainer`` from its last complete checkpoint in ``output_dir``, saying so; the
-    printer callback is removed first since logs reach the user as events."""
+    """Run ``trainer`` from the last complete checkpoint in ``output_dir`` that rank 0 chose,
+    saying so; the printer callback is removed first since logs reach the user as events."""
     quiet(trainer)
-    resume = last_checkpoint(output_dir)
+    resume = agreed_checkpoint(output_dir)
     if resume:
         events.info(f"resuming from {Path(resume).name} ({what})")
     trainer.train(resume_from_checkpoint=resume)

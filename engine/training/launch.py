@@ -21,7 +21,9 @@ from typing import Any
 from engine.config import RunConfig
 from engine.core.errors import Cancelled, ConfigError, RagtuneError
 from engine.core.events import Emitter, EventTail
+from engine.core.gpu import named_oom
 from engine.core.workspace import Workspace
+from engine.training.prework import STAGE_OF, run_prework
 
 WHICH = ("embedder", "reranker")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -46,24 +48,93 @@ def training_device(cfg: RunConfig, which: str) -> str:
     return pick_device(section.device)
 
 
+def _gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def processes_per_node(cfg: RunConfig, device: str) -> int:
+    """``distributed.nproc_per_node`` as a number: "auto" is one per visible GPU on CUDA (one
+    when the device names a single GPU, ``cuda:1``), one on CPU and MPS."""
+    n = cfg.distributed.nproc_per_node
+    if n != "auto":
+        return int(n)
+    if device == "cuda":
+        return max(1, _gpu_count())
+    return 1
+
+
+def planned_processes(cfg: RunConfig, which: str) -> int:
+    """``processes_per_node`` without importing torch (NVML counts the GPUs), for fingerprints
+    and status: a run that trained with "auto" on one GPU matches one recorded with 1."""
+    n = cfg.distributed.nproc_per_node
+    if n != "auto":
+        return int(n)
+    section = cfg.embedder if which == "embedder" else cfg.reranker
+    if section.device not in ("auto", "cuda"):
+        return 1
+    from engine.core.gpu import visible_gpus
+
+    return max(1, len(visible_gpus()))
+
+
+def pinned_gpu(device: str, nproc: int, gpu_count: int, visible: str | None) -> str | None:
+    """The one GPU a single process must be held to, as a CUDA_VISIBLE_DEVICES value, or None.
+
+    One process that sees several GPUs gets wrapped in ``torch.nn.DataParallel`` by the
+    trainer, slower than one GPU for an encoder this size and never what was asked for.
+    ``visible`` is the CUDA_VISIBLE_DEVICES already set, whose entries ``cuda:N`` indexes.
+    """
+    if nproc != 1 or gpu_count < 2 or not device.startswith("cuda"):
+        return None
+    index = int(device.split(":", 1)[1]) if ":" in device else 0
+    ids = [v.strip() for v in (visible or "").split(",") if v.strip()]
+    return ids[index] if index < len(ids) else str(index)
+
+
+def uses_launcher(cfg: RunConfig, which: str) -> bool:
+    """Whether ``which`` trains in child processes (torchrun) rather than in this one."""
+    device = training_device(cfg, which)
+    nproc = processes_per_node(cfg, device)
+    if cfg.distributed.nnodes > 1 or nproc > 1:
+        return True
+    if not device.startswith("cuda"):
+        return False
+    return (
+        pinned_gpu(device, nproc, _gpu_count(), os.environ.get("CUDA_VISIBLE_DEVICES")) is not None
+    )
+
+
+def process_group_timeout(cfg: RunConfig) -> float:
+    """Seconds a rank waits in a collective; NCCL's own default (10 minutes) is shorter than
+    a large corpus's checkpoint save or last evaluation."""
+    return cfg.distributed.timeout_minutes * 60.0
+
+
 def check_distributed(cfg: RunConfig, device: str) -> None:
     """Fail before starting processes when the settings cannot work on this machine."""
     d = cfg.distributed
+    nproc = processes_per_node(cfg, device)
     if d.nnodes > 1 and not d.rdzv_endpoint:
         raise ConfigError("distributed.rdzv_endpoint", "", "host:port of the node with node_rank 0")
     if d.nnodes > 1 and ":" not in d.rdzv_endpoint:
         raise ConfigError("distributed.rdzv_endpoint", d.rdzv_endpoint, "host:port")
     if d.node_rank >= d.nnodes:
         raise ConfigError("distributed.node_rank", d.node_rank, f"0 to {d.nnodes - 1}")
+    if ":" in device and nproc > 1:
+        raise ConfigError(
+            "distributed.nproc_per_node",
+            d.nproc_per_node,
+            f"1 while the device is {device} (one GPU); or set the device to auto or cuda",
+        )
     if device.startswith("cuda"):
-        import torch
-
-        gpus = torch.cuda.device_count()
-        if d.nproc_per_node > gpus:
+        gpus = _gpu_count()
+        if nproc > gpus:
             raise ConfigError(
                 "distributed.nproc_per_node",
                 d.nproc_per_node,
-                f"at most the {gpus} visible GPU(s) (see CUDA_VISIBLE_DEVICES)",
+                f'"auto" or at most the {gpus} visible GPU(s) (see CUDA_VISIBLE_DEVICES)',
             )
 
 
@@ -73,6 +144,9 @@ def torchrun_command(
     which: str,
     backend: str,
     run_dir: Path,
+    *,
+    nproc: int | None = None,
+    device: str = "",
 ) -> list[str]:
     """The command a user could also type; single-node runs use --standalone (a free port).
 
@@ -80,13 +154,15 @@ def torchrun_command(
     model, lives on ``node_rank`` 0, the node whose workspace the user is watching.
     """
     d = cfg.distributed
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={d.nproc_per_node}"]
+    n = nproc if nproc is not None else d.nproc_per_node
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={n}"]
     if d.nnodes > 1:
         cmd += [
             f"--nnodes={d.nnodes}",
             f"--node_rank={d.node_rank}",
             "--rdzv_backend=static",
             f"--rdzv_endpoint={d.rdzv_endpoint}",
+            f"--rdzv_conf=timeout={int(process_group_timeout(cfg))}",
         ]
     else:
         cmd += ["--standalone", "--nnodes=1"]
@@ -106,11 +182,14 @@ def torchrun_command(
         str(run_dir / "events.jsonl"),
         "--cancel-file",
         str(run_dir / "cancel"),
+        *(["--device", device] if device else []),
     ]
 
 
-def _worker_env() -> dict[str, str]:
+def _worker_env(pinned: str | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    if pinned is not None:
+        env["CUDA_VISIBLE_DEVICES"] = pinned
     path = env.get("PYTHONPATH", "")
     env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + path if path else "")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -176,12 +255,20 @@ def _rank_error(run_dir: Path) -> RagtuneError | None:
 class _GpuRelay:
     """Samples this node's GPUs and labels each with the global rank training on it."""
 
-    def __init__(self, events: Emitter, cfg: RunConfig, interval: float = 2.0) -> None:
+    def __init__(
+        self,
+        events: Emitter,
+        cfg: RunConfig,
+        nproc: int,
+        interval: float = 2.0,
+        visible: str | None = None,
+    ) -> None:
         self.events = events
         self.interval = interval
-        self.first_rank = cfg.distributed.node_rank * cfg.distributed.nproc_per_node
-        self.nproc = cfg.distributed.nproc_per_node
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+        self.first_rank = cfg.distributed.node_rank * nproc
+        self.nproc = nproc
+        if visible is None:
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
         ids = [v.strip() for v in visible.split(",") if v.strip()]
         self.visible = [int(v) for v in ids] if ids and all(v.isdigit() for v in ids) else None
         self._stop = threading.Event()
@@ -243,6 +330,14 @@ def launch_training(
     check_distributed(cfg, device)
     if not ws.config_path.exists():
         cfg.for_workspace(ws.root).save(ws.config_path)
+    d = cfg.distributed
+    nproc = processes_per_node(cfg, device)
+    pinned = pinned_gpu(device, nproc, _gpu_count(), os.environ.get("CUDA_VISIBLE_DEVICES"))
+    if d.node_rank == 0:
+        # Before the ranks exist, so none of them waits in a collective while it runs; the
+        # other nodes' ranks wait in the rendezvous, whose timeout is the same setting.
+        with named_oom(STAGE_OF[which], cfg):
+            run_prework(cfg, ws, events, which)
 
     run_dir = ws.state_dir / f"launch_{which}"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -251,13 +346,22 @@ def launch_training(
     events_file = run_dir / "events.jsonl"
     events_file.write_text("")
     log_path = run_dir / "torchrun.log"
-    cmd = torchrun_command(cfg, ws.config_path, which, backend, run_dir)
-    d = cfg.distributed
-    events.info(
-        f"{which}: {d.nproc_per_node * d.nnodes} processes "
-        f"({d.nnodes} node(s) × {d.nproc_per_node}), backend {backend}",
-        where=str(log_path),
+    cmd = torchrun_command(
+        cfg, ws.config_path, which, backend, run_dir, nproc=nproc, device="cuda" if pinned else ""
     )
+    if pinned is not None:
+        events.info(
+            f"{which}: one process on GPU {pinned} of the {_gpu_count()} visible "
+            f"(CUDA_VISIBLE_DEVICES={pinned}), not DataParallel over all of them; to train on "
+            f'every GPU set distributed.nproc_per_node = "auto" and {which}.device = "auto"',
+            where=str(log_path),
+        )
+    else:
+        events.info(
+            f"{which}: {nproc * d.nnodes} processes ({d.nnodes} node(s) × {nproc}), "
+            f"backend {backend}",
+            where=str(log_path),
+        )
 
     tail = EventTail(events_file)
 
@@ -267,7 +371,8 @@ def launch_training(
 
     cancel_sent: float | None = None
     terminated = False
-    with log_path.open("ab") as log, _GpuRelay(events, cfg):
+    relay_visible = pinned if pinned is not None else os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    with log_path.open("ab") as log, _GpuRelay(events, cfg, nproc, visible=relay_visible):
         log.write(f"$ {' '.join(cmd)}\n".encode())
         log.flush()
         proc = subprocess.Popen(
@@ -275,7 +380,7 @@ def launch_training(
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=_worker_env(),
+            env=_worker_env(pinned),
             cwd=str(ws.root),
             start_new_session=True,
         )

@@ -20,8 +20,7 @@ from typing import Any
 from engine.core.dist import barrier, rank, world_size
 from engine.core.errors import RagtuneError
 from engine.core.events import Emitter, JsonlEventLog, StageFinished, StageStarted
-
-STAGE_OF = {"embedder": "train", "reranker": "rerank"}
+from engine.training.prework import STAGE_OF
 
 
 class DistributedCancel(threading.Event):
@@ -82,8 +81,11 @@ def install_signals(cancel: threading.Event) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def init_distributed(backend: str) -> None:
-    """Join the group before the trainer does, so it uses our backend and this rank's GPU."""
+def init_distributed(backend: str, timeout_s: float) -> None:
+    """Join the group before the trainer does, so it uses our backend, this rank's GPU and
+    ``distributed.timeout_minutes`` (NCCL's own default, 10 minutes, ends long waits)."""
+    from datetime import timedelta
+
     import torch
 
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -93,7 +95,7 @@ def init_distributed(backend: str) -> None:
         import torch.distributed as dist
 
         if not dist.is_initialized():
-            dist.init_process_group(backend=backend)
+            dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))
 
 
 def run_stage(which: str, cfg: Any, ws: Any, events: Emitter, cancel: threading.Event) -> dict:
@@ -141,6 +143,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="stop within 10 steps (every rank at the same one) once this file exists",
     )
     p.add_argument(
+        "--device",
+        default="",
+        help="overrides the section's device (the launcher pins one GPU as cuda)",
+    )
+    p.add_argument(
         "--mark-done",
         action="store_true",
         help="mark the stage done in the workspace (for runs started by hand with srun/torchrun)",
@@ -154,8 +161,9 @@ def main(argv: list[str] | None = None) -> int:
 
     quiet_libraries()
     from engine.config import load_config
+    from engine.core.gpu import named_oom
     from engine.core.workspace import Workspace
-    from engine.training.launch import choose_backend, training_device
+    from engine.training.launch import choose_backend, process_group_timeout, training_device
 
     summary_path = Path(args.summary) if args.summary else None
     error_dir = summary_path.parent if summary_path else None
@@ -163,12 +171,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = Path(args.config)
         cfg = load_config(config / "config.toml" if config.is_dir() else config)
+        if args.device:
+            (cfg.embedder if args.which == "embedder" else cfg.reranker).device = args.device
         ws = Workspace.create(cfg.workspace_dir)
         error_dir = error_dir or ws.state_dir / f"launch_{args.which}"
         backend = args.backend or choose_backend(
             cfg.distributed.backend, training_device(cfg, args.which)
         )
-        init_distributed(backend)
+        init_distributed(backend, process_group_timeout(cfg))
         cancel = DistributedCancel(Path(args.cancel_file) if args.cancel_file else None)
         install_signals(cancel)
         if rank() == 0:
@@ -176,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         events = Emitter(*([log] if log else []), stage=STAGE_OF[args.which])
         if args.mark_done:
             events.emit(StageStarted(detail=f"{world_size()} processes"))
-        summary = run_stage(args.which, cfg, ws, events, cancel)
+        with named_oom(STAGE_OF[args.which], cfg):
+            summary = run_stage(args.which, cfg, ws, events, cancel)
         seen = _candidates_per_query(args.which)
         if seen is not None:
             # What multi-GPU buys with in-batch losses: the user (and a test) can check it.
