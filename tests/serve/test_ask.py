@@ -123,3 +123,25 @@ def test_render_result_for_the_cli(ws) -> None:
     text = console.export_text()
     assert "fine-tuned: reranked" in text and "base: base retriever" in text
     assert result.hits[0].source in text and "note:" in text
+
+
+def test_a_model_saved_after_the_first_question_is_what_the_next_one_uses(
+    ws, tmp_path: Path, minilm_path: Path
+) -> None:
+    """The wizard keeps one process for a whole run: a question asked before training finished
+    must not pin the base model for the questions after it."""
+    import shutil
+
+    from engine.core.workspace import Workspace
+
+    copy = Workspace(tmp_path / "ws")
+    shutil.copytree(ws.root, copy.root)
+    before = get_searcher(copy)
+    assert get_searcher(copy) is before, "unchanged workspace: the cached searcher"
+    assert Path(before.embedder_name) != copy.embedder_dir
+
+    shutil.copytree(minilm_path, copy.embedder_dir)  # training saved its model
+    after = get_searcher(copy)
+    assert after is not before
+    assert Path(after.embedder_name) == copy.embedder_dir
+    assert ask(copy, "Where does the glimmerfox live?", top_k=3, rerank=False).fine_tuned
