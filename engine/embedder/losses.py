@@ -27,7 +27,7 @@ class MatryoshkaDistillLoss(nn.Module):
     def __init__(
         self,
         model: Any,
-        teacher: Any,
+        teacher: Any | None,
         dims: Sequence[int],
         *,
         weights: Sequence[float] | None = None,
@@ -38,16 +38,40 @@ class MatryoshkaDistillLoss(nn.Module):
     ) -> None:
         super().__init__()
         self.model = model
+        # None when the rows carry the teacher's embeddings (engine.embedder.teacher); a model
+        # here runs on every batch instead, as before precomputing existed.
         self.teacher = teacher
-        for p in teacher.parameters():
-            p.requires_grad_(False)
-        self.teacher.eval()
+        if teacher is not None:
+            for p in teacher.parameters():
+                p.requires_grad_(False)
+            self.teacher.eval()
         self.dims = list(dims)
         self.weights = list(weights) if weights else [1.0] * len(self.dims)
         self.distill_weight = distill_weight
         self.contrastive_weight = contrastive_weight
         self.scale = scale
         self.gather_across_devices = gather_across_devices
+
+    def teacher_embeddings(
+        self, features: list[dict[str, torch.Tensor]], labels: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unit-length teacher embeddings of the anchors and of the candidates (column after
+        column, as the student's candidates are concatenated)."""
+        if labels is not None and labels.dim() == 3:
+            device = next(iter(features[0].values())).device
+            labels = labels.to(device=device, dtype=torch.float32)
+            t_anchor = labels[:, 0]
+            t_cand = labels[:, 1:].transpose(0, 1).reshape(-1, labels.size(-1))
+            return F.normalize(t_anchor, dim=-1), F.normalize(t_cand, dim=-1)
+        if self.teacher is None:
+            raise ValueError(
+                "the distill loss needs the teacher's embeddings as the rows' label column "
+                "(engine.embedder.teacher.precompute_teacher) or a teacher model"
+            )
+        with torch.no_grad():
+            t_anchor = self.teacher(features[0])["sentence_embedding"]
+            t_cand = torch.cat([self.teacher(f)["sentence_embedding"] for f in features[1:]])
+        return F.normalize(t_anchor, dim=-1), F.normalize(t_cand, dim=-1)
 
     def forward(
         self,
@@ -57,11 +81,7 @@ class MatryoshkaDistillLoss(nn.Module):
         features = list(sentence_features)
         anchors = self.model(features[0])["sentence_embedding"]
         candidates = torch.cat([self.model(f)["sentence_embedding"] for f in features[1:]])
-        with torch.no_grad():
-            t_anchor = F.normalize(self.teacher(features[0])["sentence_embedding"], dim=-1)
-            t_cand = F.normalize(
-                torch.cat([self.teacher(f)["sentence_embedding"] for f in features[1:]]), dim=-1
-            )
+        t_anchor, t_cand = self.teacher_embeddings(features, labels)
         offset = 0
         if self.gather_across_devices and _distributed():
             # Every rank's candidates join each query's in-batch set, as MNRL does with

@@ -111,10 +111,8 @@ def build_loss(model: SentenceTransformer, cfg: EmbedderConfig, dims: list[int])
     if cfg.loss == "distill":
         from engine.embedder.losses import MatryoshkaDistillLoss
 
-        teacher = load_embedder(
-            cfg.base_model, device=str(model.device), trust_remote_code=cfg.trust_remote_code
-        )
-        return MatryoshkaDistillLoss(model, teacher, dims, gather_across_devices=distributed)
+        # The base model's embeddings arrive with each batch (``with_teacher_embeddings``).
+        return MatryoshkaDistillLoss(model, None, dims, gather_across_devices=distributed)
     if cfg.loss == "cached_mnrl":
         inner = losses.CachedMultipleNegativesRankingLoss(
             model, mini_batch_size=cfg.mini_batch_size, gather_across_devices=distributed
@@ -268,6 +266,51 @@ def training_rows(
     return rows, summary
 
 
+def with_teacher_embeddings(
+    cfg: RunConfig, rows: Any, model: SentenceTransformer, prompts: dict[str, str], events: Emitter
+) -> Any:
+    """The rows with the base model's embeddings as their label column, for ``distill``.
+
+    ``model`` must still hold the base weights (called before any training step): it is the
+    teacher, so no second copy is loaded. Under torchrun each rank encodes its own share of
+    the rows and the ranks exchange them, so no rank waits on another's work; a stage that
+    ran before the ranks started may have added the column already.
+    """
+    from engine.core.dist import rank
+    from engine.embedder.teacher import TEACHER_COLUMN, precompute_teacher
+
+    if TEACHER_COLUMN in rows.column_names:
+        return rows
+    flags = precision_flags(cfg.embedder.precision, str(model.device))
+    dtype = None
+    if flags.get("bf16") or flags.get("fp16"):
+        import torch
+
+        dtype = torch.bfloat16 if flags.get("bf16") else torch.float16
+    column_prompts_ = prompts_for_columns(prompts, rows.column_names)
+    world = world_size()
+    events.info(f"encoding {len(rows)} training rows once with the base model (distill teacher)")
+    if world == 1:
+        return precompute_teacher(
+            model, rows, column_prompts_, batch_size=cfg.eval.batch_size, autocast_dtype=dtype
+        )
+    import numpy as np
+    import torch.distributed as dist
+
+    from engine.embedder.teacher import with_column
+
+    mine = precompute_teacher(
+        model,
+        rows.shard(world, rank(), contiguous=True),
+        column_prompts_,
+        batch_size=cfg.eval.batch_size,
+        autocast_dtype=dtype,
+    ).with_format("numpy")[TEACHER_COLUMN]
+    shares: list[Any] = [None] * world
+    dist.all_gather_object(shares, np.asarray(mine))
+    return with_column(rows, np.concatenate(shares))
+
+
 def training_arguments(
     cfg: EmbedderConfig, output_dir: Path, device: str, has_eval: bool, prompts: dict[str, str]
 ) -> Any:
@@ -316,6 +359,8 @@ def train_embedder(
     check_best_metric(ecfg.metric_for_best_model, dims)
     prompts = column_prompts(model, ecfg)
     train, data_summary = training_rows(cfg, prepared, model, events)
+    if ecfg.loss == "distill":
+        train = with_teacher_embeddings(cfg, train, model, prompts, events)
     if ecfg.lora:
         apply_lora(model, ecfg)
     freeze_unused_pooler(model)
