@@ -108,6 +108,17 @@ def build_loss(model: SentenceTransformer, cfg: EmbedderConfig, dims: list[int])
             scale=cfg.gpl_score_scale,
             contrastive_weight=cfg.gpl_contrastive_weight,
         )
+    if cfg.loss == "hybrid_distill":
+        from engine.embedder.losses import MatryoshkaDistillLoss
+
+        # Teacher embeddings and fused logits arrive with each batch (``hybrid_teacher_rows``).
+        return MatryoshkaDistillLoss(
+            model,
+            None,
+            dims,
+            listwise_weight=cfg.listwise_weight,
+            gather_across_devices=distributed,
+        )
     if cfg.loss == "distill":
         from engine.embedder.losses import MatryoshkaDistillLoss
 
@@ -212,6 +223,8 @@ def training_rows(
     """The rows the loss reads: (anchor, positive), plus mined negatives when asked for, plus
     the cross-encoder's margins for gpl. Mining and labelling run once, on rank 0."""
     ecfg = cfg.embedder
+    if ecfg.loss == "hybrid_distill":
+        return hybrid_rows(cfg, prepared, model, events)
     if ecfg.hard_negatives < 1:
         return prepared.train.select_columns(["anchor", "positive"]), {}
     from engine.core.dist import broadcast_from_main, is_main_process
@@ -264,6 +277,46 @@ def training_rows(
             rows = negative_columns(groups)
     rows, summary = broadcast_from_main((rows, summary))
     return rows, summary
+
+
+def hybrid_rows(
+    cfg: RunConfig, prepared: Prepared, model: SentenceTransformer, events: Emitter
+) -> tuple[Any, dict[str, Any]]:
+    """Rows for ``hybrid_distill``, built once on rank 0 (as mining is) from the pool without
+    the held-out chunks, with ``model`` still holding the base weights."""
+    from engine.core.dist import broadcast_from_main, is_main_process
+    from engine.embedder.hybrid_teacher import HybridTeacher, hybrid_teacher_rows
+
+    ecfg = cfg.embedder
+    rows, summary = None, {}
+    if is_main_process():
+        pool = {c: t for c, t in prepared.corpus.items() if c not in prepared.eval_chunks}
+        events.info(
+            f"hybrid teacher: BM25 fused with the base model (BM25 weight "
+            f"{ecfg.teacher_bm25_weight}) ranks {len(pool)} passages for each training query"
+        )
+        try:
+            rows, found = hybrid_teacher_rows(
+                prepared.train,
+                pool,
+                model,
+                HybridTeacher(ecfg.teacher_candidates, ecfg.teacher_bm25_weight),
+                column_prompts(model, ecfg),
+                batch_size=cfg.eval.batch_size,
+            )
+        except ValueError as exc:
+            raise ConfigError(
+                "embedder.teacher_candidates",
+                ecfg.teacher_candidates,
+                f"fewer candidates ({exc})",
+            ) from exc
+        summary = {"hybrid_teacher": found}
+        events.info(
+            f"hybrid teacher: {found['candidates']} candidates for {found['queries']} queries; "
+            f"the fused ranking puts the query's own chunk first for "
+            f"{found['own_chunk_first']:.0%} of them"
+        )
+    return broadcast_from_main((rows, summary))
 
 
 def with_teacher_embeddings(
