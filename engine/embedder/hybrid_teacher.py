@@ -7,15 +7,16 @@ what the lexical side adds (SPAR, Chen et al. 2022: a dense model taught to imit
 matches hybrids; Tamber et al. 2025: listwise distillation from fused retrievers beats
 contrastive training on synthetic queries).
 
-Fusion is z-score fusion: per query, each retriever's scores over the pool are standardised
-and mixed with ``bm25_weight``. The fused score is expressed back in the base model's cosine
-units (its per-query mean and spread), so the teacher's logits are ``scale`` times a
-cosine-like score, the same units as the student's and as ``distill``'s in-batch target.
+The fusion is the project's hybrid retriever (``engine.retrieval``: BM25 with bm25s, z-score
+fusion of each list's top ``depth``, BM25 weight ``bm25_weight``). The fused score is put
+back in the base model's cosine units (the mean and spread of its top-``depth`` cosines),
+so the teacher's logits are ``scale`` times a cosine-like score: the units of the student's
+scores and of ``distill``'s in-batch target; with weight 0 they are the base model's own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,12 +24,13 @@ import numpy as np
 
 from engine.data.mining import match_key
 from engine.embedder.teacher import TEACHER_COLUMN, precompute_teacher, with_column
+from engine.retrieval import Bm25Index
 
 if TYPE_CHECKING:
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer
 
-# Queries scored against the whole pool at once: bounds memory at 2 x 256 x pool floats.
+# Queries scored against the whole pool at once: bounds memory at 256 x pool floats.
 QUERY_BLOCK = 256
 
 
@@ -37,49 +39,26 @@ class HybridTeacher:
     candidates: int = 3
     bm25_weight: float = 0.3
     scale: float = 20.0
+    depth: int = 100
 
 
-def lexical_scorer(documents: Sequence[str]) -> Callable[[Sequence[str]], np.ndarray]:
-    """BM25 over ``documents`` (bm25s, English stop words, Snowball stemming): returns a
-    function scoring a block of queries against every document, (queries, documents).
+def fused_ranking(
+    cosines: np.ndarray,
+    lexical: Sequence[tuple[str, float]],
+    ids: Sequence[str],
+    teacher: HybridTeacher,
+) -> tuple[list[str], dict[str, float]]:
+    """One query's fused ranking (best first) and each ranked passage's fused score in the
+    base model's cosine units; ``cosines`` are the base model's over the whole pool."""
+    from engine.retrieval import FusionSettings, fuse
 
-    The one place the lexical retriever is built; ``engine.retrieval``'s index can replace it.
-    """
-    import bm25s
-    import Stemmer
-
-    stemmer = Stemmer.Stemmer("english")
-    tokens = bm25s.tokenize(
-        list(documents), stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False
-    )
-    index = bm25s.BM25()
-    index.index(tokens, show_progress=False)
-
-    def score(queries: Sequence[str]) -> np.ndarray:
-        out = np.zeros((len(queries), len(documents)), dtype=np.float32)
-        query_tokens = bm25s.tokenize(
-            list(queries), stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False
-        )
-        for row, words in enumerate(query_tokens):
-            ids = index.get_tokens_ids(words)
-            if ids:
-                out[row] = index.get_scores(ids)
-        return out
-
-    return score
-
-
-def fuse(dense: np.ndarray, lexical: np.ndarray, bm25_weight: float) -> np.ndarray:
-    """Per-row z-score fusion, in the dense scores' own units (each row's mean and spread)."""
-
-    def z(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        mean = x.mean(axis=1, keepdims=True)
-        std = x.std(axis=1, keepdims=True)
-        return (x - mean) / np.where(std > 0, std, 1.0), mean, std
-
-    z_dense, mean, std = z(dense)
-    z_lex, _, _ = z(lexical)
-    return mean + std * ((1.0 - bm25_weight) * z_dense + bm25_weight * z_lex)
+    depth = min(teacher.depth, len(ids))
+    top = np.argpartition(-cosines, depth - 1)[:depth]
+    top = top[np.argsort(-cosines[top], kind="stable")]
+    dense = [(ids[i], float(cosines[i])) for i in top]
+    hits = fuse(dense, lexical, FusionSettings("zscore", teacher.bm25_weight, depth=depth))
+    mean, spread = float(cosines[top].mean()), float(cosines[top].std())
+    return [h.doc_id for h in hits], {h.doc_id: mean + spread * h.score for h in hits}
 
 
 def hybrid_teacher_rows(
@@ -117,30 +96,34 @@ def hybrid_teacher_rows(
     encode = {"batch_size": batch_size, "normalize_embeddings": True, "show_progress_bar": False}
     docs = model.encode(texts, prompt=prompts.get("positive") or None, **encode)
     queries = model.encode(anchors, prompt=prompts.get("anchor") or None, **encode)
-    lexical = lexical_scorer(texts)
+    index = Bm25Index.build(zip(ids, texts, strict=True))
 
     chosen = np.zeros((len(anchors), k), dtype=np.int64)
     logits = np.zeros((len(anchors), k + 1), dtype=np.float32)
     positive_top = 0
     for start in range(0, len(anchors), QUERY_BLOCK):
         block = slice(start, start + QUERY_BLOCK)
-        fused = fuse(queries[block] @ docs.T, lexical(anchors[block]), teacher.bm25_weight)
-        for r, scores in enumerate(fused):
+        lexical = index.search(anchors[block], teacher.depth)
+        for r, cosines in enumerate(queries[block] @ docs.T):
             q = start + r
+            ranked, fused = fused_ranking(cosines, lexical[r], ids, teacher)
             needle = match_key(anchors[q])
-            order = np.argsort(-scores, kind="stable")
-            positive_top += int(order[0] == own[q])
-            picked = []
-            for d in order:
-                if d == own[q]:
-                    continue
-                if len(needle) >= 20 and needle in match_key(texts[d]):
-                    continue
-                picked.append(d)
-                if len(picked) == k:
-                    break
+            own_id = ids[own[q]]
+            positive_top += int(ranked[0] == own_id)
+            picked = [
+                position[d]
+                for d in ranked
+                if d != own_id and not (len(needle) >= 20 and needle in match_key(pool[d]))
+            ][:k]
+            if len(picked) < k:
+                # Fewer fused hits than candidates: fill from the dense order, lowest score.
+                rest = [int(i) for i in np.argsort(-cosines) if int(i) not in {own[q], *picked}]
+                picked += rest[: k - len(picked)]
+            floor = min(fused.values())
             chosen[q] = picked
-            logits[q] = teacher.scale * scores[[own[q], *picked]]
+            logits[q] = teacher.scale * np.array(
+                [fused.get(ids[d], floor) for d in [own[q], *picked]], dtype=np.float32
+            )
 
     data: dict[str, list[str]] = {"anchor": anchors, "positive": positives}
     for j in range(k):

@@ -14,7 +14,7 @@ from engine.config.training import EmbedderConfig
 from engine.core.errors import ConfigError
 from engine.core.events import Emitter
 from engine.data.prepare import load_prepared
-from engine.embedder.hybrid_teacher import HybridTeacher, fuse, hybrid_teacher_rows
+from engine.embedder.hybrid_teacher import HybridTeacher, fused_ranking, hybrid_teacher_rows
 from engine.embedder.teacher import TEACHER_COLUMN
 from tests.reranker_workspace import CREATURES, build_workspace, one_torch_thread
 
@@ -31,16 +31,27 @@ def _pool(prepared) -> dict[str, str]:
     return {c: t for c, t in prepared.corpus.items() if c not in prepared.eval_chunks}
 
 
-def test_fusion_mixes_standardised_scores_in_the_dense_units() -> None:
-    dense = np.array([[0.2, 0.4, 0.6]])
-    lexical = np.array([[9.0, 0.0, 3.0]])
-    assert np.allclose(fuse(dense, lexical, 0.0), dense)
-    z_dense = (dense - 0.4) / dense.std()
-    z_lex = (lexical - 4.0) / lexical.std()
-    expected = 0.4 + dense.std() * (0.7 * z_dense + 0.3 * z_lex)
-    assert np.allclose(fuse(dense, lexical, 0.3), expected)
-    # All-BM25 keeps BM25's order.
-    assert list(np.argsort(-fuse(dense, lexical, 1.0)[0])) == [0, 2, 1]
+def test_fused_scores_are_the_project_fusion_in_cosine_units() -> None:
+    from engine.retrieval import FusionSettings, fuse
+
+    cosines = np.array([0.2, 0.4, 0.6, 0.1])
+    ids = ["a", "b", "c", "d"]
+    lexical = [("a", 9.0), ("c", 3.0)]
+    ranked, scores = fused_ranking(cosines, lexical, ids, HybridTeacher(bm25_weight=0.0))
+    assert ranked == ["c", "b", "a", "d"]
+    assert scores == pytest.approx(dict(zip(ids, cosines, strict=True)))
+    teacher = HybridTeacher(bm25_weight=0.3)
+    ranked, scores = fused_ranking(cosines, lexical, ids, teacher)
+    hits = fuse(
+        sorted(zip(ids, cosines, strict=True), key=lambda x: -x[1]),
+        lexical,
+        FusionSettings("zscore", 0.3),
+    )
+    assert ranked == [h.doc_id for h in hits]
+    expected = {h.doc_id: cosines.mean() + cosines.std() * h.score for h in hits}
+    assert scores == pytest.approx(expected)
+    # All BM25: its favourite leads although the dense model ranks it third.
+    assert fused_ranking(cosines, lexical, ids, HybridTeacher(bm25_weight=1.0))[0][0] == "a"
 
 
 def test_candidates_and_teacher_come_from_the_fused_ranking(workspace, tiny_bert: Path) -> None:
@@ -85,6 +96,18 @@ def test_candidates_and_teacher_come_from_the_fused_ranking(workspace, tiny_bert
         assert np.allclose(labels[q, 2, :3], 20 * cos[[own, *ranked]], atol=1e-3)
         assert np.allclose(labels[q, 2, 3:], 0)
         assert np.allclose(labels[q, 0], queries[q], atol=1e-5)
+    # The default mix: each row's candidates are the top of the project's fused ranking.
+    mixed, _ = hybrid_teacher_rows(
+        prepared.train, pool, model, HybridTeacher(candidates=2, bm25_weight=0.3), PROMPTS
+    )
+    from engine.retrieval import Bm25Index
+
+    index = Bm25Index.build(pool.items())
+    for q, (row, chunk_id) in enumerate(zip(mixed, prepared.train["chunk_id"], strict=True)):
+        hits = index.search([row["anchor"]], 100)[0]
+        ranked, _ = fused_ranking(docs @ queries[q], hits, ids, HybridTeacher(bm25_weight=0.3))
+        top = [pool[d] for d in ranked if d != chunk_id][:2]
+        assert [row["candidate_1"], row["candidate_2"]] == top
     # With BM25 in the mix the teacher prefers the query's own chunk more often than the
     # random base model does: the distribution carries the lexical signal.
     assert summary["own_chunk_first"] > dense_summary["own_chunk_first"] + 0.2
