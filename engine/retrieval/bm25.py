@@ -104,9 +104,7 @@ class Bm25Index:
         folder = Path(folder)
         tmp = folder.with_name(folder.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        self.retriever.save(
-            str(tmp), corpus=[{"id": i} for i in self.ids], show_progress=False
-        )
+        self.retriever.save(str(tmp), corpus=[{"id": i} for i in self.ids], show_progress=False)
         self.tokenizer.save_vocab(str(tmp))
         self.tokenizer.save_stopwords(str(tmp))
         meta = {**asdict(self.settings), "documents": len(self.ids)}
@@ -152,7 +150,9 @@ class Bm25Index:
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every document for one query, in index order."""
-        tokens = [t for t in self._query_ids([query])[0] if t in self.retriever.unique_token_ids_set]
+        tokens = [
+            t for t in self._query_ids([query])[0] if t in self.retriever.unique_token_ids_set
+        ]
         if not tokens:
             return np.zeros(len(self.ids), dtype=np.float32)
         return self.retriever.get_scores(tokens)

@@ -113,9 +113,7 @@ def rrf(
     return _sorted(fused)
 
 
-def fuse(
-    dense: Ranked, bm25: Ranked, settings: FusionSettings | None = None
-) -> list[FusedHit]:
+def fuse(dense: Ranked, bm25: Ranked, settings: FusionSettings | None = None) -> list[FusedHit]:
     """The hybrid ranking of one query with each hit's provenance, best first."""
     s = settings or FusionSettings()
     dense, bm25 = list(dense)[: s.depth], list(bm25)[: s.depth]
