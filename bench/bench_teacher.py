@@ -62,9 +62,10 @@ def run_collection(name: str, root: Path, overrides: list[str]) -> dict:
     from engine.core.events import Emitter
     from engine.core.models import load_embedder, pick_device
     from engine.data.prepare import load_prepared
+    from engine.embedder.rotation import rotate_for_corpus
     from engine.embedder.train import column_prompts, model_dims, train_embedder
     from engine.evaluate.ir import evaluate_retrieval
-    from engine.evaluate.stage import load_benchmark, rotated_base
+    from engine.evaluate.stage import load_benchmark
 
     cfg = config(name, root, overrides, RECIPES[0])
     ws = run_pipeline(cfg, stages=["ingest", "generate", "prepare"])
@@ -90,7 +91,14 @@ def run_collection(name: str, root: Path, overrides: list[str]) -> dict:
 
     systems = {"base": scores(base)}
     if cfg.embedder.corpus_rotation:
-        systems["base_rotated"] = scores(rotated_base(cfg, prepared, prompts, device))
+        rotated = rotate_for_corpus(
+            load_embedder(cfg.embedder.base_model, device=device),
+            list(prepared.corpus.values()),
+            batch_size=cfg.eval.batch_size,
+            document_prompt=prompts.get("positive"),
+            seed=cfg.embedder.seed,
+        )
+        systems["base_rotated"] = scores(rotated)
     seconds = {}
     summaries = {}
     for loss in RECIPES:

@@ -8,7 +8,6 @@ stream and kept as int32 arrays, so 100k+ chunks never sit in memory as Python l
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -21,8 +20,6 @@ from engine.core.errors import InputError
 
 if TYPE_CHECKING:
     import bm25s
-
-os.environ.setdefault("DISABLE_TQDM", "1")  # bm25s's own progress bars; ours are events
 
 SETTINGS_FILE = "ragtune_bm25.json"
 # bm25s's save() writes these; a folder without them is not an index.
