@@ -79,13 +79,20 @@ def main() -> int:
     parser.add_argument("--collections", default="medline,cisi")
     parser.add_argument("--set", action="append", default=[], help="config override KEY=VALUE")
     parser.add_argument("--workdir", default="", help="keep workspaces here (default: a temp dir)")
+    parser.add_argument(
+        "--recipe",
+        choices=("default", "hybrid-teacher"),
+        default="default",
+        help="hybrid-teacher = embedder.loss hybrid_distill (bench/bench_teacher.py compares both)",
+    )
     args = parser.parse_args()
     root = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="ragtune-quality-"))
     from engine.evaluate.tables import recommendation_markdown, retrievers_markdown
 
     ok = True
     for name in args.collections.split(","):
-        res = run_collection(name, args.set, root)
+        recipe = ["embedder.loss=hybrid_distill"] if args.recipe == "hybrid-teacher" else []
+        res = run_collection(name, [*recipe, *args.set], root)
         print(f"\n## {name}: {res['seconds']:.0f}s end to end\n")
         print("| dim | base | base + rotation | fine-tuned | vs base | vs base + rotation |")
         print("|---|---|---|---|---|---|")

@@ -27,8 +27,25 @@ class EmbedderConfig(Section):
     )
     loss: str = setting(
         "distill",
-        help="mnrl = MultipleNegativesRankingLoss; cached_mnrl = GradCache variant for big batches; gist = GISTEmbedLoss guided by the base model; distill = MNRL plus self-distillation towards the frozen base model at every Matryoshka size; gpl = MarginMSE on a cross-encoder's scores of (query, positive, mined negative), as in GPL (Wang et al. 2022)",
-        choices=("mnrl", "cached_mnrl", "gist", "distill", "gpl"),
+        help="mnrl = MultipleNegativesRankingLoss; cached_mnrl = GradCache variant for big batches; gist = GISTEmbedLoss guided by the base model; distill = MNRL plus self-distillation towards the frozen base model at every Matryoshka size; hybrid_distill = distill plus a listwise KL term towards BM25 fused with the base model, over each query's top fused candidates (no LLM, no labels; SPAR, Chen et al. 2022; Tamber et al. 2025); gpl = MarginMSE on a cross-encoder's scores of (query, positive, mined negative), as in GPL (Wang et al. 2022)",
+        choices=("mnrl", "cached_mnrl", "gist", "distill", "hybrid_distill", "gpl"),
+    )
+    teacher_candidates: int = setting(
+        3,
+        help="with loss = hybrid_distill: candidates per training query from the fused BM25 + base ranking (its own chunk excluded); each is encoded at every step",
+        minimum=1,
+        maximum=63,
+    )
+    teacher_bm25_weight: float = setting(
+        0.3,
+        help="with loss = hybrid_distill: BM25's weight in the teacher's z-score fusion with the base model (0 = the base model alone)",
+        minimum=0.0,
+        maximum=1.0,
+    )
+    listwise_weight: float = setting(
+        1.0,
+        help="with loss = hybrid_distill: weight of the listwise KL term towards the fused teacher, beside distill's terms",
+        minimum=0.0,
     )
     hard_negatives: int = setting(
         0,
@@ -127,6 +144,8 @@ class EmbedderConfig(Section):
         out = set()
         if self.loss != "gpl":
             out |= {"pseudo_label_model", "gpl_contrastive_weight", "gpl_score_scale"}
+        if self.loss != "hybrid_distill":
+            out |= {"teacher_candidates", "teacher_bm25_weight", "listwise_weight"}
         if self.loss != "cached_mnrl":
             out.add("mini_batch_size")
         if self.hard_negatives == 0:
@@ -143,6 +162,12 @@ class EmbedderConfig(Section):
                 "embedder.hard_negatives",
                 self.hard_negatives,
                 "at least 1 with loss = gpl: every pseudo-label is the margin between a positive and a mined negative",
+            )
+        if self.loss == "hybrid_distill" and self.hard_negatives > 0:
+            raise ConfigError(
+                "embedder.hard_negatives",
+                self.hard_negatives,
+                "0 with loss = hybrid_distill: its candidates from the fused ranking take the place of mined negatives (set embedder.teacher_candidates instead)",
             )
         if self.negative_range_max <= self.negative_range_min:
             raise ConfigError(

@@ -20,34 +20,70 @@ from torch import nn
 class MatryoshkaDistillLoss(nn.Module):
     """``last_candidates`` is how many in-batch candidates each query was scored against in
     the latest step (batch x world size when gathering); ``seen_candidates`` keeps it for the
-    process, so a training worker can report it without holding the loss object."""
+    process, so a training worker can report it without holding the loss object.
+
+    With ``listwise_weight`` above 0 (the hybrid teacher, ``engine.embedder.hybrid_teacher``)
+    the columns after the positive are each query's own candidates, not in-batch ones: the
+    student's distribution over (positive, candidates) is pulled at every size towards the
+    teacher's logits, which the rows carry in the last row of their label.
+    """
 
     seen_candidates: ClassVar[int | None] = None
 
     def __init__(
         self,
         model: Any,
-        teacher: Any,
+        teacher: Any | None,
         dims: Sequence[int],
         *,
         weights: Sequence[float] | None = None,
         distill_weight: float = 1.0,
         contrastive_weight: float = 1.0,
+        listwise_weight: float = 0.0,
         scale: float = 20.0,
         gather_across_devices: bool = False,
     ) -> None:
         super().__init__()
         self.model = model
+        # None when the rows carry the teacher's embeddings (engine.embedder.teacher); a model
+        # here runs on every batch instead, as before precomputing existed.
         self.teacher = teacher
-        for p in teacher.parameters():
-            p.requires_grad_(False)
-        self.teacher.eval()
+        if teacher is not None:
+            for p in teacher.parameters():
+                p.requires_grad_(False)
+            self.teacher.eval()
         self.dims = list(dims)
         self.weights = list(weights) if weights else [1.0] * len(self.dims)
         self.distill_weight = distill_weight
         self.contrastive_weight = contrastive_weight
+        self.listwise_weight = listwise_weight
         self.scale = scale
         self.gather_across_devices = gather_across_devices
+
+    def teacher_embeddings(
+        self, features: list[dict[str, torch.Tensor]], labels: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Unit-length teacher embeddings of the anchors and of the in-batch candidates
+        (column after column, as the student's are concatenated), and with a listwise term
+        the teacher's logits over each query's (positive, candidates)."""
+        if labels is not None and labels.dim() == 3:
+            device = next(iter(features[0].values())).device
+            labels = labels.to(device=device, dtype=torch.float32)
+            if self.listwise_weight:
+                listed = labels[:, 2, : len(features) - 1]
+                return F.normalize(labels[:, 0], dim=-1), F.normalize(labels[:, 1], dim=-1), listed
+            t_anchor = labels[:, 0]
+            t_cand = labels[:, 1:].transpose(0, 1).reshape(-1, labels.size(-1))
+            return F.normalize(t_anchor, dim=-1), F.normalize(t_cand, dim=-1), None
+        if self.teacher is None or self.listwise_weight:
+            raise ValueError(
+                "the distill loss needs the teacher's embeddings as the rows' label column "
+                "(engine.embedder.teacher.precompute_teacher) or a teacher model"
+            )
+        with torch.no_grad():
+            t_anchor = self.teacher(features[0])["sentence_embedding"]
+            t_cand = torch.cat([self.teacher(f)["sentence_embedding"] for f in features[1:]])
+        return F.normalize(t_anchor, dim=-1), F.normalize(t_cand, dim=-1), None
 
     def forward(
         self,
@@ -56,12 +92,13 @@ class MatryoshkaDistillLoss(nn.Module):
     ) -> torch.Tensor:
         features = list(sentence_features)
         anchors = self.model(features[0])["sentence_embedding"]
-        candidates = torch.cat([self.model(f)["sentence_embedding"] for f in features[1:]])
-        with torch.no_grad():
-            t_anchor = F.normalize(self.teacher(features[0])["sentence_embedding"], dim=-1)
-            t_cand = F.normalize(
-                torch.cat([self.teacher(f)["sentence_embedding"] for f in features[1:]]), dim=-1
-            )
+        in_batch = features[1:2] if self.listwise_weight else features[1:]
+        candidates = torch.cat([self.model(f)["sentence_embedding"] for f in in_batch])
+        positives = candidates[: anchors.size(0)]
+        listed = None
+        if self.listwise_weight:
+            listed = torch.stack([self.model(f)["sentence_embedding"] for f in features[2:]], 1)
+        t_anchor, t_cand, t_listed = self.teacher_embeddings(features, labels)
         offset = 0
         if self.gather_across_devices and _distributed():
             # Every rank's candidates join each query's in-batch set, as MNRL does with
@@ -75,6 +112,8 @@ class MatryoshkaDistillLoss(nn.Module):
         MatryoshkaDistillLoss.seen_candidates = self.last_candidates
         with torch.no_grad():
             target = F.log_softmax(t_anchor @ t_cand.T * self.scale, dim=1)
+            if t_listed is not None:
+                t_listed = F.log_softmax(t_listed, dim=1)
         labels_ = torch.arange(offset, offset + anchors.size(0), device=anchors.device)
         loss = anchors.new_zeros(())
         for dim, weight in zip(self.dims, self.weights, strict=True):
@@ -88,6 +127,19 @@ class MatryoshkaDistillLoss(nn.Module):
                 loss = loss + weight * self.distill_weight * kl
             if self.contrastive_weight:
                 loss = loss + weight * self.contrastive_weight * F.cross_entropy(logits, labels_)
+            if listed is not None and t_listed is not None:
+                p = F.normalize(positives[:, :dim], dim=-1)
+                lst = F.normalize(listed[..., :dim], dim=-1)
+                scores = torch.cat(
+                    [(a * p).sum(-1, keepdim=True), torch.einsum("bd,bkd->bk", a, lst)], dim=1
+                )
+                kl = F.kl_div(
+                    F.log_softmax(scores * self.scale, dim=1),
+                    t_listed,
+                    log_target=True,
+                    reduction="batchmean",
+                )
+                loss = loss + weight * self.listwise_weight * kl
         return loss
 
     def get_config_dict(self) -> dict[str, Any]:
@@ -96,6 +148,7 @@ class MatryoshkaDistillLoss(nn.Module):
             "weights": self.weights,
             "distill_weight": self.distill_weight,
             "contrastive_weight": self.contrastive_weight,
+            "listwise_weight": self.listwise_weight,
             "scale": self.scale,
         }
 

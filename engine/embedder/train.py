@@ -109,13 +109,22 @@ def build_loss(model: SentenceTransformer, cfg: EmbedderConfig, dims: list[int])
             scale=cfg.gpl_score_scale,
             contrastive_weight=cfg.gpl_contrastive_weight,
         )
+    if cfg.loss == "hybrid_distill":
+        from engine.embedder.losses import MatryoshkaDistillLoss
+
+        # Teacher embeddings and fused logits arrive with each batch (``hybrid_teacher_rows``).
+        return MatryoshkaDistillLoss(
+            model,
+            None,
+            dims,
+            listwise_weight=cfg.listwise_weight,
+            gather_across_devices=distributed,
+        )
     if cfg.loss == "distill":
         from engine.embedder.losses import MatryoshkaDistillLoss
 
-        teacher = load_embedder(
-            cfg.base_model, device=str(model.device), trust_remote_code=cfg.trust_remote_code
-        )
-        return MatryoshkaDistillLoss(model, teacher, dims, gather_across_devices=distributed)
+        # The base model's embeddings arrive with each batch (``with_teacher_embeddings``).
+        return MatryoshkaDistillLoss(model, None, dims, gather_across_devices=distributed)
     if cfg.loss == "cached_mnrl":
         inner = losses.CachedMultipleNegativesRankingLoss(
             model, mini_batch_size=cfg.mini_batch_size, gather_across_devices=distributed
@@ -215,6 +224,8 @@ def training_rows(
     """The rows the loss reads: (anchor, positive), plus mined negatives when asked for, plus
     the cross-encoder's margins for gpl. Mining and labelling run once, on rank 0."""
     ecfg = cfg.embedder
+    if ecfg.loss == "hybrid_distill":
+        return hybrid_rows(cfg, prepared, model, events)
     if ecfg.hard_negatives < 1:
         return prepared.train.select_columns(["anchor", "positive"]), {}
     from engine.core.dist import broadcast_from_main, is_main_process
@@ -269,6 +280,91 @@ def training_rows(
     return rows, summary
 
 
+def hybrid_rows(
+    cfg: RunConfig, prepared: Prepared, model: SentenceTransformer, events: Emitter
+) -> tuple[Any, dict[str, Any]]:
+    """Rows for ``hybrid_distill``, built once on rank 0 (as mining is) from the pool without
+    the held-out chunks, with ``model`` still holding the base weights."""
+    from engine.core.dist import broadcast_from_main, is_main_process
+    from engine.embedder.hybrid_teacher import HybridTeacher, hybrid_teacher_rows
+
+    ecfg = cfg.embedder
+    rows, summary = None, {}
+    if is_main_process():
+        pool = {c: t for c, t in prepared.corpus.items() if c not in prepared.eval_chunks}
+        events.info(
+            f"hybrid teacher: BM25 fused with the base model (BM25 weight "
+            f"{ecfg.teacher_bm25_weight}) ranks {len(pool)} passages for each training query"
+        )
+        try:
+            rows, found = hybrid_teacher_rows(
+                prepared.train,
+                pool,
+                model,
+                HybridTeacher(ecfg.teacher_candidates, ecfg.teacher_bm25_weight),
+                column_prompts(model, ecfg),
+                batch_size=cfg.eval.batch_size,
+            )
+        except ValueError as exc:
+            raise ConfigError(
+                "embedder.teacher_candidates",
+                ecfg.teacher_candidates,
+                f"fewer candidates ({exc})",
+            ) from exc
+        summary = {"hybrid_teacher": found}
+        events.info(
+            f"hybrid teacher: {found['candidates']} candidates for {found['queries']} queries; "
+            f"the fused ranking puts the query's own chunk first for "
+            f"{found['own_chunk_first']:.0%} of them"
+        )
+    return broadcast_from_main((rows, summary))
+
+
+def with_teacher_embeddings(
+    cfg: RunConfig, rows: Any, model: SentenceTransformer, prompts: dict[str, str], events: Emitter
+) -> Any:
+    """The rows with the base model's embeddings as their label column, for ``distill``.
+
+    ``model`` must still hold the base weights (called before any training step): it is the
+    teacher, so no second copy is loaded. Under torchrun each rank encodes its own share of
+    the rows and the ranks exchange them, so no rank waits on another's work; a stage that
+    ran before the ranks started may have added the column already.
+    """
+    from engine.core.dist import rank
+    from engine.embedder.teacher import TEACHER_COLUMN, precompute_teacher
+
+    if TEACHER_COLUMN in rows.column_names:
+        return rows
+    flags = precision_flags(cfg.embedder.precision, str(model.device))
+    dtype = None
+    if flags.get("bf16") or flags.get("fp16"):
+        import torch
+
+        dtype = torch.bfloat16 if flags.get("bf16") else torch.float16
+    column_prompts_ = prompts_for_columns(prompts, rows.column_names)
+    world = world_size()
+    events.info(f"encoding {len(rows)} training rows once with the base model (distill teacher)")
+    if world == 1:
+        return precompute_teacher(
+            model, rows, column_prompts_, batch_size=cfg.eval.batch_size, autocast_dtype=dtype
+        )
+    import numpy as np
+    import torch.distributed as dist
+
+    from engine.embedder.teacher import with_column
+
+    mine = precompute_teacher(
+        model,
+        rows.shard(world, rank(), contiguous=True),
+        column_prompts_,
+        batch_size=cfg.eval.batch_size,
+        autocast_dtype=dtype,
+    ).with_format("numpy")[TEACHER_COLUMN]
+    shares: list[Any] = [None] * world
+    dist.all_gather_object(shares, np.asarray(mine))
+    return with_column(rows, np.concatenate(shares))
+
+
 def training_arguments(
     cfg: EmbedderConfig, output_dir: Path, device: str, has_eval: bool, prompts: dict[str, str]
 ) -> Any:
@@ -316,6 +412,8 @@ def train_embedder(
     check_best_metric(ecfg.metric_for_best_model, dims)
     prompts = column_prompts(model, ecfg)
     train, data_summary = embedder_rows(cfg, ws, prepared, model, events)
+    if ecfg.loss == "distill":
+        train = with_teacher_embeddings(cfg, train, model, prompts, events)
     if ecfg.lora:
         apply_lora(model, ecfg)
     freeze_unused_pooler(model)
