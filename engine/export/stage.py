@@ -109,6 +109,13 @@ def _loss_line(ecfg: EmbedderConfig) -> str:
             "ragtune's distill loss (in-batch contrastive plus KL towards the frozen base "
             f"model, at every Matryoshka size){negatives}"
         )
+    if ecfg.loss == "hybrid_distill":
+        return (
+            "ragtune's hybrid_distill loss (the distill loss plus a listwise KL term towards BM25 "
+            f"fused with the base model, BM25 weight {ecfg.teacher_bm25_weight:g}, over each "
+            f"query's top {ecfg.teacher_candidates} fused candidates, at every Matryoshka "
+            f"size){negatives}"
+        )
     if ecfg.loss == "gpl":
         return (
             f"GPL: MarginMSE on the score margins of `{ecfg.pseudo_label_model}` "

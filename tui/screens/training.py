@@ -68,6 +68,7 @@ PLAN_STYLE = {
 
 EMBEDDER_LOSSES = {
     "distill": "contrastive cross-entropy + KL to the frozen base model",
+    "hybrid_distill": "contrastive + KL to the base model + listwise KL to BM25 fused with the base",
     "mnrl": "MultipleNegativesRankingLoss",
     "cached_mnrl": "cached MultipleNegativesRankingLoss",
     "gist": "GISTEmbedLoss guided by the base model",
@@ -337,7 +338,7 @@ class TrainingScreen(WizardScreen):
             return f"{name} = {what}. Jumps by batch; F1 explains."
         points = self.view.train_loss.get(model) or [(0, 0.0)]
         first = " (step 1: a single batch)" if points[0][0] == 1 else ""
-        grows = model == "embedder" and name == "distill"
+        grows = model == "embedder" and name in ("distill", "hybrid_distill")
         return (
             f"{name} = {what}. Each point is the mean since the one before{first}. Batches "
             "differ a lot"
