@@ -330,14 +330,18 @@ class StagePlan:
                 out[stage] = StageStatus("running", [f"pid {running}"] if running > 0 else [])
             elif not self.enabled(stage):
                 out[stage] = StageStatus("off", ["switched off in the config"])
-            elif recorded is None:
-                partial = ws.has_partial_output(stage)
-                out[stage] = StageStatus("partial" if partial else "to do", [])
-            elif recorded.get("incomplete"):
+            elif recorded is not None and recorded.get("incomplete"):
                 out[stage] = StageStatus("incomplete", [str(recorded["incomplete"])])
+            elif recorded is not None and self.is_current(stage, ws):
+                out[stage] = StageStatus("done", [])
+            elif checkpoint := ws.resumable_checkpoint(stage, self.fingerprint(stage)):
+                # Stopped mid-way (Ctrl-C, SIGKILL) with these settings: the next run resumes.
+                out[stage] = StageStatus("partial", [f"resumes from {checkpoint}"])
+            elif recorded is None:
+                partial = stage == "generate" and ws.has_partial_output(stage)
+                out[stage] = StageStatus("partial" if partial else "to do", [])
             else:
-                why = self.why_stale(stage, ws)
-                out[stage] = StageStatus("stale" if why else "done", why)
+                out[stage] = StageStatus("stale", self.why_stale(stage, ws))
         return out
 
 
