@@ -285,6 +285,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    _check_local_model(args.model)  # before the imports below, which take seconds
     from engine.core.models import derive_dims, load_embedder, pick_device
     from engine.embedder.train import embedding_dim
     from engine.evaluate.beir import load_beir
@@ -293,7 +294,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     dims = _parse_dims(args.dims) if args.dims is not None else None
     _at_least(args.batch_size, "--batch-size")
-    _check_local_model(args.model)
     folder = Path(args.data)
     if is_quote_folder(folder):
         from engine.core.records import read_chunks

@@ -55,8 +55,9 @@ def _unknown(key: str, value: Any, allowed: str) -> ConfigError:
         return ConfigError(
             key,
             Hidden(),
-            "no key in a config file: export it in the shell (export OPENAI_API_KEY=...) and "
-            "name that variable in generation.llm.api_key_env, or type it in the wizard",
+            "generation.llm.api_key_env = the NAME of the variable that holds the key; the "
+            "key itself never goes in a config: `export OPENAI_API_KEY=...` in the shell, or "
+            "type it in the wizard",
         )
     return ConfigError(key, value, f"a known key ({allowed})")
 
