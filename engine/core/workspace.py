@@ -9,13 +9,10 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.core.errors import RagtuneError
-from engine.core.stages import STAGES, digest
-
-if TYPE_CHECKING:
-    from engine.core.stages import StageStatus
+from engine.core.stages import digest
 
 
 def fingerprint(*parts: Any) -> str:
@@ -151,59 +148,26 @@ class Workspace:
         except FileNotFoundError:
             return None
 
-    def has_partial_output(self, stage: str) -> bool:
-        partial = {
-            "generate": self.generated_path,
-            "train": self.checkpoints_dir / "embedder",
-            "rerank": self.checkpoints_dir / "reranker",
-        }.get(stage)
-        return partial is not None and partial.exists()
-
-    def resumable_checkpoint(self, stage: str, fingerprint: str) -> str | None:
-        """The checkpoint (``checkpoint-N``) the next run of ``stage`` resumes: the newest
-        complete one, made with these settings (the trainers wipe any other)."""
-        folder = {"train": "embedder", "rerank": "reranker"}.get(stage)
-        if folder is None:
-            return None
-        root = self.checkpoints_dir / folder
-        try:
-            if (root / "ragtune_fingerprint").read_text().strip() != fingerprint:
-                return None
-        except OSError:
-            return None
-        # A kill during a save leaves checkpoint-N/ without trainer_state.json: not resumed.
-        steps = [
-            int(p.name.removeprefix("checkpoint-"))
-            for p in root.glob("checkpoint-*")
-            if p.name.removeprefix("checkpoint-").isdigit() and (p / "trainer_state.json").is_file()
-        ]
-        return f"checkpoint-{max(steps)}" if steps else None
-
-    def stage_statuses(self, cfg: Any = None) -> dict[str, StageStatus]:
-        """Per stage: done / stale (what changed) / to do / partial / incomplete / running.
-
-        Without a config it reads the workspace's own ``config.toml``.
-        """
-        from engine.core.stages import StagePlan, StageStatus
-
-        if cfg is None:
-            from engine.config import load_config
-
-            try:
-                cfg = load_config(self.config_path)
-            except RagtuneError:
-                cfg = None
-        if cfg is None:
-            return {s: StageStatus("done" if self.stage_state(s) else "to do", []) for s in STAGES}
-        return StagePlan(cfg).status(self)
-
-    def status(self, cfg: Any = None) -> dict[str, str]:
-        """``stage_statuses`` as text, for ``ragtune status``."""
-        return {k: str(v) for k, v in self.stage_statuses(cfg).items()}
-
     def lock(self, action: str = "") -> WorkspaceLock:
         """``action`` (e.g. "sample generation") names what a refusal stops, for its message."""
         return WorkspaceLock(self.state_dir / "run.lock", action=action)
+
+
+def resumable_checkpoint(folder: Path, fingerprint: str) -> str | None:
+    """The checkpoint (``checkpoint-N``) in a trainer's ``folder`` that the next run resumes:
+    the newest complete one, made with these settings (the trainers wipe any other)."""
+    try:
+        if (folder / "ragtune_fingerprint").read_text().strip() != fingerprint:
+            return None
+    except OSError:
+        return None
+    # A kill during a save leaves checkpoint-N/ without trainer_state.json: not resumed.
+    steps = [
+        int(p.name.removeprefix("checkpoint-"))
+        for p in folder.glob("checkpoint-*")
+        if p.name.removeprefix("checkpoint-").isdigit() and (p / "trainer_state.json").is_file()
+    ]
+    return f"checkpoint-{max(steps)}" if steps else None
 
 
 class WorkspaceLock:
