@@ -155,7 +155,7 @@ def sample_generation(
     if k is not None and k < 1:
         raise ConfigError("sample size", k, "a whole number of at least 1")
     ws = Workspace(cfg.workspace_dir)
-    action = "sample generation"
+    action = "draw sample rows"
     with ws.lock(action):
         pass  # refused here, with what was asked, before ingest can write anything
     run_pipeline(cfg, stages=["ingest"], api_key=api_key)

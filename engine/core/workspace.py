@@ -149,7 +149,7 @@ class Workspace:
             return None
 
     def lock(self, action: str = "") -> WorkspaceLock:
-        """``action`` (e.g. "sample generation") names what a refusal stops, for its message."""
+        """``action`` (e.g. "draw sample rows") names what a refusal stops, for its message."""
         return WorkspaceLock(self.state_dir / "run.lock", action=action)
 
 
@@ -223,8 +223,7 @@ class WorkspaceLock:
                 raise RagtuneError(
                     f"{refused}another ragtune process{who} is running in this workspace",
                     where=str(self.path.parent.parent),
-                    hint="wait for it, stop it, or use another workspace"
-                    + (f" ({self.action} writes to the workspace too)" if self.action else ""),
+                    hint="wait for it, stop it, or use another workspace",
                 ) from None
             if not _same_file(fd, self.path):
                 # The previous holder unlinked the file between our open and flock.

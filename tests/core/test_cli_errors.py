@@ -483,7 +483,7 @@ def test_sampling_during_a_run_is_refused_and_writes_nothing(
             capsys.readouterr()
             assert main(["generate", str(path), "--sample", "4"]) == EXIT_CODES["error"]
             err = said(capsys)
-            assert f"cannot sample generation now: another ragtune process (pid {holder.pid})" in (
+            assert f"cannot draw sample rows now: another ragtune process (pid {holder.pid})" in (
                 err
             )
             assert "wait for it, stop it" in err
