@@ -55,9 +55,9 @@ def _unknown(key: str, value: Any, allowed: str) -> ConfigError:
         return ConfigError(
             key,
             Hidden(),
-            "generation.llm.api_key_env = the NAME of the variable that holds the key; the "
-            "key itself never goes in a config: `export OPENAI_API_KEY=...` in the shell, or "
-            "type it in the wizard",
+            "no key or token in a config: export it in the shell (`export OPENAI_API_KEY=...`)"
+            " and write the variable's NAME in generation.llm.api_key_env (the Hub token is "
+            "read from $HF_TOKEN), or type the key in the wizard",
         )
     return ConfigError(key, value, f"a known key ({allowed})")
 
