@@ -687,17 +687,23 @@ _WRITE_ERRORS = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQ
 
 
 def _write_error(exc: OSError) -> tuple[str, str]:
-    """The file a run could not write, named, and what to do about it."""
+    """The file a run could not write (or, for permissions, open), named, with the fix."""
     resume = "; finished work is kept and `ragtune run` resumes from there"
+    reason = exc.strerror or type(exc).__name__
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         fix = (
             "free disk space (old runs' checkpoints/ folders can go) or set run.workspace to "
             "a disk with room"
         )
-    else:
+        return f"cannot write {exc.filename}: {reason}", fix + resume
+    if exc.errno == errno.EROFS:
         fix = (
-            "the workspace (or that folder) is read-only or belongs to another user: make it "
-            "writable (chmod -R u+w, or remount it read-write) or set run.workspace to a "
-            "writable folder"
+            "the workspace is on a read-only file system: remount it read-write, or set "
+            "run.workspace to a writable folder"
         )
-    return f"cannot write {exc.filename}: {exc.strerror or type(exc).__name__}", fix + resume
+        return f"cannot write {exc.filename}: {reason}", fix + resume
+    fix = (
+        "the file or its folder belongs to another user or is read-only: make it yours "
+        "(chmod -R u+rw, chown), or set run.workspace to a folder of your own"
+    )
+    return f"cannot open {exc.filename}: {reason}", fix + resume

@@ -734,7 +734,7 @@ def test_a_workspace_turned_read_only_mid_train_names_the_file_and_the_fix(
     err = " ".join(capsys.readouterr().err.split())
     assert f"error: cannot write {root / 'checkpoints' / 'embedder'}" in err
     assert "Read-only file system" in err
-    assert "fix: the workspace (or that folder) is read-only" in err and "resumes" in err
+    assert "fix: the workspace is on a read-only file system" in err and "resumes" in err
     assert "run.lock" not in err and "this is a bug" not in err and "Traceback" not in err
     monkeypatch.undo()
     assert Workspace(root).lock().holder() is None
