@@ -36,7 +36,7 @@ os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-STAGES = ("ingest", "chunking", "generate", "prepare", "mining", "evaluate")
+STAGES = ("ingest", "index", "chunking", "generate", "prepare", "mining", "evaluate")
 SIZES = (1_000, 10_000, 100_000)
 SECTIONS_PER_FILE = 10
 # Calibrated on this generator: a section of 5-7 pseudo-word sentences makes ~2.5 chunks of 128 tokens.
@@ -155,6 +155,19 @@ def stage_ingest(root: Path, n_files: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     summary = run_ingest(cfg, ws, Emitter())
     return {"seconds": time.perf_counter() - t0, "items": summary["chunks"]}
+
+
+def stage_index(root: Path, n_files: int) -> dict[str, Any]:
+    """The BM25 index over the chunks (bm25s, streamed from chunks.parquet), saved."""
+    from engine.core.events import Emitter
+    from engine.core.workspace import Workspace
+    from engine.retrieval.stage import run_index
+
+    cfg = run_config(root, n_files)
+    ws = Workspace.create(root / "ws")
+    t0 = time.perf_counter()
+    summary = run_index(cfg, ws, Emitter())
+    return {"seconds": time.perf_counter() - t0, "items": summary["documents"]}
 
 
 def stage_chunking(root: Path, n_files: int) -> dict[str, Any]:

@@ -29,8 +29,10 @@ __all__ = [
     "Emitter",
     "RunConfig",
     "Workspace",
+    "ask",
     "load_config",
     "open_workspace",
+    "results",
     "run_pipeline",
     "sample_generation",
     "start_run_process",
@@ -172,3 +174,20 @@ def sample_generation(
         from engine.generate.llm_free import LlmFreeGenerator
 
         return LlmFreeGenerator(cfg.generation.llm_free).sample(chunks, k), None
+
+
+def ask(ws: Workspace, question: str, **options: Any) -> Any:
+    """Ranked passages for ``question`` from the retriever evaluation recommended (dense,
+    hybrid or BM25), reranked when a reranker ships; each hit says where it came from
+    (dense rank, BM25 rank, fused score). Options as ``engine.serve.ask.ask``."""
+    from engine.serve.ask import ask as ask_workspace
+
+    return ask_workspace(ws, question, **options)
+
+
+def results(ws: Workspace) -> Any:
+    """The typed results of a workspace (``engine.evaluate.results.Results``): every
+    retriever per size with its intervals, the recommendation, the reranker."""
+    from engine.evaluate.results import read_results
+
+    return read_results(ws.metrics_path)

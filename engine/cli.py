@@ -222,7 +222,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_results(ws: Any, *, as_json: bool) -> None:
-    from engine.render import gains_table, generation_failures, metrics_table
+    from engine.evaluate.ir import COMPARE_METRICS
+    from engine.evaluate.results import read_results
+    from engine.render import (
+        gains_table,
+        generation_failures,
+        metrics_table,
+        recommendation_text,
+        retrievers_table,
+    )
 
     out = _console()
     state = ws.stage_state("generate") or {}
@@ -233,17 +241,22 @@ def _print_results(ws: Any, *, as_json: bool) -> None:
     if not ws.metrics_path.exists():
         out.print(f"workspace: {ws.root}")
         return
-    metrics = json.loads(ws.metrics_path.read_text())
     if as_json:
-        print(json.dumps(metrics, indent=2))
+        print(ws.metrics_path.read_text(encoding="utf-8"))
         return
-    emb = metrics.get("embedder", {})
-    for suite in ("benchmark", "held-out"):
-        if suite in emb:
-            rows = emb[suite]["rows"]
-            out.print(metrics_table(rows, f"{suite} queries: base vs fine-tuned"))
-            if "gains" in emb[suite]:
-                out.print(gains_table(emb[suite]["gains"]))
+    results = read_results(ws.metrics_path)
+    for name in ("benchmark", "held-out"):
+        suite = results.suite(name)
+        if suite is None:
+            continue
+        rows = suite.rows(COMPARE_METRICS)
+        out.print(metrics_table(rows, f"{name} queries: base vs fine-tuned"))
+        if suite.gains:
+            out.print(gains_table(suite))
+        if suite.others:
+            out.print(retrievers_table(suite))
+    if results.recommendation is not None:
+        out.print(recommendation_text(results.recommendation), soft_wrap=True)
     rr = ws.root / "report_reranker.md"
     if rr.exists():
         out.print(rr.read_text(encoding="utf-8"), soft_wrap=True, markup=False)
@@ -286,10 +299,12 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     _check_local_model(args.model)  # before the imports below, which take seconds
+    from engine.config.retrieval import RetrievalConfig
     from engine.core.models import derive_dims, load_embedder, pick_device
     from engine.embedder.train import embedding_dim
     from engine.evaluate.beir import load_beir
-    from engine.evaluate.ir import evaluate_retrieval, metrics_by_dim
+    from engine.evaluate.hybrid import evaluate_with_bm25
+    from engine.evaluate.ir import metrics_by_dim
     from engine.evaluate.labels import is_quote_folder, load_quote_labels
 
     dims = _parse_dims(args.dims) if args.dims is not None else None
@@ -303,27 +318,46 @@ def cmd_eval(args: argparse.Namespace) -> int:
         data = load_beir(folder, qrels=args.qrels, queries=args.queries)
     model = load_embedder(args.model, device=pick_device(args.device))
     dims = dims or derive_dims(embedding_dim(model))
-    scores = evaluate_retrieval(
+    suite = evaluate_with_bm25(
         model,
         data,
         dims,
+        RetrievalConfig(),
         batch_size=args.batch_size,
         query_prompt=args.query_prompt,
         document_prompt=args.document_prompt,
     )
     if args.json:
-        print(json.dumps(scores, indent=2))
+        # The model's keys as before; BM25's and the hybrid's under their own prefixes.
+        flat = dict(suite["base"])
+        for name, prefix in (("bm25", "bm25_"), ("hybrid_base", "hybrid_")):
+            flat.update({prefix + k: v for k, v in suite["retrievers"][name].items()})
+        print(json.dumps(flat, indent=2))
         return 0
     from rich.table import Table
+
+    from engine.evaluate.results import parse_suite
+    from engine.render import retrievers_table
 
     table = Table(title=f"{args.model} on {args.data} ({len(data.queries)} queries)")
     metrics = ("ndcg@10", "mrr@10", "map@100", "accuracy@1", "recall@10", "recall@100")
     table.add_column("dim", justify="right")
     for m in metrics:
         table.add_column(m, justify="right")
-    for dim, values in metrics_by_dim(scores).items():
+    for dim, values in metrics_by_dim(suite["base"]).items():
         table.add_row(str(dim), *(f"{values.get(m, float('nan')):.4f}" for m in metrics))
-    _console().print(table)
+    out = _console()
+    out.print(table)
+    typed = parse_suite(str(args.data), suite)
+    labels = {"base": "dense (this model)", "hybrid_base": "hybrid (model + BM25)"}
+    out.print(
+        retrievers_table(
+            typed,
+            title=f"BM25 over this corpus and hybrid, nDCG@10 ({suite['fusion']}); change vs "
+            "the model alone with its 95% paired-bootstrap interval",
+            labels=labels,
+        )
+    )
     return 0
 
 

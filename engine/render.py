@@ -22,6 +22,7 @@ from engine.core.events import (
 from engine.core.events import (
     Progress as ProgressEvent,
 )
+from engine.evaluate.results import MetricRow, Recommendation, SuiteResult
 from engine.generate.base import failure_reasons
 
 
@@ -175,34 +176,34 @@ def generation_failures(summary: dict[str, Any]) -> str:
     return f"generate: {failed}{of} chunks failed{because}; the next run retries them"
 
 
-def gains_table(gains: dict[str, Any]) -> Table:
+def gains_table(suite: SuiteResult) -> Table:
     """Per size, what training changed in nDCG@10 and whether the queries tell it from zero."""
-    from engine.evaluate.ir import gain_verdict
     from engine.evaluate.stats import CONFIDENCE
 
+    first = next(iter(suite.gains.values()))
     table = Table(
-        title=f"nDCG@10 change, fine-tuned − {gains['against']} ({CONFIDENCE:.0%} paired "
-        f"bootstrap over {gains['queries']} queries)",
+        title=f"nDCG@10 change, fine-tuned − {first.against} ({CONFIDENCE:.0%} paired "
+        f"bootstrap over {first.queries} queries)",
         title_justify="left",
     )
     for col in ("dim", "change", "interval", "reads as"):
         table.add_column(col, justify="left" if col == "reads as" else "right")
-    for dim, g in sorted(gains["by_dim"].items(), key=lambda item: -int(item[0])):
-        verdict = gain_verdict(g)
-        colour = {"gain": "green", "loss": "red"}.get(verdict, "white")
+    for dim, g in sorted(suite.gains.items(), reverse=True):
         table.add_row(
-            dim,
-            f"{g['mean']:+.4f}",
-            f"{g['low']:+.4f} to {g['high']:+.4f}",
-            f"[{colour}]{verdict}[/]",
+            str(dim), f"{g.mean:+.4f}", f"{g.low:+.4f} to {g.high:+.4f}", _verdict(g.verdict)
         )
     return table
 
 
-def metrics_table(rows: list[dict[str, Any]], title: str = "") -> Table:
+def _verdict(verdict: str) -> str:
+    colour = {"gain": "green", "loss": "red"}.get(verdict, "white")
+    return f"[{colour}]{verdict}[/]"
+
+
+def metrics_table(rows: list[MetricRow], title: str = "") -> Table:
     """Base, base + rotation (when measured) and fine-tuned, changes coloured: what the user
     came for, with the change that training itself earned beside the raw one."""
-    rotated = any("base_rotated" in r for r in rows)
+    rotated = any(r.base_rotated is not None for r in rows)
     table = Table(title=title or None)
     columns = ["dim", "metric", "base"]
     columns += ["base + rotation"] if rotated else []
@@ -210,19 +211,66 @@ def metrics_table(rows: list[dict[str, Any]], title: str = "") -> Table:
     for col in columns:
         table.add_column(col, justify="left" if col == "metric" else "right")
 
-    def change(rel: float | None) -> str:
-        if rel is None:
+    def change(after: float | None, before: float | None) -> str:
+        if after is None or not before:
             return "n/a"
+        rel = (after - before) / before
         colour = "green" if rel > 0.0005 else "red" if rel < -0.0005 else "white"
         return f"[{colour}]{rel * 100:+.1f}%[/]"
 
+    def num(v: float | None) -> str:
+        return "" if v is None else f"{v:.4f}"
+
     for r in rows:
-        cells = [str(r["dim"]), r["metric"], f"{r['base']:.4f}"]
+        cells = [str(r.dim), r.metric, num(r.base)]
         if rotated:
-            mid = r.get("base_rotated")
-            cells.append("" if mid is None else f"{mid:.4f}")
-        cells += [f"{r['tuned']:.4f}", change(r.get("rel_change"))]
+            cells.append(num(r.base_rotated))
+        cells += [num(r.tuned), change(r.tuned, r.base)]
         if rotated:
-            cells.append(change(r.get("rel_change_vs_rotated")))
+            cells.append(change(r.tuned, r.base_rotated))
         table.add_row(*cells)
     return table
+
+
+def retrievers_table(
+    suite: SuiteResult,
+    metric: str = "ndcg@10",
+    title: str = "",
+    labels: dict[str, str] | None = None,
+) -> Table:
+    """Every retriever per size: the metric, then its change against the dense base with the
+    95% paired-bootstrap interval, coloured by whether the queries tell it from zero."""
+    from engine.evaluate.stats import CONFIDENCE
+
+    rows = suite.retriever_rows(metric)
+    dims = sorted({d for r in rows for d in r.values}, reverse=True)
+    queries = next((g.queries for r in rows for g in r.changes.values()), suite.queries)
+    table = Table(
+        title=title
+        or f"{suite.name} queries: retrievers, {metric} (change vs dense base, "
+        f"{CONFIDENCE:.0%} interval over {queries} queries)",
+        title_justify="left",
+    )
+    table.add_column("retriever")
+    for d in dims:
+        table.add_column(str(d), justify="right")
+    for row in rows:
+        cells = []
+        for d in dims:
+            value, g = row.values.get(d), row.changes.get(d)
+            cell = "" if value is None else f"{value:.4f}"
+            if g is not None:
+                colour = {"gain": "green", "loss": "red"}.get(g.verdict, "white")
+                cell += f"\n[{colour}]{g.mean:+.4f}[/]\n[dim]\\[{g.low:+.3f},{g.high:+.3f}][/]"
+            cells.append(cell)
+        table.add_row((labels or {}).get(row.retriever, row.label), *cells)
+    return table
+
+
+def recommendation_text(rec: Recommendation) -> str:
+    """The recommendation as rich markup: what to ship, why, and what to keep in mind."""
+    lines = [f"[bold]recommended retriever: {escape(rec.label)}[/] — {escape(rec.reason)}"]
+    if rec.uses_bm25:
+        lines.append(f"fusion: {escape(rec.fusion)}")
+    lines += [f"[yellow]note: {escape(c)}[/]" for c in rec.caveats]
+    return "\n".join(lines)

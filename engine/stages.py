@@ -14,12 +14,22 @@ from engine.export.spec import STAGE as EXPORT
 from engine.generate.spec import STAGE as GENERATE
 from engine.ingest.spec import STAGE as INGEST
 from engine.reranker.spec import STAGE as RERANK
+from engine.retrieval.spec import STAGE as INDEX
 
 if TYPE_CHECKING:
     from engine.config import RunConfig
     from engine.core.workspace import Workspace
 
-PIPELINE: tuple[Stage, ...] = (INGEST, GENERATE, PREPARE, TRAIN, EVALUATE, RERANK, EXPORT)
+PIPELINE: tuple[Stage, ...] = (
+    INGEST,
+    INDEX,
+    GENERATE,
+    PREPARE,
+    TRAIN,
+    EVALUATE,
+    RERANK,
+    EXPORT,
+)
 STAGES: tuple[str, ...] = tuple(stage.name for stage in PIPELINE)
 
 

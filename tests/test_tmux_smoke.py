@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from engine.config import RunConfig, load_config
+from engine.stages import STAGES
 from tests.test_pipeline import write_docs
 
 pytestmark = [
@@ -52,16 +55,58 @@ def _wait_any(session: str, texts: tuple[str, ...], timeout: float) -> str:
     raise AssertionError(f"none of {texts!r} shown within {timeout}s; the pane shows:\n{screen}")
 
 
+def _cli(*args: str) -> str:
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(repo)}
+    done = subprocess.run(
+        [sys.executable, "-m", "engine", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=repo,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _ask(session: str, question: str, expect: str, timeout: float = 120) -> str:
+    """F5 on Results: to the Try a query tab, the question typed, its answer on screen."""
+    _keys(session, "F5")
+    time.sleep(1)
+    _keys(session, "C-u")
+    _keys(session, "-l", question)
+    _keys(session, "Enter")
+    return _wait_for(session, expect, timeout)
+
+
+def _hit_scores(screen: str) -> tuple[list[str], list[str]]:
+    """The cosine column of each side of Try a query: base on the left, fine-tuned right."""
+    base, tuned = [], []
+    for line in screen.splitlines():
+        if ".md" not in line:
+            continue
+        half = len(line) // 2
+        left = re.findall(r"\b\d\.\d{3}\b", line[:half])
+        right = re.findall(r"\b\d\.\d{3}\b", line[half:])
+        base += left[-1:]
+        tuned += right[-1:]
+    return base, tuned
+
+
 @pytest.mark.slow
 def test_wizard_runs_the_pipeline_to_the_results_screen(tmp_path: Path, tiny_bert: Path) -> None:
-    """As a user would: sample (LLM-free), reject a row, start and cancel a run, run it to the
-    end, check the rejected row is not in the training data, try a query, start a new run."""
+    """As a user would: sample (LLM-free), reject a row, generate alone (Train does not call
+    that finished training), start and cancel a run, try a query while it trains (no
+    fine-tuned model yet), run it to the end, check the rejected row is not in the training
+    data, try a query (the fine-tuned model's own hits, as `ragtune ask` gives them), change
+    a setting (stale on Train and Start), start a new run."""
     from engine.core.workspace import Workspace
     from engine.generate.review import load_review
     from engine.generate.rows import read_rows
 
     write_docs(tmp_path / "docs")
-    ws = tmp_path / "ws"
+    ws = tmp_path / "runs" / "smoke"  # where Start lists the runs
     cfg = RunConfig.from_dict(
         {
             "run": {"name": "smoke", "workspace": "."},
@@ -69,6 +114,8 @@ def test_wizard_runs_the_pipeline_to_the_results_screen(tmp_path: Path, tiny_ber
             "embedder": {
                 "base_model": str(tiny_bert),
                 "batch_size": 8,
+                # a rate that moves the tiny random model, so its hits differ from the base's
+                "learning_rate": 1e-4,
                 "matryoshka_dims": [64, 32, 16],
                 "metric_for_best_model": "eval_dim_16_cosine_ndcg@10",
             },
@@ -79,7 +126,9 @@ def test_wizard_runs_the_pipeline_to_the_results_screen(tmp_path: Path, tiny_ber
     ragtune = Path(sys.executable).parent / "ragtune"
     command = str(ragtune) if ragtune.exists() else f"{sys.executable} -m tui"
     session = f"ragtune-smoke-{os.getpid()}"
-    env = f"HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false HOME={tmp_path}"
+    # this checkout's code, also when a tmux server started elsewhere runs the session
+    repo = Path(__file__).resolve().parents[1]
+    env = f"HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false HOME={tmp_path} PYTHONPATH={repo}"
     subprocess.run(
         [
             "tmux",
@@ -97,8 +146,8 @@ def test_wizard_runs_the_pipeline_to_the_results_screen(tmp_path: Path, tiny_ber
     )
     try:
         _wait_for(session, "Sources:", 30)
-        # The documents are typed into the path field (the tree starts at the launch folder).
-        _keys(session, "BTab")
+        # The documents are typed: the tree has the focus and hands typed text to the path
+        # field (the tree starts at the launch folder).
         _keys(session, "-l", str(tmp_path / "docs"))
         _keys(session, "Enter")
         _wait_for(session, "picked: docs", 20)
@@ -113,9 +162,16 @@ def test_wizard_runs_the_pipeline_to_the_results_screen(tmp_path: Path, tiny_ber
             assert time.monotonic() < deadline, "F8 did not save a rejected row"
             time.sleep(0.2)
         rejected = next(e for e in load_review(Workspace(ws)) if e.status == "rejected")
+        # Generation alone (F6 on Samples) is not a finished training.
+        _keys(session, "F6")
+        _wait_for(session, "Start (y)", 20)
+        _keys(session, "y")
+        _wait_for(session, "generation done", 90)
         for title in ("Training settings:", "Training:"):
             _keys(session, "F3")
             _wait_for(session, title, 20)
+        screen = _wait_for(session, "training has not run yet", 20)
+        assert "F3 shows the results" not in screen, screen
         _keys(session, "F5")
         _wait_for(session, "Start (y)", 20)
         _keys(session, "y")
@@ -131,6 +187,15 @@ def test_wizard_runs_the_pipeline_to_the_results_screen(tmp_path: Path, tiny_ber
             _keys(session, "F5")
             time.sleep(2)
         _keys(session, "y")
+        # While it trains there is no fine-tuned model, and Try a query says so.
+        _wait_for(session, "running", 30)
+        _keys(session, "F3")
+        _wait_for(session, "Results:", 20)
+        question = "When must supervisors confirm the forklift battery changes entry?"
+        screen = _ask(session, question, "no fine-tuned model yet")
+        assert "fine-tuned: none yet" in screen, screen
+        assert not (ws / "models" / "embedder" / "config.json").exists(), "asked too late"
+        _keys(session, "F2")
         screen = _wait_for(session, "✔ evaluate", 420)
         screen = _wait_for(session, "finished", 60)
         assert "✔ train" in screen and "cancelled" not in screen.splitlines()[2]
@@ -141,20 +206,42 @@ def test_wizard_runs_the_pipeline_to_the_results_screen(tmp_path: Path, tiny_ber
 
         _keys(session, "F3")
         _wait_for(session, "Results:", 20)
+        _keys(session, "F7")  # from Try a query, where the question during training left it
         screen = _wait_for(session, "ndcg@10", 20)
         assert "64" in screen and "tuned" in screen and "held-out queries" in screen
-        _keys(session, "F5")
-        time.sleep(1)
-        _keys(session, "-l", "When must supervisors confirm the forklift battery changes entry?")
-        _keys(session, "Enter")
-        screen = _wait_for(session, "chunks per model", 120)
+        screen = _ask(session, question, "chunks per model")
         hits = [line for line in screen.splitlines() if line.count(".md") >= 2]
         assert hits, f"base and tuned hits side by side:\n{screen}"
+        answer = json.loads(_cli("ask", str(ws), question, "--compare", "--json"))
+        base, tuned = _hit_scores(screen)
+        assert tuned == [f"{h['retriever_score']:.3f}" for h in answer["hits"]], screen
+        assert base == [f"{h['retriever_score']:.3f}" for h in answer["base_hits"]], screen
+        assert tuned != base, "the fine-tuned side is not the base model again"
+
+        # A changed setting shows as stale on Train, as `ragtune status` says, and on Start.
+        for title in ("Training:", "Training settings:"):
+            _keys(session, "F2")
+            _wait_for(session, title, 20)
+        for _ in range(20):  # to the epochs field: its help shows when it has focus
+            if "passes over the training pairs" in _pane(session):
+                break
+            _keys(session, "Tab")
+            time.sleep(0.3)
+        _keys(session, "End", "C-u")
+        _keys(session, "-l", "2")
+        _keys(session, "F3")
+        screen = _wait_for(session, "↻ train  stale", 30)
+        assert "train     stale (embedder.epochs)" in _cli("status", str(ws))
+        assert "changed since: embedder.epochs" in screen, screen
 
         for _ in range(8):
             _keys(session, "F2")
             time.sleep(0.4)
-        _wait_for(session, "Start: a new run", 20)
+        screen = _wait_for(session, "Start: a new run", 20)
+        row = next(line for line in screen.splitlines() if line.strip().startswith("smoke "))
+        marks = dict(zip(STAGES, row.split()[1:], strict=True))
+        assert marks["ingest"] == "✔" and marks["train"] == "↻", row
+        assert "↻ stale" in screen, "the legend names the mark"
         _keys(session, "C-u")
         _keys(session, "-l", "second")
         _keys(session, "Enter")

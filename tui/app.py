@@ -7,11 +7,13 @@ replace sections of ``state.cfg``. The engine is reached only through
 
 from __future__ import annotations
 
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widget import AwaitMount
 
@@ -204,7 +206,8 @@ class RagtuneApp(App[int]):
         stack = self.screen_stack
         commit = getattr(stack[0], "commit_state", None) if stack else None
         if commit is not None:
-            commit()
+            with suppress(NoMatches):  # a step left before its fields were built has none
+                commit()
 
     def screen_problems(self) -> str | None:
         """What still stops a full run from starting, checked before F5 on the Training step."""
@@ -287,11 +290,21 @@ class RagtuneApp(App[int]):
         target = self._step_offset(1)
         if target:
             self.switch_mode(target)
+        else:
+            self.notify(
+                "this is the last step: F2 goes back, ctrl+q quits (the run is kept)",
+                title="no next step",
+            )
 
     def action_back(self) -> None:
         target = self._step_offset(-1)
         if target:
             self.switch_mode(target)
+        else:
+            self.notify(
+                "this is the first step: create a run (F5) or open one (F6) to go on",
+                title="no step before",
+            )
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
@@ -300,6 +313,13 @@ class RagtuneApp(App[int]):
 
     def action_save_config(self) -> None:
         self.commit_screen()
+        if self.state.workspace is None and self.current_mode == "start":
+            self.notify(
+                "no run yet, so nothing to save: create one (F5) or open one (F6) first",
+                title="config not saved",
+                severity="warning",
+            )
+            return
         pid = self.state.run_in_progress()
         if pid is not None:
             who = f" (pid {pid})" if pid > 0 else ""

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
     from engine.config import LlmConfig, RunConfig
     from engine.core.records import Chunk
+    from engine.core.stages import StageStatus
     from engine.core.workspace import Workspace
     from engine.evaluate.results import Results
     from engine.generate.llm_connection import ConnectionResult
@@ -61,6 +62,32 @@ class ExportResult:
         return "\n".join(lines) or "nothing to export yet"
 
 
+@dataclass
+class SettingsCheck:
+    """The engine's own checks of the training settings that need a model, before any run.
+
+    ``problems`` stop training (the engine raises the same reasons when a run starts);
+    ``notes`` are decisions the run will make (a reranker it will not train). Keys are
+    dotted settings, e.g. ``embedder.matryoshka_dims``.
+    """
+
+    problems: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+    model_dim: int | None = None
+    derived_dims: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Dimension:
+    """What ``model_dims`` reads of a model: its size, so the check runs without keeping
+    the model loaded."""
+
+    size: int
+
+    def get_embedding_dimension(self) -> int:
+        return self.size
+
+
 class RunHandle(Protocol):
     pid: int
     workspace: Path
@@ -83,6 +110,80 @@ def _ingest(cfg: RunConfig) -> None:
 
 class EngineClient:
     """Calls the real engine. Every method may block: call it from a thread worker."""
+
+    _dims: ClassVar[dict[tuple[str, bool], int]] = {}
+    """Embedding sizes of models already loaded once, by (name, trust_remote_code)."""
+
+    def embedding_dimension(self, name: str, trust_remote_code: bool = False) -> int:
+        """The model's embedding size, from the model itself (its modules decide it)."""
+        key = (name, trust_remote_code)
+        if key not in self._dims:
+            from engine.core.models import load_embedder
+            from engine.embedder.train import embedding_dim
+
+            model = load_embedder(name, device="cpu", trust_remote_code=trust_remote_code)
+            self._dims[key] = embedding_dim(model)
+        return self._dims[key]
+
+    def check_settings(self, cfg: RunConfig, ws: Workspace) -> SettingsCheck:
+        """What the engine checks before training (Matryoshka sizes against the model, the
+        best-model metric against the sizes, the GPL teacher), and whether the rerank stage
+        will train a reranker: the same functions the run calls."""
+        from engine.core.errors import ConfigError, RagtuneError
+        from engine.core.models import available_here, derive_dims, hub_reachable
+        from engine.embedder.train import check_best_metric, model_dims
+
+        out = SettingsCheck()
+        ecfg = cfg.embedder
+        try:
+            out.model_dim = self.embedding_dimension(ecfg.base_model, ecfg.trust_remote_code)
+        except RagtuneError as exc:
+            out.notes["embedder.base_model"] = (
+                f"cannot load it here to check the sizes: {exc.message}"
+            )
+        else:
+            out.derived_dims = derive_dims(out.model_dim)
+            try:
+                dims = model_dims(_Dimension(out.model_dim), ecfg)  # type: ignore[arg-type]
+                check_best_metric(ecfg.metric_for_best_model, dims)
+            except ConfigError as exc:
+                out.problems[exc.key] = f"{exc.value!r} not allowed: {exc.allowed}"
+        teacher = ecfg.pseudo_label_model
+        if ecfg.loss == "gpl" and not available_here(teacher) and not hub_reachable(timeout=2.0):
+            out.problems["embedder.pseudo_label_model"] = (
+                f"loss gpl needs this trained cross-encoder and {teacher} is not on this "
+                "machine (no model Hub here): set a local path"
+            )
+        if cfg.reranker.enabled:
+            reason = self._reranker_skip(cfg, ws)
+            if reason:
+                out.notes["reranker.enabled"] = reason
+        return out
+
+    @staticmethod
+    def _reranker_skip(cfg: RunConfig, ws: Workspace) -> str:
+        """Why the rerank stage will not train, from the engine's own rule; the training
+        queries are the prepared data's when there is some, else the rule's threshold."""
+        from engine.core.errors import RagtuneError
+        from engine.reranker.train import has_classifier_head, untrainable_reason
+
+        rc = cfg.reranker
+        prepared = ws.stage_summary("prepare") or {}
+        try:
+            if "train_pairs" in prepared:
+                reason = untrainable_reason(rc, int(prepared["train_pairs"]))
+                return f"it will not be trained: {reason}" if reason else ""
+            if rc.min_queries_fresh_head == 0 or has_classifier_head(
+                rc.base_model, trust_remote_code=rc.trust_remote_code
+            ):
+                return ""
+        except RagtuneError as exc:
+            return f"cannot check the reranker base here: {exc.message}"
+        return (
+            f"it will not be trained unless the run makes {rc.min_queries_fresh_head} or more "
+            f"training queries: {rc.base_model} has no trained reranking head, and fewer "
+            "cannot teach a fresh one (reranker.min_queries_fresh_head)"
+        )
 
     def discover(self, cfg: RunConfig) -> ScanResult:
         """Every file that would be read, each opened once so unreadable ones are named now."""
@@ -191,6 +292,13 @@ class EngineClient:
         from engine.serve.ask import ask
 
         return ask(ws, question, top_k=top_k, dim=dim, compare=True)
+
+    def stage_status(self, cfg: RunConfig, ws: Workspace) -> dict[str, StageStatus]:
+        """Per stage done / stale (and what changed) / to do / running, for the wizard's
+        config as it is now: the engine's own plan, what ``ragtune status`` prints."""
+        from engine.stages import stage_statuses
+
+        return stage_statuses(ws, cfg.for_workspace(ws.root))
 
     def results(self, ws: Workspace) -> Results:
         from engine.evaluate.results import read_results

@@ -32,6 +32,20 @@ class RunAlive(Message):
 
 
 @dataclass
+class ProcessSample(Message):
+    """CPU and memory of the run's process and its children (a CPU run has no GPU samples)."""
+
+    cpu_percent: float
+    """Summed over the processes: 200 is two cores busy."""
+    rss_mb: float
+    cores: int
+    token: int = 0
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ProcessSample)
+
+
+@dataclass
 class WorkResult(Message):
     """A finished worker's value for the screen that started it, tagged by ``kind``."""
 

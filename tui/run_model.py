@@ -56,6 +56,7 @@ class TrainingProgress:
     learning_rate: float | None = None
     eta_s: float | None = None
     _anchor: tuple[float, int] | None = None
+    _last: tuple[float, int] | None = None
     _log_step: int = 0
 
     @property
@@ -65,6 +66,14 @@ class TrainingProgress:
         if self._log_step and self.epoch:
             return self.epoch * self.step / self._log_step
         return self.epoch
+
+    @property
+    def steps_per_s(self) -> float | None:
+        """Steps per second since the first step seen in this stage (the ETA's rate)."""
+        if self._anchor is None or self._last is None:
+            return None
+        (t0, s0), (t1, s1) = self._anchor, self._last
+        return (s1 - s0) / (t1 - t0) if s1 > s0 and t1 > t0 else None
 
     def logged(self, step: int, epoch: float) -> None:
         if step > 0 and epoch > 0:
@@ -78,6 +87,8 @@ class TrainingProgress:
             self._anchor = (time, step)
             return
         t0, s0 = self._anchor
+        if step > s0 and time > t0:
+            self._last = (time, step)
         if step > s0 and time > t0 and self.max_steps:
             rate = (step - s0) / (time - t0)
             self.eta_s = max(0.0, (self.max_steps - step) / rate)
@@ -100,6 +111,10 @@ class RunSegment:
     """The process ended without a last word (killed, or lost with the machine)."""
     ingest_ran: bool = False
     skip_reasons: dict[str, str] = field(default_factory=dict)
+    stage_since: dict[str, float] = field(default_factory=dict)
+    """When each stage started (event time), so a stage that logs nothing for a while still
+    shows that it is working."""
+    summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def ended(self) -> bool:
@@ -222,13 +237,18 @@ class RunView:
         if isinstance(ev, StageStarted):
             run.stages[ev.stage] = "running"
             run.current_stage = ev.stage
+            run.stage_since[ev.stage] = ev.time
             run.ingest_ran = run.ingest_ran or ev.stage == "ingest"
             if ev.stage in TRAINING_STAGES:
                 run.training = TrainingProgress()
             self._stage_line(run, ev.stage, f"▶ {ev.stage} {ev.detail}".rstrip())
         elif isinstance(ev, StageFinished):
             run.stages[ev.stage] = "done"
-            self._stage_line(run, ev.stage, f"✔ {ev.stage} in {ev.seconds:.1f}s")
+            run.summaries[ev.stage] = ev.summary or {}
+            line = f"✔ {ev.stage} in {ev.seconds:.1f}s"
+            if not_trained(ev.summary):
+                line = f"✔ {ev.stage}: no reranker trained ({ev.summary.get('reason')})"
+            self._stage_line(run, ev.stage, line)
         elif isinstance(ev, StageSkipped):
             run.stages[ev.stage] = "skipped"
             run.skip_reasons[ev.stage] = ev.reason
@@ -317,6 +337,11 @@ class RunView:
         target = self.eval_loss if ev.split == "eval" else self.train_loss
         target.setdefault(ev.model, []).append((ev.step, float(ev.loss)))
         self.loss_model = ev.model
+
+
+def not_trained(summary: dict[str, Any] | None) -> bool:
+    """A rerank stage that finished by deciding not to train (its summary says why)."""
+    return bool(summary) and summary.get("trained") is False  # type: ignore[union-attr]
 
 
 def downsample(points: list[tuple[float, float]], buckets: int) -> tuple[list[float], list[float]]:

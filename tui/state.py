@@ -16,6 +16,7 @@ from engine.config import RunConfig, load_config
 from engine.core.workspace import Workspace
 
 if TYPE_CHECKING:
+    from engine.generate.llm_cost import CostEstimate
     from engine.generate.review import ReviewEntry
     from tui.engine_client import RunHandle
 
@@ -30,6 +31,11 @@ class WizardState:
     review: list[ReviewEntry] = field(default_factory=list)
     """The current sample rows with their decisions, as saved to the workspace's review.json."""
     notes: list[str] = field(default_factory=list)
+    estimate: tuple[CostEstimate, str, tuple[str, str]] | None = None
+    """The last cost estimate of the LLM step, its time, and the model and api base it was
+    made for: repeated in the confirm before a run that pays for calls."""
+    call_latency_s: float | None = None
+    """One test call's round trip, for the time estimate."""
     """What the wizard changed on its own (offline model swaps), shown once on the first screen."""
 
     @classmethod
@@ -72,6 +78,25 @@ class WizardState:
         if self.workspace is None:
             return None
         return self.workspace.lock().holder()
+
+    def paid_run_note(self) -> str:
+        """For the confirm before a run that calls an LLM: its calls, tokens, price and time
+        as last estimated, or that it was not estimated for these settings."""
+        gen = self.cfg.generation
+        if gen.resolved != "litellm":
+            return ""
+        llm = gen.llm
+        if self.estimate is None or self.estimate[2] != (llm.model, llm.api_base):
+            return (
+                f" The LLM ({llm.model}) is called for every chunk and may cost money; no "
+                "estimate for these settings yet (F6 on step 4)."
+            )
+        est, time, _ = self.estimate
+        price = f"about ${est.usd:,.2f}" if est.usd is not None else "price unknown"
+        return (
+            f" The LLM ({llm.model}) gets {est.calls:,} calls, ~{est.input_tokens:,} input and "
+            f"~{est.output_tokens:,} output tokens: {price}; time {time}."
+        )
 
     def ensure_workspace(self) -> Workspace:
         if self.workspace is None or self.workspace.root != self.cfg.workspace_dir:

@@ -18,6 +18,7 @@ from engine.config.export import ExportConfig
 from engine.config.generation import GenerationConfig, LlmFreeConfig
 from engine.config.llm import LlmConfig
 from engine.config.reranker import RerankerConfig
+from engine.config.retrieval import RetrievalConfig
 from engine.config.sources import SourcesConfig
 from engine.config.training import EmbedderConfig
 from engine.core.errors import ConfigError
@@ -39,6 +40,7 @@ __all__ = [
     "LlmConfig",
     "LlmFreeConfig",
     "RerankerConfig",
+    "RetrievalConfig",
     "RunConfig",
     "RunSection",
     "SourcesConfig",
@@ -64,6 +66,7 @@ class RunConfig(Section):
     data: DataConfig = field(default_factory=DataConfig)
     embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
     reranker: RerankerConfig = field(default_factory=RerankerConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)

@@ -19,21 +19,22 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 
+# More passages than this add little to a 384x384 second-moment matrix.
+MAX_TEXTS = 5000
+
+
 def fit_rotation(
     model: SentenceTransformer,
     texts: Sequence[str],
     *,
-    max_texts: int = 5000,
+    max_texts: int = MAX_TEXTS,
     batch_size: int = 64,
     document_prompt: str | None = None,
     seed: int = 0,
 ) -> np.ndarray:
     """Rows are eigenvectors by decreasing eigenvalue: ``rotated = R @ embedding``."""
-    import numpy as np
 
-    sample = list(texts)
-    if len(sample) > max_texts:
-        sample = random.Random(seed).sample(sample, max_texts)
+    sample = rotation_sample(texts, max_texts, seed)
     emb = model.encode(
         sample,
         batch_size=batch_size,
@@ -41,10 +42,27 @@ def fit_rotation(
         prompt=document_prompt or None,
         convert_to_numpy=True,
         show_progress_bar=False,
-    ).astype(np.float64)
+    )
+    return rotation_from_embeddings(emb)
+
+
+def rotation_from_embeddings(emb: np.ndarray) -> np.ndarray:
+    """The rotation from unit-length embeddings of the sampled passages (``fit_rotation``'s
+    second half), for a caller that has encoded them already."""
+    import numpy as np
+
+    emb = np.asarray(emb, dtype=np.float64)
     eigvals, eigvecs = np.linalg.eigh(emb.T @ emb)
     order = np.argsort(eigvals)[::-1]
     return eigvecs[:, order].T.astype(np.float32)
+
+
+def rotation_sample(ids: Sequence[str], max_texts: int, seed: int) -> list[str]:
+    """Which passages ``fit_rotation`` fits on: all, or the same seeded sample of them."""
+    sample = list(ids)
+    if len(sample) > max_texts:
+        sample = random.Random(seed).sample(sample, max_texts)
+    return sample
 
 
 def append_rotation(model: SentenceTransformer, rotation: np.ndarray) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -180,11 +181,19 @@ def evaluate_retrieval(
     events: Emitter | None = None,
     label: str = "model",
     per_query: dict[str, np.ndarray] | None = None,
+    rankings: dict[int, list[list[tuple[str, float]]]] | None = None,
+    depth: int = 0,
+    embeddings: SuiteEmbeddings | None = None,
 ) -> dict[str, float]:
     """IR metrics for every Matryoshka size from a single encode of corpus and queries.
 
+    ``embeddings`` (from ``encode_suite``) skips the encode: one run scores a model on several
+    suites, and the base + rotation system, from the corpus encoded once per model.
+
     ``per_query``, when given, receives each size's per-query nDCG@10 (same key as its mean,
     queries in a fixed order), for paired comparisons of two models on the same queries.
+    ``rankings``, when given, receives each size's top ``depth`` ``(doc id, cosine)`` per
+    judged query (order of ``judged_queries``), for fusion with BM25 without encoding again.
 
     Per-size evaluators re-encode everything once per size; here each size slices and
     renormalises the full embeddings, which is what ``truncate_dim`` plus cosine does, so the
@@ -196,23 +205,18 @@ def evaluate_retrieval(
 
     full_dim = _embedding_dim(model)
     dims = _check_dims(dims, full_dim or max(dims))
-    query_ids = [qid for qid in data.queries if data.relevant.get(qid)]
-    # Ties rank by corpus id, as sentence-transformers' evaluator ranks them (-score, id).
-    corpus_ids = sorted(data.corpus)
-    if not query_ids or not corpus_ids:
-        raise InputError(
-            "nothing to evaluate: no judged query or an empty corpus",
-            hint="each query needs at least one relevant document in the corpus",
+    if embeddings is None:
+        embeddings = encode_suite(
+            model,
+            data,
+            batch_size=batch_size,
+            query_prompt=query_prompt,
+            document_prompt=document_prompt,
+            events=events,
+            label=label,
         )
-
-    queries = [data.queries[qid] for qid in query_ids]
-    documents = [data.corpus[cid] for cid in corpus_ids]
-    total = len(queries) + len(documents)
-    common = {"batch_size": batch_size, "events": events, "total": total, "label": label}
-    query_emb = _encode(model, queries, kind="query", prompt=query_prompt, done=0, **common)
-    corpus_emb = _encode(
-        model, documents, kind="document", prompt=document_prompt, done=len(queries), **common
-    )
+    query_ids, corpus_ids = embeddings.query_ids, embeddings.corpus_ids
+    query_emb, corpus_emb = embeddings.queries, embeddings.corpus
 
     position = {cid: i for i, cid in enumerate(corpus_ids)}
     relevant_rows = [
@@ -222,12 +226,20 @@ def evaluate_retrieval(
     max_k = max([*k_values, *mrr_at_k, *ndcg_at_k, *map_at_k])
 
     results: dict[str, float] = {}
+    search_k = max(max_k, depth if rankings is not None else 0)
     for dim in dims:
         scores, indices = topk_search(
-            truncate_normalize(query_emb, dim), truncate_normalize(corpus_emb, dim), max_k
+            truncate_normalize(query_emb, dim), truncate_normalize(corpus_emb, dim), search_k
         )
         order = np.lexsort((indices, -scores), axis=1)
         indices = np.take_along_axis(indices, order, axis=1)
+        scores = np.take_along_axis(scores, order, axis=1)
+        if rankings is not None:
+            rankings[dim] = [
+                [(corpus_ids[i], float(v)) for i, v in zip(row_i, row_s, strict=True)]
+                for row_i, row_s in zip(indices.tolist(), scores.tolist(), strict=True)
+            ]
+        indices = indices[:, :max_k]
         hits = np.array(
             [
                 [i in rows for i in ranked]
@@ -249,6 +261,95 @@ def evaluate_retrieval(
         if events is not None:
             events.emit(EvalRow(model=label, dim=dim, metrics=metrics))
     return results
+
+
+@dataclass(frozen=True)
+class SuiteEmbeddings:
+    """One model's full-size embeddings of a suite: judged queries in ``judged_queries`` order,
+    the corpus in id order (ties rank by id, as in sentence-transformers' evaluator)."""
+
+    query_ids: list[str]
+    corpus_ids: list[str]
+    queries: torch.Tensor
+    corpus: torch.Tensor
+
+    def mapped(self, matrix: torch.Tensor) -> SuiteEmbeddings:
+        """The same texts through a linear layer appended to the model (``x @ matrix.T``), as
+        the corpus rotation is: the base + rotation system without encoding again."""
+        m = matrix.to(self.corpus.device, self.corpus.dtype)
+        return SuiteEmbeddings(
+            self.query_ids, self.corpus_ids, self.queries @ m.T, self.corpus @ m.T
+        )
+
+
+def encode_suite(
+    model: SentenceTransformer,
+    data: IRData,
+    *,
+    batch_size: int = 64,
+    query_prompt: str | None = None,
+    document_prompt: str | None = None,
+    events: Emitter | None = None,
+    label: str = "model",
+    corpus: torch.Tensor | None = None,
+) -> SuiteEmbeddings:
+    """Encode a suite's judged queries and its corpus once; ``corpus`` reuses embeddings of the
+    same corpus (same ids, id order) that another suite already made with this model."""
+    query_ids = judged_queries(data)
+    corpus_ids = sorted(data.corpus)
+    if not query_ids or not corpus_ids:
+        raise InputError(
+            "nothing to evaluate: no judged query or an empty corpus",
+            hint="each query needs at least one relevant document in the corpus",
+        )
+    queries = [data.queries[qid] for qid in query_ids]
+    total = len(queries) + (0 if corpus is not None else len(corpus_ids))
+    common = {"batch_size": batch_size, "events": events, "total": total, "label": label}
+    query_emb = _encode(model, queries, kind="query", prompt=query_prompt, done=0, **common)
+    if corpus is None:
+        documents = [data.corpus[cid] for cid in corpus_ids]
+        corpus = _encode(
+            model, documents, kind="document", prompt=document_prompt, done=len(queries), **common
+        )
+    return SuiteEmbeddings(query_ids, corpus_ids, query_emb, corpus)
+
+
+def judged_queries(data: IRData) -> list[str]:
+    """The queries with at least one judged passage, in the fixed order per-query scores use."""
+    return [qid for qid in data.queries if data.relevant.get(qid)]
+
+
+def ranking_metrics(
+    ranked: Sequence[Sequence[str]],
+    data: IRData,
+    *,
+    k_values: Sequence[int] = DEFAULT_K_VALUES,
+    mrr_at_k: Sequence[int] = DEFAULT_MRR_AT_K,
+    ndcg_at_k: Sequence[int] = DEFAULT_NDCG_AT_K,
+    map_at_k: Sequence[int] = DEFAULT_MAP_AT_K,
+) -> tuple[dict[str, float], np.ndarray]:
+    """IR metrics and per-query nDCG@10 of rankings given as doc ids, one list per judged
+    query (``judged_queries`` order): how BM25 and fused rankings are scored, with the same
+    definitions as the dense model's."""
+    query_ids = judged_queries(data)
+    if len(ranked) != len(query_ids):
+        raise ValueError(f"{len(ranked)} rankings for {len(query_ids)} judged queries")
+    max_k = max([*k_values, *mrr_at_k, *ndcg_at_k, *map_at_k])
+    hits = np.zeros((len(query_ids), max_k), dtype=bool)
+    for row, (qid, docs) in enumerate(zip(query_ids, ranked, strict=True)):
+        relevant = data.relevant[qid]
+        for col, doc in enumerate(list(docs)[:max_k]):
+            hits[row, col] = doc in relevant
+    n_relevant = np.array([len(data.relevant[qid]) for qid in query_ids])
+    metrics = ir_metrics(
+        hits,
+        n_relevant,
+        k_values=k_values,
+        mrr_at_k=mrr_at_k,
+        ndcg_at_k=ndcg_at_k,
+        map_at_k=map_at_k,
+    )
+    return metrics, ndcg_per_query(hits, n_relevant, 10)
 
 
 _KEY = re.compile(r"^dim_(\d+)_" + SCORE_NAME + r"_(.+)$")

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.retrieval.fusion import DEFAULT_DEPTH, DEFAULT_RRF_K, FusionSettings
+
 SUITES = ("held-out", "benchmark")
 SUITE_TITLES = {
     "held-out": "held-out queries (chunks never trained on)",
@@ -24,6 +26,16 @@ SUITE_TITLES = {
 }
 SHOWN_METRICS = ("ndcg@10", "mrr@10", "map@100", "accuracy@1", "accuracy@10", "recall@10")
 RERANK_METRICS = ("ndcg@10", "mrr@10", "map@100")
+# Every retriever a run measures, in the order tables list them; keys of metrics.json.
+RETRIEVERS = ("bm25", "base", "base_rotated", "tuned", "hybrid_base", "hybrid_tuned")
+RETRIEVER_LABELS = {
+    "bm25": "BM25",
+    "base": "dense base",
+    "base_rotated": "dense base + rotation",
+    "tuned": "dense fine-tuned",
+    "hybrid_base": "hybrid base",
+    "hybrid_tuned": "hybrid fine-tuned",
+}
 _KEY = re.compile(r"^(?:eval_)?dim_(\d+)_cosine_(.+)$")
 
 
@@ -74,6 +86,60 @@ class Gain:
         return gain_verdict({"low": self.low, "high": self.high})
 
 
+@dataclass(frozen=True)
+class RetrieverRow:
+    """One retriever's metric at each size, and its change against the dense base with the
+    95% paired-bootstrap interval (none for the dense base itself)."""
+
+    retriever: str
+    values: dict[int, float]
+    changes: dict[int, Gain]
+
+    @property
+    def label(self) -> str:
+        return RETRIEVER_LABELS.get(self.retriever, self.retriever)
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """Which retriever to ship on this data, measured where it can be judged."""
+
+    retriever: str
+    dim: int
+    suite: str
+    queries: int
+    query_source: str
+    """"labelled benchmark", "LLM-written held-out queries" or "LLM-free pseudo-queries"."""
+    ndcg: float
+    vs_base: Gain | None
+    runner_up: str
+    vs_runner_up: Gain | None
+    fusion: str
+    """The fusion the hybrid rows used, in words (method, weight and where it came from)."""
+    reason: str
+    caveats: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return RETRIEVER_LABELS.get(self.retriever, self.retriever)
+
+    @property
+    def hybrid(self) -> bool:
+        return self.retriever.startswith("hybrid")
+
+    @property
+    def fine_tuned(self) -> bool:
+        return self.retriever in ("tuned", "hybrid_tuned")
+
+    @property
+    def uses_bm25(self) -> bool:
+        return self.retriever in ("bm25", "hybrid_base", "hybrid_tuned")
+
+    @property
+    def uses_dense(self) -> bool:
+        return self.retriever != "bm25"
+
+
 @dataclass
 class SuiteResult:
     """One evaluation set, base vs tuned per Matryoshka dim."""
@@ -86,6 +152,25 @@ class SuiteResult:
     base_rotated: dict[int, dict[str, float]] = field(default_factory=dict)
     gains: dict[int, Gain] = field(default_factory=dict)
     """Per size; empty for runs evaluated before ragtune measured intervals."""
+    others: dict[str, dict[int, dict[str, float]]] = field(default_factory=dict)
+    """BM25 and the hybrids (``RETRIEVERS`` keys) per size; empty before ragtune measured them."""
+    changes: dict[str, dict[int, Gain]] = field(default_factory=dict)
+    """Each retriever's nDCG@10 change against the dense base, per size."""
+
+    def metrics_of(self, retriever: str) -> dict[int, dict[str, float]]:
+        if retriever in ("base", "tuned", "base_rotated"):
+            return getattr(self, retriever)
+        return self.others.get(retriever, {})
+
+    def retriever_rows(self, metric: str = "ndcg@10") -> list[RetrieverRow]:
+        """The retrievers measured on this suite, in ``RETRIEVERS`` order."""
+        out = []
+        for key in RETRIEVERS:
+            by_dim = self.metrics_of(key)
+            values = {d: m[metric] for d, m in by_dim.items() if metric in m}
+            if values:
+                out.append(RetrieverRow(key, values, self.changes.get(key, {})))
+        return out
 
     @property
     def title(self) -> str:
@@ -157,6 +242,9 @@ class Results:
     suites: dict[str, SuiteResult] = field(default_factory=dict)
     primary_metric: str = "ndcg@10"
     reranker: RerankResult | None = None
+    recommendation: Recommendation | None = None
+    fusion: FusionSettings | None = None
+    """The fusion the hybrid rows were measured with (and search uses)."""
 
     @property
     def empty(self) -> bool:
@@ -174,15 +262,9 @@ def parse_results(data: dict[str, Any]) -> Results:
         for name in SUITES:
             part = emb.get(name)
             if isinstance(part, dict):
-                out.suites[name] = SuiteResult(
-                    name=name,
-                    queries=int(part.get("queries", 0) or 0),
-                    corpus=int(part.get("corpus", 0) or 0),
-                    base=split_flat(part.get("base", {})),
-                    tuned=split_flat(part.get("tuned", {})),
-                    base_rotated=split_flat(part.get("base_rotated", {})),
-                    gains=_gains(part.get("gains")),
-                )
+                out.suites[name] = parse_suite(name, part)
+        out.recommendation = _recommendation(emb.get("recommendation"))
+        out.fusion = _fusion(emb.get("fusion"))
     rr = data.get("reranker") if isinstance(data, dict) else None
     if isinstance(rr, dict):
         result = RerankResult(
@@ -213,6 +295,27 @@ def parse_results(data: dict[str, Any]) -> Results:
     return out
 
 
+def parse_suite(name: str, part: dict[str, Any]) -> SuiteResult:
+    """One suite as metrics.json (or ``ragtune eval --json``) stores it."""
+    return SuiteResult(
+        name=name,
+        queries=int(part.get("queries", 0) or 0),
+        corpus=int(part.get("corpus", 0) or 0),
+        base=split_flat(part.get("base", {})),
+        tuned=split_flat(part.get("tuned", {})),
+        base_rotated=split_flat(part.get("base_rotated", {})),
+        gains=_gains(part.get("gains")),
+        others={
+            k: split_flat(v)
+            for k, v in (part.get("retrievers") or {}).items()
+            if isinstance(v, dict)
+        },
+        changes={
+            k: _gains(v) for k, v in (part.get("changes") or {}).items() if isinstance(v, dict)
+        },
+    )
+
+
 def _gains(data: Any) -> dict[int, Gain]:
     if not isinstance(data, dict):
         return {}
@@ -223,6 +326,50 @@ def _gains(data: Any) -> dict[int, Gain]:
         )
         for dim, g in (data.get("by_dim") or {}).items()
     }
+
+
+def _gain(data: Any, against: str, dim: int) -> Gain | None:
+    if not isinstance(data, dict):
+        return None
+    return Gain(
+        dim, float(data["mean"]), float(data["low"]), float(data["high"]), against,
+        int(data.get("queries", 0) or 0),
+    )  # fmt: skip
+
+
+def _fusion(data: Any) -> FusionSettings | None:
+    if not isinstance(data, dict):
+        return None
+    try:
+        return FusionSettings(
+            method=str(data["method"]),
+            weight=float(data["weight"]),
+            rrf_k=int(data.get("rrf_k", DEFAULT_RRF_K)),
+            depth=int(data.get("depth", DEFAULT_DEPTH)),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _recommendation(data: Any) -> Recommendation | None:
+    if not isinstance(data, dict) or not data.get("retriever"):
+        return None
+    dim = int(data.get("dim", 0) or 0)
+    runner_up = str(data.get("runner_up", ""))
+    return Recommendation(
+        retriever=str(data["retriever"]),
+        dim=dim,
+        suite=str(data.get("suite", "")),
+        queries=int(data.get("queries", 0) or 0),
+        query_source=str(data.get("query_source", "")),
+        ndcg=float(data.get("ndcg", 0.0) or 0.0),
+        vs_base=_gain(data.get("vs_base"), "dense base", dim),
+        runner_up=runner_up,
+        vs_runner_up=_gain(data.get("vs_runner_up"), RETRIEVER_LABELS.get(runner_up, ""), dim),
+        fusion=str(data.get("fusion", "")),
+        reason=str(data.get("reason", "")),
+        caveats=[str(c) for c in data.get("caveats") or []],
+    )
 
 
 def read_results(metrics_path: Path) -> Results:

@@ -33,8 +33,8 @@ def _run(ctx: StageContext) -> dict[str, Any]:
 
 STAGE = Stage(
     "evaluate",
-    settings=("eval", *EMBEDDER_USE, "embedder.matryoshka_dims"),
-    upstream=("train",),
+    settings=("eval", "retrieval", *EMBEDDER_USE, "embedder.matryoshka_dims"),
+    upstream=("train", "index"),
     outputs=(Output("metrics", lambda ws: ws.metrics_path, json_has("embedder")),),
     derived=_benchmark_files,
     run=_run,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,21 +42,38 @@ def load_benchmark(cfg: RunConfig, ws: Workspace, events: Emitter) -> Any:
     return load_beir(folder)
 
 
-def rotated_base(cfg: RunConfig, prepared: Any, prompts: dict[str, str], device: str) -> Any:
-    """The base model with the same corpus rotation the fine-tuned one gets, untrained: the
-    baseline that shows what training itself added at truncated sizes."""
-    from engine.embedder.rotation import rotate_for_corpus
+def corpus_rotation(cfg: RunConfig, prepared: Any, corpus: Any, device: str, base: Any) -> Any:
+    """The rotation the fine-tuned model gets, fitted here for the untrained base: the baseline
+    that shows what training itself added at truncated sizes. ``corpus`` is the base model's
+    embeddings of ``prepared.corpus`` (id order) when a suite made them, so nothing is encoded
+    twice; else the passages are encoded for the fit alone."""
+    import numpy as np
+    import torch
 
-    model = load_embedder(
-        cfg.embedder.base_model, device=device, trust_remote_code=cfg.embedder.trust_remote_code
+    from engine.embedder.rotation import (
+        MAX_TEXTS,
+        fit_rotation,
+        rotation_from_embeddings,
+        rotation_sample,
     )
-    return rotate_for_corpus(
-        model,
-        prepared.corpus.values(),
-        batch_size=cfg.eval.batch_size,
-        document_prompt=prompts.get("positive"),
-        seed=cfg.embedder.seed,
-    )
+
+    if corpus is None:
+        prompts = column_prompts(base, cfg.embedder)
+        return torch.from_numpy(
+            fit_rotation(
+                base,
+                list(prepared.corpus.values()),
+                batch_size=cfg.eval.batch_size,
+                document_prompt=prompts.get("positive"),
+                seed=cfg.embedder.seed,
+            )
+        )
+    row = {cid: i for i, cid in enumerate(sorted(prepared.corpus))}
+    picked = [
+        row[cid] for cid in rotation_sample(list(prepared.corpus), MAX_TEXTS, cfg.embedder.seed)
+    ]
+    sample = torch.nn.functional.normalize(corpus[picked].float(), dim=1).cpu().numpy()
+    return torch.from_numpy(rotation_from_embeddings(sample.astype(np.float64)))
 
 
 def run_evaluate(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, Any]:
@@ -85,49 +103,64 @@ def run_evaluate(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, An
 
     results: dict[str, Any] = {"dims": dims, "primary_metric": cfg.eval.primary_metric}
     sections: list[str] = []
-    systems = [("base", base), ("tuned", tuned)]
+    # Each corpus is encoded once per model; the suites share it, and base + rotation is a
+    # linear map of the base model's embeddings.
+    encoded = {label: _encode_suites(model, label, suites, cfg, prompts, events)
+               for label, model in (("base", base), ("tuned", tuned))}  # fmt: skip
+    systems = ["base", "tuned"]
     if cfg.embedder.corpus_rotation:
-        systems.insert(1, ("base_rotated", rotated_base(cfg, prepared, prompts, device)))
+        held_out = encoded["base"].get("held-out")  # the held-out suite's corpus is every chunk
+        shared = held_out.corpus if held_out else None
+        rotation = corpus_rotation(cfg, prepared, shared, device, base)
+        encoded["base_rotated"] = {s: e.mapped(rotation) for s, e in encoded["base"].items()}
+        systems.insert(1, "base_rotated")
+    measured: dict[str, Measured] = {}
     for suite, data in suites:
-        scores = {}
-        per_query: dict[str, dict[str, Any]] = {}
-        for label, model in systems:
-            per_query[label] = {}
-            scores[label] = evaluate_retrieval(
-                model,
+        m = measured[suite] = Measured(data)
+        for label in systems:
+            m.per_query[label] = {}
+            m.rankings[label] = {}
+            m.scores[label] = evaluate_retrieval(
+                tuned if label == "tuned" else base,
                 data,
                 dims,
                 k_values=k_values,
-                batch_size=cfg.eval.batch_size,
-                query_prompt=prompts.get("anchor"),
-                document_prompt=prompts.get("positive"),
                 events=events,
                 label=f"{suite}/{label}",
-                per_query=per_query[label],
+                per_query=m.per_query[label],
+                rankings=m.rankings[label],
+                depth=cfg.retrieval.depth,
+                embeddings=encoded[label][suite],
             )
-        baseline = "base_rotated" if "base_rotated" in per_query else "base"
+        baseline = "base_rotated" if "base_rotated" in m.per_query else "base"
         against = "base + rotation" if baseline == "base_rotated" else "base"
-        gains = training_gains(per_query["tuned"], per_query[baseline], dims)
+        gains = training_gains(m.per_query["tuned"], m.per_query[baseline], dims)
         rows = compare(
-            scores["base"],
-            scores["tuned"],
+            m.scores["base"],
+            m.scores["tuned"],
             dims,
             COMPARE_METRICS,
-            rotated=scores.get("base_rotated"),
+            rotated=m.scores.get("base_rotated"),
         )
         results[suite] = {
             "queries": len(data.queries),
             "corpus": len(data.corpus),
-            **scores,
+            **m.scores,
             "rows": rows,
-            "gains": {"against": against, "queries": _judged(per_query["tuned"]), "by_dim": gains},
+            "gains": {
+                "against": against,
+                "queries": _judged(m.per_query["tuned"]),
+                "by_dim": gains,
+            },
         }
         sections.append(
             f"### {suite} queries ({len(data.queries)} queries, {len(data.corpus)} passages)\n\n"
             + render_markdown(rows)
             + "\n"
-            + render_gains_markdown(gains, _judged(per_query["tuned"]), against)
+            + render_gains_markdown(gains, _judged(m.per_query["tuned"]), against)
         )
+    if measured:
+        add_retrievers(cfg, ws, measured, results, dims, k_values, events)
     primary = "benchmark" if "benchmark" in results else "held-out"
     if primary in results:
         # Front ends read the headline suite here without knowing which suites exist.
@@ -135,11 +168,160 @@ def run_evaluate(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, An
         results["base"] = results[primary]["base"]
         results["tuned"] = results[primary]["tuned"]
     update_metrics(ws.metrics_path, "embedder", results)
+    from engine.evaluate.results import read_results
+    from engine.evaluate.tables import recommendation_markdown, retrievers_markdown
+
+    typed = read_results(ws.metrics_path)
+    for i, (suite, _) in enumerate(suites):
+        sections[i] += "\n" + retrievers_markdown(typed.suites[suite])
     report = (
-        f"## Embedder: {cfg.embedder.base_model} → fine-tuned\n\n" + "\n\n".join(sections) + "\n"
+        f"## Embedder: {cfg.embedder.base_model} → fine-tuned\n\n"
+        + (recommendation_markdown(typed.recommendation) + "\n" if typed.recommendation else "")
+        + "\n\n".join(sections)
+        + "\n"
     )
     (ws.root / "report_embedder.md").write_text(report, encoding="utf-8")
     return {"report": report, "suites": [s for s, _ in suites]}
+
+
+def _encode_suites(
+    model: Any,
+    label: str,
+    suites: list[tuple[str, Any]],
+    cfg: RunConfig,
+    prompts: dict[str, str],
+    events: Emitter,
+) -> dict[str, Any]:
+    """One model's embeddings of every suite, a corpus that two suites share encoded once."""
+    from engine.core.stages import digest
+    from engine.evaluate.ir import encode_suite
+
+    out: dict[str, Any] = {}
+    by_corpus: dict[str, Any] = {}
+    for suite, data in suites:
+        key = digest(sorted(data.corpus.items()))
+        out[suite] = encode_suite(
+            model,
+            data,
+            batch_size=cfg.eval.batch_size,
+            query_prompt=prompts.get("anchor"),
+            document_prompt=prompts.get("positive"),
+            events=events,
+            label=f"{suite}/{label}",
+            corpus=by_corpus.get(key),
+        )
+        by_corpus[key] = out[suite].corpus
+    return out
+
+
+@dataclass
+class Measured:
+    """One suite's dense results, kept until BM25 and the fusions are scored beside them."""
+
+    data: Any
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    per_query: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rankings: dict[str, dict[int, list[list[tuple[str, float]]]]] = field(default_factory=dict)
+
+
+# BM25 weights tried when retrieval.weight = -1 (choose on judging queries).
+WEIGHT_GRID = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+
+
+def add_retrievers(
+    cfg: RunConfig,
+    ws: Workspace,
+    measured: dict[str, Measured],
+    results: dict[str, Any],
+    dims: list[int],
+    k_values: tuple[int, ...],
+    events: Emitter,
+) -> None:
+    """BM25 and the hybrids on every suite, each retriever's change against the dense base,
+    and the recommendation, into ``results`` (metrics.json's embedder section)."""
+    from engine.evaluate.hybrid import bm25_rankings, index_for, score_bm25, score_hybrid
+    from engine.evaluate.ir import metric_key, training_gains
+    from engine.evaluate.recommend import can_judge_fusion, judging_suite, query_source, recommend
+    from engine.retrieval.fusion import DEFAULT_WEIGHT
+    from engine.retrieval.settings import bm25_settings, fusion_settings
+    from engine.retrieval.stage import index_dir, load_index
+
+    rc = cfg.retrieval
+    workspace_index = load_index(ws) if index_dir(ws.root).is_dir() else None
+    kw = {"k_values": k_values}
+    bm25: dict[str, Any] = {}
+    for suite, m in measured.items():
+        index = index_for(m.data, workspace_index, bm25_settings(rc))
+        bm25[suite] = bm25_rankings(index, m.data, rc.depth)
+
+    judge = judging_suite(list(measured))
+    source = query_source(judge, cfg.generation.resolved)
+    full = max(dims)
+    weight = None
+    chosen_on = (
+        "the documented default" if rc.weight == DEFAULT_WEIGHT else "set in retrieval.weight"
+    )
+    if rc.weight < 0:
+        if can_judge_fusion(source):
+            m = measured[judge]
+            curve = {}
+            for w in WEIGHT_GRID:
+                _, pq = score_hybrid(
+                    {full: m.rankings["tuned"][full]}, bm25[judge], m.data, fusion_settings(rc, w)
+                )
+                curve[w] = float(next(iter(pq.values())).mean())
+            # For the hybrid that ships with the fine-tuned model; ties go to less BM25.
+            weight = max(WEIGHT_GRID, key=lambda w: (curve[w], -w))
+            chosen_on = (
+                f"chosen on the {_judged(m.per_query['tuned'])} {source} from "
+                f"{len(WEIGHT_GRID)} weights "
+                "(the same queries report it, so its number there is slightly optimistic)"
+            )
+        else:
+            chosen_on = f"the documented default: {source} cannot judge a fusion weight"
+    fusion = fusion_settings(rc, weight)
+    results["fusion"] = {
+        "method": fusion.method,
+        "weight": fusion.weight,
+        "rrf_k": fusion.rrf_k,
+        "depth": fusion.depth,
+        "chosen_on": chosen_on,
+    }
+
+    for suite, m in measured.items():
+        scores, per_query = dict(m.scores), dict(m.per_query)
+        scores["bm25"], per_query["bm25"] = score_bm25(bm25[suite], m.data, dims, **kw)
+        dense_base = "base_rotated" if "base_rotated" in m.rankings else "base"
+        for name, dense in (("hybrid_base", dense_base), ("hybrid_tuned", "tuned")):
+            scores[name], per_query[name] = score_hybrid(
+                m.rankings[dense], bm25[suite], m.data, fusion, **kw
+            )
+        n = _judged(per_query["base"])
+        results[suite]["retrievers"] = {
+            k: scores[k] for k in ("bm25", "hybrid_base", "hybrid_tuned")
+        }
+        results[suite]["changes"] = {
+            k: {
+                "against": "dense base",
+                "queries": n,
+                "by_dim": training_gains(per_query[k], per_query["base"], dims),
+            }
+            for k in per_query
+            if k != "base"
+        }
+        m.per_query = per_query
+        if suite == judge:
+            key = metric_key(full, "ndcg@10")
+            at_full = {k: v[key] for k, v in per_query.items() if key in v}
+            results["recommendation"] = recommend(
+                at_full, dim=full, suite=suite, source=source,
+                fusion=f"{fusion.describe()} ({chosen_on})",
+            )  # fmt: skip
+    events.info(
+        "recommended retriever: " + results["recommendation"]["reason"]
+        if "recommendation" in results
+        else "no recommendation: nothing was measured"
+    )
 
 
 def _judged(per_query: dict[str, Any]) -> int:

@@ -70,6 +70,9 @@ def model_card_text(cfg: RunConfig, ws: Workspace) -> str:
             from engine.evaluate.ir import render_gains_markdown
 
             lines += [render_gains_markdown(gains["by_dim"], gains["queries"], gains["against"])]
+    from engine.retrieval.export import retrieval_card
+
+    lines += [retrieval_card(ws)]
     small = dims[-1] if dims else 64
     lines += [
         "### Use it",
@@ -193,6 +196,9 @@ def export_models(
         )
     out: dict[str, Any] = {"embedder": str(ws.embedder_dir)}
     write_card_section(ws.embedder_dir, model_card_text(cfg, ws))
+    from engine.retrieval.export import export_retrieval
+
+    out.update(export_retrieval(ws, ws.embedder_dir))
     # A reranker left by an earlier run is not this run's once the stage is switched off.
     reranker = ws.reranker_dir.exists() and cfg.reranker.enabled
     if reranker:

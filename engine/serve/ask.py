@@ -17,7 +17,10 @@ from engine.core.errors import InputError, OfflineError, RagtuneError
 from engine.core.records import Chunk, read_chunks
 from engine.core.search import topk_search, truncate_normalize
 from engine.core.workspace import Workspace, fingerprint
-from engine.reranker.evaluate import encode_corpus, encode_queries, fuse
+from engine.reranker.evaluate import encode_corpus, encode_queries
+from engine.reranker.evaluate import fuse as fuse_reranker
+from engine.retrieval.bm25 import Bm25Index
+from engine.retrieval.fusion import FusionSettings, fuse
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder, SentenceTransformer
@@ -37,6 +40,10 @@ class Hit:
     retriever_score: float
     rerank_score: float | None = None
     score: float = 0.0
+    dense_rank: int | None = None
+    """Where the hit came from in a hybrid search (1-based; None = not in that list)."""
+    bm25_rank: int | None = None
+    fused_score: float | None = None
 
     @property
     def label(self) -> str:
@@ -65,6 +72,12 @@ class AskResult:
     models: dict[str, str] = field(default_factory=dict)
     base_models: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    retriever: str = ""
+    """What found the hits, in words: the recommended retriever and its fusion."""
+    fine_tuned: bool = True
+    """False while the workspace has nothing of its own to search with (no trained model, no
+    recommended retriever: before or during its first training): ``hits`` then come from the
+    base model, and a front end must not show them as the fine-tuned model's."""
 
 
 def _model_identity(name: str) -> Any:
@@ -102,9 +115,13 @@ class Searcher:
         max_length: int | None = None,
         embedder_cfg: EmbedderConfig | None = None,
         trust_remote_code: bool = False,
+        bm25: Bm25Index | None = None,
+        fusion: FusionSettings | None = None,
     ) -> None:
         """``embedder_cfg`` supplies the run's query/document prompts, so a base model is
-        searched the way it was evaluated (a fine-tuned model carries them already)."""
+        searched the way it was evaluated (a fine-tuned model carries them already).
+        With ``bm25`` the dense ranking is fused with BM25's (``fusion``); with an empty
+        ``embedder`` BM25 alone searches."""
         from engine.core.models import load_cross_encoder, load_embedder
         from engine.embedder.train import attach_prompts
 
@@ -121,11 +138,22 @@ class Searcher:
         self.candidates = candidates
         self.batch_size = batch_size
         self.chunks: list[Chunk] = read_chunks(ws.chunks_path)
+        self.bm25 = bm25
+        self.fusion = fusion or FusionSettings()
+        self.row_of = {c.chunk_id: i for i, c in enumerate(self.chunks)}
+        if bm25 is not None and set(bm25.ids) != set(self.row_of):
+            raise InputError(
+                "the BM25 index does not cover this workspace's chunks",
+                where=str(ws.root),
+                hint="run the index stage again: ragtune run CONFIG --stages index",
+            )
         trust = embedder_cfg.trust_remote_code if embedder_cfg else False
-        self.embedder: SentenceTransformer = load_embedder(
-            embedder, device=device, trust_remote_code=trust
-        )
-        if embedder_cfg is not None:
+        self.embedder: SentenceTransformer | None = None
+        if embedder:
+            self.embedder = load_embedder(embedder, device=device, trust_remote_code=trust)
+        elif bm25 is None:
+            raise ValueError("a searcher needs a dense model, a BM25 index or both")
+        if embedder_cfg is not None and self.embedder is not None:
             attach_prompts(self.embedder, embedder_cfg)
         self.reranker: CrossEncoder | None = None
         if reranker:
@@ -133,12 +161,16 @@ class Searcher:
             self.reranker = load_cross_encoder(
                 reranker, device=device, trust_remote_code=trust_remote_code, **kw
             )
-        self.corpus_emb = self._corpus_embeddings()
+        self.corpus_emb = self._corpus_embeddings() if self.embedder is not None else None
         self._lock = threading.Lock()
         # Things a user should know about this searcher's models, repeated on every answer.
         self.notes: list[str] = []
+        self.fine_tuned = False
+        """Whether something this workspace's runs made takes part: a trained embedder or
+        reranker, or the retriever evaluation recommended."""
 
     def _corpus_embeddings(self) -> np.ndarray:
+        assert self.embedder is not None
         fp = fingerprint(
             _model_identity(self.embedder_name),
             dict(self.embedder.prompts),
@@ -158,33 +190,68 @@ class Searcher:
 
     @property
     def full_dim(self) -> int:
-        return int(self.corpus_emb.shape[1])
+        return int(self.corpus_emb.shape[1]) if self.corpus_emb is not None else 0
+
+    @property
+    def hybrid(self) -> bool:
+        return self.bm25 is not None and self.embedder is not None
+
+    def describe(self) -> str:
+        """What ranks the hits, in words."""
+        if self.embedder is None:
+            return "BM25"
+        if self.bm25 is None:
+            return "dense retriever"
+        return f"hybrid: {self.fusion.describe()}"
+
+    def _first_stage(
+        self, question: str, k: int, dim: int | None
+    ) -> list[tuple[int, float, int | None, int | None, float | None]]:
+        """(chunk row, retriever score, dense rank, BM25 rank, fused score), best first."""
+        dense: list[tuple[str, float]] = []
+        if self.embedder is not None:
+            assert self.corpus_emb is not None
+            q = encode_queries(self.embedder, [question], self.batch_size)
+            corpus = self.corpus_emb
+            if dim and dim < self.full_dim:
+                q, corpus = truncate_normalize(q, dim), truncate_normalize(corpus, dim)
+            depth = max(k, self.fusion.depth) if self.bm25 is not None else k
+            scores, idx = topk_search(q, corpus, depth)
+            dense = [
+                (self.chunks[int(i)].chunk_id, float(v))
+                for i, v in zip(idx[0], scores[0], strict=True)
+            ]
+            if self.bm25 is None:
+                return [(self.row_of[c], v, r, None, None) for r, (c, v) in enumerate(dense, 1)]
+        assert self.bm25 is not None
+        lexical = self.bm25.search([question], max(k, self.fusion.depth))[0]
+        if self.embedder is None:
+            return [(self.row_of[c], v, None, r, None) for r, (c, v) in enumerate(lexical[:k], 1)]
+        fused = fuse(dense, lexical, self.fusion)[:k]
+        return [(self.row_of[h.doc_id], h.score, h.dense_rank, h.bm25_rank, h.score) for h in fused]
 
     def search(
         self, question: str, top_k: int = 5, *, dim: int | None = None, rerank: bool = True
     ) -> list[Hit]:
         if not question.strip():
             raise InputError("the question is empty", hint="type a question")
-        if dim is not None and not 0 < dim <= self.full_dim:
+        if dim is not None and self.embedder is not None and not 0 < dim <= self.full_dim:
             raise InputError(
                 f"dim {dim} is outside 1..{self.full_dim}",
                 hint=f"pick a Matryoshka size up to {self.full_dim}",
             )
         use_reranker = rerank and self.reranker is not None and self.fusion_weight > 0
         with self._lock:
-            q = encode_queries(self.embedder, [question], self.batch_size)
-            corpus = self.corpus_emb
-            if dim and dim < self.full_dim:
-                q, corpus = truncate_normalize(q, dim), truncate_normalize(corpus, dim)
             k = max(top_k, self.candidates) if use_reranker else top_k
-            scores, idx = topk_search(q, corpus, k)
-            retr, ids = scores[0], idx[0]
+            first = self._first_stage(question, k, dim)
+            rows = [f[0] for f in first]
+            retr = np.asarray([f[1] for f in first], dtype=np.float32)
             rr: np.ndarray | None = None
             final = retr
-            if use_reranker and len(ids):
+            if use_reranker and rows:
                 import torch
 
-                pairs = [(question, self.chunks[i].text) for i in ids]
+                pairs = [(question, self.chunks[i].text) for i in rows]
                 rr = np.asarray(
                     self.reranker.predict(  # type: ignore[union-attr]
                         pairs,
@@ -194,11 +261,12 @@ class Searcher:
                     ),
                     dtype=np.float32,
                 ).reshape(-1)
-                final = fuse(retr, rr, self.fusion_weight)
+                final = fuse_reranker(retr, rr, self.fusion_weight)
         ranking = np.argsort(-np.asarray(final), kind="stable")[:top_k]
         hits = []
         for rank, j in enumerate(ranking, start=1):
-            c = self.chunks[int(ids[j])]
+            row, score, dense_rank, bm25_rank, fused = first[int(j)]
+            c = self.chunks[row]
             hits.append(
                 Hit(
                     rank=rank,
@@ -208,9 +276,12 @@ class Searcher:
                     heading=c.heading,
                     title=c.title,
                     text=c.text,
-                    retriever_score=float(retr[j]),
+                    retriever_score=float(score),
                     rerank_score=float(rr[j]) if rr is not None else None,
                     score=float(final[j]),
+                    dense_rank=dense_rank if self.bm25 is not None else None,
+                    bm25_rank=bm25_rank,
+                    fused_score=fused,
                 )
             )
         return hits
@@ -228,7 +299,34 @@ def reranker_settings(ws: Workspace) -> dict[str, Any]:
         return {}
 
 
-_CACHE: dict[tuple[str, str, str | None], Searcher] = {}
+def recommended_retriever(
+    cfg: RunConfig, ws: Workspace
+) -> tuple[str, Bm25Index | None, FusionSettings | None, str]:
+    """The dense model (empty for none), BM25 index and fusion that evaluation recommended,
+    and a note saying so; the fine-tuned dense model when nothing was recommended yet."""
+    from engine.evaluate.results import read_results
+    from engine.reranker.train import embedder_source
+    from engine.retrieval.stage import load_index
+
+    results = read_results(ws.metrics_path)
+    rec = results.recommendation
+    if rec is None:
+        return embedder_source(cfg, ws), None, None, "no recommended retriever yet (evaluate " \
+            "has not run): searching with the fine-tuned dense model"  # fmt: skip
+    dense = ""
+    if rec.uses_dense:
+        dense = embedder_source(cfg, ws) if rec.fine_tuned else cfg.embedder.base_model
+    bm25 = load_index(ws) if rec.uses_bm25 else None
+    ndcg = f"nDCG@10 {rec.ndcg:.3f} on {rec.queries} {rec.query_source}"
+    return (
+        dense,
+        bm25,
+        results.fusion,
+        f"searching with the recommended retriever, {rec.label} ({ndcg})",
+    )
+
+
+_CACHE: dict[tuple[str, str, str | None], tuple[Any, Searcher]] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -238,7 +336,8 @@ def clear_cache() -> None:
 
 
 def _build(ws: Workspace, which: str, device: str | None) -> Searcher:
-    from engine.reranker.train import embedder_source, has_classifier_head
+    from engine.evaluate.results import read_results
+    from engine.reranker.train import has_classifier_head
 
     cfg = workspace_config(ws)
     top = cfg.reranker.top_k
@@ -260,9 +359,11 @@ def _build(ws: Workspace, which: str, device: str | None) -> Searcher:
                 "so results are the retriever's order"
             )
             reranker = None
+        embedder, bm25, fusion, why = recommended_retriever(cfg, ws)
+        notes.append(why)
         searcher = Searcher(
             ws,
-            embedder_source(cfg, ws),
+            embedder,
             reranker,
             fusion_weight=weight,
             candidates=int(settings.get("top_k", top)),
@@ -271,8 +372,18 @@ def _build(ws: Workspace, which: str, device: str | None) -> Searcher:
             max_length=settings.get("max_length"),
             embedder_cfg=cfg.embedder,
             trust_remote_code=cfg.reranker.trust_remote_code,
+            bm25=bm25,
+            fusion=fusion,
         )
         searcher.notes = notes
+        searcher.fine_tuned = (
+            (ws.embedder_dir / "modules.json").exists()
+            or bool(reranker)
+            or (
+                ws.metrics_path.exists()
+                and read_results(ws.metrics_path).recommendation is not None
+            )
+        )
         return searcher
     notes = []
     base_reranker: str | None = cfg.reranker.base_model if cfg.reranker.enabled else None
@@ -297,15 +408,41 @@ def _build(ws: Workspace, which: str, device: str | None) -> Searcher:
     return searcher
 
 
+def models_identity(ws: Workspace, which: str = "tuned") -> Any:
+    """What a searcher of ``ws`` was built from: the config, and for "tuned" the saved
+    models' files and the evaluation that recommends the retriever.
+
+    A searcher cached in a long-lived process (the wizard) is rebuilt when this changes, so a
+    model that training saved after the first question is the one the next question uses.
+    """
+    from engine.reranker.train import SETTINGS_FILE
+
+    def stamp(path: Path) -> Any:
+        return (path.stat().st_size, path.stat().st_mtime_ns) if path.exists() else None
+
+    if which != "tuned":
+        return stamp(ws.config_path)
+    return (
+        stamp(ws.config_path),
+        stamp(ws.metrics_path),
+        _model_identity(str(ws.embedder_dir)),
+        _model_identity(str(ws.reranker_dir)),
+        stamp(ws.reranker_dir / SETTINGS_FILE),
+    )
+
+
 def get_searcher(ws: Workspace, which: str = "tuned", *, device: str | None = None) -> Searcher:
-    """The cached searcher of a workspace: "tuned" (its models) or "base" (the base models)."""
+    """The cached searcher of a workspace: "tuned" (its models) or "base" (the base models),
+    rebuilt when the workspace's config, saved models or recommendation changed since."""
     key = (str(ws.root), which, device)
+    identity = models_identity(ws, which)
     with _CACHE_LOCK:
-        searcher = _CACHE.get(key)
-    if searcher is None:
-        searcher = _build(ws, which, device)
-        with _CACHE_LOCK:
-            _CACHE[key] = searcher
+        cached = _CACHE.get(key)
+    if cached is not None and cached[0] == identity:
+        return cached[1]
+    searcher = _build(ws, which, device)
+    with _CACHE_LOCK:
+        _CACHE[key] = (identity, searcher)
     return searcher
 
 
@@ -391,9 +528,10 @@ def ask(
     with the retriever as the reranker stage chose); ``compare`` adds the base models' ranking."""
     notes: list[str] = []
     searcher = get_searcher(ws, "tuned", device=device)
-    if rerank and searcher.reranker is None:
+    if rerank and searcher.reranker is None and not (ws.reranker_dir / "config.json").exists():
         notes.append("no trained reranker in this workspace: retriever order only")
     hits = searcher.search(question, top_k, dim=dim, rerank=rerank)
+    notes.extend(searcher.notes)
     reranked = rerank and searcher.reranker is not None and searcher.fusion_weight > 0
     result = AskResult(
         question=question,
@@ -403,6 +541,8 @@ def ask(
         fusion_weight=searcher.fusion_weight if reranked else None,
         models={"embedder": searcher.embedder_name, "reranker": searcher.reranker_name or ""},
         notes=notes,
+        retriever=searcher.describe(),
+        fine_tuned=searcher.fine_tuned,
     )
     if compare:
         try:
@@ -437,12 +577,15 @@ def _hits_table(title: str, hits: list[Hit]) -> Any:
     from rich.table import Table
 
     reranked = any(h.rerank_score is not None for h in hits)
+    hybrid = any(h.fused_score is not None for h in hits)
     table = Table(title=title, show_lines=True, expand=True)
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("score", justify="right", no_wrap=True)
     if reranked:
         table.add_column("retriever", justify="right", no_wrap=True)
         table.add_column("rerank", justify="right", no_wrap=True)
+    if hybrid:
+        table.add_column("from", no_wrap=True)
     table.add_column("source", overflow="fold", ratio=1)
     table.add_column("passage", overflow="fold", ratio=3)
     for h in hits:
@@ -452,8 +595,20 @@ def _hits_table(title: str, hits: list[Hit]) -> Any:
         if reranked:
             rerank = "" if h.rerank_score is None else f"{h.rerank_score:.2f}"
             scores += [f"{h.retriever_score:.3f}", rerank]
+        if hybrid:
+            scores.append(provenance(h))
         table.add_row(str(h.rank), *scores, h.label, text)
     return table
+
+
+def provenance(hit: Hit) -> str:
+    """Where a hybrid hit came from: its rank in each list ("-" = not in it) and fused score."""
+
+    def rank(r: int | None) -> str:
+        return "-" if r is None else f"#{r}"
+
+    fused = "" if hit.fused_score is None else f"\nfused {hit.fused_score:+.2f}"
+    return f"dense {rank(hit.dense_rank)}\nBM25 {rank(hit.bm25_rank)}{fused}"
 
 
 def render_result(result: AskResult) -> Any:
@@ -461,11 +616,12 @@ def render_result(result: AskResult) -> Any:
     from rich.console import Group
     from rich.panel import Panel
 
-    how = "retriever"
+    how = "retriever" if result.retriever in ("", "dense retriever") else result.retriever
     if result.reranked:
-        how = f"reranked (w={result.fusion_weight:g} reranker + retriever)"
+        how = f"reranked (w={result.fusion_weight:g} reranker + {how})"
     dim = f", dim {result.dim}" if result.dim else ""
-    parts: list[Any] = [_hits_table(f"fine-tuned: {how}{dim}", result.hits)]
+    side = "fine-tuned" if result.fine_tuned else "base model (no fine-tuned model yet)"
+    parts: list[Any] = [_hits_table(f"{side}: {how}{dim}", result.hits)]
     if result.base_hits is not None:
         base = "base reranker" if result.base_models.get("reranker") else "base retriever"
         parts.append(_hits_table(f"base: {base}", result.base_hits))

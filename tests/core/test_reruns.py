@@ -9,6 +9,7 @@ stages it really redoes. Which stages ran is read from the emitted events and fr
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -210,7 +211,7 @@ def test_a_training_setting_retrains_from_scratch_and_reruns_what_reads_the_mode
     run = Run(changed(copy, **setting))
 
     assert run.started == ["train", "evaluate", "rerank", "export"]
-    assert run.skipped == ["ingest", "generate", "prepare"]
+    assert run.skipped == ["ingest", "index", "generate", "prepare"]
     # From scratch: the old checkpoints were wiped, not resumed.
     assert "resuming from" not in run.texts()
     assert min(run.train_steps()) == 1
@@ -359,6 +360,34 @@ def test_deleted_model_weights_retrain_and_rerun_what_reads_the_model(
     assert run.started[0] == "train" and "prepare" not in run.started
     assert (copy / "models" / "embedder" / "model.safetensors").is_file()
     assert set(status(copy, capsys).values()) == {"done"}
+
+
+def test_evaluation_encodes_each_corpus_once_per_model(
+    copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Base, base + rotation, fine-tuned, BM25 and both hybrids from two corpus encodes: the
+    rotation is a linear map of the base model's embeddings, the hybrids reuse the rankings."""
+    import engine.embedder.rotation as rotation
+    import engine.evaluate.ir as ir
+
+    encodes: list[tuple[str, int]] = []
+    real = ir._encode
+
+    def counted(model: Any, texts: list[str], *, kind: str, **kw: Any) -> Any:
+        encodes.append((kind, len(texts)))
+        return real(model, texts, kind=kind, **kw)
+
+    def no_second_fit(*args: Any, **kw: Any) -> Any:
+        raise AssertionError("the rotation was fitted on a second encode of the corpus")
+
+    monkeypatch.setattr(ir, "_encode", counted)
+    monkeypatch.setattr(rotation, "fit_rotation", no_second_fit)
+    run = Run(changed(copy, eval__k_values=[1, 10, 100]))
+    assert run.started == ["evaluate", "export"]
+    corpus = [n for kind, n in encodes if kind == "document"]
+    assert len(corpus) == 2, encodes
+    metrics = json.loads((copy / "metrics.json").read_text())["embedder"]["held-out"]
+    assert {"base", "base_rotated", "tuned"} <= set(metrics)
 
 
 def test_status_says_to_do_and_running_truthfully(

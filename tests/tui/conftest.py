@@ -153,6 +153,24 @@ class FakeEngine(EngineClient):
         self._call("results")
         return super().results(ws)
 
+    status: dict[str, Any] | None = None
+    """Stage states the fake reports; every stage done (the recorded run finished) unless set."""
+
+    def stage_status(self, cfg, ws):
+        from engine.core.stages import StageStatus
+        from engine.stages import STAGES
+
+        self._call("stage_status")
+        states = self.status or {}
+        return {s: StageStatus(states.get(s, "done"), []) for s in STAGES}
+
+    def check_settings(self, cfg, ws):
+        """Nothing found: a stable picture loads no model and probes no Hub."""
+        from tui.engine_client import SettingsCheck
+
+        self._call("check_settings", cfg.embedder.base_model)
+        return SettingsCheck()
+
     def export(self, cfg, ws, push):
         from tui.engine_client import ExportResult
 
@@ -205,3 +223,25 @@ def finished_run(tmp_path: Path) -> Path:
     for stage in ("ingest", "generate", "prepare", "train", "evaluate"):
         (ws / ".state" / f"{stage}.json").write_text(json.dumps({"fingerprint": "x"}))
     return ws
+
+
+@pytest.fixture(scope="session")
+def tuned_run(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path):
+    """Every stage on the tiny model; the reranker is trained and used by search (w set)."""
+    from test_real_engine import tiny_run_config
+
+    from engine.api import run_pipeline
+    from engine.config import RunConfig
+
+    root = tmp_path_factory.mktemp("tuned")
+    cfg = tiny_run_config(root, tiny_bert)
+    data = cfg.to_dict()
+    data["reranker"]["fusion_weight"] = 0.5
+    cfg = RunConfig.from_dict(data)
+    run_pipeline(cfg)
+    return cfg
+
+
+def copy_run(cfg, dest: Path) -> Path:
+    shutil.copytree(cfg.workspace_dir, dest)
+    return dest

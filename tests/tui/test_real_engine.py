@@ -341,6 +341,13 @@ async def test_gpl_preset_sets_the_recipe_and_says_the_cross_encoder_is_missing(
         app.screen.query_one("#preset", Select).value = "GPL pseudo-labels"
         await pilot.pause()
         assert app.cfg.embedder.loss == "gpl" and app.cfg.embedder.hard_negatives == 4
-        notes = [n.message for n in app._notifications]
-        assert any("gpl needs a trained cross-encoder" in m for m in notes), notes
-        assert any(app.cfg.embedder.pseudo_label_model in m for m in notes)
+        await settle(app)
+        await pilot.pause(0.2)
+        # said on the field it is about (and it follows the loss; see test_truthful.py)
+        error = str(app.screen.query_one("#err-emb-form-pseudo_label_model", Static).render())
+        error = " ".join(error.split())
+        assert "loss gpl needs this trained cross-encoder" in error, error
+        assert app.cfg.embedder.pseudo_label_model in error
+        await pilot.press("f3")
+        await pilot.pause()
+        assert app.current_mode == "settings", "a run that would fail does not go on"

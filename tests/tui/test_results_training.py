@@ -10,10 +10,9 @@ own event classes and a handle whose process the test controls.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
-import pytest
+from conftest import copy_run
 from test_app_flow import make_app, settle
 from test_real_engine import tiny_run_config
 from textual.widgets import DataTable, Input, RichLog, Static
@@ -50,25 +49,6 @@ def header_labels(table: DataTable) -> list[str]:
 
 def row_cells(table: DataTable, i: int) -> list[str]:
     return [str(c) for c in table.get_row_at(i)]
-
-
-@pytest.fixture(scope="session")
-def tuned_run(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path) -> RunConfig:
-    """Every stage on the tiny model; the reranker is trained and used by search (w set)."""
-    from engine.api import run_pipeline
-
-    root = tmp_path_factory.mktemp("tuned")
-    cfg = tiny_run_config(root, tiny_bert)
-    data = cfg.to_dict()
-    data["reranker"]["fusion_weight"] = 0.5
-    cfg = RunConfig.from_dict(data)
-    run_pipeline(cfg)
-    return cfg
-
-
-def copy_run(cfg: RunConfig, dest: Path) -> Path:
-    shutil.copytree(cfg.workspace_dir, dest)
-    return dest
 
 
 def declined_reranker(cfg: RunConfig, dest: Path) -> Path:
@@ -421,7 +401,8 @@ async def test_chunk_preview_run_is_not_shown_as_a_finished_run(tmp_path, tiny_b
         status = text_of(screen.query_one("#train-status", Static))
         assert status == "no run yet: F5 runs every stage (the chunks are ready)"
         marks = stage_lines(screen)
-        assert marks["ingest"] == "✔" and all(marks[s] == "·" for s in STAGES[1:])
+        assert marks["ingest"] == "✔" and marks["rerank"] == "– off"
+        assert all(marks[s] == "· to do" for s in STAGES[1:] if s != "rerank"), marks
         log = "\n".join(line.text for line in screen.query_one(RichLog).lines)
         assert "run finished" not in log and "✔ chunks rebuilt" in log
 

@@ -8,7 +8,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.timer import Timer
 from textual.widgets import DataTable, Static
 
@@ -32,7 +32,9 @@ class ChunkingScreen(WizardScreen):
     DEFAULT_CSS = """
     ChunkingScreen #chunk-lower { height: 1fr; }
     ChunkingScreen #chunk-left { width: 2fr; }
-    ChunkingScreen #chunk-samples { width: 3fr; }
+    ChunkingScreen #chunk-right { width: 3fr; }
+    ChunkingScreen #chunk-samples { height: 1fr; }
+    ChunkingScreen #chunk-detail-scroll { height: 1fr; border-top: solid $panel; }
     ChunkingScreen #chunk-stats { height: auto; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -50,7 +52,11 @@ class ChunkingScreen(WizardScreen):
             with Vertical(id="chunk-left"):
                 yield Static("press F5 to chunk a sample of your documents", id="chunk-stats")
                 yield BarChart(id="chunk-hist")
-            yield DataTable(id="chunk-samples", zebra_stripes=True, cursor_type="row")
+            with Vertical(id="chunk-right"):
+                yield DataTable(id="chunk-samples", zebra_stripes=True, cursor_type="row")
+                # the table cuts a chunk to one line; the highlighted one is here whole
+                with VerticalScroll(id="chunk-detail-scroll", can_focus=False):
+                    yield Static("", id="chunk-detail")
 
     def on_mount(self) -> None:
         table = self.query_one("#chunk-samples", DataTable)
@@ -116,6 +122,29 @@ class ChunkingScreen(WizardScreen):
         for chunk in preview.chunks:
             text = " ".join(chunk.text.split())
             table.add_row(chunk.source.rsplit("/", 1)[-1], str(chunk.n_tokens), text[:160])
+        self.show_chunk(0)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "chunk-samples":
+            self.show_chunk(event.cursor_row)
+
+    def show_chunk(self, row: int) -> None:
+        """The highlighted chunk whole: its source as the run names it, tokens, heading."""
+        from tui.screens.results import readable
+
+        detail = self.query_one("#chunk-detail", Static)
+        chunks = self.preview.chunks if self.preview is not None else []
+        if not chunks:
+            detail.update("")
+            return
+        chunk = chunks[max(0, min(row, len(chunks) - 1))]
+        head = Text(chunk.source, style="bold")
+        head.append(f" · {chunk.n_tokens} tokens")
+        if chunk.heading:
+            head.append(f" · {chunk.heading}", style="italic")
+        head.append("\n")
+        head.append(readable(chunk.text))
+        detail.update(head)
 
     def worker_failed(self, worker) -> None:
         """Say why instead of leaving "chunking a sample…" up forever."""

@@ -54,7 +54,9 @@ class HelpScreen(ModalScreen[None]):
         title = getattr(self.target, "HEADING", "") or "ragtune"
         about = getattr(self.target, "HELP", "")
         with VerticalScroll():
-            yield Static(Text(f"Help: {title}", style="bold"))
+            head = Text(f"Help: {title}", style="bold")
+            head.append("   F1, q or escape closes this help", style="dim")
+            yield Static(head)
             if about:
                 yield Static(about)
             yield Static(table)

@@ -18,6 +18,7 @@ from tui.screens.base import WizardScreen
 from tui.widgets.config_form import ConfigForm
 
 if TYPE_CHECKING:
+    from engine.config import LlmConfig
     from engine.generate.llm_connection import ConnectionResult
     from engine.generate.llm_cost import CostEstimate
 
@@ -34,14 +35,49 @@ LLM_FIELDS = [
 ]
 
 
-def cost_table(estimate: CostEstimate) -> Table:
+def duration(estimate: CostEstimate, llm: LlmConfig, latency_s: float | None) -> str:
+    """How long the full generation takes: the rate limits set a floor, and one call's
+    measured round trip (F5 Test) over the calls sent at once gives the rest."""
+    from tui.run_model import format_eta
+
+    floors = []
+    if llm.requests_per_minute:
+        floors.append(estimate.calls / llm.requests_per_minute * 60)
+    if llm.tokens_per_minute:
+        tokens = estimate.input_tokens + estimate.output_tokens
+        floors.append(tokens / llm.tokens_per_minute * 60)
+    floor = max(floors, default=0.0)
+    if latency_s:
+        seconds = max(floor, estimate.calls * latency_s / max(1, llm.concurrency))
+        return (
+            f"at least {format_eta(seconds)}: {estimate.calls:,} calls x {latency_s:.1f}s "
+            f"(the test call) / {llm.concurrency} at once"
+            + (", held back by the rate limits" if floor >= seconds else "")
+            + "; a generation call writes more than the test call, so expect longer"
+        )
+    if floor:
+        return f"at least {format_eta(floor)} (the rate limits); F5 Test times a call"
+    return "unknown until F5 Test times one call"
+
+
+def cost_rows(estimate: CostEstimate) -> list[tuple[str, str]]:
+    price = f"about ${estimate.usd:,.2f}" if estimate.usd is not None else "unknown"
+    return [
+        ("calls", f"{estimate.calls:,}"),
+        ("input tokens", f"~{estimate.input_tokens:,}"),
+        ("output tokens", f"~{estimate.output_tokens:,}"),
+        ("price", price),
+    ]
+
+
+def cost_table(estimate: CostEstimate, time: str = "") -> Table:
     table = Table(box=None, show_header=False, padding=(0, 1))
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("calls", f"{estimate.calls:,}")
-    table.add_row("input tokens", f"~{estimate.input_tokens:,}")
-    table.add_row("output tokens", f"~{estimate.output_tokens:,}")
-    table.add_row("price", f"about ${estimate.usd:,.2f}" if estimate.usd is not None else "unknown")
+    for label, value in cost_rows(estimate):
+        table.add_row(label, value)
+    if time:
+        table.add_row("time", time)
     if estimate.note:
         table.add_row("note", estimate.note)
     return table
@@ -141,6 +177,7 @@ class LlmScreen(WizardScreen):
             return
         self.query_one("#llm-result", Static).update(self.generator_note())
         self.estimate = None
+        self.wizard.state.estimate = None
         self.query_one("#llm-cost", Static).update("")
 
     def on_config_form_valid(self, message: ConfigForm.Valid) -> None:
@@ -183,6 +220,13 @@ class LlmScreen(WizardScreen):
     def action_test_connection(self) -> None:
         if not self.forms_ok():
             return
+        gen = self.wizard.cfg.generation
+        if gen.resolved == "llm-free":
+            self.query_one("#llm-result", Static).update(
+                f"Nothing to test: {self.llm_free_why()}. It makes no calls (no key, no "
+                "network). Set a model above to test one."
+            )
+            return
         if not self.wizard.cfg.generation.llm.model:
             self.query_one("#llm-result", Static).update(
                 Text("✘ set a model first, e.g. openai/gpt-4o-mini", style="red")
@@ -199,6 +243,11 @@ class LlmScreen(WizardScreen):
         result = self.wizard.engine.test_connection(self.wizard.cfg.generation.llm, api_key)
         self.post_message(WorkResult("connection", result))
 
+    def llm_free_why(self) -> str:
+        if self.wizard.cfg.generation.generator == "llm-free":
+            return "generator llm-free is chosen"
+        return "no LLM model is set, so generator auto uses the LLM-free one"
+
     def action_estimate(self) -> None:
         if not self.forms_ok():
             return
@@ -206,14 +255,9 @@ class LlmScreen(WizardScreen):
         cost = self.query_one("#llm-cost", Static)
         if gen.resolved == "llm-free":
             self.estimate = None
-            why = (
-                "generator llm-free is chosen"
-                if gen.generator == "llm-free"
-                else "no LLM model is set, so generator auto uses the LLM-free one"
-            )
             cost.update(
-                f"Nothing to estimate: {why}. It makes no calls and costs nothing. "
-                "Set a model above to estimate an LLM run."
+                f"Nothing to estimate: {self.llm_free_why()}. It makes no calls and costs "
+                "nothing. Set a model above to estimate an LLM run."
             )
             return
         if not gen.llm.model:
@@ -245,9 +289,23 @@ class LlmScreen(WizardScreen):
                 else Text(f"✘ {res.message}", style="red")
             )
             self.query_one("#llm-result", Static).update(text)
+            self.wizard.state.call_latency_s = res.latency_s if res.ok else None
+            if self.estimate is not None:
+                self.show_estimate(self.estimate)
         elif message.kind == "cost":
-            self.estimate = message.value
-            self.query_one("#llm-cost", Static).update(cost_table(message.value))
+            self.show_estimate(message.value)
+
+    def show_estimate(self, estimate: CostEstimate) -> None:
+        """The table, and the estimate kept for the confirm before a paid run."""
+        self.estimate = estimate
+        state = self.wizard.state
+        time = duration(estimate, self.wizard.cfg.generation.llm, state.call_latency_s)
+        state.estimate = (estimate, time, self.settings_key())
+        self.query_one("#llm-cost", Static).update(cost_table(estimate, time))
+
+    def settings_key(self) -> tuple[str, str]:
+        llm = self.wizard.cfg.generation.llm
+        return (llm.model, llm.api_base)
 
     def worker_failed(self, worker) -> None:
         self.query_one("#llm-result", Static).update(self.generator_note())

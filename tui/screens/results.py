@@ -12,11 +12,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane
+from textual.worker import Worker, WorkerState
 
 from engine.evaluate.results import RERANK_METRICS, Results, SuiteResult
 from tui.messages import WorkResult
 from tui.screens.base import WizardScreen
 from tui.widgets.plots import GroupedBars
+from tui.widgets.retriever_table import RetrieverTable
 
 if TYPE_CHECKING:
     from engine.serve.ask import AskResult, Hit
@@ -194,7 +196,9 @@ class ResultsScreen(WizardScreen):
         "dims it does much of the work, so 'vs base + rotation' is what training itself added "
         "and 'vs base' counts both. ▲ better, ▼ worse. Reranker: ndcg/mrr of the retriever "
         "alone, the reranker and the fused score. Try a query: base and fine-tuned side by "
-        "side on your own question; tab to a list and move with ↑↓ to read each passage."
+        "side on your own question (the models in the workspace now: before training has saved a "
+        "model only the base side is shown); tab to a list and move with ↑↓ to read each "
+        "passage. F7 moves to the next tab; F6 re-reads the metrics and asks again."
     )
     DEFAULT_CSS = """
     ResultsScreen TabbedContent { height: 1fr; }
@@ -211,7 +215,20 @@ class ResultsScreen(WizardScreen):
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f5", "ask", "Ask", id="results.ask", tooltip="Search with base and tuned models"),
-        Binding("f6", "reload", "Reload", id="results.reload", tooltip="Re-read metrics.json"),
+        Binding(
+            "f6",
+            "reload",
+            "Reload",
+            id="results.reload",
+            tooltip="Re-read metrics.json and ask the last question again of the current models",
+        ),
+        Binding(
+            "f7",
+            "next_tab",
+            "Next tab",
+            id="results.next_tab",
+            tooltip="Held-out, Benchmark, Retrievers, Reranker, Try a query in turn",
+        ),
     ]
 
     def __init__(self) -> None:
@@ -229,6 +246,10 @@ class ResultsScreen(WizardScreen):
             with TabPane("Benchmark", id="bench-pane"), Vertical():
                 yield Static("", id="bench-title", classes="suite-title")
                 yield DataTable(id="bench-table", zebra_stripes=True, cursor_type="row")
+            # BM25, dense and hybrid side by side, and the retriever to ship (helper "hybrid"'s
+            # widget; issue 17)
+            with TabPane("Retrievers", id="ret-pane"):
+                yield RetrieverTable(id="retrievers")
             with TabPane("Reranker", id="rr-pane"), Vertical():
                 yield Static("", id="rr-title", classes="suite-title")
                 yield DataTable(id="rr-table", zebra_stripes=True, cursor_type="row")
@@ -271,7 +292,17 @@ class ResultsScreen(WizardScreen):
         self.query_one(GroupedBars).display = room >= CHART_MIN_WIDTH
 
     def action_reload(self) -> None:
+        """Metrics re-read, and a question already asked asked again of the current models,
+        so nothing on the step is older than the workspace (a training that ended since)."""
         self.load_worker()
+        if self.answer is not None:
+            question = self.answer.question
+            self.answer = None
+            self.show_answer(None)
+            self.query_one("#results-status", Static).update(
+                f"asking {question!r} again of the workspace's current models…"
+            )
+            self.ask_worker(question)
 
     @work(
         thread=True,
@@ -311,6 +342,8 @@ class ResultsScreen(WizardScreen):
             self.query_one("#bench-title", Static).update(
                 "no benchmark: set eval.benchmark to a folder of labelled questions"
             )
+        # a labelled benchmark judges retrievers; held-out pseudo-queries flatter BM25
+        self.query_one(RetrieverTable).show(bench or held, res.recommendation)
         chart_suite = held or bench
         if chart_suite is not None:
             self.show_chart(chart_suite, res.primary_metric)
@@ -400,49 +433,91 @@ class ResultsScreen(WizardScreen):
         )
         self.ask_worker(question)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="ask", description="Query")
-    def ask_worker(self, question: str) -> None:
-        ws = self.wizard.ensure_workspace()
-        self.post_message(WorkResult("ask", self.wizard.engine.ask(ws, question, top_k=5)))
+    def action_next_tab(self) -> None:
+        tabs = self.query_one(TabbedContent)
+        panes = [pane.id for pane in tabs.query(TabPane)]
+        if tabs.active in panes:
+            tabs.active = panes[(panes.index(tabs.active) + 1) % len(panes)] or ""
+        if tabs.active == "ask-pane":
+            self.query_one("#ask-input", Input).focus()
+        else:
+            table = tabs.query_one(f"#{tabs.active} DataTable", DataTable)
+            table.focus()
 
-    def on_work_result(self, message: WorkResult) -> None:
-        if message.kind == "metrics":
-            self.results = message.value
-            self.show()
+    @work(thread=True, exclusive=True, exit_on_error=False, group="ask", description="Query")
+    def ask_worker(self, question: str) -> AskResult:
+        """The engine's own answer (``ragtune ask --compare``); it arrives through
+        ``on_worker_state_changed``, so an answer superseded by a newer question is dropped."""
+        ws = self.wizard.ensure_workspace()
+        return self.wizard.engine.ask(ws, question, top_k=5)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.group != "ask" or event.state != WorkerState.SUCCESS:
             return
-        if message.kind != "ask":
-            return
-        self.answer = message.value
+        if any(w.group == "ask" and not w.is_finished for w in self.workers):
+            return  # a newer question is on its way
+        self.answer = worker.result
         self.show_answer(self.answer)
-        result = self.answer
+        self.query_one("#results-status", Static).update(self.answer_status(self.answer))
+
+    def answer_status(self, result: AskResult) -> Text:
+        """How the hits were ranked, and what the fine-tuned side really is right now."""
+        if not result.fine_tuned:
+            text = Text("no fine-tuned model yet", style="bold yellow")
+            training = self.wizard.state.run_in_progress() is not None
+            text.append(
+                " (training is running and has not saved one)"
+                if training
+                else " (training has not saved one: F5 on step 7 runs it)"
+            )
+            text.append(": the base model's hits only · ↑↓ reads each passage")
+            return text
         how = (
             f"reranked, fused at w={result.fusion_weight:g}"
             if result.reranked
             else "retriever only"
         )
-        self.query_one("#results-status", Static).update(
+        text = Text(
             f"top {len(result.hits)} chunks per model, {how} · tab to a list, ↑↓ reads each passage"
         )
+        if self.wizard.state.run_in_progress() is not None:
+            text.append(
+                "\na run is going: fine-tuned = the model its last finished training saved; "
+                "F6 asks again once it ends",
+                style="yellow",
+            )
+        return text
+
+    def on_work_result(self, message: WorkResult) -> None:
+        if message.kind == "metrics":
+            self.results = message.value
+            self.show()
 
     def source_roots(self) -> list[Path]:
         cfg = self.wizard.cfg
         return [cfg.resolve(p) for p in cfg.sources.paths]
 
     def hits(self, side: str) -> list[Hit]:
+        """A side's ranking; the fine-tuned side is empty while there is no fine-tuned model
+        (the engine's ``hits`` are then the base model's)."""
         if self.answer is None:
             return []
         if side == "base":
             return self.answer.base_hits or []
-        return self.answer.hits
+        return self.answer.hits if self.answer.fine_tuned else []
 
-    def show_answer(self, result: AskResult) -> None:
+    def show_answer(self, result: AskResult | None) -> None:
         """Each model's ranking as a compact list; the highlighted hit's passage below, whole."""
+        fine_tuned = result is None or result.fine_tuned
         roots = self.source_roots()
         pane = self.query_one("#ask-results", Horizontal)
         half = max(24, (pane.size.width or 80) // 2)
         for side, label in SIDES:
             hits = self.hits(side)
             reranked = any(h.rerank_score is not None for h in hits)
+            if side == "tuned" and not fine_tuned:
+                label = "fine-tuned: none yet"
             headers: list[str] = ["#", f"{label}: source"]
             headers += ["cosine", "rerank", "fused"] if reranked else ["cosine"]
             # each column is padded by one cell a side; the rank column holds one digit
@@ -461,7 +536,7 @@ class ResultsScreen(WizardScreen):
             table = self.query_one(f"#ask-{side}", DataTable)
             fill_table(table, headers, rows)
         focused = self.focused
-        side = "base" if focused is self.query_one("#ask-base") else "tuned"
+        side = "base" if focused is self.query_one("#ask-base") or not fine_tuned else "tuned"
         table = self.query_one(f"#ask-{side}", DataTable)
         self.show_passage(side, table.cursor_row)
 
@@ -496,7 +571,8 @@ class ResultsScreen(WizardScreen):
         if hit.rerank_score is not None:
             head.append(f" · rerank {hit.rerank_score:.2f} · fused {hit.score:.3f}")
         other_label = dict(SIDES)[other_side]
-        if self.answer is not None and (other_side == "tuned" or self.answer.base_hits):
+        answer = self.answer
+        if answer is not None and answer.fine_tuned and (other_side == "tuned" or answer.base_hits):
             seen = (
                 f"#{other} there too" if other else f"not in its top {len(self.hits(other_side))}"
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -15,7 +16,14 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Footer, Label, Static, TextArea
 
-from engine.core.events import Progress
+from engine.core.events import (
+    Event,
+    Progress,
+    RunFailed,
+    StageFinished,
+    StageSkipped,
+    StageStarted,
+)
 from engine.generate.review import DECIDED, ReviewEntry, save_review
 from engine.generate.rows import GeneratedRow
 from tui.follow import follow_events
@@ -24,6 +32,8 @@ from tui.screens.base import WizardScreen
 from tui.screens.confirm import ConfirmDialog
 
 EDITABLE = ("question", "response", "negative_retrieval")
+QUIET_S = 10
+"""After this long without a finished chunk, the progress line says it is waiting."""
 STATUS_STYLE = {"accepted": "green", "rejected": "red", "edited": "yellow", "new": "dim"}
 
 
@@ -98,21 +108,42 @@ def one_line(text: str, width: int) -> str:
     return " ".join(str(text).split())[:width]
 
 
+REASONS = {
+    "rate_limited": "rate limit (429)",
+    "timeout": "timeout",
+    "connection": "connection",
+    "server_error": "server error",
+    "api_error": "API error",
+    "schema": "malformed reply",
+    "object": "malformed reply",
+}
+
+
+def by_reason(counts: dict[str, int]) -> str:
+    return ", ".join(f"{REASONS.get(k, k.replace('_', ' '))} {v}" for k, v in counts.items() if v)
+
+
 def describe_progress(done: int, total: int | None, extra: dict[str, Any]) -> str:
-    parts = [f"{done}/{total}" if total else f"{done}", "calls"]
-    for key, label in (
-        ("rows", "rows"),
-        ("rows_per_s", "rows/s"),
-        ("tokens", "tokens"),
-        ("cost_usd", "$"),
-    ):
-        if key in extra and extra[key] is not None:
-            value = extra[key]
-            shown = f"{value:.2f}" if isinstance(value, float) else str(value)
-            parts.append(f"· {label} {shown}" if label != "$" else f"· ${shown}")
-    failures = extra.get("failures") or {}
+    """The generate stage's own progress fields: chunks done, rows written, calls, tokens,
+    cost, and retries and failures by reason (a run waiting on 429s says so)."""
+    parts = [f"{done}/{total}" if total else f"{done}", "chunks"]
+    if extra.get("rows") is not None:
+        parts.append(f"· {extra['rows']} rows written")
+    if extra.get("rows_per_s"):
+        parts.append(f"· {extra['rows_per_s']:.2f} rows/s")
+    if extra.get("calls"):
+        parts.append(f"· {extra['calls']} calls")
+    tokens_in, tokens_out = extra.get("input_tokens"), extra.get("output_tokens")
+    if tokens_in or tokens_out:
+        parts.append(f"· {tokens_in or 0:,} in / {tokens_out or 0:,} out tokens")
+    if extra.get("cost_usd") is not None:
+        parts.append(f"· ${extra['cost_usd']:.2f}")
+    retries = by_reason(extra.get("retries") or {})
+    if retries:
+        parts.append(f"· retries: {retries}")
+    failures = by_reason(extra.get("failures") or {})
     if failures:
-        parts.append("· failures " + ", ".join(f"{k} {v}" for k, v in failures.items()))
+        parts.append(f"· failed: {failures}")
     return " ".join(parts)
 
 
@@ -154,6 +185,7 @@ class SamplesScreen(WizardScreen):
     SamplesScreen #prompt { width: 2fr; }
     SamplesScreen #sample-table { width: 3fr; }
     SamplesScreen #gen-progress { height: auto; color: $text; }
+    SamplesScreen #sample-detail-scroll { height: 1fr; border-top: solid $panel; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f5", "sample", "Sample", id="samples.sample", tooltip="Generate a review sample"),
@@ -198,9 +230,13 @@ class SamplesScreen(WizardScreen):
         with Horizontal(id="samples-top"):
             yield TextArea("", id="prompt", show_line_numbers=False)
             yield DataTable(id="sample-table", cursor_type="row", zebra_stripes=True)
+        # the table cuts each part to one line; the highlighted row is here whole
+        with VerticalScroll(id="sample-detail-scroll", can_focus=False):
+            yield Static("", id="sample-detail")
         yield Static("F5 samples rows to review; F6 starts the full run.", id="gen-progress")
 
     def on_mount(self) -> None:
+        self.set_interval(1.0, self.tick)
         table = self.query_one("#sample-table", DataTable)
         table.add_columns("", "question", "answer", "negative", "context")
         self.render_rows()
@@ -284,6 +320,36 @@ class SamplesScreen(WizardScreen):
                 one_line(row.positive or row.context, 80),
                 key=str(i),
             )
+        self.show_row(table.cursor_row)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "sample-table":
+            self.show_row(event.cursor_row)
+
+    def show_row(self, i: int) -> None:
+        """The highlighted row whole: question, answer, hard negative and its passage."""
+        from tui.screens.results import readable
+
+        detail = self.query_one("#sample-detail", Static)
+        if not self.entries:
+            detail.update("")
+            return
+        entry = self.entries[max(0, min(i, len(self.entries) - 1))]
+        row = entry.row
+        text = Text()
+        text.append(f"{entry.status}", style=STATUS_STYLE[entry.status])
+        text.append(f" · chunk {row.chunk_id}\n", style="dim")
+        for label, value in (
+            ("question", row.question),
+            ("answer", row.response),
+            ("negative", row.negative_retrieval),
+        ):
+            if value:
+                text.append(f"{label}: ", style="bold")
+                text.append(f"{value}\n")
+        text.append("passage: ", style="bold")
+        text.append(readable(row.positive or row.context))
+        detail.update(text)
 
     def selected_index(self) -> int | None:
         table = self.query_one("#sample-table", DataTable)
@@ -348,6 +414,7 @@ class SamplesScreen(WizardScreen):
         question = (
             "Start the full generation in the background? "
             + self.review_summary()
+            + self.wizard.state.paid_run_note()
             + " It keeps running if you quit; finished calls are never repeated."
         )
 
@@ -357,6 +424,11 @@ class SamplesScreen(WizardScreen):
 
         self.app.push_screen(ConfirmDialog(question, yes="Start"), go)
 
+    def tick(self) -> None:
+        """A generation that has gone quiet says so, second by second."""
+        if self.progress is not None and self.ended is None:
+            self.show_progress()
+
     def start_generation(self) -> None:
         app = self.wizard
         self.save_prompt()
@@ -364,6 +436,7 @@ class SamplesScreen(WizardScreen):
         app.state.run_handle = app.engine.start_run(
             path, stages=["ingest", "generate"], api_key=app.state.api_key
         )
+        self.progress = self.ended = None
         self.query_one("#gen-progress", Static).update("generation started…")
         self.start_follow()
 
@@ -382,15 +455,58 @@ class SamplesScreen(WizardScreen):
         handle = self.wizard.state.run_handle
         follow_events(self, path, lambda: handle is not None and handle.alive())
 
+    progress: Progress | None = None
+    """The generate stage's latest progress while a generation is followed."""
+    ended: Event | None = None
+
     def on_events_read(self, message: EventsRead) -> None:
-        latest = None
         for ev in message.events:
-            if isinstance(ev, Progress) and ev.stage == "generate":
-                latest = ev
-        if latest is not None:
-            self.query_one("#gen-progress", Static).update(
-                "generation: " + describe_progress(latest.done, latest.total, latest.extra)
+            if isinstance(ev, StageStarted) and ev.stage == "generate":
+                self.progress = self.ended = None  # the log holds earlier runs too
+            elif isinstance(ev, Progress) and ev.stage == "generate":
+                self.progress = ev
+            elif (
+                isinstance(ev, (StageFinished, StageSkipped)) and ev.stage == "generate"
+            ) or isinstance(ev, RunFailed):
+                self.ended = ev
+        self.show_progress()
+
+    def show_progress(self) -> None:
+        """The latest counts; while calls are out and nothing lands, how long it has been,
+        and once generation ends, a done mark and what happens to the rows next."""
+        ev = self.progress
+        widget = self.query_one("#gen-progress", Static)
+        if ev is None and self.ended is None:
+            return
+        text = Text()
+        ended = self.ended
+        if isinstance(ended, RunFailed):
+            text.append("✘ generation stopped: ", style="red")
+            text.append(ended.error)
+        elif ended is not None:
+            text.append("✔ generation done", style="bold green")
+            if isinstance(ended, StageSkipped):
+                text.append(f" ({ended.reason})")
+        else:
+            text.append("generation: ", style="bold")
+        if ev is not None:
+            text.append(
+                (": " if ended is not None else "") + describe_progress(ev.done, ev.total, ev.extra)
             )
+            quiet = time.time() - ev.time
+            if ended is None and quiet >= QUIET_S:
+                text.append(
+                    f" · nothing finished for {quiet:.0f}s: calls out or retrying "
+                    "(retries are counted when they end)",
+                    style="yellow",
+                )
+        if ended is not None and not isinstance(ended, RunFailed):
+            text.append(
+                "\nrows written are not all used: the quality gate and your review drop "
+                "some, and step 7's prepare stage says how many are kept",
+                style="dim",
+            )
+        widget.update(text)
 
     def on_run_alive(self, message: RunAlive) -> None:
         if not message.alive:

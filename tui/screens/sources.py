@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from rich.style import Style
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -211,6 +211,9 @@ class SourcesScreen(WizardScreen):
                     yield Input(
                         placeholder="type or paste a file or folder, e.g. ~/docs; enter picks it",
                         id="path-input",
+                        # text typed on the tree lands here: selecting it on focus would
+                        # let the next key replace the first
+                        select_on_focus=False,
                     )
                 yield Static("", id="path-note")
                 with Horizontal(id="files-main"):
@@ -290,6 +293,18 @@ class SourcesScreen(WizardScreen):
         note = self.query_one("#path-note", Static)
         note.update(Text(text, style="green" if ok else "bold red"))
         note.set_class(bool(text), "-shown")
+
+    def on_key(self, event: events.Key) -> None:
+        """Text typed while the tree has the focus goes to the path field that asks for it
+        (the tree keeps its arrows, enter and space)."""
+        if not event.is_printable or event.character in (None, " "):
+            return
+        if not isinstance(self.focused, PickTree):
+            return
+        event.stop()
+        field = self.query_one("#path-input", Input)
+        field.insert_text_at_cursor(event.character)
+        field.focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "path-input":

@@ -12,6 +12,7 @@ from textual.containers import Horizontal
 from textual.widgets import Button, DataTable, Input, Label, Static
 from textual.widgets.data_table import RowDoesNotExist
 
+from engine.config import RunConfig
 from engine.core.workspace import Workspace
 from engine.stages import STAGES, stage_statuses
 from tui.screens.base import WizardScreen
@@ -19,22 +20,31 @@ from tui.screens.confirm import ConfirmDialog
 
 STAGE_MARK = {
     "done": "✔",
+    "stale": "↻",
     "partial": "…",
     "incomplete": "…",
     "running": "▶",
-    "stale": "↻",
     "to do": "·",
+    "off": "–",
 }
 
 
-def list_workspaces(runs_dir: Path) -> list[tuple[Path, dict[str, str]]]:
-    """Run folders under ``runs_dir`` (those with a config or a state dir) and their stage status."""
+def list_workspaces(
+    runs_dir: Path, current: RunConfig | None = None
+) -> list[tuple[Path, dict[str, str]]]:
+    """Run folders under ``runs_dir`` (those with a config or a state dir) and their stage status.
+
+    ``current``: the open run's config as the wizard holds it, so a setting changed a moment
+    ago marks its stages stale here before it reaches config.toml.
+    """
     if not runs_dir.is_dir():
         return []
     out = []
     for child in sorted(runs_dir.iterdir()):
         if child.is_dir() and is_run_folder(child):
-            out.append((child, _states(Workspace(child.resolve()))))
+            root = child.resolve()
+            cfg = current if current is not None and current.workspace_dir == root else None
+            out.append((child, _states(Workspace(root), cfg)))
     return out
 
 
@@ -42,8 +52,9 @@ def is_run_folder(path: Path) -> bool:
     return (path / "config.toml").exists() or (path / ".state").is_dir()
 
 
-def _states(ws: Workspace) -> dict[str, str]:
-    return {stage: st.state for stage, st in stage_statuses(ws).items()}
+def _states(ws: Workspace, cfg: RunConfig | None = None) -> dict[str, str]:
+    cfg = cfg.for_workspace(ws.root) if cfg is not None else None
+    return {stage: st.state for stage, st in stage_statuses(ws, cfg).items()}
 
 
 def next_step_for(status: dict[str, str]) -> str:
@@ -86,10 +97,14 @@ class StartScreen(WizardScreen):
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="new-row"):
             yield Label("New run named")
-            yield Input(self.wizard.cfg.run.name, id="run-name", compact=True)
+            # Empty, so typing names the new run (the open run's name would only be refused).
+            yield Input(placeholder="a folder name, e.g. handbook", id="run-name", compact=True)
             yield Button("Create (F5)", id="new", compact=True, variant="primary")
         yield Static(
-            "Existing runs (enter or F6 opens; ✔ done, … partial, · to do):", classes="hint"
+            "Existing runs (enter or F6 opens; ✔ done, ↻ stale: a setting changed, … partial, "
+            "▶ running, · to do, – off):",
+            classes="hint",
+            id="runs-legend",
         )
         yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
         yield Static("", id="start-status", classes="hint")
@@ -104,13 +119,22 @@ class StartScreen(WizardScreen):
         if app.workspace is not None and app.workspace.config_path.exists():
             self.call_after_refresh(self.resume, app.workspace.root)
 
+    AUTO_FOCUS = "#run-name"
+
     def on_screen_resume(self) -> None:
+        """Back on Start, typing names a new run: the field has the focus, and is emptied
+        when it holds the open run's name (which would only be refused)."""
         self.refresh_runs()
+        name = self.query_one("#run-name", Input)
+        if self.wizard.workspace is not None and name.value.strip() == self.wizard.cfg.run.name:
+            name.value = ""
+        name.focus()
 
     def refresh_runs(self) -> None:
         table = self.query_one("#runs", DataTable)
         table.clear()
-        runs = list_workspaces(self.wizard.runs_dir)
+        app = self.wizard
+        runs = list_workspaces(app.runs_dir, app.cfg if app.workspace is not None else None)
         for path, status in runs:
             marks = [STAGE_MARK.get(status[s], "?") for s in STAGES]
             table.add_row(path.name, *marks, key=str(path))

@@ -17,11 +17,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import RichLog, Static
+from textual.worker import Worker, WorkerState
 
+from engine.core.stages import StageStatus
 from engine.stages import STAGES
 from tui.follow import follow_events
-from tui.messages import EventsRead, RunAlive
-from tui.run_model import TRAINING_STAGES, RunSegment, RunView, format_eta
+from tui.messages import EventsRead, ProcessSample, RunAlive
+from tui.run_model import TRAINING_STAGES, RunSegment, RunView, format_eta, not_trained
 from tui.screens.base import WizardScreen
 from tui.screens.confirm import ConfirmDialog
 from tui.widgets.plots import GpuPanel, LossPlot
@@ -45,6 +47,24 @@ STAGE_MARK = {
     "stopped": "■",
 }
 SKIP_WORDS = {"up to date": "up to date", "switched off in the config": "off"}
+PLAN_MARK = {
+    "done": "✔",
+    "stale": "↻",
+    "to do": "·",
+    "partial": "…",
+    "incomplete": "…",
+    "off": "–",
+}
+"""The engine's stage status (``ragtune status``), shown while no run is going."""
+PENDING = ("stale", "to do", "partial", "incomplete")
+PLAN_STYLE = {
+    "done": "green",
+    "stale": "yellow",
+    "to do": "dim",
+    "partial": "yellow",
+    "incomplete": "yellow",
+    "off": "dim",
+}
 
 EMBEDDER_LOSSES = {
     "distill": "contrastive cross-entropy + KL to the frozen base model",
@@ -126,6 +146,10 @@ class TrainingScreen(WizardScreen):
         self._log_written = 0
         self._following = False
         self._token = 0
+        self.process: ProcessSample | None = None
+        """The run's latest CPU and memory sample."""
+        self.plan: dict[str, StageStatus] = {}
+        """The engine's status of every stage for the config as it is now."""
 
     def compose_body(self) -> ComposeResult:
         yield Static("no run yet: F5 starts one", id="train-status")
@@ -149,6 +173,18 @@ class TrainingScreen(WizardScreen):
         self.alive = handle is not None and handle.alive()
         if not self._following and (self.alive or ws.events_path.exists()):
             self.follow(ws.events_path)
+        self.plan_worker()
+
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="training-plan",
+        description="Reading the stage status",
+    )
+    def plan_worker(self) -> dict[str, StageStatus]:
+        app = self.wizard
+        return app.engine.stage_status(app.cfg, app.ensure_workspace())
 
     def follow(self, path: Path) -> None:
         self._following = True
@@ -167,7 +203,15 @@ class TrainingScreen(WizardScreen):
     )
     def follow_worker(self, path: Path, token: int) -> None:
         handle = self.wizard.state.run_handle
-        follow_events(self, path, lambda: handle is not None and handle.alive(), token=token)
+        pid = handle.pid if handle is not None and handle.pid > 0 else None
+        follow_events(
+            self, path, lambda: handle is not None and handle.alive(), token=token, pid=pid
+        )
+
+    def on_process_sample(self, message: ProcessSample) -> None:
+        if message.token == self._token:
+            self.process = message
+            self._dirty = True
 
     def on_events_read(self, message: EventsRead) -> None:
         if message.token != self._token:
@@ -193,6 +237,7 @@ class TrainingScreen(WizardScreen):
         if was and not message.alive:
             self._following = False
             self._dirty = True
+            self.plan_worker()
             run = self.view.shown
             if run is None:
                 return
@@ -201,17 +246,28 @@ class TrainingScreen(WizardScreen):
             elif run.failure is not None:
                 self.notify(run.failure.error, title="run failed", severity="error")
             elif run.finished:
-                self.notify("run finished: F3 shows the results", title="done")
+                trained = any(s in run.stages for s in TRAINING_STAGES)
+                self.notify(
+                    "run finished: F3 shows the results"
+                    if trained
+                    else f"{', '.join(run.stages)} finished; training has not run yet",
+                    title="done",
+                )
 
-    def on_worker_state_changed(self, event) -> None:
-        super().on_worker_state_changed(event)
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "training-follow" and event.worker.is_finished:
             self._following = False
+        if event.worker.group == "training-plan" and event.state == WorkerState.SUCCESS:
+            self.plan = event.worker.result
+            self._dirty = True
 
     def on_resize(self, event: events.Resize) -> None:
-        """Log lines are wrapped when written: a new width re-wraps them all."""
+        """Log lines are wrapped when written: a new width re-wraps them all. The log takes
+        a quarter of a tall terminal (7 rows at 24)."""
         self._log_written = 0
-        self.query_one("#train-log", RichLog).clear()
+        log = self.query_one("#train-log", RichLog)
+        log.clear()
+        log.styles.height = max(7, event.size.height // 4)
         self._dirty = True
 
     def redraw(self) -> None:
@@ -224,7 +280,7 @@ class TrainingScreen(WizardScreen):
         plot = self.query_one(LossPlot)
         plot.show(v.train_loss.get(model, []), v.eval_loss.get(model, []), self.loss_title(model))
         self.query_one("#loss-note", Static).update(self.loss_note(model))
-        self.query_one(GpuPanel).show(v.gpus)
+        self.query_one(GpuPanel).show(v.gpus, self.cpu_text())
         self.query_one("#train-status", Static).update(self.status_text())
         self.query_one("#stages", Static).update(self.stages_text())
         log = self.query_one("#train-log", RichLog)
@@ -236,6 +292,25 @@ class TrainingScreen(WizardScreen):
         self._log_written = v.logged
 
     # -- what is on screen ---------------------------------------------
+
+    def cpu_text(self) -> str:
+        """Without GPU samples: the run's CPU and memory, its training rate and ETA."""
+        lines = ["no GPU: a CPU run"]
+        proc = self.process
+        if proc is not None and self.alive:
+            lines.append(f"CPU {proc.cpu_percent:.0f}% ({proc.cores} cores = {proc.cores}00%)")
+            lines.append(f"memory {proc.rss_mb / 1024:.2f} GB resident")
+        run = self.view.shown
+        if run is not None and run.training_now:
+            t = run.training
+            rate = t.steps_per_s
+            cfg = self.wizard.cfg
+            batch = cfg.embedder.batch_size if t.model == "embedder" else cfg.reranker.batch_size
+            if rate:
+                lines.append(f"{rate * batch:.1f} samples/s ({rate:.2f} steps/s × batch {batch})")
+            if t.eta_s is not None:
+                lines.append(f"ETA {format_eta(t.eta_s)}")
+        return "\n".join(lines)
 
     def loss_title(self, model: str) -> str:
         if not model:
@@ -283,7 +358,14 @@ class TrainingScreen(WizardScreen):
                 state = "done"
             if self.started_at is not None:
                 state = ""
+            planned = self.planned(stage)
+            if planned is not None and (planned.state in PENDING or not state):
+                # what the engine would do now outranks what the last run did
+                text.append(self.plan_line(stage, planned) + "\n", style=PLAN_STYLE[planned.state])
+                continue
             line = f"{STAGE_MARK.get(state, '·')} {stage}"
+            if run is not None and state == "done" and not_trained(run.summaries.get(stage)):
+                line += "  not trained"
             if run is not None and state == "skipped":
                 reason = run.skip_reasons.get(stage, "")
                 line += f"  {SKIP_WORDS.get(reason, 'skipped')}"
@@ -294,6 +376,60 @@ class TrainingScreen(WizardScreen):
                 done, total, unit, _ = prog
                 line += f" {done}/{total or '?'} {unit}"
             text.append(line + "\n", style=STAGE_STYLE.get(state, "dim"))
+        return text
+
+    def planned(self, stage: str) -> StageStatus | None:
+        """The engine's status of ``stage`` while nothing runs (a run's own marks win then)."""
+        if self.alive or self.started_at is not None:
+            return None
+        return self.plan.get(stage)
+
+    @staticmethod
+    def plan_line(stage: str, status: StageStatus) -> str:
+        line = f"{PLAN_MARK.get(status.state, '·')} {stage}  {status.state}"
+        if status.state == "stale" and status.reasons:
+            # on a line of its own: the side panel is 30 columns
+            line += "\n    " + ", ".join(status.reasons)
+        return line
+
+    def pending(self) -> list[str]:
+        """Stages the engine would run now: to do, or stale since a setting changed."""
+        return [s for s in STAGES if (st := self.planned(s)) is not None and st.state in PENDING]
+
+    def finished_text(self, run: RunSegment) -> Text:
+        """A finished run, and what it means now: results only when the engine has them, and
+        a setting changed since named with the stages it makes stale."""
+        text = Text()
+        text.append("finished ", style="bold")
+        text.append(f"in {format_eta(run.seconds)}")
+        plan = self.plan
+        results = (
+            plan["evaluate"].state in ("done", "stale")
+            if "evaluate" in plan
+            else "evaluate" in run.stages
+        )
+        trained = [s for s in TRAINING_STAGES if s in run.stages]
+        if not trained and not results:
+            ran = ", ".join(run.stages) or "nothing"
+            text.append(f" ({ran} only): training has not run yet · F5 runs the remaining stages")
+            return text
+        stale = [s for s in self.pending() if plan[s].state == "stale"]
+        todo = [s for s in self.pending() if plan[s].state != "stale"]
+        if stale:
+            said = {r for s in stale for r in plan[s].reasons}
+            reasons = sorted({r for r in said if not r.endswith("(upstream)")} or said)
+            text.append(" · changed since: ", style="yellow")
+            text.append(f"{', '.join(reasons)} → {', '.join(stale)} stale", style="yellow")
+        if todo:
+            text.append(f" · {', '.join(todo)} not run yet")
+        if stale or todo:
+            text.append(" · F5 reruns them")
+        if results:
+            text.append(
+                " · F3 shows the last results" if stale or todo else " · F3 shows the results"
+            )
+        if self.view.chunks_rebuilt:
+            text.append(" · the chunks were rebuilt since: F5 reruns what they changed")
         return text
 
     def status_text(self) -> Text:
@@ -320,11 +456,7 @@ class TrainingScreen(WizardScreen):
             text.append(self.stage_detail(run))
             return text
         if run.finished:
-            text.append("finished ", style="bold")
-            text.append(f"in {format_eta(run.seconds)} · F3 shows the results")
-            if v.chunks_rebuilt:
-                text.append(" · the chunks were rebuilt since: F5 reruns what they changed")
-            return text
+            return self.finished_text(run)
         if run.cancelled or run.gone:
             text.append("cancelled " if run.cancelled else "stopped ", style="bold yellow")
             text.append(f"in {where}")
@@ -346,10 +478,16 @@ class TrainingScreen(WizardScreen):
         return "F5 continues where it stopped; finished work is kept"
 
     def stage_detail(self, run: RunSegment) -> str:
-        """The running stage's own progress: steps, epoch, ETA and rate while training."""
+        """The running stage's own progress: steps, epoch, ETA and rate while training, and
+        how long it has been at it (saving a model or evaluating logs nothing for a while)."""
         stage = run.current_stage
         t = run.training
+        since = run.stage_since.get(stage)
+        took = time.time() - since if since else -1.0
+        elapsed = f" · {format_eta(took)} in {stage}" if took >= 0 else ""
         if stage in TRAINING_STAGES and t.max_steps:
+            if t.step >= t.max_steps:
+                return f" · {t.model} trained ({t.max_steps} steps): saving the model{elapsed}"
             parts = [f" · {t.model} step {t.step}/{t.max_steps}", f"epoch {t.epoch_now:.2f}"]
             parts.append(f"ETA {format_eta(t.eta_s)}")
             if t.learning_rate:
@@ -358,8 +496,8 @@ class TrainingScreen(WizardScreen):
         prog = run.progress.get(stage)
         if prog:
             done, total, unit, _ = prog
-            return f" · {done}/{total or '?'} {unit}"
-        return ""
+            return f" · {done}/{total or '?'} {unit}{elapsed}"
+        return elapsed
 
     # -- actions -----------------------------------------------------------
 
@@ -378,10 +516,12 @@ class TrainingScreen(WizardScreen):
                 self.start()
 
         gen = self.wizard.cfg.generation.resolved
+        generating = "generate" not in self.plan or self.plan["generate"].state != "done"
         self.app.push_screen(
             ConfirmDialog(
-                f"Run all remaining stages now (generator: {gen})? "
-                "It runs in the background and survives quitting the wizard.",
+                f"Run all remaining stages now (generator: {gen})?"
+                + (self.wizard.state.paid_run_note() if generating else "")
+                + " It runs in the background and survives quitting the wizard.",
                 yes="Start",
             ),
             go,

@@ -6,11 +6,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Label, Select, Static
+from textual.widgets import Input, Label, Select, Static
+from textual.worker import Worker, WorkerState
 
+from engine.config import RunConfig
+from tui.engine_client import SettingsCheck
 from tui.screens.base import WizardScreen
 from tui.widgets.config_form import ConfigForm
 
@@ -80,6 +84,29 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+MODEL_KEYS = frozenset({"base_model"})
+"""Set only by a preset that names a model: the others keep the model the user picked."""
+
+
+def governed(part: str) -> list[str]:
+    """The settings of ``part`` that presets are about: every key any preset sets."""
+    keys = {key for preset in PRESETS.values() for key in preset.get(part, {})}
+    return sorted(keys - MODEL_KEYS)
+
+
+def preset_values(name: str) -> dict[str, dict[str, Any]]:
+    """The preset as a complete statement: each governed setting it does not name at its
+    default, so the result never depends on which presets were applied before."""
+    from engine.config import RunConfig
+
+    defaults = RunConfig()
+    out: dict[str, dict[str, Any]] = {}
+    for part in ("embedder", "reranker"):
+        base = getattr(defaults, part).to_dict()
+        out[part] = {key: base[key] for key in governed(part)} | PRESETS[name].get(part, {})
+    return out
+
+
 def benchmark_folder(text: str, base: Path) -> Path:
     """A typed benchmark path as the run will read it: ``~`` expanded, relative to ``base``."""
     path = Path(text.strip()).expanduser()
@@ -101,20 +128,17 @@ def benchmark_problem(text: str, base: Path) -> str | None:
     return None
 
 
-def missing_teacher(name: str) -> str:
-    """The pseudo-label cross-encoder's name when this machine cannot load it, else ""."""
-    from engine.core.models import available_here, hub_reachable
-
-    return "" if available_here(name) or hub_reachable(timeout=2.0) else name
-
-
 class TrainingSettingsScreen(WizardScreen):
     STEP = "settings"
     HEADING = "Training settings: base models, Matryoshka sizes, loss, batch, schedule"
     HELP = (
         "Pick a preset, then adjust. Matryoshka dims are the embedding sizes trained and "
         "evaluated (empty = derived from the model). Bigger batches give more in-batch "
-        "negatives; cached_mnrl makes big batches fit in memory. Hover or focus a field for its help."
+        "negatives; cached_mnrl makes big batches fit in memory. A preset sets every "
+        "setting any preset is about (the others' to their defaults), so the order presets "
+        "are applied in does not matter; the base models change only when a preset names "
+        "one. The focused field's help shows under it. Sizes, the best-model metric and the "
+        "GPL teacher are checked against the model as the run will check them."
     )
     DEFAULT_CSS = """
     TrainingSettingsScreen #preset-row { height: 1; }
@@ -127,6 +151,7 @@ class TrainingSettingsScreen(WizardScreen):
     TrainingSettingsScreen #preset-note.-warn { color: $warning; }
     TrainingSettingsScreen #settings-scroll { height: 1fr; }
     TrainingSettingsScreen .section { text-style: bold; margin-top: 1; }
+    TrainingSettingsScreen .check-note { height: auto; padding-left: 22; color: $warning; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
@@ -147,9 +172,17 @@ class TrainingSettingsScreen(WizardScreen):
         # Not a Tab stop of its own (it drew no focus mark); its fields scroll it into view.
         with VerticalScroll(id="settings-scroll", can_focus=False):
             yield Static("Embedder (bi-encoder)", classes="section")
-            yield ConfigForm(cfg.embedder, EMBEDDER_FIELDS, prefix="embedder", id="emb-form")
+            yield ConfigForm(
+                cfg.embedder,
+                EMBEDDER_FIELDS,
+                prefix="embedder",
+                placeholders={"matryoshka_dims": "empty = derived from the model's size"},
+                id="emb-form",
+            )
+            yield Static("", id="emb-note", classes="check-note")
             yield Static("Reranker (cross-encoder)", classes="section")
             yield ConfigForm(cfg.reranker, RERANKER_FIELDS, prefix="reranker", id="rr-form")
+            yield Static("", id="rr-note", classes="check-note")
             yield Static("Evaluation", classes="section")
             base = self.wizard.browse_root
             yield ConfigForm(
@@ -179,7 +212,7 @@ class TrainingSettingsScreen(WizardScreen):
             note.update("choose a preset first")
             note.add_class("-warn")
             return
-        preset = {part: dict(values) for part, values in PRESETS[name].items()}
+        preset = preset_values(name)
         skipped = self.offline_swaps(preset)
         cfg = self.wizard.cfg
         before = {"embedder": cfg.embedder.to_dict(), "reranker": cfg.reranker.to_dict()}
@@ -199,7 +232,6 @@ class TrainingSettingsScreen(WizardScreen):
             note.update(f"preset {name!r} is already applied: nothing to change")
             note.remove_class("-warn")
             return
-        teacher = missing_teacher(emb.pseudo_label_model) if emb.loss == "gpl" else ""
         self.query_one("#emb-form", ConfigForm).set_values(emb)
         self.query_one("#rr-form", ConfigForm).set_values(rr)
         cfg.embedder, cfg.reranker = emb, rr  # type: ignore[assignment]
@@ -208,15 +240,9 @@ class TrainingSettingsScreen(WizardScreen):
             warning = "no model Hub here, kept the current model for: " + ", ".join(skipped)
             lines.append("⚠ " + warning)
             self.notify(warning, title="offline", severity="warning")
-        if teacher:
-            warning = (
-                f"gpl needs a trained cross-encoder and {teacher} is not on this machine: "
-                "set pseudo_label_model to a local path"
-            )
-            lines.append("⚠ " + warning)
-            self.notify(warning, title="offline", severity="warning")
         note.update("\n".join(lines))
-        note.set_class(bool(skipped or teacher), "-warn")
+        note.set_class(bool(skipped), "-warn")
+        self.run_checks()
 
     def offline_swaps(self, preset: dict[str, dict[str, Any]]) -> list[str]:
         """Drop preset models this machine cannot load (no Hub, not cached, not packaged)."""
@@ -236,8 +262,79 @@ class TrainingSettingsScreen(WizardScreen):
                 skipped.append(f"{part} {model}")
         return skipped
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.unplaced: list[str] = []
+        """The engine's findings on settings this step has no field for (the best-model
+        metric)."""
+
+    def on_mount(self) -> None:
+        self.run_checks()
+
     def on_config_form_valid(self, message: ConfigForm.Valid) -> None:
         self.store(message.form.id or "", message.section)
+        if message.form.id in ("emb-form", "rr-form"):
+            self.run_checks()
+
+    def run_checks(self) -> None:
+        """The engine's model checks for the settings as they are now, in a worker (they
+        load the model once, and may probe the Hub)."""
+        cfg = self.wizard.cfg
+        self.check_worker(self.snapshot(cfg), cfg.for_workspace(cfg.workspace_dir))
+
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="settings-check",
+        description="Checking the settings against the models",
+    )
+    def check_worker(
+        self, checked: dict[str, Any], cfg: RunConfig
+    ) -> tuple[dict[str, Any], SettingsCheck]:
+        """``checked``: the settings as the form holds them, to drop a result they outlived."""
+        app = self.wizard
+        return checked, app.engine.check_settings(cfg, app.ensure_workspace())
+
+    @staticmethod
+    def snapshot(cfg: RunConfig) -> dict[str, Any]:
+        return {"embedder": cfg.embedder.to_dict(), "reranker": cfg.reranker.to_dict()}
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "settings-check" or event.state != WorkerState.SUCCESS:
+            return
+        checked, result = event.worker.result
+        if checked != self.snapshot(self.wizard.cfg):
+            return  # the settings changed since: a newer check is on its way
+        self.show_checks(result)
+
+    def show_checks(self, result: SettingsCheck) -> None:
+        """Each finding on its field, like the config's own rules; the rest under the form."""
+        notes: dict[str, list[str]] = {"embedder": [], "reranker": []}
+        self.unplaced = []
+        for form_id, part in (("#emb-form", "embedder"), ("#rr-form", "reranker")):
+            form = self.query_one(form_id, ConfigForm)
+            mine = {
+                k.removeprefix(f"{part}."): v
+                for k, v in result.problems.items()
+                if k.startswith(f"{part}.")
+            }
+            form.set_external(mine)
+            unplaced = [f"{part}.{k}: {v}" for k, v in mine.items() if k not in form.names]
+            self.unplaced += unplaced
+            notes[part] += [f"✘ {line}" for line in unplaced]
+            notes[part] += [
+                f"⚠ {k}: {v}" for k, v in result.notes.items() if k.startswith(f"{part}.")
+            ]
+        if result.derived_dims:
+            dims = self.query_one("#emb-form-matryoshka_dims", Input)
+            dims.placeholder = (
+                "empty = "
+                + ", ".join(map(str, result.derived_dims))
+                + (f" (from the model's {result.model_dim})")
+            )
+        for part, note_id in (("embedder", "#emb-note"), ("reranker", "#rr-note")):
+            self.query_one(note_id, Static).update("\n".join(notes[part]))
 
     def store(self, form_id: str, section: Any) -> None:
         cfg = self.wizard.cfg
@@ -260,8 +357,8 @@ class TrainingSettingsScreen(WizardScreen):
                 self.store(form.id or "", section)
 
     def leave_problem(self) -> str | None:
-        bad = [f for f in self.query(ConfigForm) if f.validate_now() is None]
-        if bad:
-            key, reason = next(iter(bad[0].errors.items()))
-            return f"{bad[0].prefix}.{key}: {reason}"
-        return None
+        for form in self.query(ConfigForm):
+            problem = form.problem()
+            if problem is not None:
+                return f"{problem[0]}: {problem[1]}"
+        return self.unplaced[0] if self.unplaced else None

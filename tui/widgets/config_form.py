@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import MISSING, fields
 from typing import Any
 
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
@@ -112,6 +113,8 @@ class ConfigForm(Vertical):
     ConfigForm { height: auto; }
     ConfigForm > .field-error { height: auto; padding-left: 22; color: $error; display: none; }
     ConfigForm > .field-error.-shown { display: block; }
+    ConfigForm > .field-help { height: auto; padding-left: 22; color: $text-muted; display: none; }
+    ConfigForm > .field-help.-shown { display: block; }
     """
 
     class Valid(Message):
@@ -152,6 +155,9 @@ class ConfigForm(Vertical):
         self._fields = {f.name: f for f in fields(cls)}
         self._help = {row[0]: row[2] for row in cls.describe()}
         self.errors: dict[str, str] = {}
+        self.external: dict[str, str] = {}
+        """Problems the engine found with valid values (checks that need a model, run in a
+        worker): shown on the field like the rest, not part of the section's validity."""
 
     def _control_id(self, name: str) -> str:
         return f"{self.id or 'form'}-{name}"
@@ -185,6 +191,8 @@ class ConfigForm(Vertical):
                 yield label
                 yield control
             yield Static("", classes="field-error", id=f"err-{self._control_id(name)}")
+            # Tooltips need a mouse; the focused field's help shows under it from the keyboard.
+            yield Static(help_text, classes="field-help", id=f"help-{self._control_id(name)}")
 
     def _default(self, name: str) -> Any:
         f = self._fields[name]
@@ -238,10 +246,7 @@ class ConfigForm(Vertical):
                 self.errors[key if key in self.names else self.names[0]] = (
                     f"{exc.value!r} not allowed: {exc.allowed}"
                 )
-        for name in self.names:
-            error = self.query_one(f"#err-{self._control_id(name)}", Static)
-            error.update(self.errors.get(name, ""))
-            error.set_class(name in self.errors, "-shown")
+        self.show_errors()
         if section is not None:
             self.section = section
             self.post_message(self.Valid(self, section))
@@ -249,6 +254,39 @@ class ConfigForm(Vertical):
             key, reason = next(iter(self.errors.items()))
             self.post_message(self.Invalid(self, f"{self.prefix}.{key}", reason))
         return section
+
+    def show_errors(self) -> None:
+        for name in self.names:
+            reason = self.errors.get(name) or self.external.get(name, "")
+            error = self.query_one(f"#err-{self._control_id(name)}", Static)
+            error.update(reason)
+            error.set_class(bool(reason), "-shown")
+
+    def set_external(self, problems: dict[str, str]) -> None:
+        """Replace the engine's findings on this form's fields (keys without the prefix)."""
+        self.external = {k: v for k, v in problems.items() if k in self.names}
+        self.show_errors()
+
+    def problem(self) -> tuple[str, str] | None:
+        """The first field that stops a run (dotted key, reason), or None."""
+        self.validate_now()
+        for name, reason in (*self.errors.items(), *self.external.items()):
+            return f"{self.prefix}.{name}", reason
+        return None
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        self._show_help(event.widget, True)
+
+    def on_descendant_blur(self, event: events.DescendantBlur) -> None:
+        self._show_help(event.widget, False)
+
+    def _show_help(self, control: Widget, shown: bool) -> None:
+        cid = control.id or ""
+        prefix = f"{self.id or 'form'}-"
+        if not cid.startswith(prefix) or cid.removeprefix(prefix) not in self.names:
+            return
+        help_line = self.query_one(f"#help-{cid}", Static)
+        help_line.set_class(shown and bool(self._help.get(cid.removeprefix(prefix))), "-shown")
 
     def set_values(self, section: Section) -> None:
         """Fill the controls from a section (presets, loaded configs)."""

@@ -41,19 +41,41 @@ class LossPlot(PlotextPlot):
         plt.clear_data()
         plt.title(title)
         buckets = max(10, self.size.width)
+        # The key goes in the title: plotext draws a legend inside the plot, over the line.
+        key = []
         if train:
             xs, ys = downsample([(float(s), v) for s, v in train], buckets)
-            plt.plot(xs, ys, label="train", marker="braille")
+            plt.plot(xs, ys, marker="braille")
+            key.append("⣿ train")
         if eval_:
             xs = [float(s) for s, _ in eval_]
             ys = [v for _, v in eval_]
-            plt.scatter(xs, ys, label="eval", marker="dot")
+            plt.scatter(xs, ys, marker="dot")
+            key.append("• eval")
         if not train and not eval_:
             title = "loss: waiting for the first training log"
-            plt.title(title)
+        steps = [s for s, _ in train] + [s for s, _ in eval_]
+        if steps:
+            plt.xticks(step_ticks(min(steps), max(steps)))
+        plt.title(f"{title}   {'  '.join(key)}" if len(key) > 1 else title)
         self.shown = (title, [s for s, _ in train])
         plt.xlabel("step")
         self.refresh()
+
+
+def step_ticks(first: int, last: int, most: int = 6) -> list[int]:
+    """Whole steps, 1, 2 or 5 x 10^k apart: a step count has no fractions."""
+    if last <= first:
+        return [first]
+    span = last - first
+    scale = 1
+    while True:
+        for factor in (1, 2, 5):
+            gap = factor * scale
+            if span // gap + 1 <= most:
+                start = -(-first // gap) * gap
+                return list(range(start, last + 1, gap))
+        scale *= 10
 
 
 class BarChart(PlotextPlot):
@@ -184,12 +206,15 @@ class GpuPanel(Vertical):
         yield Label("temp °C", id="gpu-temp-label")
         yield Sparkline([], id="gpu-temp")
 
-    def show(self, gpus: dict[int, GpuSeries]) -> None:
+    def show(self, gpus: dict[int, GpuSeries], cpu: str = "") -> None:
+        """``cpu``: what there is to say about a run without GPU samples (CPU, memory, rate)."""
         has = bool(gpus)
         for widget in self.query("Label, Sparkline"):
             widget.display = has
-        self.query_one("#gpu-none").display = not has
+        none = self.query_one("#gpu-none", Static)
+        none.display = not has
         if not has:
+            none.update(cpu or "no GPU samples (CPU run or NVML unavailable)")
             return
         gpu = gpus[min(gpus)]
         util = list(gpu.utilization)

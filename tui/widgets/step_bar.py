@@ -29,15 +29,15 @@ class StepBar(Static):
         self.current = current
 
     def render(self) -> Text:
-        """Numbered when there is room; at 80 columns the bare names still fit on one line."""
+        """Always numbered, since messages name steps by number ("step 7"); at 80 columns
+        the number sits against the name, with one space between steps."""
         wide = self.size.width >= 96
         text = Text(no_wrap=True, overflow="ellipsis")
         for i, (name, label) in enumerate(STEPS, 1):
             if i > 1:
-                text.append(" › " if wide else "›", style="dim")
-            shown = f"{i} {label}" if wide else label
-            if name == self.current:
-                text.append(shown, style="bold reverse")
-            else:
-                text.append(shown)
+                text.append(" › " if wide else " ", style="dim")
+            current = name == self.current
+            number = f"{i} " if wide else str(i)
+            text.append(number, style="bold reverse" if current else "bold")
+            text.append(label, style="bold reverse" if current else "")
         return text
