@@ -109,7 +109,7 @@ def test_unknown_stages_are_refused_before_anything_is_written(
 ) -> None:
     assert main(["run", str(config), "--stages", stages]) == BAD_CONFIG
     err = said(capsys)
-    assert "--stages" in err and "ingest,generate,prepare" in err
+    assert "--stages" in err and "ingest,index,generate,prepare" in err
     assert not (config.parent / "runs").exists()
 
 
