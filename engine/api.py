@@ -13,12 +13,16 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.config import RunConfig, load_config
 from engine.core.events import Emitter, JsonlEventLog
 from engine.core.workspace import Workspace
 from engine.stages import STAGES
+
+if TYPE_CHECKING:
+    from engine.generate.llm_cost import CostEstimate
+    from engine.generate.rows import GeneratedRow
 
 __all__ = [
     "STAGES",
@@ -30,6 +34,7 @@ __all__ = [
     "open_workspace",
     "results",
     "run_pipeline",
+    "sample_generation",
     "start_run_process",
 ]
 
@@ -49,17 +54,18 @@ def run_pipeline(
     events: Emitter | None = None,
     cancel: threading.Event | None = None,
     stages: list[str] | None = None,
+    api_key: str | None = None,
 ) -> Workspace:
     """Run (or resume) every stage in order; stages whose output is current are skipped.
 
     Progress comes as events, so the libraries' own bars and notices are turned off (unless
-    their variables are already set), as in the CLI.
+    their variables are already set), as in the CLI. ``api_key``: one typed in, kept in memory.
     """
     from engine.core.quiet import quiet_libraries
     from engine.pipeline import Pipeline
 
     quiet_libraries()
-    return Pipeline(cfg, events=events, cancel=cancel).run(stages)
+    return Pipeline(cfg, events=events, cancel=cancel, api_key=api_key).run(stages)
 
 
 @dataclass
@@ -135,32 +141,39 @@ def attach_run_process(ws: Workspace) -> RunProcess | None:
 
 def sample_generation(
     cfg: RunConfig, *, k: int | None = None, api_key: str | None = None
-) -> tuple[list[Any], Any]:
-    """K rows from chunks spread across sources, for review before the full run.
+) -> tuple[list[GeneratedRow], CostEstimate | None]:
+    """K rows exactly as the full run would write them, from chunks spread across sources.
 
+    The one sampler for the CLI (``ragtune generate --sample``), the wizard and scripts.
+    Chunks are brought up to date first (ingest is a no-op when current), so a sample after
+    a chunking change is drawn from the new chunks. Sampling writes to the workspace (the
+    chunks; the LLM's calls to ``generated.jsonl``, which the full run reuses), so it holds
+    the workspace lock: while a run holds it, sampling is refused and writes nothing.
     Returns the rows and, for the LLM generator, the cost estimate of the full run.
-    Needs the ingest stage done (it runs it when missing).
     """
     from engine.core.errors import ConfigError
     from engine.core.records import read_chunks
 
     if k is not None and k < 1:
         raise ConfigError("sample size", k, "a whole number of at least 1")
-    ws = open_workspace(cfg)
-    if not ws.chunks_path.exists():
-        run_pipeline(cfg, stages=["ingest"])
-    chunks = read_chunks(ws.chunks_path)
-    k = k if k is not None else cfg.generation.llm.sample_size
-    if cfg.generation.resolved == "litellm":
-        from engine.generate.llm import sample_rows
-        from engine.generate.llm_cost import estimate_workspace_cost
+    ws = Workspace(cfg.workspace_dir)
+    action = "draw sample rows"
+    with ws.lock(action):
+        pass  # refused here, with what was asked, before ingest can write anything
+    run_pipeline(cfg, stages=["ingest"], api_key=api_key)
+    k = k or cfg.generation.llm.sample_size
+    with ws.lock(action):
+        chunks = read_chunks(ws.chunks_path)
+        if cfg.generation.resolved == "litellm":
+            from engine.generate.llm import sample_rows
+            from engine.generate.llm_cost import estimate_workspace_cost
 
-        rows = sample_rows(cfg, ws, chunks, k=k, api_key=api_key)
-        # After sampling: the prompts the full run will send, as written to the workspace.
-        return rows, estimate_workspace_cost(chunks, cfg.generation.llm, ws.prompts_dir)
-    from engine.generate.llm_free import LlmFreeGenerator
+            rows = sample_rows(cfg, ws, chunks, k=k, api_key=api_key)
+            # After sampling: the prompts the full run will send, as written to the workspace.
+            return rows, estimate_workspace_cost(chunks, cfg.generation.llm, ws.prompts_dir)
+        from engine.generate.llm_free import LlmFreeGenerator
 
-    return LlmFreeGenerator(cfg.generation.llm_free).sample(chunks, k), None
+        return LlmFreeGenerator(cfg.generation.llm_free).sample(chunks, k), None
 
 
 def ask(ws: Workspace, question: str, **options: Any) -> Any:

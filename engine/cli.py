@@ -7,6 +7,7 @@ Exit codes come from ``engine.core.errors.EXIT_CODES`` only.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import signal
@@ -121,6 +122,12 @@ def _load(path: str, overrides: list[str] | None = None) -> Any:
     _check_overrides(overrides or [])
     try:
         return load_config(p, overrides)
+    except ConfigError as exc:
+        item = _override_of(exc.key, overrides or [])
+        if item is None:
+            raise
+        # The value came from the command line, not from the file the loader names.
+        raise ConfigError(exc.key, exc.value, exc.allowed, source=f"--set {item}") from None
     except (AttributeError, TypeError):
         if not overrides:
             raise
@@ -130,6 +137,15 @@ def _load(path: str, overrides: list[str] | None = None) -> Any:
             " ".join(overrides),
             "section.key=value where section.key names one setting (list them: ragtune config)",
         ) from None
+
+
+def _override_of(key: str, overrides: list[str]) -> str | None:
+    """The ``--set`` item that gave ``key`` (or a section above or below it), if any."""
+    for item in reversed(overrides):
+        given = item.split("=", 1)[0].strip()
+        if key == given or given.startswith(key + ".") or key.startswith(given + "."):
+            return item
+    return None
 
 
 def _at_least(value: int | None, flag: str, minimum: int = 1) -> None:
@@ -282,6 +298,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    _check_local_model(args.model)  # before the imports below, which take seconds
     from engine.config.retrieval import RetrievalConfig
     from engine.core.models import derive_dims, load_embedder, pick_device
     from engine.embedder.train import embedding_dim
@@ -342,6 +359,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _check_local_model(name: str) -> None:
+    """A model given as a local path that does not exist is named at once (exit 3), instead of
+    being looked up on the Hub as a name (seconds of retries offline, then exit 4)."""
+    path = Path(name).expanduser()
+    if path.exists():
+        return
+    first = Path(name).parts[0] if Path(name).parts else ""
+    local = (
+        name.startswith(("/", ".", "~"))
+        or "\\" in name
+        or name.count("/") >= 2
+        or name.endswith("/")
+        or ("/" in name and Path(first).is_dir())
+    )
+    if local:
+        raise InputError(
+            "no model folder at this path",
+            where=name,
+            hint="check the path (a folder with config.json or modules.json, e.g. "
+            "runs/<name>/models/embedder), or give a Hub name as organisation/model",
+        )
 
 
 def _quote_chunks(args: argparse.Namespace) -> Path:
@@ -619,6 +659,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("config", help="list every setting with its default and help")
     p.set_defaults(func=cmd_config)
+    for command in sub.choices.values():
+        # Also after the command (`ragtune run X --debug`, as the error hint says); SUPPRESS
+        # keeps a --debug given before the command when none follows it.
+        command.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
+        )
     return parser
 
 
@@ -629,8 +675,6 @@ def _stages() -> tuple[str, ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rich.markup import escape
-
     quiet_libraries()
     args = build_parser().parse_args(argv)
     err = _console(stderr=True)
@@ -643,9 +687,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         where = f"{exc.where}: " if exc.where else ""
-        err.print(f"[red]error:[/] {escape(where + exc.message)}", soft_wrap=True)
-        if exc.hint:
-            err.print(f"[cyan]fix:[/] {escape(exc.hint)}", soft_wrap=True)
+        _say_error(err, where + exc.message, exc.hint)
         return exc.exit_code
     except KeyboardInterrupt:
         err.print("[yellow]interrupted; finished work is kept in the workspace[/]", soft_wrap=True)
@@ -653,8 +695,49 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        err.print(f"[red]error:[/] {escape(f'{type(exc).__name__}: {exc}')}", soft_wrap=True)
-        err.print(
-            "[cyan]fix:[/] this is a bug or an unexpected input; rerun with --debug for details"
-        )
+        if isinstance(exc, OSError) and exc.filename and exc.errno in _WRITE_ERRORS:
+            _say_error(err, *_write_error(exc))
+        else:
+            _say_error(
+                err,
+                f"{type(exc).__name__}: {exc}",
+                "this is a bug or an unexpected input; rerun with --debug for details",
+            )
         return EXIT_CODES["error"]
+
+
+def _say_error(err: Any, message: str, hint: str = "") -> None:
+    """``error:`` and ``fix:`` lines on stderr, with anything that looks like a key masked."""
+    from rich.markup import escape
+
+    from engine.core.redact import redact
+
+    err.print(f"[red]error:[/] {escape(redact(message))}", soft_wrap=True)
+    if hint:
+        err.print(f"[cyan]fix:[/] {escape(redact(hint))}", soft_wrap=True)
+
+
+_WRITE_ERRORS = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT}
+
+
+def _write_error(exc: OSError) -> tuple[str, str]:
+    """The file a run could not write (or, for permissions, open), named, with the fix."""
+    resume = "; finished work is kept and `ragtune run` resumes from there"
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = (
+            "free disk space (old runs' checkpoints/ folders can go) or set run.workspace to "
+            "a disk with room"
+        )
+        return f"cannot write {exc.filename}: {reason}", fix + resume
+    if exc.errno == errno.EROFS:
+        fix = (
+            "the workspace is on a read-only file system: remount it read-write, or set "
+            "run.workspace to a writable folder"
+        )
+        return f"cannot write {exc.filename}: {reason}", fix + resume
+    fix = (
+        "the file or its folder belongs to another user or is read-only: make it yours "
+        "(chmod -R u+rw, chown), or set run.workspace to a folder of your own"
+    )
+    return f"cannot open {exc.filename}: {reason}", fix + resume

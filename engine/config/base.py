@@ -9,6 +9,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from typing import Any, TypeVar
 
 from engine.core.errors import ConfigError
+from engine.core.redact import Hidden, shown
 
 S = TypeVar("S", bound="Section")
 
@@ -40,6 +41,28 @@ def setting(
     if default_factory is not MISSING:
         return field(default_factory=default_factory, metadata=meta)
     return field(default=default, metadata=meta)
+
+
+def _invalid(key: str, value: Any, allowed: str) -> ConfigError:
+    """The error for a bad value, which repeats the value unless it looks like an API key."""
+    return ConfigError(key, shown(value), allowed)
+
+
+def _unknown(key: str, value: Any, allowed: str) -> ConfigError:
+    """An unknown key; a key pasted into the config (``api_key = "sk-…"``) is not repeated,
+    and the fix says where a key goes instead."""
+    if key.rsplit(".", 1)[-1].lower() in _KEY_NAMES or isinstance(shown(value), Hidden):
+        return ConfigError(
+            key,
+            Hidden(),
+            "no key or token in a config: export it in the shell (`export OPENAI_API_KEY=...`)"
+            " and write the variable's NAME in generation.llm.api_key_env (the Hub token is "
+            "read from $HF_TOKEN), or type the key in the wizard",
+        )
+    return ConfigError(key, value, f"a known key ({allowed})")
+
+
+_KEY_NAMES = {"api_key", "apikey", "key", "token", "secret", "password"}
 
 
 def _allowed(meta: typing.Mapping[str, Any]) -> str:
@@ -74,42 +97,42 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 return _coerce(value, arg, key)
             except ConfigError as exc:
                 errors.append(exc)
-        raise ConfigError(key, value, " or ".join(_type_name(a) for a in args))
+        raise _invalid(key, value, " or ".join(_type_name(a) for a in args))
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(key, value, f"a list of {_type_name(args[0]) if args else 'values'}")
+            raise _invalid(key, value, f"a list of {_type_name(args[0]) if args else 'values'}")
         inner = args[0] if args else Any
         items = [_coerce(v, inner, key) if inner is not Any else v for v in value]
         return items if origin is list else tuple(items)
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
-            raise ConfigError(key, value, "a table")
+            raise _invalid(key, value, "a table")
         return dict(value)
     if tp is Any:
         return value
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(key, value, "true or false")
+        raise _invalid(key, value, "true or false")
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
-        raise ConfigError(key, value, "a number")
+        raise _invalid(key, value, "a number")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        raise ConfigError(key, value, "a whole number")
+        raise _invalid(key, value, "a whole number")
     if tp is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(key, value, "a string")
+        raise _invalid(key, value, "a string")
     if isinstance(tp, type) and issubclass(tp, Section):
         if isinstance(value, tp):
             return value
         if not isinstance(value, dict):
-            raise ConfigError(key, value, "a table")
+            raise _invalid(key, value, "a table")
         return tp.from_dict(value, prefix=key)
     return value
 
@@ -133,14 +156,14 @@ class Section:
                 continue
             choices = meta.get("choices")
             if choices and value not in choices:
-                raise ConfigError(key, value, _allowed(meta))
+                raise _invalid(key, value, _allowed(meta))
             lo, hi = meta.get("minimum"), meta.get("maximum")
             numbers = value if isinstance(value, (list, tuple)) else [value]
             for v in numbers:
                 if not isinstance(v, (int, float)) or isinstance(v, bool):
                     continue
                 if (lo is not None and v < lo) or (hi is not None and v > hi):
-                    raise ConfigError(key, value, _allowed(meta))
+                    raise _invalid(key, value, _allowed(meta))
         self.check()
 
     def check(self) -> None:
@@ -155,7 +178,7 @@ class Section:
             if key not in known:
                 close = difflib.get_close_matches(key, list(known), n=1)
                 allowed = f"did you mean {close[0]!r}?" if close else ", ".join(known)
-                raise ConfigError(f"{dotted}{key}", value, f"a known key ({allowed})")
+                raise _unknown(f"{dotted}{key}", value, allowed)
             kwargs[key] = value
         obj = cls.__new__(cls)
         for name, f in known.items():

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from engine.config.base import Section, setting
 from engine.core.errors import ConfigError
+from engine.core.redact import looks_like_key, shown
 
 TASKS = ("queries", "answer", "hard_negative_query", "reranking_passages")
 JSON_MODES = ("auto", "schema", "object", "prompt")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass
@@ -71,6 +74,17 @@ class LlmConfig(Section):
     passages_per_call: int = setting(5, help="passages asked for per call", minimum=1, maximum=50)
 
     def check(self) -> None:
+        if self.api_key_env and (
+            not ENV_NAME.fullmatch(self.api_key_env) or looks_like_key(self.api_key_env)
+        ):
+            # A key typed here would be saved in config.toml and named in every error.
+            raise ConfigError(
+                "generation.llm.api_key_env",
+                shown(self.api_key_env),
+                "the NAME of the environment variable that holds the key (letters, digits "
+                "and _, e.g. OPENAI_API_KEY), never the key itself: `export "
+                "OPENAI_API_KEY=...` in the shell, or type the key in the wizard",
+            )
         unknown = [t for t in self.tasks if t not in TASKS]
         if unknown or "queries" not in self.tasks:
             raise ConfigError(

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from engine.core.dist import is_main_process
+from engine.core.redact import redact
 
 
 @dataclass(kw_only=True)
@@ -186,6 +187,11 @@ class Emitter:
             event.stage = self.stage
         if not is_main_process():
             return
+        if isinstance(event, (Message, RunFailed)):
+            # Error texts quote what they were given, and a key may be among it.
+            for name in ("text", "where", "hint", "error"):
+                if isinstance(getattr(event, name, None), str):
+                    setattr(event, name, redact(getattr(event, name)))
         with self._lock:
             for sink in self._sinks:
                 sink(event)
@@ -219,12 +225,19 @@ class Emitter:
 
 
 class JsonlEventLog:
-    """Appends events to ``events.jsonl``, flushed per line so a reader can tail it live."""
+    """Appends events to ``events.jsonl``, flushed per line so a reader can tail it live.
+
+    A writer killed mid-line leaves a torn last line; the next writer starts on a fresh line,
+    so the torn one is dropped alone by readers instead of swallowing this run's first event.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = self.path.open("a", encoding="utf-8")
+        if not _ends_a_line(self.path):
+            self._fh.write("\n")
+            self._fh.flush()
 
     def __call__(self, event: Event) -> None:
         self._fh.write(json.dumps(event.to_dict(), default=str) + "\n")
@@ -234,34 +247,72 @@ class JsonlEventLog:
         self._fh.close()
 
 
-def read_events(path: Path) -> Iterator[Event]:
-    """Events from a log, skipping a torn last line left by a killed writer."""
+def _ends_a_line(path: Path) -> bool:
+    """Empty, or its last byte is a newline."""
+    with path.open("rb") as fh:
+        fh.seek(0, 2)
+        if fh.tell() == 0:
+            return True
+        fh.seek(-1, 2)
+        return fh.read(1) == b"\n"
+
+
+def _parse(line: str) -> Event | Exception | None:
+    """The event on one complete line; None for a kind this version does not know; a
+    ``ValueError`` for a line that is not an event (torn by a killed writer)."""
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return exc
+    if not isinstance(data, dict):
+        return ValueError("not a JSON object")
+    try:
+        return event_from_dict(data)
+    except TypeError as exc:
+        return exc
+
+
+@dataclass
+class LogStats:
+    """What a reader skipped: lines torn by a killed writer (or otherwise not an event)."""
+
+    torn: int = 0
+
+
+def read_events(path: Path, stats: LogStats | None = None) -> Iterator[Event]:
+    """Events from a log, skipping (and counting in ``stats``) lines torn by a killed writer."""
     path = Path(path)
     if not path.exists():
         return
-    with path.open(encoding="utf-8") as fh:
+    with path.open(encoding="utf-8", errors="replace") as fh:
         for line in fh:
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError:
+            if not line.strip():
                 continue
-            event = event_from_dict(data)
+            event = _parse(line)
+            if isinstance(event, Exception):
+                if stats is not None:
+                    stats.torn += 1
+                continue
             if event is not None:
                 yield event
 
 
 class EventTail:
-    """Incremental reader for a growing log; the TUI polls it to follow a child process."""
+    """Incremental reader for a growing log; the TUI polls it to follow a child process.
+
+    ``torn`` counts the lines it skipped because a killed writer cut them off.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._offset = 0
         self._partial = ""
+        self.torn = 0
 
     def read_new(self) -> list[Event]:
         if not self.path.exists():
             return []
-        with self.path.open(encoding="utf-8") as fh:
+        with self.path.open(encoding="utf-8", errors="replace") as fh:
             fh.seek(self._offset)
             chunk = fh.read()
             self._offset = fh.tell()
@@ -272,10 +323,9 @@ class EventTail:
         for line in lines:
             if not line.strip():
                 continue
-            try:
-                event = event_from_dict(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-            if event is not None:
+            event = _parse(line)
+            if isinstance(event, Exception):
+                self.torn += 1
+            elif event is not None:
                 out.append(event)
         return out

@@ -228,9 +228,21 @@ class StagePlan:
         return named or ["recorded by an earlier ragtune version"]
 
     def has_partial(self, stage: str, ws: Workspace) -> bool:
-        """Whether a stopped run left work that the next run continues."""
+        """Whether a stopped run left work that the next run continues: a trainer's
+        checkpoints only when one of them will be resumed (``resumes_from``)."""
         where = self.specs[stage].partial
-        return where is not None and where(ws).exists()
+        if where is None or not where(ws).exists():
+            return False
+        return not where(ws).is_dir() or self.resumes_from(stage, ws) is not None
+
+    def resumes_from(self, stage: str, ws: Workspace) -> str | None:
+        """The checkpoint the next run of ``stage`` resumes, if it left one for these settings."""
+        from engine.core.workspace import resumable_checkpoint
+
+        where = self.specs[stage].partial
+        if where is None or not where(ws).is_dir():
+            return None
+        return resumable_checkpoint(where(ws), self.fingerprint(stage))
 
     def record(self, stage: str, summary: dict[str, Any]) -> dict[str, Any]:
         """Mark ``stage`` finished with the inputs it ran on and a digest of what it produced:
@@ -272,15 +284,19 @@ class StagePlan:
                 out[stage] = StageStatus("running", [f"pid {running}"] if running > 0 else [])
             elif not self.enabled(stage):
                 out[stage] = StageStatus("off", ["switched off in the config"])
+            elif recorded is not None and recorded.get("incomplete"):
+                out[stage] = StageStatus("incomplete", [str(recorded["incomplete"])])
+            elif recorded is not None and (broken := self.output_problems(stage, ws)):
+                out[stage] = StageStatus("to do", [*broken, "the next run rebuilds it"])
+            elif recorded is not None and self.is_current(stage, ws):
+                out[stage] = StageStatus("done", [])
+            elif checkpoint := self.resumes_from(stage, ws):
+                # Stopped mid-way (Ctrl-C, SIGKILL) with these settings: the next run resumes.
+                out[stage] = StageStatus("partial", [f"resumes from {checkpoint}"])
             elif recorded is None:
                 out[stage] = StageStatus("partial" if self.has_partial(stage, ws) else "to do", [])
-            elif recorded.get("incomplete"):
-                out[stage] = StageStatus("incomplete", [str(recorded["incomplete"])])
-            elif broken := self.output_problems(stage, ws):
-                out[stage] = StageStatus("to do", [*broken, "the next run rebuilds it"])
             else:
-                why = self.why_stale(stage, ws)
-                out[stage] = StageStatus("stale" if why else "done", why)
+                out[stage] = StageStatus("stale", self.why_stale(stage, ws))
         return out
 
 

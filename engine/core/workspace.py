@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -133,7 +134,11 @@ class Workspace:
         """The stage now running, so ``ragtune status`` can say so from another process."""
         path = self.state_dir / "current_stage"
         if stage is None:
-            path.unlink(missing_ok=True)
+            # Cleanup on the way out of a failed run (a workspace turned read-only): a file
+            # left behind is ignored once the lock is free, and the first error is the one
+            # the user must see.
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
         else:
             path.write_text(stage)
 
@@ -143,8 +148,26 @@ class Workspace:
         except FileNotFoundError:
             return None
 
-    def lock(self) -> WorkspaceLock:
-        return WorkspaceLock(self.state_dir / "run.lock")
+    def lock(self, action: str = "") -> WorkspaceLock:
+        """``action`` (e.g. "draw sample rows") names what a refusal stops, for its message."""
+        return WorkspaceLock(self.state_dir / "run.lock", action=action)
+
+
+def resumable_checkpoint(folder: Path, fingerprint: str) -> str | None:
+    """The checkpoint (``checkpoint-N``) in a trainer's ``folder`` that the next run resumes:
+    the newest complete one, made with these settings (the trainers wipe any other)."""
+    try:
+        if (folder / "ragtune_fingerprint").read_text().strip() != fingerprint:
+            return None
+    except OSError:
+        return None
+    # A kill during a save leaves checkpoint-N/ without trainer_state.json: not resumed.
+    steps = [
+        int(p.name.removeprefix("checkpoint-"))
+        for p in folder.glob("checkpoint-*")
+        if p.name.removeprefix("checkpoint-").isdigit() and (p / "trainer_state.json").is_file()
+    ]
+    return f"checkpoint-{max(steps)}" if steps else None
 
 
 class WorkspaceLock:
@@ -155,8 +178,9 @@ class WorkspaceLock:
     holds the pid only so the refusal can name it. Nothing is written unless the lock is ours.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, action: str = "") -> None:
         self.path = path
+        self.action = action
         self._fd: int | None = None
 
     def holder(self) -> int | None:
@@ -195,8 +219,9 @@ class WorkspaceLock:
                     continue
                 pid = self.holder()
                 who = f" (pid {pid})" if pid and pid > 0 else ""
+                refused = f"cannot {self.action} now: " if self.action else ""
                 raise RagtuneError(
-                    f"another ragtune process{who} is running in this workspace",
+                    f"{refused}another ragtune process{who} is running in this workspace",
                     where=str(self.path.parent.parent),
                     hint="wait for it, stop it, or use another workspace",
                 ) from None
@@ -213,8 +238,10 @@ class WorkspaceLock:
     def __exit__(self, *exc: object) -> None:
         if self._fd is None:
             return
-        # Unlinked while still held, so a run that opened the old file sees it is gone.
-        self.path.unlink(missing_ok=True)
+        # Unlinked while still held, so a run that opened the old file sees it is gone. Closing
+        # is what frees the lock: a read-only workspace must not hide the run's own error.
+        with contextlib.suppress(OSError):
+            self.path.unlink(missing_ok=True)
         os.close(self._fd)
         self._fd = None
 

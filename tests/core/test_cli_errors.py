@@ -15,7 +15,7 @@ from llm_server import FakeLlmServer
 
 from engine.cli import main
 from engine.config import RunConfig
-from engine.core.errors import EXIT_CODES
+from engine.core.errors import EXIT_CODES, ConfigError, InputError
 from engine.core.events import RunFailed, StageFinished
 from engine.core.records import Chunk, chunk_id_for, write_chunks
 from engine.core.workspace import Workspace
@@ -109,7 +109,7 @@ def test_unknown_stages_are_refused_before_anything_is_written(
 ) -> None:
     assert main(["run", str(config), "--stages", stages]) == BAD_CONFIG
     err = said(capsys)
-    assert "--stages" in err and "ingest,generate,prepare" in err
+    assert "--stages" in err and "ingest,index,generate,prepare" in err
     assert not (config.parent / "runs").exists()
 
 
@@ -311,3 +311,216 @@ def test_run_over_the_failure_threshold_exits_non_zero_naming_generate(
     err = said(capsys)
     assert "failed in stage generate:" in err and "generation.max_failed_share" in err
     assert "server_error" in err
+
+
+# -- flags after the command, and where a bad value came from
+
+
+@pytest.mark.parametrize("before", [True, False])
+def test_debug_works_before_and_after_the_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], before: bool
+) -> None:
+    """The hint says "rerun with --debug": `ragtune status X --debug` shows the traceback."""
+    missing = str(tmp_path / "gone")
+    argv = ["--debug", "status", missing] if before else ["status", missing, "--debug"]
+    with pytest.raises(InputError, match="no such workspace"):
+        main(argv)
+    assert main(["status", missing]) == BAD_INPUT
+
+
+def test_run_accepts_debug_after_its_arguments(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ConfigError, match="invalid value"):
+        main(["run", str(config), "--stages", "nope", "--debug"])
+
+
+@pytest.mark.parametrize(
+    ("item", "key"),
+    [
+        ("nosuch.key=1", "nosuch"),
+        ("embedder.epoch=2", "embedder.epoch"),
+        ("embedder.epochs=-1", "embedder.epochs"),
+    ],
+)
+def test_a_bad_set_item_is_blamed_on_set_not_on_the_file(
+    config: Path, capsys: pytest.CaptureFixture[str], item: str, key: str
+) -> None:
+    assert main(["run", str(config), "--set", item]) == BAD_CONFIG
+    err = said(capsys)
+    assert f"--set {item} [{key}]" in err
+    assert str(config) not in err
+    assert not (config.parent / "runs").exists()
+
+
+def test_a_bad_key_in_the_file_is_still_blamed_on_the_file(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config.write_text(config.read_text() + "[embedder]\nepoch = 2\n")
+    assert main(["run", str(config), "--set", "embedder.epochs=2"]) == BAD_CONFIG
+    err = said(capsys)
+    assert f"{config} [embedder.epoch]" in err and "did you mean 'epochs'" in err
+
+
+@pytest.mark.parametrize(
+    "model", ["runs/gone/models/embedder", "./my-model", "/nonexistent/ragtune/model", "~/nope/m"]
+)
+def test_eval_of_a_local_model_path_that_is_not_there(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch, model: str
+) -> None:
+    """Named at once (exit 3), before any data is read or the Hub is asked for it by name."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["eval", model, str(tmp_path / "no-data")]) == BAD_INPUT
+    err = said(capsys)
+    assert f"{model}: no model folder at this path" in err and "organisation/model" in err
+
+
+def test_eval_of_a_path_under_an_existing_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    """``models/embedder`` reads like a Hub name, but ``models/`` is a folder right here."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    assert main(["eval", "models/embedder", "data"]) == BAD_INPUT
+    assert "models/embedder: no model folder at this path" in said(capsys)
+
+
+# -- API keys are never repeated
+
+SECRET = "sk-live-Zq8Lr2Vt6Yw1Xc4Bn7Mk0Pa3Sd5Fg9Hj"
+
+
+@pytest.mark.parametrize(
+    ("llm", "key"),
+    [
+        (f'api_key_env = "{SECRET}"', "generation.llm.api_key_env"),
+        ('api_key_env = "hf_Zq8Lr2Vt6Yw1Xc4Bn7Mk0Pa3Sd5"', "generation.llm.api_key_env"),
+        (f'api_key = "{SECRET}"', "generation.llm.api_key"),
+    ],
+)
+def test_a_key_in_the_config_is_refused_and_never_written_or_shown(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], llm: str, key: str
+) -> None:
+    """As the wizard starts a run (a child process, its output in run.log) and as a user
+    types it: exit 2 naming the setting, and the key in no file, log or message."""
+    import subprocess
+    import sys
+
+    secret = llm.split('"')[1]
+    config.write_text(
+        config.read_text()
+        + f'[generation]\ngenerator = "litellm"\n[generation.llm]\nmodel = "openai/x"\n{llm}\n'
+    )
+    assert main(["run", str(config)]) == BAD_CONFIG
+    err = said(capsys)
+    assert f"[{key}]" in err and "not shown: it looks like an API key" in err
+    assert secret not in err
+    log = tmp_path / "run.log"
+    with log.open("wb") as out:
+        child = subprocess.run(
+            [sys.executable, "-m", "engine", "run", str(config), "--quiet"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+    assert child.returncode == BAD_CONFIG
+    assert key in log.read_text()
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p != config]
+    assert log in written
+    for path in written:
+        assert secret not in path.read_text(errors="replace"), path
+    assert not (tmp_path / "runs").exists()
+
+
+def test_api_key_env_names_a_variable(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(config), "--set", 'generation.llm.api_key_env="MY KEY"']) == BAD_CONFIG
+    err = said(capsys)
+    assert "generation.llm.api_key_env" in err and "'MY KEY'" in err
+    assert "NAME of the environment variable" in err
+    assert main(["run", str(config), "--set", f"generation.llm.api_key_env={SECRET}"]) == BAD_CONFIG
+    err = said(capsys)
+    assert "--set generation.llm.api_key_env=" in err and SECRET not in err
+    assert "not shown: it looks like an API key" in err
+
+
+# -- sampling writes to the workspace, so it takes the lock
+
+HOLDER = (
+    "import sys; from pathlib import Path; from engine.core.workspace import Workspace\n"
+    "with Workspace(Path(sys.argv[1])).lock():\n"
+    "    print('held', flush=True); sys.stdin.read()\n"
+)
+
+
+def files_of(root: Path) -> dict[str, tuple[int, bytes]]:
+    return {
+        str(p.relative_to(root)): (p.stat().st_mtime_ns, p.read_bytes() if p.is_file() else b"")
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def test_sampling_during_a_run_is_refused_and_writes_nothing(
+    tmp_path: Path, minilm_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The run holds the lock; `generate --sample` would append to generated.jsonl and pay
+    for calls the run makes again. It is refused, names the run's pid, and sends no call."""
+    import subprocess
+    import sys
+
+    with FakeLlmServer() as server:
+        path = llm_config(tmp_path, server.url, minilm_path)
+        assert main(["run", str(path), "--stages", "ingest"]) == 0
+        root = tmp_path / "runs" / "gen"
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, str(root)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+            before = files_of(root)
+            capsys.readouterr()
+            assert main(["generate", str(path), "--sample", "4"]) == EXIT_CODES["error"]
+            err = said(capsys)
+            assert f"cannot draw sample rows now: another ragtune process (pid {holder.pid})" in (
+                err
+            )
+            assert "wait for it, stop it" in err
+            assert files_of(root) == before
+            assert not server.requests
+        finally:
+            holder.communicate("")
+        # Once the run is over, sampling works and its calls are kept for the full run.
+        assert main(["generate", str(path), "--sample", "4", "--json"]) == 0
+        rows = json.loads(capsys.readouterr().out)
+        assert len(rows) == 4 and server.requests
+        assert (root / "generated.jsonl").is_file()
+
+
+def test_a_sample_after_a_chunking_change_comes_from_the_new_chunks(
+    config: Path, minilm_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The CLI sampled the old chunks until a full run re-chunked; the wizard did not."""
+    from engine.core.records import read_chunks
+
+    docs = config.parent / "docs"
+    (docs / "a.md").write_text(
+        "# Batteries\n\n"
+        + " ".join(f"Forklift battery {i} is charged in bay {i + 3} overnight." for i in range(40))
+    )
+    config.write_text(
+        config.read_text()
+        + f'[embedder]\nbase_model = "{minilm_path}"\n'
+        + "[chunking]\nmax_tokens = 200\noverlap_tokens = 0\nmin_tokens = 4\n"
+    )
+    assert main(["generate", str(config), "--sample", "3", "--json"]) == 0
+    root = config.parent / "runs" / "probe"
+    old = {c.chunk_id for c in read_chunks(root / "chunks.parquet")}
+    assert {r["chunk_id"] for r in json.loads(capsys.readouterr().out)} <= old
+
+    argv = ["generate", str(config), "--sample", "3", "--json", "--set", "chunking.max_tokens=48"]
+    assert main(argv) == 0
+    new = {c.chunk_id for c in read_chunks(root / "chunks.parquet")}
+    assert new != old and len(new) > len(old)
+    assert {r["chunk_id"] for r in json.loads(capsys.readouterr().out)} <= new

@@ -11,7 +11,10 @@ from engine.core.events import (
     EvalRow,
     EventTail,
     JsonlEventLog,
+    LogStats,
     Progress,
+    RunFailed,
+    StageStarted,
     TrainLog,
     event_from_dict,
     read_events,
@@ -64,3 +67,58 @@ def test_only_rank_zero_emits(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RANK", "0")
     Emitter(seen.append).info("hello")
     assert len(seen) == 1
+
+
+def test_a_torn_last_line_never_swallows_the_next_runs_first_event(tmp_path: Path) -> None:
+    """A killed writer leaves half a line; the next run's log starts on a fresh line, and
+    readers (whole-file and tailing) skip the torn line, count it, and keep every event."""
+    path = tmp_path / "events.jsonl"
+    tail = EventTail(path)
+    first = JsonlEventLog(path)
+    Emitter(first, stage="train").emit(Progress(done=1, total=9))
+    first.close()
+    with path.open("a") as fh:  # what SIGKILL mid-write leaves
+        fh.write('{"kind": "progress", "stage": "train", "do')
+    assert [e.done for e in tail.read_new()] == [1]
+
+    second = JsonlEventLog(path)
+    Emitter(second, stage="ingest").emit(StageStarted())
+    Emitter(second, stage="ingest").emit(Progress(done=5, total=5))
+    second.close()
+
+    stats = LogStats()
+    events = list(read_events(path, stats))
+    assert [(type(e), e.stage) for e in events] == [
+        (Progress, "train"),
+        (StageStarted, "ingest"),
+        (Progress, "ingest"),
+    ]
+    assert stats.torn == 1
+    assert [type(e) for e in tail.read_new()] == [StageStarted, Progress] and tail.torn == 1
+    # A log that ends cleanly gets no blank line from the next writer.
+    size = path.stat().st_size
+    JsonlEventLog(path).close()
+    assert path.stat().st_size == size
+
+
+def test_lines_that_are_not_events_are_counted_not_fatal(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text('42\n["progress"]\n{"kind": "progress", "done": 3}\n\n{"kind": "pro\n')
+    stats = LogStats()
+    assert [e.done for e in read_events(path, stats)] == [3]
+    assert stats.torn == 3
+
+
+def test_error_texts_never_carry_a_key(tmp_path: Path) -> None:
+    secret = "sk-proj-Zq8Lr2Vt6Yw1Xc4Bn7Mk0Pa3Sd5Fg9Hj"
+    log = JsonlEventLog(tmp_path / "events.jsonl")
+    seen: list = []
+    em = Emitter(log, seen.append, stage="generate")
+    em.error(f"the environment variable {secret} is empty", where=secret, hint=f"export {secret}")
+    em.emit(RunFailed(error=f"provider said: bad key {secret}", hint="check OPENAI_API_KEY"))
+    log.close()
+    text = (tmp_path / "events.jsonl").read_text()
+    assert secret not in text and "***" in text
+    assert all(secret not in str(e) for e in seen)
+    # Names of variables and paths are not keys.
+    assert "OPENAI_API_KEY" in text

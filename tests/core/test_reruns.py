@@ -439,7 +439,9 @@ def test_a_cancelled_train_resumes_its_checkpoint_when_only_a_throughput_knob_ch
     assert Workspace(root).stage_summary("train")["steps"] > int(first[-1].name.split("-")[1])
 
 
-def test_a_killed_run_resumes_its_checkpoint(tmp_path: Path, tiny_bert: Path) -> None:
+def test_a_killed_run_resumes_its_checkpoint(
+    tmp_path: Path, tiny_bert: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """SIGKILL in the middle of training: the lock dies with the process, the checkpoint stays."""
     cfg = _config(tmp_path, tiny_bert, reranker=False, epochs=EPOCHS_KILLED)
     path = tmp_path / "config.toml"
@@ -466,11 +468,49 @@ def test_a_killed_run_resumes_its_checkpoint(tmp_path: Path, tiny_bert: Path) ->
     root = cfg.workspace_dir
     assert Workspace(root).stage_state("train") is None
     assert Workspace(root).lock().holder() is None
+    newest = newest_checkpoint(ckpts)
+    assert status(root, capsys)["train"] == f"partial (resumes from {newest})"
 
     run = Run(load_config(path), stages=["ingest", "generate", "prepare", "train"])
     assert run.started == ["train"]
-    assert "resuming from checkpoint-" in run.texts()
+    assert f"resuming from {newest}" in run.texts()
     assert min(run.train_steps()) > 1
+    assert status(root, capsys)["train"] == "done"
+
+
+def newest_checkpoint(folder: Path) -> str:
+    """The newest checkpoint a kill left whole (with its trainer_state.json)."""
+    steps = [
+        int(p.parent.name.split("-")[1]) for p in folder.glob("checkpoint-*/trainer_state.json")
+    ]
+    return f"checkpoint-{max(steps)}"
+
+
+def test_a_stopped_retrain_says_partial_not_stale(
+    copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Epochs changed, then Ctrl-C mid-training: the next run resumes the new checkpoint, so
+    `status` says so instead of "stale (embedder.epochs)"."""
+    cancel = threading.Event()
+
+    def stop_after_first_eval(event: object) -> None:
+        if isinstance(event, TrainLog) and event.split == "eval":
+            cancel.set()
+
+    cfg = changed(copy, embedder__epochs=3.0)
+    with pytest.raises(Cancelled):
+        run_pipeline(cfg, events=Emitter(stop_after_first_eval), cancel=cancel)
+    newest = newest_checkpoint(copy / "checkpoints" / "embedder")
+    shown = status(copy, capsys)
+    assert shown["train"] == f"partial (resumes from {newest})"
+    assert shown["evaluate"].startswith("stale") and shown["prepare"] == "done"
+
+    run = Run(changed(copy, embedder__epochs=3.0))
+    assert f"resuming from {newest}" in run.texts()
+    assert status(copy, capsys)["train"] == "done"
+    # Another setting changed after the stop: nothing resumes, and status says why.
+    changed(copy, embedder__epochs=2.0).save(copy / "config.toml")
+    assert status(copy, capsys)["train"] == "stale (embedder.epochs)"
 
 
 EPOCHS_KILLED = 6.0
@@ -650,3 +690,84 @@ def test_failures_over_max_failed_share_stop_the_run(
     root = load_config(path).workspace_dir
     assert Workspace(root).stage_state("prepare") is None
     assert not (root / "models").exists()
+
+
+class ReadOnlyAfter:
+    """The workspace turns read-only (a full or remounted disk, a changed owner) once
+    ``trigger`` exists: from then on every new write under ``root`` fails with EROFS, as the
+    kernel answers; files already open keep writing. A fake only to inject the failure:
+    this machine's tests run as root, for whom chmod takes no write away."""
+
+    WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+
+    def __init__(self, root: Path, trigger: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        import builtins
+        import io
+
+        self.root, self.trigger = str(root), trigger
+        real_open, real_os_open, real_mkdir = builtins.open, os.open, os.mkdir
+
+        def guarded(real: Any, path_arg: int = 0, writes: Any = lambda *a, **k: True) -> Any:
+            def call(*args: Any, **kwargs: Any) -> Any:
+                path = args[path_arg] if len(args) > path_arg else None
+                if isinstance(path, (str, Path)) and writes(*args, **kwargs):
+                    self.refuse(path)
+                return real(*args, **kwargs)
+
+            return call
+
+        def writing_mode(file: Any, mode: str = "r", *a: Any, **k: Any) -> bool:
+            return any(c in k.get("mode", mode) for c in "wax+")
+
+        def writing_flags(path: Any, flags: int, *a: Any, **k: Any) -> bool:
+            return bool(flags & self.WRITE_FLAGS)
+
+        def mkdir(path: Any, *args: Any, **kwargs: Any) -> None:
+            if os.path.exists(path):
+                raise FileExistsError(17, "File exists", str(path))
+            self.refuse(path)
+            real_mkdir(path, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "open", guarded(real_open, writes=writing_mode))
+        monkeypatch.setattr(io, "open", guarded(real_open, writes=writing_mode))
+        monkeypatch.setattr(os, "open", guarded(real_os_open, writes=writing_flags))
+        monkeypatch.setattr(os, "mkdir", mkdir)
+        for name in ("unlink", "remove", "rmdir"):
+            monkeypatch.setattr(os, name, guarded(getattr(os, name)))
+        for name in ("replace", "rename"):
+            monkeypatch.setattr(os, name, guarded(getattr(os, name)))
+
+    def refuse(self, path: Any) -> None:
+        full = os.path.abspath(os.fspath(path))
+        if full.startswith(self.root + os.sep) and self.trigger.exists():
+            raise OSError(30, "Read-only file system", full)
+
+
+def test_a_workspace_turned_read_only_mid_train_names_the_file_and_the_fix(
+    tmp_path: Path,
+    tiny_bert: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """It ended with "OSError: Read-only file system: '.state/run.lock'" and "this is a bug":
+    the lock's cleanup replaced the run's own error."""
+    from engine.cli import main
+
+    cfg = _config(tmp_path, tiny_bert, reranker=False)
+    path = tmp_path / "config.toml"
+    cfg.save(path)
+    root = cfg.workspace_dir
+    ReadOnlyAfter(root, root / "checkpoints" / "embedder" / "ragtune_fingerprint", monkeypatch)
+    capsys.readouterr()
+    assert main(["run", str(path)]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"error: cannot write {root / 'checkpoints' / 'embedder'}" in err
+    assert "Read-only file system" in err
+    assert "fix: the workspace is on a read-only file system" in err and "resumes" in err
+    assert "run.lock" not in err and "this is a bug" not in err and "Traceback" not in err
+    monkeypatch.undo()
+    assert Workspace(root).lock().holder() is None
+    assert [Workspace(root).stage_state(s) is not None for s in ("prepare", "train")] == [
+        True,
+        False,
+    ]

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import pytest
 from llm_server import FakeLlmServer, llm_run_config, make_chunks
 
 from engine.config.llm import LlmConfig
+from engine.core.errors import RagtuneError
 from engine.core.events import Emitter, JsonlEventLog
 from engine.core.records import read_chunks
 from engine.core.workspace import Workspace
@@ -161,10 +163,10 @@ def test_api_key_never_written(tmp_path: Path, monkeypatch, caplog, capfd) -> No
         good_calls = len(server.requests)
         wrong = llm_run_config(server.url, api_key_env="RAGTUNE_SECRET_KEY")
         monkeypatch.setenv("RAGTUNE_SECRET_KEY", secret + "-wrong")
-        try:
+        with pytest.raises(RagtuneError, match="rejected the API key") as refused:
             run_llm_generation(wrong, ws, make_chunks(14), events)
-        except Exception as exc:
-            events.error(str(exc))
+        # As the pipeline reports it: the error (which quotes the provider) goes to the log.
+        events.error(str(refused.value))
         log.close()
     assert all(r.authorization == f"Bearer {secret}" for r in server.requests[:good_calls])
     assert len(server.requests) > good_calls
