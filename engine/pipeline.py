@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from engine.config import RunConfig
-from engine.core.errors import Cancelled, ConfigError, RagtuneError
+from engine.core.errors import Cancelled, ConfigError, RagtuneError, StageStopped
 from engine.core.events import (
     Emitter,
     JsonlEventLog,
@@ -118,8 +118,12 @@ class Pipeline:
         _seed_everything(self.cfg.run.seed)
         assert spec.run is not None, f"stage {stage} declares no run"
         ctx = StageContext(self.cfg, self.ws, ev, self.cancel, self.api_key)
-        with named_oom(stage, self.cfg):
-            summary = self.plan.record(stage, spec.run(ctx) or {})
+        try:
+            with named_oom(stage, self.cfg):
+                summary = self.plan.record(stage, spec.run(ctx) or {})
+        except StageStopped as stopped:
+            self.plan.record(stage, stopped.summary)  # incomplete: the next run retries the rest
+            raise
         ev.emit(StageFinished(seconds=time.monotonic() - t0, summary=summary))
 
     def record(self, stage: str, summary: dict[str, Any]) -> dict[str, Any]:

@@ -56,6 +56,16 @@ class OutOfMemory(RagtuneError):
     """The GPU ran out of memory; the message names the batch in use, the hint what lowers it."""
 
 
+class StageStopped(RagtuneError):
+    """A stage that ran but stopped short of its goal (failed LLM calls past
+    ``generation.max_failed_share``): it is recorded as incomplete, with ``summary``, before
+    the run fails, so ``status`` says "incomplete" and the next run retries only what is left."""
+
+    def __init__(self, message: str, *, summary: dict, hint: str = "", where: str = "") -> None:
+        super().__init__(message, hint=hint, where=where)
+        self.summary = summary
+
+
 class Cancelled(RagtuneError):
     """The user asked to stop; work done so far is kept."""
 

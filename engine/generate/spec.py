@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from engine.core.errors import RagtuneError
+from engine.core.errors import StageStopped
 from engine.core.outputs import Output, is_file
 from engine.core.stages import Stage, StageContext, digest, flatten_into
 
@@ -92,13 +92,14 @@ def _run(ctx: StageContext) -> dict[str, Any]:
         share = summary.failed / max(1, summary.chunks)
         limit = cfg.generation.max_failed_share
         if share > limit:
-            raise RagtuneError(
+            raise StageStopped(
                 f"{out['incomplete']} ({share:.0%} of {summary.chunks} chunks, over the "
                 f"{limit:.0%} allowed by generation.max_failed_share)",
                 where="generate",
                 hint="fix what the reasons name (a server that is down or a wrong api_base "
                 "for connection, rate limits, timeouts), then run again: finished calls are "
                 "kept and only the failed ones are retried",
+                summary=out,
             )
         ev.warning(
             f"{out['incomplete']}; training goes on without them and the next run retries them"

@@ -690,6 +690,8 @@ def test_failures_over_max_failed_share_stop_the_run(
     root = load_config(path).workspace_dir
     assert Workspace(root).stage_state("prepare") is None
     assert not (root / "models").exists()
+    # As README says: failed LLM calls left, which the next run retries (not "partial").
+    assert status(root, capsys)["generate"] == "incomplete (10 chunks failed (server_error 10))"
 
 
 class ReadOnlyAfter:
