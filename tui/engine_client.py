@@ -254,23 +254,11 @@ class EngineClient:
     def sample_rows(
         self, cfg: RunConfig, ws: Workspace, k: int | None, api_key: str | None
     ) -> list[GeneratedRow]:
-        """Rows exactly as the configured generator writes them in the full run.
+        """``ragtune generate --sample``'s own sampler: chunks brought up to date, the
+        workspace lock held (refused while a run writes here); the LLM path sends real calls."""
+        from engine.api import sample_generation
 
-        LLM-free (the default) cuts them from chunks spread over the sources, as
-        ``ragtune generate CONFIG --sample K`` does; the LLM path sends real calls.
-        """
-        from engine.core.records import read_chunks
-
-        _ingest(cfg)
-        chunks = read_chunks(ws.chunks_path)
-        k = k or cfg.generation.llm.sample_size
-        if cfg.generation.resolved == "litellm":
-            from engine.generate.llm import sample_rows
-
-            return list(sample_rows(cfg, ws, chunks, k=k, api_key=api_key))
-        from engine.generate.llm_free import LlmFreeGenerator
-
-        return LlmFreeGenerator(cfg.generation.llm_free).sample(chunks, k)
+        return sample_generation(cfg, k=k, api_key=api_key)[0]
 
     def start_run(
         self, config_path: Path, stages: list[str] | None = None, api_key: str | None = None
