@@ -219,6 +219,13 @@ class Pipeline:
         self._write_report()
         return {"suites": summary["suites"]}
 
+    def _stage_deploy(self, ev: Emitter) -> dict[str, Any]:
+        from engine.deploy.stage import run_deploy
+
+        summary = run_deploy(self.cfg, self.ws, ev)
+        self._write_report()
+        return summary
+
     def _stage_rerank(self, ev: Emitter) -> dict[str, Any]:
         if self.cfg.distributed.nproc_per_node > 1 or self.cfg.distributed.nnodes > 1:
             from engine.training.launch import launch_training
@@ -243,7 +250,7 @@ class Pipeline:
 
     def _write_report(self) -> None:
         parts = [f"# ragtune report: {self.cfg.run.name}\n"]
-        for name in ("report_embedder.md", "report_reranker.md"):
+        for name in ("report_embedder.md", "report_deploy.md", "report_reranker.md"):
             path = self.ws.root / name
             if path.exists():
                 parts.append(path.read_text(encoding="utf-8"))

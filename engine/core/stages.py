@@ -179,13 +179,29 @@ STAGE_SPECS: tuple[StageSpec, ...] = (
         _benchmark_files,
     ),
     StageSpec(
+        "deploy",
+        (
+            "deploy",
+            "eval",
+            *EMBEDDER_USE,
+            "embedder.matryoshka_dims",
+            "embedder.corpus_rotation",
+            "embedder.seed",
+            "run.seed",
+        ),
+        ("evaluate",),
+        ("metrics_path",),
+        _benchmark_files,
+        enabled=lambda cfg: cfg.deploy.enabled,
+    ),
+    StageSpec(
         "rerank",
         ("reranker", *WORLD, *EMBEDDER_USE, "run.seed"),
         ("train",),
         ("reranker_dir",),
         enabled=_reranker_enabled,
     ),
-    StageSpec("export", ("export",), ("evaluate", "rerank"), ()),
+    StageSpec("export", ("export",), ("evaluate", "deploy", "rerank"), ()),
 )
 SPECS = {spec.name: spec for spec in STAGE_SPECS}
 STAGES = tuple(spec.name for spec in STAGE_SPECS)

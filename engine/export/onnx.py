@@ -86,7 +86,9 @@ def bake(model: SentenceTransformer, dim: int) -> SentenceTransformer:
             where="export.dim",
             hint=f"a size from 1 to {full}, or 0 for the deploy stage's suggestion",
         )
-    modules = list(model)
+    import copy
+
+    modules = copy.deepcopy(list(model))
     last = modules[-1]
     rotation = (
         isinstance(last, Dense)
