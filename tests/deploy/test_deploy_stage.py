@@ -3,29 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from engine.api import run_pipeline
-from engine.core.events import Emitter, StageFinished
+from engine.core.events import StageFinished
 from engine.deploy.results import read_deploy
-from tests.test_pipeline import tiny_config
 
 pytest.importorskip("onnxruntime")
 
 
 @pytest.mark.slow
-def test_deploy_table_interpolation_and_export(tmp_path: Path, tiny_bert: Path) -> None:
-    cfg = tiny_config(tmp_path, tiny_bert)
-    cfg.deploy.backends = ["onnx", "onnx-int8"]
-    cfg.deploy.interpolate = True
-    cfg.deploy.interpolation_weights = [0.0, 0.5, 1.0]
-    cfg.deploy.throughput_texts = 16
-    seen: list = []
-    ws = run_pipeline(cfg, events=Emitter(seen.append))
+def test_deploy_table_interpolation_and_export(deploy_run) -> None:
+    ws, seen = deploy_run
     finished = [e.stage for e in seen if isinstance(e, StageFinished)]
     assert finished.index("evaluate") < finished.index("deploy") < finished.index("export")
 
@@ -75,8 +68,6 @@ def test_deploy_table_interpolation_and_export(tmp_path: Path, tiny_bert: Path) 
 
     # ragtune export --format writes both files at the suggested size and states the check.
     env = {"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    import os
-
     proc = subprocess.run(
         [sys.executable, "-m", "engine", "export", str(ws.root), "--format", "onnx,onnx-int8"],
         capture_output=True,
