@@ -188,7 +188,8 @@ def to_openvino(src: Path, dst: Path) -> None:
     import openvino as ov
 
     dst.parent.mkdir(parents=True, exist_ok=True)
-    ov.save_model(ov.convert_model(str(src)), str(dst))
+    # save_model halves weights to fp16 by default; the evaluated vectors need fp32.
+    ov.save_model(ov.convert_model(str(src)), str(dst), compress_to_fp16=False)
 
 
 def load_exported(folder: str | Path, fmt: str = "onnx") -> SentenceTransformer:
@@ -232,7 +233,10 @@ class _runner:
         if fmt == "openvino":
             import openvino as ov
 
-            compiled = ov.Core().compile_model(str(path), "CPU")
+            # OpenVINO may run in bf16 on CPUs that have it; f32 gives the evaluated vectors.
+            compiled = ov.Core().compile_model(
+                str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"}
+            )
             self.inputs = [port.get_any_name() for port in compiled.inputs]
             self._call = lambda feed: compiled(feed)[compiled.output(0)]
         else:

@@ -12,7 +12,9 @@ from tests.generate.test_llm_free import TEXTS
 
 pytest.importorskip("onnxruntime")
 
-SAMPLE = [t for _, t in TEXTS] + [f"record {i} of shipment {i * 7} to dock {i % 5}" for i in range(30)]
+SAMPLE = [t for _, t in TEXTS] + [
+    f"record {i} of shipment {i * 7} to dock {i % 5}" for i in range(30)
+]
 
 
 def _rotated(tiny_bert: Path):
@@ -57,6 +59,15 @@ def test_onnx_and_int8_match_the_rotated_truncated_torch_vectors(
     # The torch folder beside the files is the same model with the size baked in.
     plain = SentenceTransformer(str(tmp_path / "out"), device="cpu")
     assert np.abs(plain.encode(SAMPLE) - evaluated).max() < 1e-5
+
+
+def test_openvino_matches_torch(tmp_path: Path, tiny_bert: Path) -> None:
+    pytest.importorskip("openvino")
+    model = _rotated(tiny_bert)
+    [check] = export_formats(model, tmp_path / "ov", ["openvino"], dim=32, sample=SAMPLE)
+    assert check.max_abs_diff < 1e-4 and check.dim == 32
+    got = load_exported(tmp_path / "ov", "openvino").encode(SAMPLE[:5], convert_to_numpy=True)
+    assert got.shape == (5, 32)
 
 
 def test_a_missing_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
