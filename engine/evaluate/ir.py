@@ -197,7 +197,8 @@ def evaluate_retrieval(
     full_dim = _embedding_dim(model)
     dims = _check_dims(dims, full_dim or max(dims))
     query_ids = [qid for qid in data.queries if data.relevant.get(qid)]
-    corpus_ids = list(data.corpus)
+    # Ties rank by corpus id, as sentence-transformers' evaluator ranks them (-score, id).
+    corpus_ids = sorted(data.corpus)
     if not query_ids or not corpus_ids:
         raise InputError(
             "nothing to evaluate: no judged query or an empty corpus",
@@ -222,9 +223,11 @@ def evaluate_retrieval(
 
     results: dict[str, float] = {}
     for dim in dims:
-        _, indices = topk_search(
+        scores, indices = topk_search(
             truncate_normalize(query_emb, dim), truncate_normalize(corpus_emb, dim), max_k
         )
+        order = np.lexsort((indices, -scores), axis=1)
+        indices = np.take_along_axis(indices, order, axis=1)
         hits = np.array(
             [
                 [i in rows for i in ranked]
