@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 PRECISIONS = ("float32", "int8", "binary")
 K = 10
+SEARCH_DEPTH = 100
 
 
 @dataclass
@@ -42,7 +43,8 @@ class Encoded:
 def judged(data: IRData) -> tuple[list[str], list[str], list[set[int]], np.ndarray]:
     """Query ids with a judged passage, corpus ids, relevant corpus rows, relevant counts."""
     query_ids = [qid for qid in data.queries if data.relevant.get(qid)]
-    corpus_ids = list(data.corpus)
+    # Ties rank by corpus id, as the evaluate stage (and sentence-transformers' evaluator) ranks them.
+    corpus_ids = sorted(data.corpus)
     position = {cid: i for i, cid in enumerate(corpus_ids)}
     relevant = [{position[c] for c in data.relevant[q] if c in position} for q in query_ids]
     n_relevant = np.array([len(data.relevant[q]) for q in query_ids])
@@ -106,7 +108,10 @@ def _signs(codes: np.ndarray, dim: int) -> np.ndarray:
 def per_query_ndcg(queries: np.ndarray, corpus: np.ndarray, enc: Encoded) -> np.ndarray:
     from engine.core.search import topk_search
 
-    _, indices = topk_search(queries, corpus, K)
+    # A deeper search than 10 keeps ties at rank 10 ordered by id, not by where search cut.
+    scores, indices = topk_search(queries, corpus, SEARCH_DEPTH)
+    order = np.lexsort((indices, -scores), axis=1)
+    indices = np.take_along_axis(indices, order, axis=1)[:, :K]
     hits = np.array(
         [
             [i in rows for i in ranked]
