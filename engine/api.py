@@ -17,7 +17,8 @@ from typing import Any
 
 from engine.config import RunConfig, load_config
 from engine.core.events import Emitter, JsonlEventLog
-from engine.core.workspace import STAGES, Workspace
+from engine.core.workspace import Workspace
+from engine.stages import STAGES
 
 __all__ = [
     "STAGES",

@@ -349,8 +349,10 @@ def cmd_status(args: argparse.Namespace) -> int:
                 where=str(p),
                 hint=f"start it with `ragtune run {args.workspace}`",
             )
+    from engine.stages import status_text
+
     ws = Workspace(_workspace_dir(str(p)))
-    status = ws.status(cfg.for_workspace(ws.root) if cfg is not None else None)
+    status = status_text(ws, cfg.for_workspace(ws.root) if cfg is not None else None)
     if args.json:
         print(json.dumps(status, indent=2))
     else:
@@ -604,7 +606,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _stages() -> tuple[str, ...]:
-    from engine.core.workspace import STAGES
+    from engine.stages import STAGES
 
     return STAGES
 

@@ -102,7 +102,16 @@ def write_chunks(path: Path, chunks: Iterable[Chunk]) -> int:
 
 
 def iter_chunks(path: Path, batch_size: int = 4096) -> Iterator[Chunk]:
-    pf = pq.ParquetFile(str(path))
+    try:
+        pf = pq.ParquetFile(str(path))
+    except (OSError, pa.ArrowException) as exc:
+        from engine.core.errors import InputError
+
+        raise InputError(
+            f"the chunks file cannot be read ({type(exc).__name__}: {exc})",
+            where=str(path),
+            hint="run again: ingest rebuilds a missing or damaged chunks file from the sources",
+        ) from exc
     for batch in pf.iter_batches(batch_size=batch_size):
         for row in batch.to_pylist():
             yield Chunk(**row)

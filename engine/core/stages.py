@@ -1,8 +1,11 @@
-"""What each stage depends on and writes, and the fingerprints, skip/rerun and status derived from it.
+"""What a stage is (``Stage``), and the fingerprints, skip/rerun, records and status derived from
+the stages' declarations.
 
 A stage's fingerprint hashes the result-changing settings it declares (see
 ``setting(fingerprint=False)``) and its upstream stages' fingerprints, so changing any
-setting re-runs exactly the stages that read it, and everything downstream of them.
+setting re-runs exactly the stages that read it, and everything downstream of them. The
+stages themselves live in their packages and are listed in order in ``engine.stages``: this
+module knows none of them.
 """
 
 from __future__ import annotations
@@ -10,148 +13,55 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from engine.core.outputs import Output, problems
 
 if TYPE_CHECKING:
     from engine.config import RunConfig
+    from engine.core.events import Emitter
     from engine.core.workspace import Workspace
 
 
 @dataclass(frozen=True)
-class StageSpec:
-    """``settings`` are dotted config paths (a section or one key); ``derived`` adds inputs that
-    are not settings, such as the state of the source files; ``enabled`` says whether the
-    stage runs at all under a config (a switched-off stage depends on nothing else)."""
+class StageContext:
+    """What a stage's ``run`` gets: the workspace's own copy of the config (absolute paths),
+    its events (already tagged with the stage), the cancel flag and a typed API key."""
+
+    cfg: RunConfig
+    ws: Workspace
+    events: Emitter
+    cancel: threading.Event
+    api_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of a run, declared by its package.
+
+    ``settings`` are dotted config paths (a section or one key) whose values change its
+    result; ``derived`` adds inputs that are not settings, such as the state of the source
+    files; ``upstream`` are the stages whose outputs it reads; ``outputs`` are what it
+    promises to leave, checked before it counts as done; ``enabled`` says whether it runs at
+    all under a config (a switched-off stage depends on nothing else); ``partial`` is where a
+    stopped run leaves work the next one continues; ``run`` does the work and returns the
+    summary that is recorded; ``produced`` is what dependants read of its outputs (by default
+    its summary), so a rebuild that made the same thing re-runs nothing after it.
+    """
 
     name: str
     settings: tuple[str, ...]
     upstream: tuple[str, ...] = ()
-    outputs: tuple[str, ...] = ()
+    outputs: tuple[Output, ...] = ()
     derived: Callable[[RunConfig], dict[str, Any]] | None = None
     enabled: Callable[[RunConfig], bool] | None = None
-
-
-# Where the sources sit is not among them: the files and dataset read are inputs by name,
-# size and mtime (``_ingest_inputs``), so a moved or cloned project is the same run.
-SOURCE_SETTINGS = tuple(
-    f"sources.{key}"
-    for key in (
-        "include",
-        "exclude",
-        "dataset_config",
-        "dataset_split",
-        "text_column",
-        "id_column",
-        "title_column",
-        "max_rows",
-    )
-)
-
-
-def _ingest_inputs(cfg: RunConfig) -> dict[str, Any]:
-    """The files read (size and mtime), the tokenizer that cuts them, and, for a run with only
-    a description, what the LLM is asked to write the passages from."""
-    from engine.ingest import discover_sources, source_name
-
-    src = cfg.sources
-    files = []
-    if src.paths:
-        for p, name in discover_sources(src, cfg.base_dir, missing="skip").items():
-            st = p.stat()
-            files.append([name, st.st_size, int(st.st_mtime)])
-    dataset: Any = src.dataset
-    local = cfg.resolve(src.dataset) if src.dataset else None
-    if local is not None and local.exists():
-        st = local.stat()
-        dataset = [source_name(local), st.st_size, int(st.st_mtime)]
-    out: dict[str, Any] = {"source files": files, "source dataset": dataset}
-    if src.has_documents:
-        out["tokenizer"] = cfg.chunking.tokenizer or cfg.embedder.base_model
-        out["embedder.trust_remote_code"] = cfg.embedder.trust_remote_code
-    else:
-        # Synthetic passages: written by the LLM from the description (engine.generate.llm_describe).
-        out["sources.description"] = src.description
-        _flatten("generation.llm", _llm_results(cfg), out)
-        out.update(_prompt_files(cfg, DESCRIBE_PROMPTS))
-    return out
-
-
-def _llm_results(cfg: RunConfig) -> dict[str, Any]:
-    return cfg.generation.llm.result_settings()
-
-
-# Which prompt files each stage reads: editing one re-runs only the stage that sends it.
-GENERATE_PROMPTS = ("system", "queries", "answer")
-DESCRIBE_PROMPTS = ("system", "draft_system", "passages")
-
-
-def _prompt_files(cfg: RunConfig, names: tuple[str, ...]) -> dict[str, Any]:
-    """The prompts a stage will use, which a user may edit between runs.
-
-    A missing file counts as its default (generation writes it), and a system prompt still as
-    drafted from the description counts as "drafted" (the description is an input already),
-    so the files a run itself writes do not make it stale.
-    """
-    from engine.generate.llm_prompts import PROMPT_FILES
-    from engine.generate.rows import make_key
-
-    folder = cfg.workspace_dir / "prompts"
-    out: dict[str, str] = {}
-    for name, (filename, default) in PROMPT_FILES.items():
-        if name not in names:
-            continue
-        path = folder / filename
-        text = path.read_text(encoding="utf-8") if path.is_file() else default
-        marker = folder / ".system_drafted"
-        if name == "system" and cfg.sources.description:
-            drafted = marker.is_file() and marker.read_text(encoding="utf-8") == make_key(
-                cfg.sources.description, text
-            )
-            if drafted or not marker.is_file():
-                out[name] = "drafted from sources.description"
-                continue
-        out[name] = digest(text)
-    return {"prompts": out}
-
-
-def _generate_inputs(cfg: RunConfig) -> dict[str, Any]:
-    """Only the generator that runs: an LLM setting does not redo LLM-free rows and back."""
-    gen = cfg.generation
-    out: dict[str, Any] = {"generator": gen.resolved}
-    if gen.resolved == "litellm":
-        _flatten("generation.llm", _llm_results(cfg), out)
-        out["sources.description"] = cfg.sources.description
-        # The quality gate (dedup, round trip) embeds with the base model.
-        out["embedder.base_model"] = cfg.embedder.base_model
-        out.update(_prompt_files(cfg, GENERATE_PROMPTS))
-    else:
-        _flatten("generation.llm_free", gen.llm_free.result_settings(), out)
-    out["sample review"] = _review(cfg)
-    return out
-
-
-def _review(cfg: RunConfig) -> str:
-    """The reviewed sample rows: rejecting or editing one changes what generation writes."""
-    from engine.core.workspace import Workspace
-    from engine.generate.review import load_review, review_digest
-
-    return review_digest(load_review(Workspace(cfg.workspace_dir)))
-
-
-def _benchmark_files(cfg: RunConfig) -> dict[str, Any]:
-    """The labelled files by name, size and mtime (None without a benchmark), so a moved
-    project is not stale and a removed benchmark is."""
-    if not cfg.eval.benchmark:
-        return {"benchmark files": None}
-    folder = cfg.resolve(cfg.eval.benchmark)
-    files = sorted(folder.glob("*")) if folder.is_dir() else []
-    return {"benchmark files": [[f.name, f.stat().st_size, int(f.stat().st_mtime)] for f in files]}
-
-
-def _reranker_enabled(cfg: RunConfig) -> bool:
-    return cfg.reranker.enabled
+    partial: Callable[[Workspace], Path] | None = None
+    run: Callable[[StageContext], dict[str, Any]] | None = None
+    produced: Callable[[Workspace], Any] | None = None
 
 
 # Process counts change the global batch (and so the in-batch negatives); the backend and
@@ -165,47 +75,6 @@ EMBEDDER_USE = (
     "embedder.query_prompt",
     "embedder.document_prompt",
 )
-
-STAGE_SPECS: tuple[StageSpec, ...] = (
-    StageSpec("ingest", ("chunking", *SOURCE_SETTINGS), (), ("chunks_path",), _ingest_inputs),
-    StageSpec("generate", ("run.seed",), ("ingest",), ("generated_path",), _generate_inputs),
-    StageSpec("prepare", ("data",), ("generate",), ("dataset_dir",)),
-    StageSpec("train", ("embedder", *WORLD, "run.seed"), ("prepare",), ("embedder_dir",)),
-    StageSpec(
-        "evaluate",
-        ("eval", *EMBEDDER_USE, "embedder.matryoshka_dims"),
-        ("train",),
-        ("metrics_path",),
-        _benchmark_files,
-    ),
-    StageSpec(
-        "deploy",
-        (
-            "deploy",
-            *EMBEDDER_USE,
-            "embedder.matryoshka_dims",
-            "embedder.corpus_rotation",
-            "embedder.seed",
-            "run.seed",
-        ),
-        # Not evaluate: its k-values and metric names change nothing here (the untrained
-        # baseline it copies from metrics.json changes only with inputs listed above).
-        ("train",),
-        ("metrics_path",),
-        _benchmark_files,
-        enabled=lambda cfg: cfg.deploy.enabled,
-    ),
-    StageSpec(
-        "rerank",
-        ("reranker", *WORLD, *EMBEDDER_USE, "run.seed"),
-        ("train",),
-        ("reranker_dir",),
-        enabled=_reranker_enabled,
-    ),
-    StageSpec("export", ("export",), ("evaluate", "deploy", "rerank"), ()),
-)
-SPECS = {spec.name: spec for spec in STAGE_SPECS}
-STAGES = tuple(spec.name for spec in STAGE_SPECS)
 
 
 def _setting(cfg: RunConfig, dotted: str) -> Any:
@@ -224,10 +93,10 @@ def _setting(cfg: RunConfig, dotted: str) -> Any:
     return node.result_settings() if isinstance(node, Section) else node
 
 
-def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
+def flatten_into(prefix: str, value: Any, out: dict[str, Any]) -> None:
     if isinstance(value, dict):
         for key, inner in value.items():
-            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
+            flatten_into(f"{prefix}.{key}" if prefix else str(key), inner, out)
     else:
         out[prefix] = value
 
@@ -267,18 +136,27 @@ def _is_default(key: str, value: Any) -> bool:
 
 
 class StagePlan:
-    """Fingerprints and inputs of every stage for one config, computed once each."""
+    """Fingerprints and inputs of every stage for one config, computed once each.
 
-    def __init__(self, cfg: RunConfig, ws: Workspace | None = None) -> None:
+    ``stages`` is the ordered pipeline (``engine.stages.PIPELINE``; ``engine.stages.plan``
+    builds this for it).
+    """
+
+    def __init__(
+        self, cfg: RunConfig, ws: Workspace | None = None, *, stages: Sequence[Stage]
+    ) -> None:
         self.cfg = cfg
         self.ws = ws
+        self.stages = tuple(stages)
+        self.specs = {stage.name: stage for stage in self.stages}
+        self.names = tuple(self.specs)
         self._inputs: dict[str, dict[str, Any]] = {}
         self._fps: dict[str, str] = {}
 
     def inputs(self, stage: str) -> dict[str, Any]:
         """Flat ``{setting or input name: value}``, upstream stages as ``stage:<name>``."""
         if stage not in self._inputs:
-            spec = SPECS[stage]
+            spec = self.specs[stage]
             flat: dict[str, Any] = {}
             if not self.enabled(stage):
                 # Off: nothing it would read matters, so its dependants do not re-run when a
@@ -286,10 +164,10 @@ class StagePlan:
                 self._inputs[stage] = {"enabled": False}
                 return self._inputs[stage]
             for dotted in spec.settings:
-                _flatten(dotted, _setting(self.cfg, dotted), flat)
+                flatten_into(dotted, _setting(self.cfg, dotted), flat)
             if spec.derived is not None:
                 for key, value in spec.derived(self.cfg).items():
-                    _flatten(key, value, flat)
+                    flatten_into(key, value, flat)
             for up in spec.upstream:
                 # What the upstream stage produced, not only what it was asked: a stage that
                 # finished work it had left (failed LLM calls retried) re-runs its dependants.
@@ -300,7 +178,7 @@ class StagePlan:
         return self._inputs[stage]
 
     def enabled(self, stage: str) -> bool:
-        spec = SPECS[stage]
+        spec = self.specs[stage]
         return spec.enabled is None or spec.enabled(self.cfg)
 
     def fingerprint(self, stage: str) -> str:
@@ -324,6 +202,19 @@ class StagePlan:
             return False
         return not _changed(recorded["inputs"] or {}, self.inputs(stage))
 
+    def output_problems(self, stage: str, ws: Workspace | None = None) -> list[str]:
+        """The promised outputs that are missing or do not read; only asked of a stage whose
+        record says it finished."""
+        ws = ws or self.ws
+        recorded = ws.stage_state(stage) if ws is not None else None
+        if ws is None or recorded is None:
+            return []
+        return problems(self.specs[stage].outputs, ws, recorded.get("summary") or {})
+
+    def is_done(self, stage: str, ws: Workspace | None = None) -> bool:
+        """Current inputs *and* outputs that are there and read: what lets a run skip it."""
+        return self.is_current(stage, ws) and not self.output_problems(stage, ws)
+
     def why_stale(self, stage: str, ws: Workspace) -> list[str]:
         """What changed since the stage last finished, by name; empty when it is current."""
         recorded = ws.stage_state(stage)
@@ -336,22 +227,57 @@ class StagePlan:
         ]
         return named or ["recorded by an earlier ragtune version"]
 
+    def has_partial(self, stage: str, ws: Workspace) -> bool:
+        """Whether a stopped run left work that the next run continues."""
+        where = self.specs[stage].partial
+        return where is not None and where(ws).exists()
+
+    def record(self, stage: str, summary: dict[str, Any]) -> dict[str, Any]:
+        """Mark ``stage`` finished with the inputs it ran on and a digest of what it produced:
+        the one recorder, for the pipeline and for a torchrun worker run by hand."""
+        if self.ws is None:
+            raise ValueError("recording a stage needs the workspace")
+        summary = json.loads(json.dumps(summary, default=str))
+        incomplete = str(summary.pop("incomplete", "") or "")
+        self.ws.mark_done(
+            stage,
+            self.fingerprint(stage),
+            summary,
+            inputs=self.inputs(stage),
+            incomplete=incomplete,
+            output=self._output_digest(stage, summary),
+        )
+        return summary
+
+    def _output_digest(self, stage: str, summary: dict[str, Any]) -> str:
+        """What dependants read: the record keys where the stage lists them (generation), so a
+        retry that produced the same rows (calls cached, counters moved) re-runs nothing."""
+        assert self.ws is not None
+        produced = self.specs[stage].produced
+        if produced is not None:
+            return digest(produced(self.ws))
+        keys = self.ws.state_dir / f"{stage}_keys.txt"
+        if keys.exists():
+            return digest(keys.read_text())
+        return digest(summary)
+
     def status(self, ws: Workspace) -> dict[str, StageStatus]:
         self.ws = ws
         out: dict[str, StageStatus] = {}
         running = ws.lock().holder()
         current = ws.current_stage() if running else None
-        for stage in STAGES:
+        for stage in self.names:
             recorded = ws.stage_state(stage)
             if stage == current:
                 out[stage] = StageStatus("running", [f"pid {running}"] if running > 0 else [])
             elif not self.enabled(stage):
                 out[stage] = StageStatus("off", ["switched off in the config"])
             elif recorded is None:
-                partial = ws.has_partial_output(stage)
-                out[stage] = StageStatus("partial" if partial else "to do", [])
+                out[stage] = StageStatus("partial" if self.has_partial(stage, ws) else "to do", [])
             elif recorded.get("incomplete"):
                 out[stage] = StageStatus("incomplete", [str(recorded["incomplete"])])
+            elif broken := self.output_problems(stage, ws):
+                out[stage] = StageStatus("to do", [*broken, "the next run rebuilds it"])
             else:
                 why = self.why_stale(stage, ws)
                 out[stage] = StageStatus("stale" if why else "done", why)

@@ -8,13 +8,10 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.core.errors import RagtuneError
-from engine.core.stages import STAGES, digest
-
-if TYPE_CHECKING:
-    from engine.core.stages import StageStatus
+from engine.core.stages import digest
 
 
 def fingerprint(*parts: Any) -> str:
@@ -145,36 +142,6 @@ class Workspace:
             return (self.state_dir / "current_stage").read_text().strip() or None
         except FileNotFoundError:
             return None
-
-    def has_partial_output(self, stage: str) -> bool:
-        partial = {
-            "generate": self.generated_path,
-            "train": self.checkpoints_dir / "embedder",
-            "rerank": self.checkpoints_dir / "reranker",
-        }.get(stage)
-        return partial is not None and partial.exists()
-
-    def stage_statuses(self, cfg: Any = None) -> dict[str, StageStatus]:
-        """Per stage: done / stale (what changed) / to do / partial / incomplete / running.
-
-        Without a config it reads the workspace's own ``config.toml``.
-        """
-        from engine.core.stages import StagePlan, StageStatus
-
-        if cfg is None:
-            from engine.config import load_config
-
-            try:
-                cfg = load_config(self.config_path)
-            except RagtuneError:
-                cfg = None
-        if cfg is None:
-            return {s: StageStatus("done" if self.stage_state(s) else "to do", []) for s in STAGES}
-        return StagePlan(cfg).status(self)
-
-    def status(self, cfg: Any = None) -> dict[str, str]:
-        """``stage_statuses`` as text, for ``ragtune status``."""
-        return {k: str(v) for k, v in self.stage_statuses(cfg).items()}
 
     def lock(self) -> WorkspaceLock:
         return WorkspaceLock(self.state_dir / "run.lock")

@@ -12,9 +12,9 @@ from engine.core.dist import world_size
 from engine.core.errors import Cancelled, ConfigError, RagtuneError
 from engine.core.events import Emitter
 from engine.core.models import derive_dims, load_embedder, pick_device, precision_flags
-from engine.core.stages import StagePlan
 from engine.core.workspace import Workspace
 from engine.data.prepare import Prepared, load_prepared
+from engine.stages import plan as stage_plan
 from engine.training.arguments import (
     checkpointing_argument,
     common_arguments,
@@ -331,7 +331,7 @@ def train_embedder(
             document_prompt=prompts.get("positive"),
         )
     out_dir = ws.checkpoints_dir / "embedder"
-    reset_stale_checkpoints(out_dir, StagePlan(cfg, ws).fingerprint("train"))
+    reset_stale_checkpoints(out_dir, stage_plan(cfg, ws).fingerprint("train"))
     args = training_arguments(
         ecfg, out_dir, device, has_eval, prompts_for_columns(prompts, train.column_names)
     )

@@ -15,8 +15,14 @@ from engine.embedder.train import column_prompts, model_dims
 
 
 def update_metrics(path: Path, key: str, value: Any) -> None:
-    """metrics.json is shared by stages: each owns one top-level key."""
-    data = json.loads(path.read_text()) if path.exists() else {}
+    """metrics.json is shared by stages: each owns one top-level key. A damaged file is
+    started afresh: the stages whose keys it lost see them missing and run again."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, UnicodeDecodeError, json.JSONDecodeError):
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
     data[key] = value
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True))

@@ -23,7 +23,6 @@ from engine.core.models import (
     pick_device,
     resolve_model,
 )
-from engine.core.stages import StagePlan
 from engine.core.workspace import Workspace
 from engine.data.prepare import load_prepared
 from engine.embedder.train import attach_prompts
@@ -35,6 +34,7 @@ from engine.reranker.evaluate import (
     retrieve_candidates,
 )
 from engine.reranker.negatives import NegativesResult, collect_negatives
+from engine.stages import plan as stage_plan
 from engine.training.arguments import (
     common_arguments,
     reset_stale_checkpoints,
@@ -412,7 +412,7 @@ def run_reranker_stage(
         trust_remote_code=rc.trust_remote_code,
     )
     ckpt_dir = ws.checkpoints_dir / "reranker"
-    reset_stale_checkpoints(ckpt_dir, StagePlan(cfg, ws).fingerprint("rerank"))
+    reset_stale_checkpoints(ckpt_dir, stage_plan(cfg, ws).fingerprint("rerank"))
     training = train_reranker(
         model,
         rc,

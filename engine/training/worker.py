@@ -115,13 +115,13 @@ def write_json(path: Path, data: Any) -> None:
 
 def mark_done(cfg: Any, ws: Any, which: str, summary: dict[str, Any], events: Emitter) -> None:
     """Record the stage as the pipeline would, so a later `ragtune run` continues after it."""
-    from engine.pipeline import Pipeline
+    from engine.stages import plan
 
     stage = STAGE_OF[which]
     try:
         # With the inputs, as a pipeline run records them: a stage recorded without them is
         # never current, so the next `ragtune run` would train again.
-        Pipeline(cfg, events=Emitter()).record(stage, summary)
+        plan(cfg.for_workspace(ws.root), ws).record(stage, summary)
     except RagtuneError as exc:
         events.warning(f"{stage} not marked done: {exc.message}", hint=exc.hint)
 

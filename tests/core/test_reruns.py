@@ -32,8 +32,8 @@ from engine.core.events import (
     TrainLog,
     read_events,
 )
-from engine.core.stages import STAGES
 from engine.core.workspace import Workspace
+from engine.stages import STAGES
 from tests.test_pipeline import tiny_config
 
 pytestmark = pytest.mark.slow
@@ -295,6 +295,69 @@ def test_k_values_rerun_only_evaluation_and_export(
     assert weights(copy / "models" / "embedder") == old_weights
     tuned = json.loads((copy / "metrics.json").read_text())["embedder"]["held-out"]["tuned"]
     assert "dim_16_cosine_accuracy@2" in tuned
+    assert set(status(copy, capsys).values()) == {"done"}
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _damage_split(root: Path) -> Path:
+    arrow = next((root / "dataset" / "splits" / "train").glob("*.arrow"))
+    arrow.unlink()
+    return arrow
+
+
+# What a user (or a full disk, or a cleanup script) does to one output of a finished run, and
+# the words ``ragtune status`` must then say. Only the damaged stage and what reads what it
+# produced run again: the rebuilt outputs here match the old ones, so nothing downstream does.
+DAMAGE = {
+    "chunks deleted": ("ingest", lambda r: (r / "chunks.parquet").unlink(), "is missing"),
+    "chunks truncated": ("ingest", lambda r: _truncate(r / "chunks.parquet"), "cannot be read"),
+    "rows deleted": ("generate", lambda r: (r / "generated.jsonl").unlink(), "is missing"),
+    "split damaged": ("prepare", _damage_split, "misses"),
+    "metrics corrupt": ("evaluate", lambda r: _truncate(r / "metrics.json"), "cannot be read"),
+    "reranker deleted": ("rerank", lambda r: shutil.rmtree(r / "models" / "reranker"), "missing"),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGE), ids=list(DAMAGE))
+def test_a_missing_or_damaged_output_is_rebuilt(
+    case: str, copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stage, damage, words = DAMAGE[case]
+    damage(copy)
+    shown = status(copy, capsys)
+    assert shown[stage].startswith("to do (")
+    assert words in shown[stage] and "the next run rebuilds it" in shown[stage]
+    untouched = STAGES[: STAGES.index(stage)]
+    assert {shown[s] for s in untouched} <= {"done"}
+
+    run = Run(changed(copy))
+    assert run.started[0] == stage
+    assert not set(run.started) & set(untouched)
+    assert f"rebuilding {stage}: " in run.texts()
+    if stage == "evaluate":
+        # The damaged metrics.json lost the reranker's results too: that stage reruns as well.
+        assert run.started[:2] == ["evaluate", "rerank"]
+        assert set(run.started) <= {"evaluate", "rerank", "export"}
+    elif stage != "rerank":
+        assert run.started == [stage], "a rebuild that produced the same output reruns nothing"
+    assert set(status(copy, capsys).values()) == {"done"}
+
+
+def test_deleted_model_weights_retrain_and_rerun_what_reads_the_model(
+    copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (copy / "models" / "embedder" / "model.safetensors").unlink()
+    shown = status(copy, capsys)
+    assert (
+        shown["train"] == "to do (models/embedder has no model weights, the next run rebuilds it)"
+    )
+    run = Run(changed(copy))
+    assert run.started[0] == "train" and "prepare" not in run.started
+    assert (copy / "models" / "embedder" / "model.safetensors").is_file()
     assert set(status(copy, capsys).values()) == {"done"}
 
 

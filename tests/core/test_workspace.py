@@ -12,6 +12,7 @@ import pytest
 from engine.core.errors import RagtuneError
 from engine.core.workspace import Workspace, fingerprint
 from engine.generate.rows import CallRecord, GeneratedRow, RecordWriter, latest_records, read_rows
+from engine.stages import status_text
 
 
 def test_markers_follow_the_fingerprint(tmp_path: Path) -> None:
@@ -22,8 +23,9 @@ def test_markers_follow_the_fingerprint(tmp_path: Path) -> None:
     assert ws.is_done("train", fp)
     assert not ws.is_done("train", fingerprint("train", {"lr": 2e-5}))
     assert ws.stage_summary("train") == {"steps": 3}
-    assert ws.status()["train"] == "done"
-    assert ws.status()["ingest"] == "to do"
+    statuses = status_text(ws)
+    assert statuses["train"] == "done"
+    assert statuses["ingest"] == "to do"
 
 
 HOLD = (

@@ -30,8 +30,8 @@ from engine.core.events import (
     StageStarted,
     TrainLog,
 )
-from engine.core.workspace import STAGES
 from engine.evaluate.results import read_results
+from engine.stages import STAGES
 from tui.engine_client import EngineClient
 from tui.screens.confirm import ConfirmDialog
 from tui.widgets.plots import GroupedBars, LossPlot

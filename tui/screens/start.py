@@ -12,7 +12,8 @@ from textual.containers import Horizontal
 from textual.widgets import Button, DataTable, Input, Label, Static
 from textual.widgets.data_table import RowDoesNotExist
 
-from engine.core.workspace import STAGES, Workspace
+from engine.core.workspace import Workspace
+from engine.stages import STAGES, stage_statuses
 from tui.screens.base import WizardScreen
 from tui.screens.confirm import ConfirmDialog
 
@@ -42,7 +43,7 @@ def is_run_folder(path: Path) -> bool:
 
 
 def _states(ws: Workspace) -> dict[str, str]:
-    return {stage: st.state for stage, st in ws.stage_statuses().items()}
+    return {stage: st.state for stage, st in stage_statuses(ws).items()}
 
 
 def next_step_for(status: dict[str, str]) -> str:

@@ -18,7 +18,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import RichLog, Static
 
-from engine.core.workspace import STAGES
+from engine.stages import STAGES
 from tui.follow import follow_events
 from tui.messages import EventsRead, RunAlive
 from tui.run_model import TRAINING_STAGES, RunSegment, RunView, format_eta

@@ -1,0 +1,50 @@
+"""The rerank stage as the pipeline sees it: reranker settings and the trained embedder in; the
+cross-encoder (when it is worth training) and metrics.json's "reranker" results out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.core.outputs import Output, json_has, model_reads
+from engine.core.stages import EMBEDDER_USE, WORLD, Stage, StageContext
+from engine.embedder.spec import uses_launcher
+
+
+def _run(ctx: StageContext) -> dict[str, Any]:
+    from engine.evaluate.report import write_report
+
+    if uses_launcher(ctx.cfg):
+        from engine.training.launch import launch_training
+
+        summary = launch_training(ctx.cfg, ctx.ws, ctx.events, "reranker", ctx.cancel)
+    else:
+        from engine.core.gpu import GpuMonitor
+        from engine.reranker.train import run_reranker_stage
+
+        with GpuMonitor(ctx.events):
+            summary = run_reranker_stage(ctx.cfg, ctx.ws, ctx.events, ctx.cancel)
+    if summary.get("report"):
+        (ctx.ws.root / "report_reranker.md").write_text(summary["report"], encoding="utf-8")
+    write_report(ctx.cfg, ctx.ws)
+    summary.pop("report", None)
+    return summary
+
+
+STAGE = Stage(
+    "rerank",
+    settings=("reranker", *WORLD, *EMBEDDER_USE, "run.seed"),
+    upstream=("train",),
+    outputs=(
+        Output("reranker metrics", lambda ws: ws.metrics_path, json_has("reranker")),
+        Output(
+            "reranker",
+            lambda ws: ws.reranker_dir,
+            model_reads,
+            # A reranker the stage decided not to train leaves no folder, and says so.
+            when=lambda summary: summary.get("trained", True) is not False,
+        ),
+    ),
+    enabled=lambda cfg: cfg.reranker.enabled,
+    partial=lambda ws: ws.checkpoints_dir / "reranker",
+    run=_run,
+)
