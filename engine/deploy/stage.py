@@ -61,6 +61,7 @@ def run_deploy(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, Any]
         suites.append(("benchmark", load_benchmark(cfg, ws, events)))
 
     out: dict[str, Any] = {"suites": {}}
+    torch_encoded: dict[str, Encoded] = {}
     with tempfile.TemporaryDirectory(prefix="ragtune-deploy-") as tmp:
         encoders = {"torch": tuned, **_backends(tuned, dcfg.backends, Path(tmp), prepared, events)}
         texts = [prepared.corpus[c] for c in sorted(prepared.corpus)][: dcfg.throughput_texts]
@@ -73,6 +74,7 @@ def run_deploy(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, Any]
             for name, model in encoders.items():
                 events.info(f"deploy table: encoding {suite} queries and passages with {name}")
                 encoded[name] = encode_suite(model, data, **encode_args)
+            torch_encoded[suite] = encoded["torch"]
             out["suites"][suite] = _suite_table(
                 encoded, dims, dcfg.table, speed, _baseline(ws, suite, dims)
             )
@@ -80,9 +82,11 @@ def run_deploy(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, Any]
     if decide in out["suites"]:
         out["suggestion"] = _suggest(out["suites"][decide], decide)
     if dcfg.interpolate and prepared.eval_queries:
+        # The table is kept even when the slower interpolation is stopped or fails.
+        update_metrics(ws.metrics_path, KEY, out)
         corpus = list(prepared.corpus.values())
         out["interpolation"] = _interpolation(
-            cfg, ws, tuned, suites, corpus, dims, encode_args, events
+            cfg, ws, tuned, suites, corpus, dims, encode_args, events, torch_encoded
         )
     update_metrics(ws.metrics_path, KEY, out)
     from engine.deploy.report import render_markdown
@@ -217,6 +221,7 @@ def _interpolation(
     dims: list[int],
     encode_args: dict[str, Any],
     events: Emitter,
+    tuned_encoded: dict[str, Encoded],
 ) -> dict[str, Any]:
     """Weight chosen on one half of the held-out queries, reported on the other half and on
     the benchmark (never used to choose), against the fine-tuned model and base + rotation."""
@@ -254,16 +259,27 @@ def _interpolation(
         return model
 
     per_weight: dict[float, dict[str, np.ndarray]] = {}
+    best: tuple[float, float, SentenceTransformer | None] = (-1.0, -1.0, None)
     for weight in weights:
         events.info(f"interpolation: weight {weight:g} of the fine-tuned model")
-        model = build(weight)
-        per_weight[weight] = {
-            suite: score(encode_suite(model, data, **encode_args), dim, "float32")[0]
-            for suite, data in suites
-        }
-        del model
+        if weight == 1.0:
+            # The fine-tuned model itself (its rotation refitted by the same recipe is the
+            # same rotation): the table's torch encodings, not a third encode.
+            per_weight[weight] = {
+                suite: score(tuned_encoded[suite], dim, "float32")[0] for suite, _ in suites
+            }
+            model = None
+        else:
+            model = build(weight)
+            per_weight[weight] = {
+                suite: score(encode_suite(model, data, **encode_args), dim, "float32")[0]
+                for suite, data in suites
+            }
+        mean = float(per_weight[weight]["held-out"][select].mean())
+        if (mean, weight) > best[:2]:
+            best = (mean, weight, model)
     tried = [(w, float(per_weight[w]["held-out"][select].mean())) for w in weights]
-    chosen = max(tried, key=lambda ws_: (ws_[1], ws_[0]))[0]
+    chosen = best[1]
 
     def block(suite: str, rows: np.ndarray | None) -> dict[str, Any]:
         pick = {w: v[suite] if rows is None else v[suite][rows] for w, v in per_weight.items()}
@@ -289,7 +305,7 @@ def _interpolation(
     if "benchmark" in per_weight[1.0]:
         result["report"]["benchmark"] = block("benchmark", None)
     target = interpolated_dir(ws)
-    if chosen < 1.0:
-        build(chosen).save(str(target))
+    if chosen < 1.0 and best[2] is not None:
+        best[2].save(str(target))
         result["saved"] = str(target)
     return result
