@@ -549,7 +549,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     from engine.render import RichRenderer
 
     ws = Workspace(_workspace_dir(args.workspace))
-    cfg = _load(str(ws.config_path) if ws.config_path.is_file() else args.workspace, args.set)
+    overrides = list(args.set or [])
+    if args.format:
+        formats = [f.strip() for item in args.format for f in item.split(",") if f.strip()]
+        overrides.append("export.formats=" + json.dumps(formats))
+    if args.dim is not None:
+        overrides.append(f"export.dim={args.dim}")
+    cfg = _load(str(ws.config_path) if ws.config_path.is_file() else args.workspace, overrides)
     if not ws.embedder_dir.exists():
         raise InputError(
             "no trained embedder in this workspace to export",
@@ -651,9 +657,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_set(p)
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("export", help="write model cards; push to the Hub with --push")
+    p = sub.add_parser(
+        "export", help="write model cards, ONNX/int8 ONNX/OpenVINO files; push with --push"
+    )
     p.add_argument("workspace", help="workspace folder or config")
     p.add_argument("--push", action="store_true")
+    p.add_argument(
+        "--format",
+        action="append",
+        metavar="FMT",
+        help="onnx, onnx-int8 or openvino (repeat or comma-separate); sets export.formats",
+    )
+    p.add_argument(
+        "--dim", type=int, help="embedding size baked into the files (export.dim; 0 = suggested)"
+    )
     add_set(p)
     p.set_defaults(func=cmd_export)
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.core.stages import Stage, StagePlan, StageStatus
 from engine.data.spec import STAGE as PREPARE
+from engine.deploy.spec import STAGE as DEPLOY
 from engine.embedder.spec import STAGE as TRAIN
 from engine.evaluate.spec import STAGE as EVALUATE
 from engine.export.spec import STAGE as EXPORT
@@ -27,6 +28,7 @@ PIPELINE: tuple[Stage, ...] = (
     PREPARE,
     TRAIN,
     EVALUATE,
+    DEPLOY,
     RERANK,
     EXPORT,
 )

@@ -12,6 +12,7 @@ import tomli_w
 from engine.config.base import Section, setting
 from engine.config.chunking import ChunkingConfig
 from engine.config.data import DataConfig
+from engine.config.deploy import DeployConfig
 from engine.config.distributed import DistributedConfig
 from engine.config.evaluation import EvalConfig
 from engine.config.export import ExportConfig
@@ -68,6 +69,7 @@ class RunConfig(Section):
     reranker: RerankerConfig = field(default_factory=RerankerConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    deploy: DeployConfig = field(default_factory=DeployConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from engine.config import RunConfig
 from engine.core.workspace import Workspace
 
-SECTIONS = ("report_embedder.md", "report_reranker.md")
+SECTIONS = ("report_embedder.md", "report_deploy.md", "report_reranker.md")
 
 
 def write_report(cfg: RunConfig, ws: Workspace) -> None:

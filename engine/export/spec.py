@@ -14,4 +14,4 @@ def _run(ctx: StageContext) -> dict[str, Any]:
     return export_models(ctx.cfg, ctx.ws, ctx.events, push=ctx.cfg.export.push_to_hub)
 
 
-STAGE = Stage("export", settings=("export",), upstream=("evaluate", "rerank"), run=_run)
+STAGE = Stage("export", settings=("export",), upstream=("evaluate", "deploy", "rerank"), run=_run)

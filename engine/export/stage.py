@@ -73,6 +73,7 @@ def model_card_text(cfg: RunConfig, ws: Workspace) -> str:
     from engine.retrieval.export import retrieval_card
 
     lines += [retrieval_card(ws)]
+    lines += _deploy_lines(ws)
     small = dims[-1] if dims else 64
     lines += [
         "### Use it",
@@ -91,6 +92,89 @@ def model_card_text(cfg: RunConfig, ws: Workspace) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _deploy_lines(ws: Workspace) -> list[str]:
+    """The deploy table and interpolation, when the deploy stage ran."""
+    from engine.deploy.report import render_markdown
+    from engine.deploy.results import read_deploy
+
+    results = read_deploy(ws.metrics_path)
+    if results.empty:
+        return []
+    body = render_markdown(results).replace("## Deploying the embedder", "### Deploying it", 1)
+    return [body.replace("\n### ", "\n#### "), ""]
+
+
+def deploy_formats(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, Any]:
+    """``export.formats`` written to models/embedder-deploy, each loaded back and compared."""
+    from dataclasses import asdict
+
+    from engine.core.models import load_embedder
+    from engine.data.prepare import load_prepared
+    from engine.deploy.results import read_deploy
+    from engine.deploy.stage import interpolated_dir
+    from engine.embedder.train import column_prompts, embedding_dim
+    from engine.export.onnx import export_formats, require
+
+    for fmt in cfg.export.formats:
+        require(fmt)
+    source = ws.embedder_dir
+    if cfg.export.model == "interpolated":
+        source = interpolated_dir(ws)
+        if not source.is_dir():
+            raise RagtuneError(
+                "no interpolated embedder to export",
+                where="export.model",
+                hint="set deploy.interpolate = true and run the deploy stage (if it chose the "
+                "fine-tuned weights alone, nothing is saved: export the tuned model)",
+            )
+    model = load_embedder(
+        str(source), device="cpu", trust_remote_code=cfg.embedder.trust_remote_code
+    )
+    suggestion = read_deploy(ws.metrics_path).suggestion
+    dim = cfg.export.dim or (suggestion.dim if suggestion else 0) or embedding_dim(model)
+    corpus = load_prepared(ws).corpus
+    sample = [corpus[c] for c in sorted(corpus)][:64]
+    folder = ws.models_dir / "embedder-deploy"
+    events.info(f"exporting {', '.join(cfg.export.formats)} at dim {dim} to {folder}")
+    checks = export_formats(
+        model,
+        folder,
+        list(cfg.export.formats),
+        dim=dim,
+        sample=sample,
+        document_prompt=column_prompts(model, cfg.embedder).get("positive"),
+    )
+    lines = [
+        "## Deployment files (ragtune)",
+        "",
+        f"From `{source.name}`, with the corpus rotation and size {dim} baked in: every file "
+        "outputs the unit-length vectors that were evaluated. Checked against the torch model "
+        f"on {checks[0].texts if checks else 0} of the run's passages:",
+        "",
+        "| format | file | size | max abs difference | lowest cosine |",
+        "|---|---|---|---|---|",
+    ]
+    for c in checks:
+        rel = Path(c.path).relative_to(folder)
+        lines.append(
+            f"| {c.format} | `{rel}` | {c.bytes / 1e6:.1f} MB | {c.max_abs_diff:.2e} "
+            f"| {c.min_cosine:.5f} |"
+        )
+        events.info(f"{c.format}: max abs difference {c.max_abs_diff:.2e} from torch")
+    lines += [
+        "",
+        "```python",
+        "from engine.export.onnx import load_exported  # ragtune; or any onnxruntime binding:",
+        "# inputs are the tokenizer's tensors, the output is 'sentence_embedding'",
+        f"model = load_exported('{folder.name}', 'onnx')",
+        "vectors = model.encode_document(passages)",
+        "```",
+        "",
+    ]
+    write_card_section(folder, "\n".join(lines))
+    return {"folder": str(folder), "dim": dim, "checks": [asdict(c) for c in checks]}
 
 
 def _rel(value: float, base: float) -> str:
@@ -210,6 +294,8 @@ def export_models(
     reranker = ws.reranker_dir.exists() and cfg.reranker.enabled
     if reranker:
         out["reranker"] = str(ws.reranker_dir)
+    if cfg.export.formats:
+        out["deploy"] = deploy_formats(cfg, ws, events)
     if push:
         token = hub_token(cfg)
         targets = [(ws.embedder_dir, cfg.export.embedder_repo, "export.embedder_repo")]
