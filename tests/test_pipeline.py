@@ -68,7 +68,16 @@ def test_full_run_then_rerun_skips_everything(tmp_path: Path, tiny_bert: Path) -
     seen: list = []
     ws = run_pipeline(cfg, events=Emitter(seen.append))
     finished = [e.stage for e in seen if isinstance(e, StageFinished)]
-    assert finished == ["ingest", "index", "generate", "prepare", "train", "evaluate", "export"]
+    assert finished == [
+        "ingest",
+        "index",
+        "generate",
+        "prepare",
+        "train",
+        "evaluate",
+        "deploy",
+        "export",
+    ]
     assert any(isinstance(e, TrainLog) and e.loss is not None for e in seen)
 
     metrics = json.loads(ws.metrics_path.read_text())["embedder"]

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from engine.core.records import Chunk
     from engine.core.stages import StageStatus
     from engine.core.workspace import Workspace
+    from engine.deploy.results import DeployResults
     from engine.evaluate.results import Results
     from engine.generate.llm_connection import ConnectionResult
     from engine.generate.llm_cost import CostEstimate
@@ -292,6 +293,11 @@ class EngineClient:
         from engine.evaluate.results import read_results
 
         return read_results(ws.metrics_path)
+
+    def deploy_results(self, ws: Workspace) -> DeployResults:
+        from engine.deploy.results import read_deploy
+
+        return read_deploy(ws.metrics_path)
 
     def export(self, cfg: RunConfig, ws: Workspace, push: bool) -> ExportResult:
         from engine.api import workspace_emitter

@@ -210,7 +210,7 @@ def test_a_training_setting_retrains_from_scratch_and_reruns_what_reads_the_mode
 
     run = Run(changed(copy, **setting))
 
-    assert run.started == ["train", "evaluate", "rerank", "export"]
+    assert run.started == ["train", "evaluate", "deploy", "rerank", "export"]
     assert run.skipped == ["ingest", "index", "generate", "prepare"]
     # From scratch: the old checkpoints were wiped, not resumed.
     assert "resuming from" not in run.texts()
@@ -235,7 +235,7 @@ def test_a_reranker_setting_reruns_only_the_reranker(copy: Path) -> None:
 
 def test_a_query_prompt_retrains_and_travels_with_the_model(copy: Path) -> None:
     run = Run(changed(copy, embedder__query_prompt="query: "))
-    assert run.started == ["train", "evaluate", "rerank", "export"]
+    assert run.started == ["train", "evaluate", "deploy", "rerank", "export"]
     import json
 
     st_config = json.loads((copy / "models/embedder/config_sentence_transformers.json").read_text())
@@ -340,9 +340,9 @@ def test_a_missing_or_damaged_output_is_rebuilt(
     assert not set(run.started) & set(untouched)
     assert f"rebuilding {stage}: " in run.texts()
     if stage == "evaluate":
-        # The damaged metrics.json lost the reranker's results too: that stage reruns as well.
-        assert run.started[:2] == ["evaluate", "rerank"]
-        assert set(run.started) <= {"evaluate", "rerank", "export"}
+        # The damaged metrics.json lost the deploy table and the reranker's results too.
+        assert run.started[:3] == ["evaluate", "deploy", "rerank"]
+        assert set(run.started) <= {"evaluate", "deploy", "rerank", "export"}
     elif stage != "rerank":
         assert run.started == [stage], "a rebuild that produced the same output reruns nothing"
     assert set(status(copy, capsys).values()) == {"done"}

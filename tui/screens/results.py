@@ -17,6 +17,7 @@ from textual.worker import Worker, WorkerState
 from engine.evaluate.results import RERANK_METRICS, Results, SuiteResult
 from tui.messages import WorkResult
 from tui.screens.base import WizardScreen
+from tui.widgets.deploy_table import DeployTable
 from tui.widgets.plots import GroupedBars
 from tui.widgets.retriever_table import RetrieverTable
 
@@ -253,6 +254,8 @@ class ResultsScreen(WizardScreen):
             with TabPane("Reranker", id="rr-pane"), Vertical():
                 yield Static("", id="rr-title", classes="suite-title")
                 yield DataTable(id="rr-table", zebra_stripes=True, cursor_type="row")
+            with TabPane("Deploy", id="deploy-pane"):
+                yield DeployTable(id="deploy-table")
             with TabPane("Try a query", id="ask-pane"), Vertical():
                 with Horizontal(id="ask-row"):
                     yield Input(
@@ -314,6 +317,7 @@ class ResultsScreen(WizardScreen):
     def load_worker(self) -> None:
         ws = self.wizard.ensure_workspace()
         self.post_message(WorkResult("metrics", self.wizard.engine.results(ws)))
+        self.post_message(WorkResult("deploy", self.wizard.engine.deploy_results(ws)))
 
     def fill_suite(self, table: DataTable, title: Static, suite: SuiteResult | None) -> None:
         if suite is None:
@@ -493,6 +497,8 @@ class ResultsScreen(WizardScreen):
         if message.kind == "metrics":
             self.results = message.value
             self.show()
+        elif message.kind == "deploy":
+            self.query_one(DeployTable).show(message.value)
 
     def source_roots(self) -> list[Path]:
         cfg = self.wizard.cfg
