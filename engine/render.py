@@ -64,6 +64,7 @@ class RichRenderer:
         )
         self._tasks: dict[str, TaskID] = {}
         self._loss: dict[str, str] = {}
+        self._retries: dict[str, str] = {}
         if not quiet:
             self.progress.start()
 
@@ -82,13 +83,19 @@ class RichRenderer:
         elif isinstance(event, ProgressEvent):
             note = self._loss.get(event.stage, "")
             done = event.done
-            failures = event.extra.get("failures") if isinstance(event.extra, dict) else None
+            extra = event.extra if isinstance(event.extra, dict) else {}
+            failures = extra.get("failures")
+            retries = extra.get("retries")
+            if isinstance(retries, dict) and any(retries.values()):
+                # a run waiting on 429s or timeouts says so while it waits, not only at the end
+                self._retries[event.stage] = f"retries: {failure_reasons(retries)}"
             if failures and isinstance(failures, dict):
                 # live, so a run stopped by too many failures still shows how many and why;
                 # the bar counts the chunks that succeeded, not those merely attempted
                 summary = {"failed": sum(failures.values()), "failures_by_reason": failures}
                 note = f"[yellow]{escape(failed_note(summary))}[/]"
                 done = max(0, done - _failed_count(summary))
+            note = _joined(note, self._retries.get(event.stage, ""))
             self.progress.update(
                 self._task(event.stage),
                 completed=done,
@@ -115,6 +122,7 @@ class RichRenderer:
                 note = f"[yellow]{escape(failed_note(event.summary))}[/]"
             else:
                 done = total
+            note = _joined(note, self._retries.get(event.stage, ""))
             self.progress.update(
                 task, completed=done, total=total, note=note, seconds=event.seconds
             )
@@ -151,6 +159,10 @@ def _failed_count(summary: dict[str, Any]) -> int:
 
 def _reasons(summary: dict[str, Any]) -> str:
     return failure_reasons(summary.get("failures_by_reason") or {})
+
+
+def _joined(note: str, more: str) -> str:
+    return f"{note} · [dim]{escape(more)}[/]" if note and more else note or escape(more)
 
 
 def failed_note(summary: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ from llm_server import FakeLlmServer
 from engine.cli import main
 from engine.config import RunConfig
 from engine.core.errors import EXIT_CODES, ConfigError, InputError
-from engine.core.events import RunFailed, StageFinished
+from engine.core.events import RunFailed, StageFinished, StageStarted
 from engine.core.records import Chunk, chunk_id_for, write_chunks
 from engine.core.workspace import Workspace
 
@@ -227,6 +227,23 @@ def test_run_failed_names_the_stage_or_the_run() -> None:
     assert "failed in stage generate: boom" in render(RunFailed(stage="generate", error="boom"))
     out = render(RunFailed(stage="", error="lock held"))
     assert "failed in run: lock held" in out and "failed in :" not in out
+
+
+def test_generate_bar_counts_retries_by_reason_while_it_waits() -> None:
+    from engine.core.events import Progress
+
+    waiting = Progress(
+        stage="generate",
+        done=199,
+        total=212,
+        unit="chunks",
+        extra={"retries": {"rate_limited": 7, "timeout": 2}},
+    )
+    out = render(StageStarted(stage="generate"), waiting)
+    assert "retries: rate_limited 7, timeout 2" in out
+    summary = {"chunks": 212, "done": 212, "failed": 0, "failures_by_reason": {}}
+    out = render(waiting, StageFinished(stage="generate", seconds=3.0, summary=summary))
+    assert "212/212" in out and "retries: rate_limited 7, timeout 2" in out
 
 
 def test_generate_bar_counts_failed_chunks_by_reason() -> None:
