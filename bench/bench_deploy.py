@@ -61,11 +61,17 @@ def base_with_rotation(cfg, ws) -> None:
     """The base model with the corpus rotation, saved where training would save its model."""
     from engine.core.models import load_embedder
     from engine.data.prepare import load_prepared
+    from engine.embedder.rotation import rotate_for_corpus
     from engine.embedder.train import attach_prompts, column_prompts
-    from engine.evaluate.stage import rotated_base
 
-    probe = load_embedder(cfg.embedder.base_model, device="cpu")
-    model = rotated_base(cfg, load_prepared(ws), column_prompts(probe, cfg.embedder), "cpu")
+    model = load_embedder(cfg.embedder.base_model, device="cpu")
+    rotate_for_corpus(
+        model,
+        load_prepared(ws).corpus.values(),
+        batch_size=cfg.eval.batch_size,
+        document_prompt=column_prompts(model, cfg.embedder).get("positive"),
+        seed=cfg.embedder.seed,
+    )
     attach_prompts(model, cfg.embedder).save(str(ws.embedder_dir))
 
 
