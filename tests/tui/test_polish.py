@@ -366,12 +366,20 @@ async def test_f7_moves_through_the_results_tabs(tmp_path, fake_engine, finished
         await goto(app, pilot, "results")
         tabs = app.screen.query_one(TabbedContent)
         seen = [tabs.active]
-        for _ in range(5):
+        for _ in range(6):
             await pilot.press("f7")
             await pilot.pause()
             seen.append(tabs.active)
-        assert seen == ["emb-pane", "bench-pane", "ret-pane", "rr-pane", "ask-pane", "emb-pane"]
-        await pilot.press("f7", "f7", "f7", "f7")
+        assert seen == [
+            "emb-pane",
+            "bench-pane",
+            "ret-pane",
+            "rr-pane",
+            "deploy-pane",
+            "ask-pane",
+            "emb-pane",
+        ]
+        await pilot.press("f7", "f7", "f7", "f7", "f7")
         await pilot.pause()
         assert app.focused is app.screen.query_one("#ask-input", Input)
 
