@@ -397,6 +397,8 @@ async def test_chunk_preview_run_is_not_shown_as_a_finished_run(tmp_path, tiny_b
         app.goto("training")
         await settle(app)
         screen = app.screen
+        # the stage status is read in a worker that a loaded machine may start late
+        await wait_for(pilot, lambda: "rerank" in screen.plan, "the stage status")
         await redraw(screen, pilot)
         status = text_of(screen.query_one("#train-status", Static))
         assert status == "no run yet: F5 runs every stage (the chunks are ready)"
