@@ -85,14 +85,15 @@ def attach_prompts(model: SentenceTransformer, cfg: EmbedderConfig) -> SentenceT
 def check_best_metric(metric: str, dims: list[int]) -> None:
     """Fail before training, not after the first epoch, when the metric names a size that is
     not evaluated."""
-    import re
+    from engine.evaluate.keys import TRAINER_PREFIX, metric_key, parse_metric_key
 
-    match = re.match(r"eval_dim_(\d+)_", metric)
-    if match and int(match.group(1)) not in dims:
+    parsed = parse_metric_key(metric, TRAINER_PREFIX)
+    if parsed and parsed[0] not in dims:
+        example = metric_key(dims[-1], "ndcg@10", TRAINER_PREFIX)
         raise ConfigError(
             "embedder.metric_for_best_model",
             metric,
-            f"a metric at one of the trained sizes {dims}, e.g. eval_dim_{dims[-1]}_cosine_ndcg@10",
+            f"a metric at one of the trained sizes {dims}, e.g. {example}",
         )
 
 
