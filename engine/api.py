@@ -164,16 +164,9 @@ def sample_generation(
     k = k or cfg.generation.llm.sample_size
     with ws.lock(action):
         chunks = read_chunks(ws.chunks_path)
-        if cfg.generation.resolved == "litellm":
-            from engine.generate.llm import sample_rows
-            from engine.generate.llm_cost import estimate_workspace_cost
+        from engine.generate.registry import generator_for
 
-            rows = sample_rows(cfg, ws, chunks, k=k, api_key=api_key)
-            # After sampling: the prompts the full run will send, as written to the workspace.
-            return rows, estimate_workspace_cost(chunks, cfg.generation.llm, ws.prompts_dir)
-        from engine.generate.llm_free import LlmFreeGenerator
-
-        return LlmFreeGenerator(cfg.generation.llm_free).sample(chunks, k), None
+        return generator_for(cfg).sample(cfg, ws, chunks, k, api_key)
 
 
 def ask(ws: Workspace, question: str, **options: Any) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from contextlib import suppress
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
@@ -22,7 +22,7 @@ from engine.core.errors import RagtuneError
 from engine.core.workspace import Workspace
 from themes import BUNDLED_DIR
 from tui.commands import WizardCommands
-from tui.engine_client import EngineClient
+from tui.engine_client import EngineClient, WizardEngine
 from tui.screens.chunking import ChunkingScreen
 from tui.screens.confirm import ConfirmDialog
 from tui.screens.export import ExportScreen
@@ -108,7 +108,7 @@ class RagtuneApp(App[int]):
         *,
         workspace: str | Path | None = None,
         theme: str | None = None,
-        engine: Any | None = None,
+        engine: WizardEngine | None = None,
         runs_dir: str | Path | None = None,
         browse_root: str | Path | None = None,
         remember_theme: bool = True,
@@ -215,7 +215,7 @@ class RagtuneApp(App[int]):
         if not (src.has_documents or src.description.strip()):
             return "no sources yet: pick documents, a dataset or a description in step 2"
         gen = self.cfg.generation
-        if gen.resolved == "litellm" and not gen.llm.model:
+        if gen.calls_llm and not gen.llm.model:
             return "generator litellm needs llm model (step 4), or choose llm-free"
         return None
 

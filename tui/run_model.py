@@ -18,7 +18,6 @@ from typing import Any
 
 from engine.core.event_text import (
     message_text,
-    not_trained,  # noqa: F401  (the Training screen imports it from here)
     run_failed_text,
     stage_finished_text,
     stage_skipped_text,

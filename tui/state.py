@@ -83,7 +83,7 @@ class WizardState:
         """For the confirm before a run that calls an LLM: its calls, tokens, price and time
         as last estimated, or that it was not estimated for these settings."""
         gen = self.cfg.generation
-        if gen.resolved != "litellm":
+        if not gen.calls_llm:
             return ""
         llm = gen.llm
         if self.estimate is None or self.estimate[2] != (llm.model, llm.api_base):

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.config.generation import GENERATORS
 from engine.evaluate.results import RETRIEVER_LABELS
 
 # Shippable candidates; on an exact tie the earlier one wins (fewer parts to run).
@@ -26,7 +27,7 @@ def query_source(suite: str, generator: str) -> str:
     """What wrote a suite's queries: a person (the benchmark), an LLM, or the LLM-free generator."""
     if suite == "benchmark":
         return BENCHMARK
-    return LLM_QUERIES if generator == "litellm" else PSEUDO_QUERIES
+    return LLM_QUERIES if GENERATORS[generator].calls_llm else PSEUDO_QUERIES
 
 
 def can_judge_fusion(source: str) -> bool:

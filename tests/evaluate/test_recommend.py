@@ -74,9 +74,9 @@ def test_base_rotated_is_not_a_candidate() -> None:
 
 
 def test_which_queries_can_judge() -> None:
-    assert query_source("benchmark", "llm_free") == BENCHMARK
+    assert query_source("benchmark", "llm-free") == BENCHMARK
     assert query_source("held-out", "litellm") == LLM_QUERIES
-    assert query_source("held-out", "llm_free") == PSEUDO_QUERIES
+    assert query_source("held-out", "llm-free") == PSEUDO_QUERIES
     assert can_judge_fusion(BENCHMARK) and can_judge_fusion(LLM_QUERIES)
     assert not can_judge_fusion(PSEUDO_QUERIES)
     assert judging_suite(["held-out", "benchmark"]) == "benchmark"

@@ -136,7 +136,7 @@ class LlmScreen(WizardScreen):
         """What the run will really do with these settings (``auto`` uses the LLM once a model is
         typed)."""
         gen = self.wizard.cfg.generation
-        if gen.resolved == "llm-free":
+        if not gen.calls_llm:
             if not self.wizard.cfg.sources.has_documents and self.wizard.cfg.sources.description:
                 return (
                     "LLM-free cannot write passages from a description: choose litellm and a "
@@ -158,7 +158,7 @@ class LlmScreen(WizardScreen):
 
         Its import takes 4-11 s; done here, the first "Test" costs only the round trip.
         """
-        if self.wizard.cfg.generation.resolved == "litellm" and not self.wizard.engine.llm_ready():
+        if self.wizard.cfg.generation.calls_llm and not self.wizard.engine.llm_ready():
             self.warm_worker()
 
     @work(
@@ -221,7 +221,7 @@ class LlmScreen(WizardScreen):
         if not self.forms_ok():
             return
         gen = self.wizard.cfg.generation
-        if gen.resolved == "llm-free":
+        if not gen.calls_llm:
             self.query_one("#llm-result", Static).update(
                 f"Nothing to test: {self.llm_free_why()}. It makes no calls (no key, no "
                 "network). Set a model above to test one."
@@ -253,7 +253,7 @@ class LlmScreen(WizardScreen):
             return
         gen = self.wizard.cfg.generation
         cost = self.query_one("#llm-cost", Static)
-        if gen.resolved == "llm-free":
+        if not gen.calls_llm:
             self.estimate = None
             cost.update(
                 f"Nothing to estimate: {self.llm_free_why()}. It makes no calls and costs "
@@ -318,6 +318,6 @@ class LlmScreen(WizardScreen):
         if not self.forms_ok():
             return "fix the settings marked in red"
         gen = self.wizard.cfg.generation
-        if gen.resolved == "litellm" and not gen.llm.model:
+        if gen.calls_llm and not gen.llm.model:
             return "set llm model, or choose generator llm-free"
         return None

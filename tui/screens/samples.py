@@ -258,7 +258,7 @@ class SamplesScreen(WizardScreen):
         """The queries prompt the LLM is sent for each chunk (written from the default if new)."""
         ws = self.wizard.ensure_workspace()
         area = self.query_one("#prompt", TextArea)
-        if self.wizard.cfg.generation.resolved == "llm-free":
+        if not self.wizard.cfg.generation.calls_llm:
             area.text = (
                 "LLM-free generator: no prompt. Queries are held-out sentences,\n"
                 "headings and keywords of each chunk."
@@ -404,9 +404,7 @@ class SamplesScreen(WizardScreen):
         if counts["accepted"]:
             parts.append(f"{counts['accepted']} accepted row(s) are kept")
         text = "; ".join(parts) + "."
-        if self.wizard.cfg.generation.resolved == "litellm" and (
-            counts["edited"] or counts["accepted"]
-        ):
+        if self.wizard.cfg.generation.calls_llm and (counts["edited"] or counts["accepted"]):
             text += " Accepted and edited questions are shown to the LLM as examples."
         return text
 

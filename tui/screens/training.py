@@ -19,11 +19,13 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import RichLog, Static
 from textual.worker import Worker, WorkerState
 
+from engine.config.training import LOSSES
+from engine.core.event_text import not_trained
 from engine.core.stages import StageStatus
 from engine.stages import STAGES
 from tui.follow import follow_events
 from tui.messages import EventsRead, ProcessSample, RunAlive
-from tui.run_model import TRAINING_STAGES, RunSegment, RunView, format_eta, not_trained
+from tui.run_model import TRAINING_STAGES, RunSegment, RunView, format_eta
 from tui.screens.base import WizardScreen
 from tui.screens.confirm import ConfirmDialog
 from tui.widgets.plots import GpuPanel, LossPlot
@@ -66,14 +68,7 @@ PLAN_STYLE = {
     "off": "dim",
 }
 
-EMBEDDER_LOSSES = {
-    "distill": "contrastive cross-entropy + KL to the frozen base model",
-    "hybrid_distill": "contrastive + KL to the base model + listwise KL to BM25 fused with the base",
-    "mnrl": "MultipleNegativesRankingLoss",
-    "cached_mnrl": "cached MultipleNegativesRankingLoss",
-    "gist": "GISTEmbedLoss guided by the base model",
-    "gpl": "MarginMSE to the cross-encoder's margins",
-}
+EMBEDDER_LOSSES = {name: choice.label for name, choice in LOSSES.items()}
 RERANKER_LOSSES = {
     "bce": "binary cross-entropy on (query, passage) pairs",
     "lambda": "listwise LambdaLoss over each query's passages",
