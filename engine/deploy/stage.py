@@ -197,13 +197,20 @@ def _suggest(suite: dict[str, Any], name: str) -> dict[str, Any]:
         within, key=lambda r: (r["bytes_per_chunk"], -r["encode_ratio"], -r["ndcg@10"]["mean"])
     )
     gap = pick["vs_best"]
-    reason = (
-        f"the smallest index whose nDCG@10 the {suite['queries']} {name} queries cannot tell "
-        f"from the best ({best['encoder']} {best['dim']} {best['precision']}, "
-        f"{best['ndcg@10']['mean']:.4f}): {pick['ndcg@10']['mean']:.4f}, "
-        f"{gap['mean']:+.4f} [{gap['low']:+.4f}, {gap['high']:+.4f}], "
-        f"{pick['bytes_per_chunk']} bytes per passage instead of {best['bytes_per_chunk']}"
-    )
+    largest = max(r["bytes_per_chunk"] for r in rows)
+    size = f"{pick['bytes_per_chunk']} bytes per passage instead of {largest} (full size, float32)"
+    if pick is best:
+        reason = (
+            f"the best row on the {suite['queries']} {name} queries "
+            f"({pick['ndcg@10']['mean']:.4f}) is also the smallest within its interval: {size}"
+        )
+    else:
+        reason = (
+            f"the smallest index whose nDCG@10 the {suite['queries']} {name} queries cannot "
+            f"tell from the best ({best['encoder']} {best['dim']} {best['precision']}, "
+            f"{best['ndcg@10']['mean']:.4f}): {pick['ndcg@10']['mean']:.4f}, "
+            f"{gap['mean']:+.4f} [{gap['low']:+.4f}, {gap['high']:+.4f}], {size}"
+        )
     return {
         "encoder": pick["encoder"],
         "dim": pick["dim"],

@@ -82,3 +82,31 @@ def test_deploy_table_interpolation_and_export(deploy_run) -> None:
     assert checks["onnx"]["max_abs_diff"] < 1e-4
     card = (Path(out["folder"]) / "README.md").read_text()
     assert "max abs difference" in card and "onnx-int8" in card
+
+
+def test_suggestion_names_the_full_size_it_saves_against() -> None:
+    from engine.deploy.stage import _suggest
+
+    def row(dim: int, precision: str, size: int, mean: float, high: float) -> dict:
+        return {
+            "encoder": "torch",
+            "dim": dim,
+            "precision": precision,
+            "ndcg@10": {"mean": mean, "low": mean - 0.05, "high": mean + 0.05},
+            "vs_best": {"mean": 0.0 if high == 0 else -0.01, "low": -0.02, "high": high},
+            "bytes_per_chunk": size,
+            "encode_ratio": 1.0,
+        }
+
+    full, small = row(384, "float32", 1536, 0.80, 0.01), row(64, "int8", 64, 0.81, 0.0)
+    picked = _suggest({"rows": [full, small], "queries": 30}, "benchmark")
+    assert (picked["dim"], picked["precision"]) == (64, "int8")
+    assert picked["reason"] == (
+        "the best row on the 30 benchmark queries (0.8100) is also the smallest within its "
+        "interval: 64 bytes per passage instead of 1536 (full size, float32)"
+    )
+    best, cheap = row(384, "float32", 1536, 0.82, 0.0), row(128, "int8", 128, 0.80, 0.01)
+    picked = _suggest({"rows": [best, cheap], "queries": 30}, "benchmark")
+    assert picked["dim"] == 128
+    assert picked["reason"].startswith("the smallest index whose nDCG@10 the 30 benchmark")
+    assert picked["reason"].endswith("128 bytes per passage instead of 1536 (full size, float32)")
