@@ -178,10 +178,13 @@ def optimise(src: Path, dst: Path, model_type: str) -> None:
 
 
 def quantise(src: Path, dst: Path) -> None:
-    """Dynamic int8 weights (activations quantised per batch at run time): no calibration set."""
+    """Dynamic int8 weights (activations quantised per batch at run time): no calibration set.
+
+    Per channel: one scale for all of a weight matrix put MiniLM 0.906 cosine from torch on
+    medline passages at worst, one scale per output column 0.991."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True)
 
 
 def to_openvino(src: Path, dst: Path) -> None:
