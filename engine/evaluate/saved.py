@@ -1,0 +1,161 @@
+"""Suite embeddings saved in the workspace per suite and model, so a later stage (deploy) or a
+rerun of evaluate reads them instead of encoding the corpus again.
+
+Each ``embeddings/<suite>-<model>`` keeps the judged queries' and the corpus's full-size float32
+embeddings (two ``.npy``) and a sidecar ``.json`` with their fingerprint: the model's files,
+its prompts, input length and inference dtype, and the suite's texts. A stale or missing set
+is encoded again and overwritten; one written halfway is never read (the sidecar goes last).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from engine.core.stages import digest
+from engine.evaluate.ir import SuiteEmbeddings, encode_suite, judged_queries
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+    from engine.core.events import Emitter
+    from engine.core.workspace import Workspace
+    from engine.evaluate.beir import IRData
+
+FOLDER = "embeddings"
+FORMAT = 1
+
+
+def model_identity(name: str) -> Any:
+    """A folder model by its weight and config files' size and mtime (a retrained or replaced
+    model is a new identity); a Hub name as itself."""
+    path = Path(name)
+    if not path.is_dir():
+        return name
+    files = sorted(
+        p for p in path.rglob("*") if p.suffix in (".safetensors", ".bin", ".json") and p.is_file()
+    )
+    return [str(path.resolve())] + [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+
+
+def suite_fingerprint(
+    model: SentenceTransformer,
+    name: str,
+    data: IRData,
+    query_prompt: str | None,
+    document_prompt: str | None,
+) -> str:
+    """What the suite's embeddings depend on: the model (files, own prompts, input length,
+    dtype), the prompts passed to it, and the judged queries' and passages' texts."""
+    from engine.core.models import resolve_model
+
+    query_ids = judged_queries(data)
+    return digest(
+        [
+            FORMAT,
+            model_identity(resolve_model(name)),
+            dict(getattr(model, "prompts", {}) or {}),
+            getattr(model, "max_seq_length", None),
+            str(next(model.parameters()).dtype),
+            query_prompt,
+            document_prompt,
+            digest([(q, data.queries[q]) for q in query_ids]),
+            digest(sorted(data.corpus.items())),
+        ]
+    )
+
+
+def _paths(ws: Workspace, suite: str, label: str) -> tuple[Path, Path, Path]:
+    stem = ws.root / FOLDER / f"{suite}-{label}"
+    return (
+        stem.with_name(stem.name + ".json"),
+        stem.with_name(stem.name + ".queries.npy"),
+        stem.with_name(stem.name + ".corpus.npy"),
+    )
+
+
+def load_saved(
+    ws: Workspace, suite: str, label: str, fingerprint: str, data: IRData
+) -> SuiteEmbeddings | None:
+    """The saved embeddings when their fingerprint and shapes match, else None."""
+    import torch
+
+    sidecar, queries_path, corpus_path = _paths(ws, suite, label)
+    try:
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+        if not isinstance(meta, dict) or meta.get("fingerprint") != fingerprint:
+            return None
+        queries = np.load(queries_path)
+        corpus = np.load(corpus_path)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    query_ids, corpus_ids = judged_queries(data), sorted(data.corpus)
+    if queries.shape[0] != len(query_ids) or corpus.shape[0] != len(corpus_ids):
+        return None
+    return SuiteEmbeddings(
+        query_ids, corpus_ids, torch.from_numpy(queries), torch.from_numpy(corpus)
+    )
+
+
+def save(ws: Workspace, suite: str, label: str, fingerprint: str, emb: SuiteEmbeddings) -> None:
+    sidecar, queries_path, corpus_path = _paths(ws, suite, label)
+    sidecar.parent.mkdir(parents=True, exist_ok=True)
+    sidecar.unlink(missing_ok=True)  # no sidecar, no read: the arrays below may be half written
+    for path, tensor in ((queries_path, emb.queries), (corpus_path, emb.corpus)):
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, tensor.detach().float().cpu().numpy())
+        tmp.replace(path)
+    meta = {
+        "fingerprint": fingerprint,
+        "queries": len(emb.query_ids),
+        "corpus": len(emb.corpus_ids),
+        "dim": int(emb.corpus.shape[1]),
+    }
+    tmp = sidecar.with_suffix(".tmp")
+    tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    tmp.replace(sidecar)
+
+
+def saved_or_encoded(
+    ws: Workspace,
+    suite: str,
+    label: str,
+    model: SentenceTransformer,
+    name: str,
+    data: IRData,
+    *,
+    batch_size: int,
+    query_prompt: str | None,
+    document_prompt: str | None,
+    events: Emitter | None = None,
+    corpus: Any = None,
+) -> SuiteEmbeddings:
+    """The suite's embeddings by ``model`` (loaded from ``name``): read when saved and current,
+    else encoded (``corpus``: this model's embeddings of the same corpus, already made) and
+    saved. Tensors come back on the model's device."""
+    fp = suite_fingerprint(model, name, data, query_prompt, document_prompt)
+    found = load_saved(ws, suite, label, fp, data)
+    if found is not None:
+        if events is not None:
+            events.info(
+                f"{suite}/{label}: embeddings read from {FOLDER}/ (model and texts unchanged)"
+            )
+        device = model.device
+        return SuiteEmbeddings(
+            found.query_ids, found.corpus_ids, found.queries.to(device), found.corpus.to(device)
+        )
+    emb = encode_suite(
+        model,
+        data,
+        batch_size=batch_size,
+        query_prompt=query_prompt,
+        document_prompt=document_prompt,
+        events=events,
+        label=f"{suite}/{label}",
+        corpus=corpus,
+    )
+    save(ws, suite, label, fp, emb)
+    return emb
