@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,14 @@ STEPS = [
     "export",
 ]
 FIXED = Path("/tmp/ragtune-snapshots")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def own_fixed_dir() -> Iterator[None]:
+    """Two test runs on one machine (a clone and a worktree) would empty each other's folder."""
+    with open(f"{FIXED}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def build_app(step: str) -> RagtuneApp:
