@@ -1,5 +1,6 @@
 """Suite embeddings saved in the workspace per suite and model, so a later stage (deploy) or a
-rerun of evaluate reads them instead of encoding the corpus again.
+rerun of evaluate reads them instead of encoding the corpus again; ``ask`` reads a saved
+corpus that is the workspace's chunks.
 
 Each ``embeddings/<suite>-<model>`` keeps the judged queries' and the corpus's full-size float32
 embeddings (two ``.npy``) and a sidecar ``.json`` with their fingerprint: the model's files,
@@ -68,6 +69,52 @@ def suite_fingerprint(
     )
 
 
+def document_prompt_in_use(model: SentenceTransformer, prompt: str | None) -> str:
+    """The prompt ``encode_document`` puts before each passage: the one passed, else the
+    model's own document prompt (sentence-transformers' order: document, passage, corpus)."""
+    if prompt is not None:
+        return prompt
+    own = getattr(model, "prompts", {}) or {}
+    return next((own[k] for k in ("document", "passage", "corpus") if k in own), "")
+
+
+def corpus_fingerprint(
+    model: SentenceTransformer, name: str, corpus: dict[str, str], document_prompt: str | None
+) -> str:
+    """What a corpus's embeddings alone depend on, so a reader without the suite's queries
+    (``ask`` over the workspace's chunks) can find them: model, prompt in use, passages."""
+    from engine.core.models import resolve_model
+
+    return digest(
+        [
+            FORMAT,
+            model_identity(resolve_model(name)),
+            document_prompt_in_use(model, document_prompt),
+            getattr(model, "max_seq_length", None),
+            str(next(model.parameters()).dtype),
+            digest(sorted(corpus.items())),
+        ]
+    )
+
+
+def saved_corpus(ws: Workspace, fingerprint: str) -> tuple[list[str], np.ndarray] | None:
+    """Corpus ids (sorted) and embeddings of any saved suite whose corpus has this
+    fingerprint, else None."""
+    folder = ws.root / FOLDER
+    for sidecar in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            meta = json.loads(sidecar.read_text(encoding="utf-8"))
+            if not isinstance(meta, dict) or meta.get("corpus_fingerprint") != fingerprint:
+                continue
+            corpus = np.load(sidecar.with_name(sidecar.stem + ".corpus.npy"))
+        except (OSError, ValueError, UnicodeDecodeError):
+            continue
+        ids = meta.get("corpus_ids")
+        if isinstance(ids, list) and len(ids) == corpus.shape[0]:
+            return [str(i) for i in ids], corpus
+    return None
+
+
 def _paths(ws: Workspace, suite: str, label: str) -> tuple[Path, Path, Path]:
     stem = ws.root / FOLDER / f"{suite}-{label}"
     return (
@@ -100,7 +147,14 @@ def load_saved(
     )
 
 
-def save(ws: Workspace, suite: str, label: str, fingerprint: str, emb: SuiteEmbeddings) -> None:
+def save(
+    ws: Workspace,
+    suite: str,
+    label: str,
+    fingerprint: str,
+    emb: SuiteEmbeddings,
+    corpus_fp: str = "",
+) -> None:
     sidecar, queries_path, corpus_path = _paths(ws, suite, label)
     sidecar.parent.mkdir(parents=True, exist_ok=True)
     sidecar.unlink(missing_ok=True)  # no sidecar, no read: the arrays below may be half written
@@ -110,9 +164,11 @@ def save(ws: Workspace, suite: str, label: str, fingerprint: str, emb: SuiteEmbe
         tmp.replace(path)
     meta = {
         "fingerprint": fingerprint,
+        "corpus_fingerprint": corpus_fp,
         "queries": len(emb.query_ids),
         "corpus": len(emb.corpus_ids),
         "dim": int(emb.corpus.shape[1]),
+        "corpus_ids": emb.corpus_ids,
     }
     tmp = sidecar.with_suffix(".tmp")
     tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8")
@@ -157,5 +213,5 @@ def saved_or_encoded(
         label=f"{suite}/{label}",
         corpus=corpus,
     )
-    save(ws, suite, label, fp, emb)
+    save(ws, suite, label, fp, emb, corpus_fingerprint(model, name, data.corpus, document_prompt))
     return emb

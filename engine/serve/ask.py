@@ -186,12 +186,34 @@ class Searcher:
             emb = np.load(path)
             if emb.shape[0] == len(self.chunks):
                 return emb
-        emb = encode_corpus(self.embedder, [c.text for c in self.chunks], self.batch_size)
+        emb = self._evaluated_corpus()
+        if emb is None:
+            emb = encode_corpus(self.embedder, [c.text for c in self.chunks], self.batch_size)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npy")
         np.save(tmp, emb)
         tmp.replace(path)
         return emb
+
+    def _evaluated_corpus(self) -> np.ndarray | None:
+        """The evaluate stage's embeddings of these chunks by this model, unit length in
+        chunk order, when it saved them (same model files, prompt, dtype and texts)."""
+        from engine.core.search import truncate_normalize
+        from engine.evaluate.saved import corpus_fingerprint, saved_corpus
+
+        assert self.embedder is not None
+        corpus = {c.chunk_id: c.text for c in self.chunks}
+        if len(corpus) != len(self.chunks):
+            return None
+        found = saved_corpus(
+            self.ws, corpus_fingerprint(self.embedder, self.embedder_name, corpus, None)
+        )
+        if found is None:
+            return None
+        ids, emb = found
+        row = {cid: i for i, cid in enumerate(ids)}
+        ordered = emb[[row[c.chunk_id] for c in self.chunks]]
+        return np.asarray(truncate_normalize(ordered, ordered.shape[1]), dtype=np.float32)
 
     @property
     def full_dim(self) -> int:

@@ -1,6 +1,6 @@
-"""The evaluate stage saves each suite's embeddings per model; the deploy stage's torch rows
-and a rerun of evaluate read them instead of encoding the corpus again, and a changed model
-or corpus is encoded afresh. Encodes are counted by wrapping ``SentenceTransformer.encode``.
+"""The evaluate stage saves each suite's embeddings per model; the deploy stage's torch rows,
+a rerun of evaluate and ``ask`` read them instead of encoding the corpus again, and a changed
+model or corpus is encoded afresh. Encodes are counted by wrapping ``SentenceTransformer.encode``.
 
 The "tuned" model here is the tiny base saved where training saves its model (no training
 step: what is tested is who encodes what, not what training learns)."""
@@ -183,3 +183,33 @@ def test_the_fingerprint_follows_the_texts_and_the_dtype(tiny_bert: Path, tmp_pa
     # A damaged sidecar is a miss, not an error.
     (ws.root / "embeddings" / "s-m.json").write_text("{", encoding="utf-8")
     assert load_saved(ws, "s", "m", fp, data) is None
+
+
+def test_ask_searches_the_corpus_evaluate_encoded(
+    prepared_ws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    from engine.evaluate.stage import run_evaluate
+    from engine.reranker.evaluate import encode_corpus
+    from engine.serve.ask import Searcher
+
+    cfg, ws = prepared_ws
+    n = _corpus_size(ws)
+    run_evaluate(cfg, ws, Emitter())
+    for cached in (ws.root / "index").glob("corpus-*.npy"):
+        cached.unlink()
+    encodes = Encodes(monkeypatch)
+    searcher = Searcher(ws, str(ws.embedder_dir), embedder_cfg=cfg.embedder)
+    assert encodes.corpus_passes(n) == Counter()
+    fresh = encode_corpus(searcher.embedder, [c.text for c in searcher.chunks])
+    assert searcher.corpus_emb.shape == fresh.shape
+    assert np.abs(searcher.corpus_emb - fresh).max() < 1e-5  # chunk order, unit length
+    hits = searcher.search("leave policy", top_k=3)
+    assert len(hits) == 3
+
+    # The base model's searcher (ask's comparison side) reads the base model's saved corpus.
+    encodes.calls.clear()
+    base = Searcher(ws, cfg.embedder.base_model, embedder_cfg=cfg.embedder)
+    assert encodes.corpus_passes(n) == Counter()
+    assert base.corpus_emb is not None
