@@ -31,15 +31,31 @@ FORMAT = 1
 
 
 def model_identity(name: str) -> Any:
-    """A folder model by its weight and config files' size and mtime (a retrained or replaced
-    model is a new identity); a Hub name as itself."""
+    """A folder model by its modules' weight and config files' names, sizes and mtimes (a
+    retrained or replaced model is a new identity; a workspace moved with its mtimes kept is
+    not, nor is a model that export put the BM25 index and retrieval.json beside); a Hub name
+    as itself."""
+    from engine.retrieval.export import RETRIEVAL_FILE
+
     path = Path(name)
     if not path.is_dir():
         return name
+    folders = {path}
+    try:
+        modules = json.loads((path / "modules.json").read_text(encoding="utf-8"))
+        folders |= {path / m["path"] for m in modules if isinstance(m, dict) and m.get("path")}
+    except (OSError, ValueError, TypeError):
+        pass
     files = sorted(
-        p for p in path.rglob("*") if p.suffix in (".safetensors", ".bin", ".json") and p.is_file()
+        f
+        for folder in folders
+        if folder.is_dir()
+        for f in folder.iterdir()
+        if f.suffix in (".safetensors", ".bin", ".json")
+        and f.is_file()
+        and f.name != RETRIEVAL_FILE
     )
-    return [str(path.resolve())] + [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    return [(str(f.relative_to(path)), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
 
 
 def suite_fingerprint(

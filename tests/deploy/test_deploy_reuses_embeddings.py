@@ -213,3 +213,22 @@ def test_ask_searches_the_corpus_evaluate_encoded(
     base = Searcher(ws, cfg.embedder.base_model, embedder_cfg=cfg.embedder)
     assert encodes.corpus_passes(n) == Counter()
     assert base.corpus_emb is not None
+
+
+def test_the_model_identity_is_its_modules_files(tiny_bert: Path, tmp_path: Path) -> None:
+    """A moved copy (mtimes kept) is the same model, and so is one that export put the BM25
+    index and retrieval.json beside; a rewritten weights file is not."""
+    from engine.evaluate.saved import model_identity
+
+    first = model_identity(str(tiny_bert))
+    moved = tmp_path / "moved"
+    shutil.copytree(tiny_bert, moved)
+    assert model_identity(str(moved)) == first
+    (moved / "retrieval.json").write_text("{}", encoding="utf-8")
+    (moved / "bm25").mkdir()
+    (moved / "bm25" / "params.index.json").write_text("{}", encoding="utf-8")
+    assert model_identity(str(moved)) == first
+    config = next(moved.glob("*_Pooling")) / "config.json"
+    config.write_text(config.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    assert model_identity(str(moved)) != first  # a module's config is part of the model
+    assert model_identity("org/hub-model") == "org/hub-model"
