@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO))
 from engine.core.models import load_embedder  # noqa: E402
 from engine.evaluate.beir import load_beir  # noqa: E402
 from engine.evaluate.ir import evaluate_retrieval  # noqa: E402
+from engine.evaluate.keys import metric_key  # noqa: E402
 
 DIMS = [384, 256, 128, 64]
 K_VALUES = [1, 3, 5, 10, 100]
@@ -102,7 +103,7 @@ def metrics_part(args: argparse.Namespace) -> bool:
     if missing:
         print(f"keys on one side only: {sorted(missing)}")
     for dim in DIMS:
-        print(f"  dim {dim:>3}: nDCG@10 {ours[f'dim_{dim}_cosine_ndcg@10']:.4f}")
+        print(f"  dim {dim:>3}: nDCG@10 {ours[metric_key(dim, 'ndcg@10')]:.4f}")
     ok = ratio <= TARGET_RATIO and diff < TOLERANCE and not missing
     print("PASS" if ok else "FAIL")
     return ok

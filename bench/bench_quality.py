@@ -57,13 +57,14 @@ def run_collection(name: str, overrides: list[str], root: Path) -> dict:
     t0 = time.monotonic()
     ws = run_pipeline(cfg, stages=["ingest", "index", "generate", "prepare", "train", "evaluate"])
     seconds = time.monotonic() - t0
+    from engine.evaluate.keys import metric_key
     from engine.evaluate.results import read_results
 
     emb = json.loads(ws.metrics_path.read_text())["embedder"]
     bench = emb["benchmark"]
     rotated = bench.get("base_rotated", bench["base"])
     rows = {
-        d: tuple(s[f"dim_{d}_cosine_ndcg@10"] for s in (bench["base"], rotated, bench["tuned"]))
+        d: tuple(s[metric_key(d, "ndcg@10")] for s in (bench["base"], rotated, bench["tuned"]))
         for d in emb["dims"]
     }
     return {

@@ -65,6 +65,7 @@ def run_collection(name: str, root: Path, overrides: list[str]) -> dict:
     from engine.embedder.rotation import rotate_for_corpus
     from engine.embedder.train import column_prompts, model_dims, train_embedder
     from engine.evaluate.ir import evaluate_retrieval
+    from engine.evaluate.keys import metric_key
     from engine.evaluate.stage import load_benchmark
 
     cfg = config(name, root, overrides, RECIPES[0])
@@ -87,7 +88,7 @@ def run_collection(name: str, root: Path, overrides: list[str]) -> dict:
             document_prompt=prompts.get("positive"),
             per_query=per_query,
         )
-        return {d: per_query[f"dim_{d}_cosine_ndcg@10"] for d in dims}
+        return {d: per_query[metric_key(d, "ndcg@10")] for d in dims}
 
     systems = {"base": scores(base)}
     if cfg.embedder.corpus_rotation:

@@ -10,6 +10,7 @@ from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID, Tex
 from rich.table import Table
 from rich.text import Text
 
+from engine.core.event_text import message_text, run_failed_text, stage_skipped_text
 from engine.core.events import (
     Event,
     Message,
@@ -127,23 +128,18 @@ class RichRenderer:
                 task, completed=done, total=total, note=note, seconds=event.seconds
             )
         elif isinstance(event, StageSkipped):
-            self.progress.console.print(
-                f"[dim]{event.stage}: skipped ({event.reason})[/]", soft_wrap=True
-            )
+            self._say("dim", stage_skipped_text(event))
         elif isinstance(event, Message):
-            style = {"warning": "yellow", "error": "red"}.get(event.level, "dim")
-            where = f"{event.where}: " if event.where else ""
-            hint = f" — {event.hint}" if event.hint else ""
-            line = escape(f"{event.stage}: {where}{event.text}{hint}")
-            self.progress.console.print(f"[{style}]{line}[/]", soft_wrap=True)
+            self._say(
+                {"warning": "yellow", "error": "red"}.get(event.level, "dim"), message_text(event)
+            )
         elif isinstance(event, RunFailed):
-            # before the first stage starts (config, lock) there is no stage to name
-            where = f"stage {event.stage}" if event.stage else "run"
-            if event.cancelled:
-                line, style = f"stopped in {where}: {event.error}", "yellow"
-            else:
-                line, style = f"failed in {where}: {event.error}", "red"
-            self.progress.console.print(f"[{style}]{escape(line)}[/]", soft_wrap=True)
+            # the run's exception reaches ``cli.main``, which prints the fix on its own line
+            style = "yellow" if event.cancelled else "red"
+            self._say(style, run_failed_text(event, hint=False))
+
+    def _say(self, style: str, line: str) -> None:
+        self.progress.console.print(f"[{style}]{escape(line)}[/]", soft_wrap=True)
 
     def close(self) -> None:
         if not self.quiet:

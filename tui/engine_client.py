@@ -99,6 +99,53 @@ class RunHandle(Protocol):
     def cancel(self) -> None: ...
 
 
+class WizardEngine(Protocol):
+    """What the wizard calls on the engine, all from thread workers (every call may block).
+
+    ``EngineClient`` is the real one; a test's fake implements this without subclassing it,
+    and ``tests/tui/test_engine_protocol.py`` checks both against these signatures."""
+
+    def discover(self, cfg: RunConfig) -> ScanResult: ...
+
+    def preview_dataset(self, cfg: RunConfig, n: int = 5) -> DatasetPreview: ...
+
+    def preview_chunks(self, cfg: RunConfig) -> ChunkPreview: ...
+
+    def check_settings(self, cfg: RunConfig, ws: Workspace) -> SettingsCheck: ...
+
+    def llm_ready(self) -> bool: ...
+
+    def warm_llm(self) -> float: ...
+
+    def test_connection(self, llm: LlmConfig, api_key: str | None) -> ConnectionResult: ...
+
+    def estimate_cost(self, cfg: RunConfig, ws: Workspace) -> CostEstimate: ...
+
+    def sample_rows(
+        self, cfg: RunConfig, ws: Workspace, k: int | None, api_key: str | None
+    ) -> list[GeneratedRow]: ...
+
+    def start_run(
+        self, config_path: Path, stages: list[str] | None = None, api_key: str | None = None
+    ) -> RunHandle: ...
+
+    def attach(self, ws: Workspace) -> RunHandle | None: ...
+
+    def stage_status(self, cfg: RunConfig, ws: Workspace) -> dict[str, StageStatus]: ...
+
+    def ask(
+        self, ws: Workspace, question: str, top_k: int = 5, dim: int | None = None
+    ) -> AskResult: ...
+
+    def results(self, ws: Workspace) -> Results: ...
+
+    def deploy_results(self, ws: Workspace) -> DeployResults: ...
+
+    def export(self, cfg: RunConfig, ws: Workspace, push: bool) -> ExportResult: ...
+
+    def model_card(self, cfg: RunConfig, ws: Workspace) -> str: ...
+
+
 def _ingest(cfg: RunConfig) -> None:
     """Chunks current for these settings: a no-op when the ingest stage is up to date.
 
@@ -111,7 +158,8 @@ def _ingest(cfg: RunConfig) -> None:
 
 
 class EngineClient:
-    """Calls the real engine. Every method may block: call it from a thread worker."""
+    """Calls the real engine (a ``WizardEngine``). Every method may block: call it from a
+    thread worker."""
 
     _dims: ClassVar[dict[tuple[str, bool], int]] = {}
     """Embedding sizes of models already loaded once, by (name, trust_remote_code)."""

@@ -16,6 +16,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.core.event_text import (
+    message_text,
+    not_trained,  # noqa: F401  (the Training screen imports it from here)
+    run_failed_text,
+    stage_finished_text,
+    stage_skipped_text,
+)
 from engine.core.events import (
     EvalRow,
     Event,
@@ -220,9 +227,7 @@ class RunView:
             gpu.memory_used_mb, gpu.memory_total_mb = ev.memory_used_mb, ev.memory_total_mb
             return
         if isinstance(ev, Message):
-            where = f"{ev.where}: " if ev.where else ""
-            hint = f" (fix: {ev.hint})" if ev.hint else ""
-            line = (ev.level, f"{where}{ev.text}{hint}")
+            line = (ev.level, message_text(ev))
             if self._held and ev.stage == "ingest":
                 self._held.append(line)
             else:
@@ -245,14 +250,11 @@ class RunView:
         elif isinstance(ev, StageFinished):
             run.stages[ev.stage] = "done"
             run.summaries[ev.stage] = ev.summary or {}
-            line = f"✔ {ev.stage} in {ev.seconds:.1f}s"
-            if not_trained(ev.summary):
-                line = f"✔ {ev.stage}: no reranker trained ({ev.summary.get('reason')})"
-            self._stage_line(run, ev.stage, line)
+            self._stage_line(run, ev.stage, stage_finished_text(ev))
         elif isinstance(ev, StageSkipped):
             run.stages[ev.stage] = "skipped"
             run.skip_reasons[ev.stage] = ev.reason
-            self._stage_line(run, ev.stage, f"↷ {ev.stage} skipped: {ev.reason}")
+            self._stage_line(run, ev.stage, stage_skipped_text(ev))
         elif isinstance(ev, TrainLog):
             self._train_log(run, ev)
         elif isinstance(ev, Progress):
@@ -268,12 +270,8 @@ class RunView:
             if run.current_stage and run.stages.get(run.current_stage) == "running":
                 run.stages[run.current_stage] = "stopped" if ev.cancelled else "failed"
             self._settle(run)
-            hint = f" (fix: {ev.hint})" if ev.hint else ""
-            if ev.cancelled:
-                again = "" if "resume" in ev.error else "; run again (F5) to resume"
-                self._say("warning", f"■ cancelled: {ev.error}{again}")
-            else:
-                self._say("error", f"run failed: {ev.error}{hint}")
+            level = "warning" if ev.cancelled else "error"
+            self._say(level, run_failed_text(ev, resume="run again (F5) to resume"))
         elif isinstance(ev, RunFinished):
             run.finished = True
             run.seconds = ev.seconds
@@ -337,11 +335,6 @@ class RunView:
         target = self.eval_loss if ev.split == "eval" else self.train_loss
         target.setdefault(ev.model, []).append((ev.step, float(ev.loss)))
         self.loss_model = ev.model
-
-
-def not_trained(summary: dict[str, Any] | None) -> bool:
-    """A rerank stage that finished by deciding not to train (its summary says why)."""
-    return bool(summary) and summary.get("trained") is False  # type: ignore[union-attr]
 
 
 def downsample(points: list[tuple[float, float]], buckets: int) -> tuple[list[float], list[float]]:

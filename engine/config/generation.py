@@ -42,12 +42,29 @@ class LlmFreeConfig(Section):
     seed: int = setting(13, help="seed for picking held-out sentences and keywords")
 
 
+@dataclass(frozen=True)
+class GeneratorChoice:
+    """A generator a run can pick. Its implementation is ``engine.generate.registry``'s entry of
+    the same name (config sits below the stage packages, so the two are tied by a test)."""
+
+    name: str
+    calls_llm: bool
+    """It calls a model: a key, the network, a cost; its held-out queries are written by it."""
+
+
+LLM_FREE = "llm-free"
+LITELLM = "litellm"
+GENERATORS: dict[str, GeneratorChoice] = {
+    g.name: g for g in (GeneratorChoice(LLM_FREE, False), GeneratorChoice(LITELLM, True))
+}
+
+
 @dataclass
 class GenerationConfig(Section):
     generator: str = setting(
         "auto",
-        help="auto = litellm when llm.model is set, else llm-free",
-        choices=("auto", "llm-free", "litellm"),
+        help=f"auto = {LITELLM} when llm.model is set, else {LLM_FREE}",
+        choices=("auto", *GENERATORS),
     )
     max_failed_share: float = setting(
         0.1,
@@ -64,4 +81,9 @@ class GenerationConfig(Section):
     def resolved(self) -> str:
         if self.generator != "auto":
             return self.generator
-        return "litellm" if self.llm.model else "llm-free"
+        return LITELLM if self.llm.model else LLM_FREE
+
+    @property
+    def calls_llm(self) -> bool:
+        """The generator that runs calls a model (so it needs generation.llm, and costs)."""
+        return GENERATORS[self.resolved].calls_llm

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 from engine.config.base import Section, setting
 
-DEFAULT_INCLUDE = ["**/*.pdf", "**/*.docx", "**/*.md", "**/*.markdown", "**/*.txt"]
+# The file types a reader in ``engine.ingest.readers.READERS`` takes (a test ties the two).
+DOCUMENT_SUFFIXES = (".pdf", ".docx", ".md", ".markdown", ".txt")
+DEFAULT_INCLUDE = [f"**/*{suffix}" for suffix in DOCUMENT_SUFFIXES]
 
 
 @dataclass

@@ -10,6 +10,59 @@ from engine.core.errors import ConfigError
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
+@dataclass(frozen=True)
+class LossChoice:
+    """An embedder loss a run can pick. It is built by ``engine.embedder.losses.LOSSES``'s
+    builder of the same name (config sits below the stage packages; a test ties the two)."""
+
+    name: str
+    help: str
+    """What it is, for the ``loss`` setting's help."""
+    label: str
+    """A few words for the wizard's training view."""
+    settings: tuple[str, ...] = ()
+    """Embedder settings only this loss reads (shown as unused under any other loss)."""
+
+
+LOSSES: dict[str, LossChoice] = {
+    c.name: c
+    for c in (
+        LossChoice("mnrl", "MultipleNegativesRankingLoss", "MultipleNegativesRankingLoss"),
+        LossChoice(
+            "cached_mnrl",
+            "GradCache variant for big batches",
+            "cached MultipleNegativesRankingLoss",
+            ("mini_batch_size",),
+        ),
+        LossChoice(
+            "gist",
+            "GISTEmbedLoss guided by the base model",
+            "GISTEmbedLoss guided by the base model",
+        ),
+        LossChoice(
+            "distill",
+            "MNRL plus self-distillation towards the frozen base model at every Matryoshka size",
+            "contrastive cross-entropy + KL to the frozen base model",
+        ),
+        LossChoice(
+            "hybrid_distill",
+            "distill plus a listwise KL term towards BM25 fused with the base model, over each "
+            "query's top fused candidates (no LLM, no labels; SPAR, Chen et al. 2022; Tamber et "
+            "al. 2025)",
+            "contrastive + KL to the base model + listwise KL to BM25 fused with the base",
+            ("teacher_candidates", "teacher_bm25_weight", "listwise_weight"),
+        ),
+        LossChoice(
+            "gpl",
+            "MarginMSE on a cross-encoder's scores of (query, positive, mined negative), as in "
+            "GPL (Wang et al. 2022)",
+            "MarginMSE to the cross-encoder's margins",
+            ("pseudo_label_model", "gpl_contrastive_weight", "gpl_score_scale"),
+        ),
+    )
+}
+
+
 @dataclass
 class EmbedderConfig(Section):
     base_model: str = setting(
@@ -27,8 +80,8 @@ class EmbedderConfig(Section):
     )
     loss: str = setting(
         "distill",
-        help="mnrl = MultipleNegativesRankingLoss; cached_mnrl = GradCache variant for big batches; gist = GISTEmbedLoss guided by the base model; distill = MNRL plus self-distillation towards the frozen base model at every Matryoshka size; hybrid_distill = distill plus a listwise KL term towards BM25 fused with the base model, over each query's top fused candidates (no LLM, no labels; SPAR, Chen et al. 2022; Tamber et al. 2025); gpl = MarginMSE on a cross-encoder's scores of (query, positive, mined negative), as in GPL (Wang et al. 2022)",
-        choices=("mnrl", "cached_mnrl", "gist", "distill", "hybrid_distill", "gpl"),
+        help="; ".join(f"{c.name} = {c.help}" for c in LOSSES.values()),
+        choices=tuple(LOSSES),
     )
     teacher_candidates: int = setting(
         3,
@@ -141,13 +194,7 @@ class EmbedderConfig(Section):
     device: str = setting("auto", help="auto, cpu, cuda, cuda:1, mps", fingerprint=False)
 
     def inactive(self) -> set[str]:
-        out = set()
-        if self.loss != "gpl":
-            out |= {"pseudo_label_model", "gpl_contrastive_weight", "gpl_score_scale"}
-        if self.loss != "hybrid_distill":
-            out |= {"teacher_candidates", "teacher_bm25_weight", "listwise_weight"}
-        if self.loss != "cached_mnrl":
-            out.add("mini_batch_size")
+        out = {s for c in LOSSES.values() if c.name != self.loss for s in c.settings}
         if self.hard_negatives == 0:
             out |= {"negative_range_min", "negative_range_max"}
         if not self.lora:

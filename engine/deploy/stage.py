@@ -21,6 +21,7 @@ from engine.core.events import Emitter
 from engine.core.workspace import Workspace
 from engine.deploy.measure import PRECISIONS, Encoded, encode_suite, judged, score, texts_per_second
 from engine.deploy.results import KEY, interval_dict
+from engine.evaluate.keys import metric_key
 from engine.evaluate.stats import Interval, bootstrap_mean, paired_gain
 
 if TYPE_CHECKING:
@@ -192,7 +193,7 @@ def _baseline(ws: Workspace, suite: str, dims: list[int]) -> tuple[str, dict[int
     name = "base_rotated" if "base_rotated" in emb else "base"
     scores = emb.get(name, {})
     label = "base + rotation" if name == "base_rotated" else "base"
-    return label, {d: float(scores[k]) for d in dims if (k := f"dim_{d}_cosine_ndcg@10") in scores}
+    return label, {d: float(scores[k]) for d in dims if (k := metric_key(d, "ndcg@10")) in scores}
 
 
 def _suggest(suite: dict[str, Any], name: str) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""Matryoshka self-distillation: learn the domain without forgetting what the base model knew.
+"""Embedder losses by ``embedder.loss`` name (``LOSSES``), and Matryoshka self-distillation.
 
+Self-distillation learns the domain without forgetting what the base model knew.
 Contrastive loss on a few thousand pseudo-queries pulls a strong general model away
 from its well-calibrated similarity structure (it lost nDCG@10 on real queries in our
 runs). Adding, at every Matryoshka size, a KL term towards the frozen base model's
@@ -9,12 +10,15 @@ teaches the short prefixes to reproduce it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any, ClassVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from engine.config.training import EmbedderConfig
 
 
 class MatryoshkaDistillLoss(nn.Module):
@@ -209,3 +213,87 @@ class MatryoshkaMarginMSELoss(nn.Module):
             "scale": self.scale,
             "contrastive_weight": self.contrastive_weight,
         }
+
+
+# -- the registry: one builder per ``embedder.loss`` choice (``engine.config.training.LOSSES``)
+
+LossBuilder = Callable[[Any, "EmbedderConfig", list[int], bool], nn.Module]
+LOSSES: dict[str, LossBuilder] = {}
+
+
+def register(name: str) -> Callable[[LossBuilder], LossBuilder]:
+    """``@register("name")`` on ``build(model, cfg, dims, distributed)``: the loss the trainer
+    gets for ``embedder.loss = "name"``; ``distributed`` asks it to gather across devices."""
+
+    def add(build: LossBuilder) -> LossBuilder:
+        LOSSES[name] = build
+        return build
+
+    return add
+
+
+def _matryoshka(model: Any, inner: nn.Module, dims: list[int]) -> nn.Module:
+    from sentence_transformers.sentence_transformer.losses import MatryoshkaLoss
+
+    return MatryoshkaLoss(model, inner, matryoshka_dims=dims)
+
+
+@register("mnrl")
+def _mnrl(model: Any, cfg: EmbedderConfig, dims: list[int], distributed: bool) -> nn.Module:
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    return _matryoshka(
+        model, MultipleNegativesRankingLoss(model, gather_across_devices=distributed), dims
+    )
+
+
+@register("cached_mnrl")
+def _cached_mnrl(model: Any, cfg: EmbedderConfig, dims: list[int], distributed: bool) -> nn.Module:
+    from sentence_transformers.sentence_transformer.losses import (
+        CachedMultipleNegativesRankingLoss,
+    )
+
+    inner = CachedMultipleNegativesRankingLoss(
+        model, mini_batch_size=cfg.mini_batch_size, gather_across_devices=distributed
+    )
+    return _matryoshka(model, inner, dims)
+
+
+@register("gist")
+def _gist(model: Any, cfg: EmbedderConfig, dims: list[int], distributed: bool) -> nn.Module:
+    from sentence_transformers.sentence_transformer.losses import GISTEmbedLoss
+
+    from engine.core.models import load_embedder
+
+    guide = load_embedder(
+        cfg.base_model, device=str(model.device), trust_remote_code=cfg.trust_remote_code
+    )
+    inner = GISTEmbedLoss(model, guide=guide, gather_across_devices=distributed)
+    return _matryoshka(model, inner, dims)
+
+
+@register("distill")
+def _distill(model: Any, cfg: EmbedderConfig, dims: list[int], distributed: bool) -> nn.Module:
+    # The base model's embeddings arrive with each batch (``with_teacher_embeddings``).
+    return MatryoshkaDistillLoss(model, None, dims, gather_across_devices=distributed)
+
+
+@register("hybrid_distill")
+def _hybrid_distill(
+    model: Any, cfg: EmbedderConfig, dims: list[int], distributed: bool
+) -> nn.Module:
+    # Teacher embeddings and fused logits arrive with each batch (``hybrid_teacher_rows``).
+    return MatryoshkaDistillLoss(
+        model,
+        None,
+        dims,
+        listwise_weight=cfg.listwise_weight,
+        gather_across_devices=distributed,
+    )
+
+
+@register("gpl")
+def _gpl(model: Any, cfg: EmbedderConfig, dims: list[int], distributed: bool) -> nn.Module:
+    return MatryoshkaMarginMSELoss(
+        model, dims, scale=cfg.gpl_score_scale, contrastive_weight=cfg.gpl_contrastive_weight
+    )

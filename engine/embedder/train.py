@@ -85,58 +85,22 @@ def attach_prompts(model: SentenceTransformer, cfg: EmbedderConfig) -> SentenceT
 def check_best_metric(metric: str, dims: list[int]) -> None:
     """Fail before training, not after the first epoch, when the metric names a size that is
     not evaluated."""
-    import re
+    from engine.evaluate.keys import TRAINER_PREFIX, metric_key, parse_metric_key
 
-    match = re.match(r"eval_dim_(\d+)_", metric)
-    if match and int(match.group(1)) not in dims:
+    parsed = parse_metric_key(metric, TRAINER_PREFIX)
+    if parsed and parsed[0] not in dims:
+        example = metric_key(dims[-1], "ndcg@10", TRAINER_PREFIX)
         raise ConfigError(
             "embedder.metric_for_best_model",
             metric,
-            f"a metric at one of the trained sizes {dims}, e.g. eval_dim_{dims[-1]}_cosine_ndcg@10",
+            f"a metric at one of the trained sizes {dims}, e.g. {example}",
         )
 
 
 def build_loss(model: SentenceTransformer, cfg: EmbedderConfig, dims: list[int]) -> Any:
-    from sentence_transformers.sentence_transformer import losses
+    from engine.embedder.losses import LOSSES
 
-    distributed = world_size() > 1
-    if cfg.loss == "gpl":
-        from engine.embedder.losses import MatryoshkaMarginMSELoss
-
-        return MatryoshkaMarginMSELoss(
-            model,
-            dims,
-            scale=cfg.gpl_score_scale,
-            contrastive_weight=cfg.gpl_contrastive_weight,
-        )
-    if cfg.loss == "hybrid_distill":
-        from engine.embedder.losses import MatryoshkaDistillLoss
-
-        # Teacher embeddings and fused logits arrive with each batch (``hybrid_teacher_rows``).
-        return MatryoshkaDistillLoss(
-            model,
-            None,
-            dims,
-            listwise_weight=cfg.listwise_weight,
-            gather_across_devices=distributed,
-        )
-    if cfg.loss == "distill":
-        from engine.embedder.losses import MatryoshkaDistillLoss
-
-        # The base model's embeddings arrive with each batch (``with_teacher_embeddings``).
-        return MatryoshkaDistillLoss(model, None, dims, gather_across_devices=distributed)
-    if cfg.loss == "cached_mnrl":
-        inner = losses.CachedMultipleNegativesRankingLoss(
-            model, mini_batch_size=cfg.mini_batch_size, gather_across_devices=distributed
-        )
-    elif cfg.loss == "gist":
-        guide = load_embedder(
-            cfg.base_model, device=str(model.device), trust_remote_code=cfg.trust_remote_code
-        )
-        inner = losses.GISTEmbedLoss(model, guide=guide, gather_across_devices=distributed)
-    else:
-        inner = losses.MultipleNegativesRankingLoss(model, gather_across_devices=distributed)
-    return losses.MatryoshkaLoss(model, inner, matryoshka_dims=dims)
+    return LOSSES[cfg.loss](model, cfg, dims, world_size() > 1)
 
 
 def _hf_model(model: SentenceTransformer) -> Any:

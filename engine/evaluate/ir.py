@@ -7,7 +7,6 @@ Importing this module is cheap (no torch): front ends use ``compare``, ``render_
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,12 +16,12 @@ import numpy as np
 from engine.core.errors import ConfigError, InputError
 from engine.core.events import Emitter, EvalRow
 from engine.evaluate.beir import IRData
+from engine.evaluate.keys import metric_key, parse_metric_key
 
 if TYPE_CHECKING:
     import torch
     from sentence_transformers import SentenceTransformer
 
-SCORE_NAME = "cosine"
 DEFAULT_K_VALUES = (1, 3, 5, 10, 100)
 # sentence-transformers' InformationRetrievalEvaluator defaults, so keys and numbers line up.
 DEFAULT_MRR_AT_K = (10,)
@@ -42,11 +41,6 @@ COMPARE_METRICS = (
 # Texts handed to one encode call: a multiple of the batch size keeps sentence-transformers'
 # length-sorted batches intact while still giving the front end progress between calls.
 _BATCHES_PER_PROGRESS = 16
-
-
-def metric_key(dim: int, metric: str, prefix: str = "") -> str:
-    """The flat key sentence-transformers' IR evaluator uses with ``name=f"dim_{dim}"``."""
-    return f"{prefix}dim_{dim}_{SCORE_NAME}_{metric}"
 
 
 def primary_dim(dims: Sequence[int]) -> int:
@@ -352,18 +346,13 @@ def ranking_metrics(
     return metrics, ndcg_per_query(hits, n_relevant, 10)
 
 
-_KEY = re.compile(r"^dim_(\d+)_" + SCORE_NAME + r"_(.+)$")
-
-
 def metrics_by_dim(metrics: dict[str, float], prefix: str = "") -> dict[int, dict[str, float]]:
     """``{384: {"ndcg@10": ...}}`` from the flat keys; other keys (e.g. losses) are ignored."""
     out: dict[int, dict[str, float]] = {}
     for key, value in metrics.items():
-        if not key.startswith(prefix):
-            continue
-        match = _KEY.match(key[len(prefix) :])
-        if match:
-            out.setdefault(int(match.group(1)), {})[match.group(2)] = float(value)
+        parsed = parse_metric_key(key, prefix)
+        if parsed:
+            out.setdefault(parsed[0], {})[parsed[1]] = float(value)
     return dict(sorted(out.items(), reverse=True))
 
 

@@ -12,11 +12,11 @@ at the JSON, so a mislabelled table cannot happen silently.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.evaluate.keys import parse_metric_key
 from engine.retrieval.fusion import DEFAULT_DEPTH, DEFAULT_RRF_K, FusionSettings
 
 SUITES = ("held-out", "benchmark")
@@ -36,7 +36,6 @@ RETRIEVER_LABELS = {
     "hybrid_base": "hybrid base",
     "hybrid_tuned": "hybrid fine-tuned",
 }
-_KEY = re.compile(r"^(?:eval_)?dim_(\d+)_cosine_(.+)$")
 
 
 @dataclass(frozen=True)
@@ -60,9 +59,9 @@ def split_flat(flat: dict[str, Any]) -> dict[int, dict[str, float]]:
     """``{"dim_64_cosine_ndcg@10": v}`` → ``{64: {"ndcg@10": v}}``."""
     out: dict[int, dict[str, float]] = {}
     for key, value in (flat or {}).items():
-        m = _KEY.match(key)
-        if m and isinstance(value, (int, float)):
-            out.setdefault(int(m.group(1)), {})[m.group(2)] = float(value)
+        parsed = parse_metric_key(key)
+        if parsed and isinstance(value, (int, float)):
+            out.setdefault(parsed[0], {})[parsed[1]] = float(value)
     return out
 
 

@@ -344,11 +344,11 @@ def _judged(per_query: dict[str, Any]) -> int:
 
 def headline(results: dict[str, Any], metric: str = "ndcg@10") -> list[tuple[int, float, float]]:
     """(dim, base, tuned) for the primary metric of the first suite, for a one-line summary."""
+    from engine.evaluate.keys import metric_key
+
     for suite in ("benchmark", "held-out"):
         if suite in results:
             base, tuned = results[suite]["base"], results[suite]["tuned"]
-            return [
-                (d, base[f"dim_{d}_cosine_{metric}"], tuned[f"dim_{d}_cosine_{metric}"])
-                for d in results["dims"]
-            ]
+            keys = {d: metric_key(d, metric) for d in results["dims"]}
+            return [(d, base[k], tuned[k]) for d, k in keys.items()]
     return []

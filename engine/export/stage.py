@@ -13,6 +13,7 @@ from engine.core.errors import OfflineError, RagtuneError
 from engine.core.events import Emitter
 from engine.core.models import hub_reachable, is_network_error
 from engine.core.workspace import Workspace
+from engine.evaluate.keys import metric_key
 
 BEGIN = "<!-- ragtune:begin -->"
 END = "<!-- ragtune:end -->"
@@ -51,7 +52,7 @@ def model_card_text(cfg: RunConfig, ws: Workspace) -> str:
             "|---|---|---|---|---|---|" if rotated else "|---|---|---|---|",
         ]
         for d in dims:
-            key = f"dim_{d}_cosine_ndcg@10"
+            key = metric_key(d, "ndcg@10")
             b, t = base[key], tuned[key]
             if rotated:
                 r = rotated[key]

@@ -235,7 +235,7 @@ def synthesize_chunks(
     ``generator = "llm-free"`` promises no network and no cost, so a description-only
     run with it fails here, before any request, instead of calling the configured model.
     """
-    if cfg.generation.resolved != "litellm":
+    if not cfg.generation.calls_llm:
         raise RagtuneError(
             "a description-only run needs an LLM to write passages, and the generator is "
             f"{cfg.generation.resolved}",

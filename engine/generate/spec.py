@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.core.errors import StageStopped
 from engine.core.outputs import Output, is_file
-from engine.core.stages import Stage, StageContext, digest, flatten_into
+from engine.core.stages import Stage, StageContext, digest
 
 if TYPE_CHECKING:
     from engine.config import RunConfig
@@ -49,16 +49,10 @@ def prompt_inputs(cfg: RunConfig, names: tuple[str, ...]) -> dict[str, Any]:
 
 def _inputs(cfg: RunConfig) -> dict[str, Any]:
     """Only the generator that runs: an LLM setting does not redo LLM-free rows and back."""
-    gen = cfg.generation
-    out: dict[str, Any] = {"generator": gen.resolved}
-    if gen.resolved == "litellm":
-        flatten_into("generation.llm", gen.llm.result_settings(), out)
-        out["sources.description"] = cfg.sources.description
-        # The quality gate (dedup, round trip) embeds with the base model.
-        out["embedder.base_model"] = cfg.embedder.base_model
-        out.update(prompt_inputs(cfg, GENERATE_PROMPTS))
-    else:
-        flatten_into("generation.llm_free", gen.llm_free.result_settings(), out)
+    from engine.generate.registry import generator_for
+
+    out: dict[str, Any] = {"generator": cfg.generation.resolved}
+    out.update(generator_for(cfg).inputs(cfg))
     out["sample review"] = _review(cfg)
     return out
 
@@ -75,15 +69,10 @@ def _run(ctx: StageContext) -> dict[str, Any]:
     from engine.core.records import read_chunks
 
     cfg, ws, ev = ctx.cfg, ctx.ws, ctx.events
+    from engine.generate.registry import generator_for
+
     chunks = read_chunks(ws.chunks_path)
-    if cfg.generation.resolved == "litellm":
-        from engine.generate.llm import run_llm_generation
-
-        summary = run_llm_generation(cfg, ws, chunks, ev, cancel=ctx.cancel, api_key=ctx.api_key)
-    else:
-        from engine.generate.llm_free import LlmFreeGenerator
-
-        summary = LlmFreeGenerator(cfg.generation.llm_free).generate(chunks, ws, ev, ctx.cancel)
+    summary = generator_for(cfg).run(ctx, chunks)
     (ws.state_dir / "generate_keys.txt").write_text("\n".join(summary.keys))
     out = asdict(summary)
     out.pop("keys")

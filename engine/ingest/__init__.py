@@ -3,7 +3,6 @@
 from engine.ingest.datasets import load_dataset_rows, preview_dataset
 from engine.ingest.discovery import (
     FILE_SUFFIXES,
-    TEXT_SUFFIXES,
     discover_files,
     discover_sources,
 )
@@ -18,7 +17,6 @@ from engine.ingest.stage import (
 
 __all__ = [
     "FILE_SUFFIXES",
-    "TEXT_SUFFIXES",
     "decode_text",
     "discover_files",
     "discover_sources",

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from engine.config import SourcesConfig
 from engine.core.errors import InputError
+from engine.ingest.readers import READERS
 
-TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
-FILE_SUFFIXES = {".pdf", ".docx", *TEXT_SUFFIXES}
+FILE_SUFFIXES = set(READERS)
+"""Every file type a reader takes."""
 DATASET_BUILDERS = {
     ".csv": "csv",
     ".tsv": "csv",

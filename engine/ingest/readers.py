@@ -1,17 +1,21 @@
-"""Reading one file into a Document: PDF with pages, DOCX with headings, text with encoding fallback."""
+"""Reading one file into a Document: PDF with pages, DOCX with headings, text with encoding fallback.
+
+``READERS`` maps a file suffix to its reader; discovery, the error for an unsupported file and
+the wizard's file check all read it, so a new file type is one ``@reads(...)`` function here,
+its suffix in ``engine.config.sources.DOCUMENT_SUFFIXES`` (the default include globs), and a test.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from engine.core.errors import InputError, RagtuneError
 from engine.core.records import Document
-from engine.ingest.discovery import FILE_SUFFIXES
 
 _ENCODINGS = ("utf-8", "cp1252", "latin-1")
 _FRONT_MATTER = re.compile(r"\A---\r?\n.*?\r?\n(?:---|\.\.\.)\r?\n", re.DOTALL)
@@ -46,6 +50,24 @@ def _first_heading(text: str) -> str:
 
 
 _log = logging.getLogger("engine.ingest")
+
+Read = tuple[str, str, "list[tuple[int, int]] | None"]
+"""A reader's result: the text, a title ("" when the file names none), page starts (PDF)."""
+Reader = Callable[[Path, str], Read]
+READERS: dict[str, Reader] = {}
+
+
+def reads(*suffixes: str) -> Callable[[Reader], Reader]:
+    """``@reads(".md", ".markdown")`` on ``read(path, where) -> (text, title, page_starts)``;
+    failures raise ``InputError`` naming ``where`` (other exceptions become one in
+    ``read_file``)."""
+
+    def add(reader: Reader) -> Reader:
+        for suffix in suffixes:
+            READERS[suffix] = reader
+        return reader
+
+    return add
 
 
 @contextmanager
@@ -89,7 +111,8 @@ def _with_notes(reason: str, notes: list[str]) -> str:
     return f"{reason}; pypdf: {shown}"
 
 
-def _read_pdf(path: Path) -> tuple[str, str, list[tuple[int, int]]]:
+@reads(".pdf")
+def _read_pdf(path: Path, where: str = "") -> Read:
     with _pypdf_notes() as notes:
         try:
             result = _read_pdf_pages(path)
@@ -150,7 +173,8 @@ def _read_pdf_pages(path: Path) -> tuple[str, str, list[tuple[int, int]]]:
     return "\n\n".join(parts), title, page_starts
 
 
-def _read_docx(path: Path) -> tuple[str, str]:
+@reads(".docx")
+def _read_docx(path: Path, where: str = "") -> Read:
     import docx
     from docx.table import Table
 
@@ -177,7 +201,18 @@ def _read_docx(path: Path) -> tuple[str, str]:
         lines.append(f"{'#' * level} {text}" if level else text)
         lines.append("")
     title = (document.core_properties.title or "").strip()
-    return "\n".join(lines).strip(), title
+    return "\n".join(lines).strip(), title, None
+
+
+@reads(".txt")
+def _read_text(path: Path, where: str) -> Read:
+    return decode_text(path.read_bytes(), where).replace("\r\n", "\n"), "", None
+
+
+@reads(".md", ".markdown")
+def _read_markdown(path: Path, where: str) -> Read:
+    text, _, _ = _read_text(path, where)
+    return _FRONT_MATTER.sub("", text, count=1), "", None
 
 
 def _heading_level(style: str) -> int:
@@ -199,23 +234,15 @@ def read_file(path: Path, name: str | None = None) -> Document:
     path = Path(path)
     where = str(path)
     suffix = path.suffix.lower()
-    if suffix not in FILE_SUFFIXES:
+    reader = READERS.get(suffix)
+    if reader is None:
         raise InputError(
             f"unsupported file type {suffix or '(none)'!r}",
             where=where,
-            hint=f"use one of {', '.join(sorted(FILE_SUFFIXES))}, or load tables via sources.dataset",
+            hint=f"use one of {', '.join(sorted(READERS))}, or load tables via sources.dataset",
         )
-    page_starts = None
-    title = ""
     try:
-        if suffix == ".pdf":
-            text, title, page_starts = _read_pdf(path)
-        elif suffix == ".docx":
-            text, title = _read_docx(path)
-        else:
-            text = decode_text(path.read_bytes(), where).replace("\r\n", "\n")
-            if suffix in (".md", ".markdown"):
-                text = _FRONT_MATTER.sub("", text, count=1)
+        text, title, page_starts = reader(path, where)
     except RagtuneError:
         raise
     except PermissionError:

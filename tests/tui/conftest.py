@@ -16,15 +16,18 @@ RUN_EVENTS = DATA / "run_events.jsonl"
 METRICS = DATA / "metrics.json"
 
 
-class FakeEngine(EngineClient):
-    """Canned engine dataclasses for snapshots, and runs replayed from a recorded log.
+class FakeEngine:
+    """A ``WizardEngine``: canned engine dataclasses for snapshots, and runs replayed from a
+    recorded log.
 
     The real engine is what the flow tests use (tests/tui/test_real_engine.py); this
     one exists for stable pictures and for injecting failures: ``fail[name] = exc``
-    makes that method raise. ``calls`` records (method, args).
+    makes that method raise. ``calls`` records (method, args). What a picture does not
+    need faked (reading a workspace's results) goes to the real client.
     """
 
     def __init__(self, rate: float = 2000.0) -> None:
+        self.real = EngineClient()
         self.rate = rate
         self.calls: list[tuple[str, Any]] = []
         self.runs: list[Any] = []
@@ -151,7 +154,11 @@ class FakeEngine(EngineClient):
 
     def results(self, ws):
         self._call("results")
-        return super().results(ws)
+        return self.real.results(ws)
+
+    def deploy_results(self, ws):
+        self._call("deploy_results")
+        return self.real.deploy_results(ws)
 
     status: dict[str, Any] | None = None
     """Stage states the fake reports; every stage done (the recorded run finished) unless set."""

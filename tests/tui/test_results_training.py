@@ -570,7 +570,7 @@ async def test_cancel_says_stopping_at_once_then_cancelled_not_failed(tmp_path, 
         assert "run cancelled: F5 resumes from the last checkpoint" in notes
         assert not any(n.severity == "error" for n in app._notifications)
         log = "\n".join(line.text for line in screen.query_one(RichLog).lines)
-        assert "run failed" not in log and "■ cancelled: training stopped" in log
+        assert "failed" not in log and "■ cancelled in stage train: training stopped" in log
 
 
 async def test_a_failure_still_reads_failed(tmp_path, fake_engine):

@@ -78,13 +78,40 @@ def path_problem(path: Path, typed: str, base: Path) -> str | None:
 class PickTree(DirectoryTree):
     """A directory tree showing only the chosen document types, with picked paths ticked.
 
-    Its root shows the whole folder path, since F6 and F7 move it around the disk.
+    Its root shows the whole folder path, since F6 and F7 move it around the disk. Text typed
+    or pasted on it goes to the field ``type_into`` names (the tree keeps its arrows, enter
+    and space).
     """
 
-    def __init__(self, path: Path, picked: set[Path], types: set[str], **kw) -> None:
+    def __init__(
+        self, path: Path, picked: set[Path], types: set[str], *, type_into: str, **kw
+    ) -> None:
         super().__init__(path, **kw)
         self.picked = picked
         self.types = types
+        self.type_into = type_into
+
+    def on_key(self, event: events.Key) -> None:
+        if event.is_printable and event.character not in (None, " "):
+            self.hand_over(event, events.Key(event.key, event.character))
+
+    def on_paste(self, event: events.Paste) -> None:
+        self.hand_over(event, events.Paste(event.text))
+
+    def hand_over(self, event: events.Event, copy: events.Event) -> None:
+        """The field gets the focus at once and the key or paste after it.
+
+        A burst (a paste without bracketed paste, tmux send-keys) reaches the app in pieces:
+        keys it routed to the tree before the focus moved arrive here after it moved, and
+        are passed on, not dropped. ``Screen.set_focus`` moves the focus now (``focus()``
+        waits for the app's queue), so keys the app routes to the field from then on queue
+        behind the ones passed on here.
+        """
+        event.stop()
+        event.prevent_default()
+        field = self.screen.query_one(self.type_into, Input)
+        self.screen.set_focus(field)
+        field.post_message(copy)
 
     def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
         suffixes = {f".{s}" for t in self.types for s in FILE_TYPES[t]}
@@ -217,7 +244,13 @@ class SourcesScreen(WizardScreen):
                     )
                 yield Static("", id="path-note")
                 with Horizontal(id="files-main"):
-                    yield PickTree(self.wizard.browse_root, self.picked, self.types, id="tree")
+                    yield PickTree(
+                        self.wizard.browse_root,
+                        self.picked,
+                        self.types,
+                        type_into="#path-input",
+                        id="tree",
+                    )
                     with Vertical(id="files-side"):
                         with Horizontal(id="types"):
                             for t in FILE_TYPES:
@@ -293,18 +326,6 @@ class SourcesScreen(WizardScreen):
         note = self.query_one("#path-note", Static)
         note.update(Text(text, style="green" if ok else "bold red"))
         note.set_class(bool(text), "-shown")
-
-    def on_key(self, event: events.Key) -> None:
-        """Text typed while the tree has the focus goes to the path field that asks for it
-        (the tree keeps its arrows, enter and space)."""
-        if not event.is_printable or event.character in (None, " "):
-            return
-        if not isinstance(self.focused, PickTree):
-            return
-        event.stop()
-        field = self.query_one("#path-input", Input)
-        field.insert_text_at_cursor(event.character)
-        field.focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "path-input":

@@ -27,6 +27,9 @@ STAGE_MARK = {
     "to do": "·",
     "off": "–",
 }
+# below this width the longest stage names are shortened so every column is on screen
+NARROW = 100
+SHORT = {"generate": "gen", "prepare": "prep", "evaluate": "eval"}
 
 
 def list_workspaces(
@@ -110,16 +113,31 @@ class StartScreen(WizardScreen):
         yield Static("", id="start-status", classes="hint")
 
     def on_mount(self) -> None:
-        table = self.query_one("#runs", DataTable)
-        table.add_column("run", key="run")
-        for stage in STAGES:
-            table.add_column(stage, key=stage)
+        self.narrow: bool | None = None
+        self.set_columns()
         self.refresh_runs()
         app = self.wizard
         if app.workspace is not None and app.workspace.config_path.exists():
             self.call_after_refresh(self.resume, app.workspace.root)
 
     AUTO_FOCUS = "#run-name"
+
+    def set_columns(self) -> bool:
+        """Nine stages do not fit 80 columns under their full names; says whether it changed."""
+        narrow = self.app.size.width < NARROW
+        if narrow == self.narrow:
+            return False
+        self.narrow = narrow
+        table = self.query_one("#runs", DataTable)
+        table.clear(columns=True)
+        table.add_column("run", key="run")
+        for stage in STAGES:
+            table.add_column(SHORT.get(stage, stage) if narrow else stage, key=stage)
+        return True
+
+    def on_resize(self) -> None:
+        if self.set_columns():
+            self.refresh_runs()
 
     def on_screen_resume(self) -> None:
         """Back on Start, typing names a new run: the field has the focus, and is emptied
