@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
     from engine.config import LlmConfig, RunConfig
+    from engine.core.gpu import BatchProposal
     from engine.core.records import Chunk
     from engine.core.stages import StageStatus
     from engine.core.workspace import Workspace
@@ -173,6 +174,13 @@ class EngineClient:
             model = load_embedder(name, device="cpu", trust_remote_code=trust_remote_code)
             self._dims[key] = embedding_dim(model)
         return self._dims[key]
+
+    def propose_batch(self, cfg: RunConfig) -> BatchProposal:
+        """The embedder's training batch for the smallest visible GPU's memory and why; with
+        no GPU, ``cfg.embedder.batch_size`` unchanged and the reason."""
+        from engine.core.gpu import propose_batch_size
+
+        return propose_batch_size(cfg.embedder)
 
     def check_settings(self, cfg: RunConfig, ws: Workspace) -> SettingsCheck:
         """What the engine checks before training (Matryoshka sizes against the model, the

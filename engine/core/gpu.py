@@ -148,10 +148,19 @@ def out_of_memory_error(
     detail = _first_sentences(exc)
     encoding = bool(phase) or stage not in ("train", "rerank")
     if encoding:
+        from engine.core.models import ENCODE_BATCH_CPU, last_auto_batch
+
         batch = cfg.eval.batch_size
         what = phase or f"stage {stage}"
+        in_use = f"eval.batch_size = {batch}"
+        if batch == 0:
+            batch = last_auto_batch()
+            in_use = "eval.batch_size = 0 (auto" + (
+                f": {batch} for the GPU's free memory)" if batch else ")"
+            )
+            batch = batch or 2 * ENCODE_BATCH_CPU
         return OutOfMemory(
-            f"the GPU ran out of memory while {what} with eval.batch_size = {batch} ({detail})",
+            f"the GPU ran out of memory while {what} with {in_use} ({detail})",
             where="eval.batch_size",
             hint=f"set eval.batch_size = {max(1, batch // 2)} (encoding only: results do not "
             "change), or free the GPU of other processes (nvidia-smi)",

@@ -130,27 +130,56 @@ def for_inference(model: Any, preference: str, device: str) -> Any:
     return model
 
 
+def inference_autocast(preference: str, device: str) -> Any:
+    """Encoding in the inference dtype while the weights stay float32: for a model that is
+    saved or trained after encoding (``for_inference`` would cast its weights for good)."""
+    import contextlib
+
+    import torch
+
+    dtype = inference_dtype(preference, device)
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=dtype)
+
+
 ENCODE_BATCH_CPU = 64
-# Encoding batch per GiB of GPU memory: a 512-token batch of 256 in bf16 through a base-size
-# encoder needs about 3 GiB of activations, so memory / 8 leaves room for the model and a
-# second one beside it.
+# Encoding batch per GiB of free GPU memory: a 512-token batch of 256 in bf16 through a
+# base-size encoder needs about 3 GiB of activations, so free memory / 8 leaves room for a
+# second model beside it and for the allocator's slack.
 ENCODE_BATCH_PER_GIB = 8
+ENCODE_BATCH_MAX = 1024
+_last_auto_batch = 0
+
+
+def free_memory_gib(device: str) -> float:
+    """Free memory of a CUDA device as the driver reports it, other processes' use counted."""
+    import torch
+
+    free, _total = torch.cuda.mem_get_info(torch.device(device))
+    return free / 2**30
 
 
 def encode_batch_size(configured: int, device: str, memory_gib: float | None = None) -> int:
-    """``configured`` when set (> 0); 0 means sized to the device: 64 on CPU, on a GPU about
-    8 per GiB as a power of two between 64 and 1024."""
+    """The batch inference encodes with: ``configured`` when set (> 0); 0 (auto) sizes it to
+    the device: 64 on CPU and MPS (what eval.batch_size was before auto), on a CUDA GPU about 8
+    per GiB of free memory (``memory_gib``, else probed now) as a power of two in 64..1024."""
+    global _last_auto_batch
     if configured > 0:
         return configured
     if not device.startswith("cuda"):
         return ENCODE_BATCH_CPU
     if memory_gib is None:
-        import torch
-
-        index = torch.device(device).index
-        memory_gib = torch.cuda.get_device_properties(index or 0).total_memory / 2**30
+        memory_gib = free_memory_gib(device)
     fits = max(ENCODE_BATCH_CPU, int(memory_gib * ENCODE_BATCH_PER_GIB))
-    return min(1024, 2 ** (fits.bit_length() - 1))
+    _last_auto_batch = min(ENCODE_BATCH_MAX, 2 ** (fits.bit_length() - 1))
+    return _last_auto_batch
+
+
+def last_auto_batch() -> int:
+    """What auto last resolved to on a GPU in this process (0: never), for an out-of-memory
+    message that names the batch in use: the free memory is gone by the time it is written."""
+    return _last_auto_batch
 
 
 def has_native_bf16(device: str) -> bool:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
     from engine.evaluate.beir import IRData
+    from engine.evaluate.ir import SuiteEmbeddings
 
 PRECISIONS = ("float32", "int8", "binary")
 K = 10
@@ -38,6 +39,19 @@ class Encoded:
     corpus: np.ndarray
     relevant: list[set[int]]
     n_relevant: np.ndarray
+
+    @classmethod
+    def from_suite(cls, emb: SuiteEmbeddings, data: IRData) -> Encoded:
+        """The evaluate stage's embeddings of the suite (same query and corpus order)."""
+        query_ids, corpus_ids, relevant, n_relevant = judged(data)
+        if emb.query_ids != query_ids or emb.corpus_ids != corpus_ids:
+            raise ValueError("the embeddings are not of this suite's queries and corpus")
+        return cls(
+            emb.queries.float().cpu().numpy(),
+            emb.corpus.float().cpu().numpy(),
+            relevant,
+            n_relevant,
+        )
 
 
 def judged(data: IRData) -> tuple[list[str], list[str], list[set[int]], np.ndarray]:

@@ -38,9 +38,10 @@ def interpolated_dir(ws: Workspace) -> Path:
 
 
 def run_deploy(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, Any]:
-    from engine.core.models import load_embedder, pick_device
+    from engine.core.models import for_inference, load_embedder, pick_device
     from engine.data.prepare import load_prepared
     from engine.embedder.train import column_prompts, model_dims
+    from engine.evaluate.saved import saved_or_encoded
     from engine.evaluate.stage import load_benchmark, update_metrics
 
     dcfg = cfg.deploy
@@ -50,8 +51,7 @@ def run_deploy(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, Any]
     tuned = load_embedder(str(ws.embedder_dir), device=device, trust_remote_code=trust)
     dims = model_dims(tuned, cfg.embedder)
     prompts = column_prompts(tuned, cfg.embedder)
-    encode_args = {
-        "batch_size": cfg.eval.batch_size,
+    encode_args: dict[str, Any] = {
         "query_prompt": prompts.get("anchor"),
         "document_prompt": prompts.get("positive"),
     }
@@ -64,15 +64,23 @@ def run_deploy(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, Any]
     out: dict[str, Any] = {"suites": {}}
     torch_encoded: dict[str, Encoded] = {}
     with tempfile.TemporaryDirectory(prefix="ragtune-deploy-") as tmp:
-        encoders = {"torch": tuned, **_backends(tuned, dcfg.backends, Path(tmp), prepared, events)}
+        # Exported from the float32 weights; the torch rows then encode in the training
+        # precision, as the evaluate stage did, whose saved embeddings they read.
+        backends = _backends(tuned, dcfg.backends, Path(tmp), prepared, events)
+        for_inference(tuned, cfg.embedder.precision, device)
+        encode_args["batch_size"] = cfg.eval.encode_batch(device)
+        encoders = {"torch": tuned, **backends}
         texts = [prepared.corpus[c] for c in sorted(prepared.corpus)][: dcfg.throughput_texts]
         events.info(f"timing {len(encoders)} encoder(s) on {len(texts)} passages")
-        speed = _speeds(encoders, texts, cfg.eval.batch_size, prompts.get("positive"))
+        speed = _speeds(encoders, texts, encode_args["batch_size"], prompts.get("positive"))
         out["throughput_texts"] = len(texts)
         out["texts_per_second"] = speed
         for suite, data in suites:
-            encoded = {}
-            for name, model in encoders.items():
+            saved = saved_or_encoded(
+                ws, suite, "tuned", tuned, str(ws.embedder_dir), data, events=events, **encode_args
+            )
+            encoded = {"torch": Encoded.from_suite(saved, data)}
+            for name, model in backends.items():
                 events.info(f"deploy table: encoding {suite} queries and passages with {name}")
                 encoded[name] = encode_suite(model, data, **encode_args)
             torch_encoded[suite] = encoded["torch"]
@@ -233,16 +241,19 @@ def _interpolation(
 ) -> dict[str, Any]:
     """Weight chosen on one half of the held-out queries, reported on the other half and on
     the benchmark (never used to choose), against the fine-tuned model and base + rotation."""
-    from engine.core.models import load_embedder
+    import torch
+
+    from engine.core.models import inference_autocast, load_embedder
     from engine.deploy.merge import interpolate, merge_method, strip_rotation
     from engine.evaluate.ir import primary_dim
 
     dim = primary_dim(dims)
-    base = load_embedder(
-        cfg.embedder.base_model,
-        device=str(tuned.device),
-        trust_remote_code=cfg.embedder.trust_remote_code,
-    )
+    device, trust = str(tuned.device), cfg.embedder.trust_remote_code
+    base = load_embedder(cfg.embedder.base_model, device=device, trust_remote_code=trust)
+    if next(tuned.parameters()).dtype != torch.float32:
+        # Mixed from the float32 weights (the saved mixture stays float32); the table's
+        # model was cast to the inference dtype.
+        tuned = load_embedder(str(ws.embedder_dir), device=device, trust_remote_code=trust)
     core = strip_rotation(tuned) if cfg.embedder.corpus_rotation else tuned
     held = dict(suites)["held-out"]
     n = len(judged(held)[0])
@@ -260,7 +271,7 @@ def _interpolation(
             rotate_for_corpus(
                 model,
                 corpus,
-                batch_size=cfg.eval.batch_size,
+                batch_size=encode_args["batch_size"],
                 document_prompt=encode_args["document_prompt"],
                 seed=cfg.embedder.seed,
             )
@@ -278,11 +289,13 @@ def _interpolation(
             }
             model = None
         else:
-            model = build(weight)
-            per_weight[weight] = {
-                suite: score(encode_suite(model, data, **encode_args), dim, "float32")[0]
-                for suite, data in suites
-            }
+            # In the inference dtype, as the table's model, while the weights stay float32.
+            with inference_autocast(cfg.embedder.precision, device):
+                model = build(weight)
+                per_weight[weight] = {
+                    suite: score(encode_suite(model, data, **encode_args), dim, "float32")[0]
+                    for suite, data in suites
+                }
         mean = float(per_weight[weight]["held-out"][select].mean())
         if (mean, weight) > best[:2]:
             best = (mean, weight, model)

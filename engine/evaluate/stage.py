@@ -9,7 +9,7 @@ from typing import Any
 
 from engine.config import RunConfig
 from engine.core.events import Emitter
-from engine.core.models import load_embedder, pick_device
+from engine.core.models import for_inference, load_embedder, pick_device
 from engine.core.workspace import Workspace
 from engine.data.prepare import load_prepared
 from engine.embedder.train import column_prompts, model_dims
@@ -63,7 +63,7 @@ def corpus_rotation(cfg: RunConfig, prepared: Any, corpus: Any, device: str, bas
             fit_rotation(
                 base,
                 list(prepared.corpus.values()),
-                batch_size=cfg.eval.batch_size,
+                batch_size=cfg.eval.encode_batch(device),
                 document_prompt=prompts.get("positive"),
                 seed=cfg.embedder.seed,
             )
@@ -89,8 +89,15 @@ def run_evaluate(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, An
     prepared = load_prepared(ws)
     device = pick_device(cfg.embedder.device)
     trust = cfg.embedder.trust_remote_code
-    base = load_embedder(cfg.embedder.base_model, device=device, trust_remote_code=trust)
-    tuned = load_embedder(str(ws.embedder_dir), device=device, trust_remote_code=trust)
+    precision = cfg.embedder.precision
+    names = {"base": cfg.embedder.base_model, "tuned": str(ws.embedder_dir)}
+    base, tuned = (
+        for_inference(
+            load_embedder(names[m], device=device, trust_remote_code=trust), precision, device
+        )
+        for m in ("base", "tuned")
+    )
+    batch = cfg.eval.encode_batch(device)  # after loading: sized to the memory left
     dims = model_dims(base, cfg.embedder)
     prompts = column_prompts(base, cfg.embedder)
     k_values = tuple(cfg.eval.k_values)
@@ -105,7 +112,7 @@ def run_evaluate(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, An
     sections: list[str] = []
     # Each corpus is encoded once per model; the suites share it, and base + rotation is a
     # linear map of the base model's embeddings.
-    encoded = {label: _encode_suites(model, label, suites, cfg, prompts, events)
+    encoded = {label: _encode_suites(ws, model, names[label], label, suites, batch, prompts, events)
                for label, model in (("base", base), ("tuned", tuned))}  # fmt: skip
     systems = ["base", "tuned"]
     if cfg.embedder.corpus_rotation:
@@ -185,29 +192,35 @@ def run_evaluate(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, An
 
 
 def _encode_suites(
+    ws: Workspace,
     model: Any,
+    name: str,
     label: str,
     suites: list[tuple[str, Any]],
-    cfg: RunConfig,
+    batch_size: int,
     prompts: dict[str, str],
     events: Emitter,
 ) -> dict[str, Any]:
-    """One model's embeddings of every suite, a corpus that two suites share encoded once."""
+    """One model's embeddings of every suite, a corpus that two suites share encoded once,
+    saved in the workspace for the deploy stage and for a rerun with the same model."""
     from engine.core.stages import digest
-    from engine.evaluate.ir import encode_suite
+    from engine.evaluate.saved import saved_or_encoded
 
     out: dict[str, Any] = {}
     by_corpus: dict[str, Any] = {}
     for suite, data in suites:
         key = digest(sorted(data.corpus.items()))
-        out[suite] = encode_suite(
+        out[suite] = saved_or_encoded(
+            ws,
+            suite,
+            label,
             model,
+            name,
             data,
-            batch_size=cfg.eval.batch_size,
+            batch_size=batch_size,
             query_prompt=prompts.get("anchor"),
             document_prompt=prompts.get("positive"),
             events=events,
-            label=f"{suite}/{label}",
             corpus=by_corpus.get(key),
         )
         by_corpus[key] = out[suite].corpus

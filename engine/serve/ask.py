@@ -17,6 +17,7 @@ from engine.core.errors import InputError, OfflineError, RagtuneError
 from engine.core.records import Chunk, read_chunks
 from engine.core.search import topk_search, truncate_normalize
 from engine.core.workspace import Workspace, fingerprint
+from engine.evaluate.saved import model_identity
 from engine.reranker.evaluate import encode_corpus, encode_queries
 from engine.reranker.evaluate import fuse as fuse_reranker
 from engine.retrieval.bm25 import Bm25Index
@@ -80,17 +81,6 @@ class AskResult:
     base model, and a front end must not show them as the fine-tuned model's."""
 
 
-def _model_identity(name: str) -> Any:
-    """Folder models by their weight files' size and mtime, so a retrained model re-encodes."""
-    path = Path(name)
-    if not path.is_dir():
-        return name
-    files = sorted(
-        p for p in path.rglob("*") if p.suffix in (".safetensors", ".bin", ".json") and p.is_file()
-    )
-    return [str(path.resolve())] + [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
-
-
 def workspace_config(ws: Workspace) -> RunConfig:
     return load_config(ws.config_path) if ws.config_path.exists() else RunConfig()
 
@@ -111,7 +101,9 @@ class Searcher:
         fusion_weight: float = 1.0,
         candidates: int = 30,
         device: str | None = None,
-        batch_size: int = 64,
+        batch_size: int = 0,
+        precision: str = "auto",
+        reranker_precision: str = "auto",
         max_length: int | None = None,
         embedder_cfg: EmbedderConfig | None = None,
         trust_remote_code: bool = False,
@@ -121,8 +113,14 @@ class Searcher:
         """``embedder_cfg`` supplies the run's query/document prompts, so a base model is
         searched the way it was evaluated (a fine-tuned model carries them already).
         With ``bm25`` the dense ranking is fused with BM25's (``fusion``); with an empty
-        ``embedder`` BM25 alone searches."""
-        from engine.core.models import load_cross_encoder, load_embedder
+        ``embedder`` BM25 alone searches. Models run in the inference dtype for ``precision``
+        (bf16/fp16 on a CUDA GPU, float32 elsewhere); ``batch_size`` 0 is sized to the device."""
+        from engine.core.models import (
+            encode_batch_size,
+            for_inference,
+            load_cross_encoder,
+            load_embedder,
+        )
         from engine.embedder.train import attach_prompts
 
         if not ws.chunks_path.exists():
@@ -136,7 +134,6 @@ class Searcher:
         self.reranker_name = reranker
         self.fusion_weight = fusion_weight
         self.candidates = candidates
-        self.batch_size = batch_size
         self.chunks: list[Chunk] = read_chunks(ws.chunks_path)
         self.bm25 = bm25
         self.fusion = fusion or FusionSettings()
@@ -151,6 +148,7 @@ class Searcher:
         self.embedder: SentenceTransformer | None = None
         if embedder:
             self.embedder = load_embedder(embedder, device=device, trust_remote_code=trust)
+            for_inference(self.embedder, precision, str(self.embedder.device))
         elif bm25 is None:
             raise ValueError("a searcher needs a dense model, a BM25 index or both")
         if embedder_cfg is not None and self.embedder is not None:
@@ -161,6 +159,12 @@ class Searcher:
             self.reranker = load_cross_encoder(
                 reranker, device=device, trust_remote_code=trust_remote_code, **kw
             )
+            for_inference(self.reranker, reranker_precision, str(self.reranker.device))
+        loaded = self.embedder if self.embedder is not None else self.reranker
+        # After loading, so a GPU's batch is sized to the memory the models left.
+        self.batch_size = encode_batch_size(
+            batch_size, str(loaded.device) if loaded is not None else "cpu"
+        )
         self.corpus_emb = self._corpus_embeddings() if self.embedder is not None else None
         self._lock = threading.Lock()
         # Things a user should know about this searcher's models, repeated on every answer.
@@ -172,8 +176,9 @@ class Searcher:
     def _corpus_embeddings(self) -> np.ndarray:
         assert self.embedder is not None
         fp = fingerprint(
-            _model_identity(self.embedder_name),
+            model_identity(self.embedder_name),
             dict(self.embedder.prompts),
+            str(next(self.embedder.parameters()).dtype),
             [c.chunk_id for c in self.chunks],
         )
         path = self.ws.root / "index" / f"corpus-{fp}.npy"
@@ -181,12 +186,34 @@ class Searcher:
             emb = np.load(path)
             if emb.shape[0] == len(self.chunks):
                 return emb
-        emb = encode_corpus(self.embedder, [c.text for c in self.chunks], self.batch_size)
+        emb = self._evaluated_corpus()
+        if emb is None:
+            emb = encode_corpus(self.embedder, [c.text for c in self.chunks], self.batch_size)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npy")
         np.save(tmp, emb)
         tmp.replace(path)
         return emb
+
+    def _evaluated_corpus(self) -> np.ndarray | None:
+        """The evaluate stage's embeddings of these chunks by this model, unit length in
+        chunk order, when it saved them (same model files, prompt, dtype and texts)."""
+        from engine.core.search import truncate_normalize
+        from engine.evaluate.saved import corpus_fingerprint, saved_corpus
+
+        assert self.embedder is not None
+        corpus = {c.chunk_id: c.text for c in self.chunks}
+        if len(corpus) != len(self.chunks):
+            return None
+        found = saved_corpus(
+            self.ws, corpus_fingerprint(self.embedder, self.embedder_name, corpus, None)
+        )
+        if found is None:
+            return None
+        ids, emb = found
+        row = {cid: i for i, cid in enumerate(ids)}
+        ordered = emb[[row[c.chunk_id] for c in self.chunks]]
+        return np.asarray(truncate_normalize(ordered, ordered.shape[1]), dtype=np.float32)
 
     @property
     def full_dim(self) -> int:
@@ -369,6 +396,8 @@ def _build(ws: Workspace, which: str, device: str | None) -> Searcher:
             candidates=int(settings.get("top_k", top)),
             device=device,
             batch_size=cfg.eval.batch_size,
+            precision=cfg.embedder.precision,
+            reranker_precision=cfg.reranker.precision,
             max_length=settings.get("max_length"),
             embedder_cfg=cfg.embedder,
             trust_remote_code=cfg.reranker.trust_remote_code,
@@ -401,6 +430,8 @@ def _build(ws: Workspace, which: str, device: str | None) -> Searcher:
         candidates=top,
         device=device,
         batch_size=cfg.eval.batch_size,
+        precision=cfg.embedder.precision,
+        reranker_precision=cfg.reranker.precision,
         embedder_cfg=cfg.embedder,
         trust_remote_code=cfg.reranker.trust_remote_code,
     )
@@ -425,8 +456,8 @@ def models_identity(ws: Workspace, which: str = "tuned") -> Any:
     return (
         stamp(ws.config_path),
         stamp(ws.metrics_path),
-        _model_identity(str(ws.embedder_dir)),
-        _model_identity(str(ws.reranker_dir)),
+        model_identity(str(ws.embedder_dir)),
+        model_identity(str(ws.reranker_dir)),
         stamp(ws.reranker_dir / SETTINGS_FILE),
     )
 

@@ -382,7 +382,13 @@ def test_evaluation_encodes_each_corpus_once_per_model(
 
     monkeypatch.setattr(ir, "_encode", counted)
     monkeypatch.setattr(rotation, "fit_rotation", no_second_fit)
+    # The models and chunks did not change: the embeddings the first run saved are read.
     run = Run(changed(copy, eval__k_values=[1, 10, 100]))
+    assert run.started == ["evaluate", "export"]
+    assert encodes == []
+    # Without them, each corpus is encoded once per model.
+    shutil.rmtree(copy / "embeddings")
+    run = Run(changed(copy, eval__k_values=[1, 10]))
     assert run.started == ["evaluate", "export"]
     corpus = [n for kind, n in encodes if kind == "document"]
     assert len(corpus) == 2, encodes

@@ -69,7 +69,8 @@ def test_the_advice_follows_the_loss_and_what_is_already_on() -> None:
                 "gradient_accumulation_steps": 2,
                 "gradient_checkpointing": True,
                 "max_seq_length": 128,
-            }
+            },
+            "eval": {"batch_size": 64},  # set by hand; auto is in test_inference_batch
         }
     )
     err = out_of_memory_error("train", cfg, _oom())

@@ -178,6 +178,14 @@ class FakeEngine:
         self._call("check_settings", cfg.embedder.base_model)
         return SettingsCheck()
 
+    def propose_batch(self, cfg):
+        """The engine's answer on a machine without a GPU, on every machine: a stable picture."""
+        from engine.core.gpu import BatchProposal
+
+        self._call("propose_batch", cfg.embedder.batch_size)
+        size = cfg.embedder.batch_size
+        return BatchProposal(size, f"no GPU detected: the batch stays at {size}")
+
     def export(self, cfg, ws, push):
         from tui.engine_client import ExportResult
 

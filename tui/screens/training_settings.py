@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import work
 from textual.app import ComposeResult
@@ -15,6 +16,9 @@ from textual.worker import Worker, WorkerState
 
 from engine.config import RunConfig
 from tui.engine_client import SettingsCheck
+
+if TYPE_CHECKING:
+    from engine.core.gpu import BatchProposal
 from tui.screens.base import WizardScreen
 from tui.widgets.config_form import ConfigForm
 
@@ -107,6 +111,18 @@ def preset_values(name: str) -> dict[str, dict[str, Any]]:
     return out
 
 
+ENGINE_IMPORTS = threading.Lock()
+"""Held by this step's workers around their engine calls: two threads importing transformers
+at once can find it half initialised (ImportError: cannot import name 'AutoConfig')."""
+
+
+def proposal_line(proposal: BatchProposal) -> str:
+    """The engine's proposed training batch for this machine, and why, in one line."""
+    if not proposal.memory_gib:
+        return f"CPU: {proposal.reason}"
+    return f"proposed for this GPU: batch_size = {proposal.batch_size}; {proposal.reason}"
+
+
 def benchmark_folder(text: str, base: Path) -> Path:
     """A typed benchmark path as the run will read it: ``~`` expanded, relative to ``base``."""
     path = Path(text.strip()).expanduser()
@@ -152,6 +168,7 @@ class TrainingSettingsScreen(WizardScreen):
     TrainingSettingsScreen #settings-scroll { height: 1fr; }
     TrainingSettingsScreen .section { text-style: bold; margin-top: 1; }
     TrainingSettingsScreen .check-note { height: auto; padding-left: 22; color: $warning; }
+    TrainingSettingsScreen #batch-proposal { height: auto; padding-left: 22; color: $text-muted; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
@@ -267,9 +284,23 @@ class TrainingSettingsScreen(WizardScreen):
         self.unplaced: list[str] = []
         """The engine's findings on settings this step has no field for (the best-model
         metric)."""
+        self.proposal = ""
+        """The engine's proposed training batch for this machine, in one line."""
 
     def on_mount(self) -> None:
         self.run_checks()
+        self.call_after_refresh(self.place_proposal)
+
+    def place_proposal(self) -> None:
+        """Under the batch-size field (after its error and help lines), once the form is up."""
+        form = self.query_one("#emb-form", ConfigForm)
+        note = Static(self.proposal, id="batch-proposal")
+        form.mount(note, after=form.query_one("#help-emb-form-batch_size"))
+
+    def show_proposal(self, text: str) -> None:
+        self.proposal = text
+        for note in self.query("#batch-proposal").results(Static):
+            note.update(text)
 
     def on_config_form_valid(self, message: ConfigForm.Valid) -> None:
         self.store(message.form.id or "", message.section)
@@ -281,6 +312,21 @@ class TrainingSettingsScreen(WizardScreen):
         load the model once, and may probe the Hub)."""
         cfg = self.wizard.cfg
         self.check_worker(self.snapshot(cfg), cfg.for_workspace(cfg.workspace_dir))
+        self.proposal_worker(self.snapshot(cfg), cfg.for_workspace(cfg.workspace_dir))
+
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="batch-proposal",
+        description="Proposing a batch size for this machine's GPU",
+    )
+    def proposal_worker(
+        self, checked: dict[str, Any], cfg: RunConfig
+    ) -> tuple[dict[str, Any], BatchProposal]:
+        """The batch the engine proposes for the detected GPU memory (reads the model's config)."""
+        with ENGINE_IMPORTS:
+            return checked, self.wizard.engine.propose_batch(cfg)
 
     @work(
         thread=True,
@@ -294,19 +340,27 @@ class TrainingSettingsScreen(WizardScreen):
     ) -> tuple[dict[str, Any], SettingsCheck]:
         """``checked``: the settings as the form holds them, to drop a result they outlived."""
         app = self.wizard
-        return checked, app.engine.check_settings(cfg, app.ensure_workspace())
+        with ENGINE_IMPORTS:
+            return checked, app.engine.check_settings(cfg, app.ensure_workspace())
 
     @staticmethod
     def snapshot(cfg: RunConfig) -> dict[str, Any]:
         return {"embedder": cfg.embedder.to_dict(), "reranker": cfg.reranker.to_dict()}
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group != "settings-check" or event.state != WorkerState.SUCCESS:
+        group = event.worker.group
+        if group == "batch-proposal" and event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.show_proposal(f"no batch proposal: {type(error).__name__}: {error}")
+        if group not in ("settings-check", "batch-proposal") or event.state != WorkerState.SUCCESS:
             return
         checked, result = event.worker.result
         if checked != self.snapshot(self.wizard.cfg):
             return  # the settings changed since: a newer check is on its way
-        self.show_checks(result)
+        if group == "batch-proposal":
+            self.show_proposal(proposal_line(result))
+        else:
+            self.show_checks(result)
 
     def show_checks(self, result: SettingsCheck) -> None:
         """Each finding on its field, like the config's own rules; the rest under the form."""

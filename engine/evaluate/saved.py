@@ -1,0 +1,233 @@
+"""Suite embeddings saved in the workspace per suite and model, so a later stage (deploy) or a
+rerun of evaluate reads them instead of encoding the corpus again; ``ask`` reads a saved
+corpus that is the workspace's chunks.
+
+Each ``embeddings/<suite>-<model>`` keeps the judged queries' and the corpus's full-size float32
+embeddings (two ``.npy``) and a sidecar ``.json`` with their fingerprint: the model's files,
+its prompts, input length and inference dtype, and the suite's texts. A stale or missing set
+is encoded again and overwritten; one written halfway is never read (the sidecar goes last).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from engine.core.stages import digest
+from engine.evaluate.ir import SuiteEmbeddings, encode_suite, judged_queries
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+    from engine.core.events import Emitter
+    from engine.core.workspace import Workspace
+    from engine.evaluate.beir import IRData
+
+FOLDER = "embeddings"
+FORMAT = 1
+
+
+def model_identity(name: str) -> Any:
+    """A folder model by its modules' weight and config files' names, sizes and mtimes (a
+    retrained or replaced model is a new identity; a workspace moved with its mtimes kept is
+    not, nor is a model that export put the BM25 index and retrieval.json beside); a Hub name
+    as itself."""
+    from engine.retrieval.export import RETRIEVAL_FILE
+
+    path = Path(name)
+    if not path.is_dir():
+        return name
+    folders = {path}
+    try:
+        modules = json.loads((path / "modules.json").read_text(encoding="utf-8"))
+        folders |= {path / m["path"] for m in modules if isinstance(m, dict) and m.get("path")}
+    except (OSError, ValueError, TypeError):
+        pass
+    files = sorted(
+        f
+        for folder in folders
+        if folder.is_dir()
+        for f in folder.iterdir()
+        if f.suffix in (".safetensors", ".bin", ".json")
+        and f.is_file()
+        and f.name != RETRIEVAL_FILE
+    )
+    return [(str(f.relative_to(path)), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+
+
+def suite_fingerprint(
+    model: SentenceTransformer,
+    name: str,
+    data: IRData,
+    query_prompt: str | None,
+    document_prompt: str | None,
+) -> str:
+    """What the suite's embeddings depend on: the model (files, own prompts, input length,
+    dtype), the prompts passed to it, and the judged queries' and passages' texts."""
+    from engine.core.models import resolve_model
+
+    query_ids = judged_queries(data)
+    return digest(
+        [
+            FORMAT,
+            model_identity(resolve_model(name)),
+            dict(getattr(model, "prompts", {}) or {}),
+            getattr(model, "max_seq_length", None),
+            str(next(model.parameters()).dtype),
+            query_prompt,
+            document_prompt,
+            digest([(q, data.queries[q]) for q in query_ids]),
+            digest(sorted(data.corpus.items())),
+        ]
+    )
+
+
+def document_prompt_in_use(model: SentenceTransformer, prompt: str | None) -> str:
+    """The prompt ``encode_document`` puts before each passage: the one passed, else the
+    model's own document prompt (sentence-transformers' order: document, passage, corpus)."""
+    if prompt is not None:
+        return prompt
+    own = getattr(model, "prompts", {}) or {}
+    return next((own[k] for k in ("document", "passage", "corpus") if k in own), "")
+
+
+def corpus_fingerprint(
+    model: SentenceTransformer, name: str, corpus: dict[str, str], document_prompt: str | None
+) -> str:
+    """What a corpus's embeddings alone depend on, so a reader without the suite's queries
+    (``ask`` over the workspace's chunks) can find them: model, prompt in use, passages."""
+    from engine.core.models import resolve_model
+
+    return digest(
+        [
+            FORMAT,
+            model_identity(resolve_model(name)),
+            document_prompt_in_use(model, document_prompt),
+            getattr(model, "max_seq_length", None),
+            str(next(model.parameters()).dtype),
+            digest(sorted(corpus.items())),
+        ]
+    )
+
+
+def saved_corpus(ws: Workspace, fingerprint: str) -> tuple[list[str], np.ndarray] | None:
+    """Corpus ids (sorted) and embeddings of any saved suite whose corpus has this
+    fingerprint, else None."""
+    folder = ws.root / FOLDER
+    for sidecar in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            meta = json.loads(sidecar.read_text(encoding="utf-8"))
+            if not isinstance(meta, dict) or meta.get("corpus_fingerprint") != fingerprint:
+                continue
+            corpus = np.load(sidecar.with_name(sidecar.stem + ".corpus.npy"))
+        except (OSError, ValueError, UnicodeDecodeError):
+            continue
+        ids = meta.get("corpus_ids")
+        if isinstance(ids, list) and len(ids) == corpus.shape[0]:
+            return [str(i) for i in ids], corpus
+    return None
+
+
+def _paths(ws: Workspace, suite: str, label: str) -> tuple[Path, Path, Path]:
+    stem = ws.root / FOLDER / f"{suite}-{label}"
+    return (
+        stem.with_name(stem.name + ".json"),
+        stem.with_name(stem.name + ".queries.npy"),
+        stem.with_name(stem.name + ".corpus.npy"),
+    )
+
+
+def load_saved(
+    ws: Workspace, suite: str, label: str, fingerprint: str, data: IRData
+) -> SuiteEmbeddings | None:
+    """The saved embeddings when their fingerprint and shapes match, else None."""
+    import torch
+
+    sidecar, queries_path, corpus_path = _paths(ws, suite, label)
+    try:
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+        if not isinstance(meta, dict) or meta.get("fingerprint") != fingerprint:
+            return None
+        queries = np.load(queries_path)
+        corpus = np.load(corpus_path)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    query_ids, corpus_ids = judged_queries(data), sorted(data.corpus)
+    if queries.shape[0] != len(query_ids) or corpus.shape[0] != len(corpus_ids):
+        return None
+    return SuiteEmbeddings(
+        query_ids, corpus_ids, torch.from_numpy(queries), torch.from_numpy(corpus)
+    )
+
+
+def save(
+    ws: Workspace,
+    suite: str,
+    label: str,
+    fingerprint: str,
+    emb: SuiteEmbeddings,
+    corpus_fp: str = "",
+) -> None:
+    sidecar, queries_path, corpus_path = _paths(ws, suite, label)
+    sidecar.parent.mkdir(parents=True, exist_ok=True)
+    sidecar.unlink(missing_ok=True)  # no sidecar, no read: the arrays below may be half written
+    for path, tensor in ((queries_path, emb.queries), (corpus_path, emb.corpus)):
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, tensor.detach().float().cpu().numpy())
+        tmp.replace(path)
+    meta = {
+        "fingerprint": fingerprint,
+        "corpus_fingerprint": corpus_fp,
+        "queries": len(emb.query_ids),
+        "corpus": len(emb.corpus_ids),
+        "dim": int(emb.corpus.shape[1]),
+        "corpus_ids": emb.corpus_ids,
+    }
+    tmp = sidecar.with_suffix(".tmp")
+    tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    tmp.replace(sidecar)
+
+
+def saved_or_encoded(
+    ws: Workspace,
+    suite: str,
+    label: str,
+    model: SentenceTransformer,
+    name: str,
+    data: IRData,
+    *,
+    batch_size: int,
+    query_prompt: str | None,
+    document_prompt: str | None,
+    events: Emitter | None = None,
+    corpus: Any = None,
+) -> SuiteEmbeddings:
+    """The suite's embeddings by ``model`` (loaded from ``name``): read when saved and current,
+    else encoded (``corpus``: this model's embeddings of the same corpus, already made) and
+    saved. Tensors come back on the model's device."""
+    fp = suite_fingerprint(model, name, data, query_prompt, document_prompt)
+    found = load_saved(ws, suite, label, fp, data)
+    if found is not None:
+        if events is not None:
+            events.info(
+                f"{suite}/{label}: embeddings read from {FOLDER}/ (model and texts unchanged)"
+            )
+        device = model.device
+        return SuiteEmbeddings(
+            found.query_ids, found.corpus_ids, found.queries.to(device), found.corpus.to(device)
+        )
+    emb = encode_suite(
+        model,
+        data,
+        batch_size=batch_size,
+        query_prompt=query_prompt,
+        document_prompt=document_prompt,
+        events=events,
+        label=f"{suite}/{label}",
+        corpus=corpus,
+    )
+    save(ws, suite, label, fp, emb, corpus_fingerprint(model, name, data.corpus, document_prompt))
+    return emb
