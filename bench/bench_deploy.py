@@ -68,7 +68,7 @@ def base_with_rotation(cfg, ws) -> None:
     rotate_for_corpus(
         model,
         load_prepared(ws).corpus.values(),
-        batch_size=cfg.eval.batch_size,
+        batch_size=cfg.eval.encode_batch("cpu"),
         document_prompt=column_prompts(model, cfg.embedder).get("positive"),
         seed=cfg.embedder.seed,
     )

@@ -83,7 +83,7 @@ def run_collection(name: str, root: Path, overrides: list[str]) -> dict:
             model,
             data,
             dims,
-            batch_size=cfg.eval.batch_size,
+            batch_size=cfg.eval.encode_batch(device),
             query_prompt=prompts.get("anchor"),
             document_prompt=prompts.get("positive"),
             per_query=per_query,
@@ -95,7 +95,7 @@ def run_collection(name: str, root: Path, overrides: list[str]) -> dict:
         rotated = rotate_for_corpus(
             load_embedder(cfg.embedder.base_model, device=device),
             list(prepared.corpus.values()),
-            batch_size=cfg.eval.batch_size,
+            batch_size=cfg.eval.encode_batch(device),
             document_prompt=prompts.get("positive"),
             seed=cfg.embedder.seed,
         )

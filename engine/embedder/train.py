@@ -218,7 +218,7 @@ def training_rows(
             ecfg,
             exclude_chunks=prepared.eval_chunks,
             events=events,
-            batch_size=cfg.eval.batch_size,
+            batch_size=cfg.eval.encode_batch(str(model.device)),
         )
         summary["negatives"] = counts
         if cross_encoder is not None:
@@ -267,7 +267,7 @@ def hybrid_rows(
                 model,
                 HybridTeacher(ecfg.teacher_candidates, ecfg.teacher_bm25_weight),
                 column_prompts(model, ecfg),
-                batch_size=cfg.eval.batch_size,
+                batch_size=cfg.eval.encode_batch(str(model.device)),
             )
         except ValueError as exc:
             raise ConfigError(
@@ -310,7 +310,11 @@ def with_teacher_embeddings(
     events.info(f"encoding {len(rows)} training rows once with the base model (distill teacher)")
     if world == 1:
         return precompute_teacher(
-            model, rows, column_prompts_, batch_size=cfg.eval.batch_size, autocast_dtype=dtype
+            model,
+            rows,
+            column_prompts_,
+            batch_size=cfg.eval.encode_batch(str(model.device)),
+            autocast_dtype=dtype,
         )
     import numpy as np
     import torch.distributed as dist
@@ -321,7 +325,7 @@ def with_teacher_embeddings(
         model,
         rows.shard(world, rank(), contiguous=True),
         column_prompts_,
-        batch_size=cfg.eval.batch_size,
+        batch_size=cfg.eval.encode_batch(str(model.device)),
         autocast_dtype=dtype,
     ).with_format("numpy")[TEACHER_COLUMN]
     shares: list[Any] = [None] * world
@@ -390,7 +394,7 @@ def train_embedder(
         evaluator = MatryoshkaIREvaluator(
             prepared.ir_data(),
             dims,
-            batch_size=cfg.eval.batch_size,
+            batch_size=cfg.eval.encode_batch(str(model.device)),
             query_prompt=prompts.get("anchor"),
             document_prompt=prompts.get("positive"),
         )
@@ -429,7 +433,7 @@ def train_embedder(
         rotate_for_corpus(
             model,
             prepared.corpus.values(),
-            batch_size=cfg.eval.batch_size,
+            batch_size=cfg.eval.encode_batch(str(model.device)),
             document_prompt=prompts.get("positive"),
             seed=ecfg.seed,
         )

@@ -362,7 +362,7 @@ def mine_reranker_negatives(
         llm_rows=llm_rows,
         cross_encoder=rescorer,
         events=events,
-        batch_size=cfg.eval.batch_size,
+        batch_size=cfg.eval.encode_batch(device),
     )
 
 
@@ -379,7 +379,7 @@ def run_reranker_stage(
     skip = untrainable_reason(rc, len(prepared.train))
     if skip:
         return _not_trained(ws, rc, skip, events)
-    batch = cfg.eval.batch_size
+    batch = cfg.eval.encode_batch(device)
     emb_name = embedder_source(cfg, ws)
     events.info(f"reranker: retrieving with {Path(emb_name).name}, base {rc.base_model}")
     embedder = attach_prompts(
