@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import ClassVar
 
 from rich.text import Text
@@ -11,9 +12,10 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.timer import Timer
 from textual.widgets import DataTable, Static
+from textual.worker import Worker, WorkerState
 
+from engine.config import RunConfig
 from tui.engine_client import ChunkPreview
-from tui.messages import WorkResult
 from tui.screens.base import WizardScreen
 from tui.widgets.config_form import ConfigForm
 from tui.widgets.plots import BarChart
@@ -83,7 +85,7 @@ class ChunkingScreen(WizardScreen):
             )
             return
         self.query_one("#chunk-stats", Static).update("chunking a sample…")
-        self.preview_worker()
+        self.preview_worker(copy.deepcopy(self.wizard.cfg))
 
     @work(
         thread=True,
@@ -92,13 +94,17 @@ class ChunkingScreen(WizardScreen):
         group="chunking",
         description="Chunk preview",
     )
-    def preview_worker(self) -> None:
-        self.post_message(WorkResult("chunks", self.wizard.engine.preview_chunks(self.wizard.cfg)))
+    def preview_worker(self, cfg: RunConfig) -> ChunkPreview:
+        """``cfg``: a copy, so typing on while it chunks cannot change what it chunks."""
+        return self.wizard.engine.preview_chunks(cfg)
 
-    def on_work_result(self, message: WorkResult) -> None:
-        if message.kind != "chunks":
-            return
-        preview: ChunkPreview = message.value
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Only a finished preview counts: one superseded by F5 or a newer setting is cancelled
+        by ``exclusive`` and never gets here as a success."""
+        if event.worker.group == "chunking" and event.state == WorkerState.SUCCESS:
+            self.show_preview(event.worker.result)
+
+    def show_preview(self, preview: ChunkPreview) -> None:
         self.preview = preview
         s = preview.stats
         parts = [

@@ -1,0 +1,94 @@
+"""A worker superseded by newer input is cancelled, and its late result is never shown.
+
+Each test holds the real engine call of the first worker on an event (monkeypatch injects
+only that wait), starts the same work again with other input, lets the first one finish
+after the second, and checks the screen shows the second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_app_flow import make_app, settle
+from test_real_engine import SIZE, tiny_run_config
+from textual.widgets import DataTable, Input, Static
+
+from tui.engine_client import EngineClient
+
+
+class HeldFirstCall:
+    """Wraps a real engine function: the first call runs, then waits for ``release`` before
+    it returns (a slow engine call, as a large document set or a slow network makes it)."""
+
+    def __init__(self, real: Callable[..., Any]) -> None:
+        self.real = real
+        self.calls = 0
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.first_done = threading.Event()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.calls > 1:
+            return self.real(*args, **kwargs)
+        try:
+            result = self.real(*args, **kwargs)
+            self.started.set()
+            assert self.release.wait(30), "the test never released the first call"
+            return result
+        finally:
+            self.started.set()
+            self.first_done.set()
+
+    async def finish_first(self) -> None:
+        """Let the held call run to its end, after the newer one has been shown."""
+        self.release.set()
+        await asyncio.get_running_loop().run_in_executor(None, self.first_done.wait, 30)
+
+
+async def wait_for(event: threading.Event) -> None:
+    assert await asyncio.get_running_loop().run_in_executor(None, event.wait, 30)
+
+
+async def test_chunk_preview_superseded_by_new_settings_is_dropped(
+    tmp_path: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.ingest import stage
+
+    held = HeldFirstCall(stage.preview_chunks)
+    monkeypatch.setattr(stage, "preview_chunks", held)
+    cfg = tiny_run_config(tmp_path, tiny_bert, reranker=False)
+    app = make_app(tmp_path, EngineClient())
+    app.state.cfg = cfg
+    async with app.run_test(size=SIZE) as pilot:
+        app.goto("chunking")
+        await pilot.pause()
+        await pilot.press("f5")
+        await wait_for(held.started)
+        app.screen.query_one("#chunk-form-overlap_tokens", Input).value = "4"
+        app.screen.query_one("#chunk-form-max_tokens", Input).value = "24"
+        await pilot.pause()
+        await pilot.press("f5")
+        await settle(app)
+        await pilot.pause()
+        screen = app.screen
+        shown = str(screen.query_one("#chunk-stats", Static).render())
+        await held.finish_first()
+        await pilot.pause()
+        await pilot.pause()
+        assert held.calls == 2
+        assert str(screen.query_one("#chunk-stats", Static).render()) == shown
+        assert screen.query_one("#chunk-samples", DataTable).row_count == 5
+        shown_stats = screen.preview.stats
+    assert app.cfg.chunking.max_tokens == 24
+    client = EngineClient()
+    second = client.preview_chunks(app.cfg).stats
+    app.cfg.chunking.max_tokens, app.cfg.chunking.overlap_tokens = 64, 8
+    first = client.preview_chunks(app.cfg).stats
+    assert first != second, "the two settings must chunk differently for this test to tell"
+    assert shown_stats == second
