@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import copy_run
 from test_app_flow import make_app, settle
 from test_real_engine import SIZE, tiny_run_config
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import DataTable, Input, Markdown, Static
 
+from engine.config import RunConfig
 from tui.engine_client import EngineClient
 
 
@@ -92,3 +94,30 @@ async def test_chunk_preview_superseded_by_new_settings_is_dropped(
     first = client.preview_chunks(app.cfg).stats
     assert first != second, "the two settings must chunk differently for this test to tell"
     assert shown_stats == second
+
+
+async def test_model_card_superseded_by_a_return_to_the_step_is_dropped(
+    tmp_path: Path, tuned_run: RunConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.export import stage
+
+    held = HeldFirstCall(stage.model_card_text)
+    monkeypatch.setattr(stage, "model_card_text", held)
+    root = copy_run(tuned_run, tmp_path / "ws")
+    app = make_app(tmp_path, EngineClient(), workspace=root)
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.cfg.generation.resolved == "llm-free"
+        app.goto("export")
+        await wait_for(held.started)
+        app.goto("results")
+        await pilot.pause()
+        app.cfg.generation.generator = "litellm"
+        app.goto("export")
+        await settle(app)
+        await pilot.pause()
+        await held.finish_first()
+        await pilot.pause()
+        await pilot.pause()
+        assert held.calls >= 2
+        card = app.screen.query_one("#card-md", Markdown).source
+        assert "- Generator: litellm" in card and "llm-free" not in card

@@ -11,15 +11,16 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Markdown, Static
+from textual.worker import Worker, WorkerState
 
-from tui.messages import WorkResult
 from tui.screens.base import WizardScreen
 from tui.screens.confirm import ConfirmDialog
 from tui.widgets.config_form import ConfigForm
 
 if TYPE_CHECKING:
     from engine.core.workspace import Workspace
-    from engine.evaluate.results import RerankResult
+    from engine.evaluate.results import RerankResult, Results
+    from tui.engine_client import ExportResult
 
 FIELDS = ["embedder_repo", "reranker_repo", "private", "token_env"]
 
@@ -110,9 +111,8 @@ class ExportScreen(WizardScreen):
         group="export-results",
         description="Reading the reranker's decision",
     )
-    def results_worker(self) -> None:
-        ws = self.wizard.ensure_workspace()
-        self.post_message(WorkResult("results", self.wizard.engine.results(ws)))
+    def results_worker(self) -> Results:
+        return self.wizard.engine.results(self.wizard.ensure_workspace())
 
     @work(
         thread=True,
@@ -121,13 +121,8 @@ class ExportScreen(WizardScreen):
         group="export-card",
         description="Model card",
     )
-    def card_worker(self) -> None:
-        self.post_message(
-            WorkResult(
-                "card",
-                self.wizard.engine.model_card(self.wizard.cfg, self.wizard.ensure_workspace()),
-            )
-        )
+    def card_worker(self) -> str:
+        return self.wizard.engine.model_card(self.wizard.cfg, self.wizard.ensure_workspace())
 
     def on_config_form_valid(self, message: ConfigForm.Valid) -> None:
         self.wizard.cfg.export = message.section  # type: ignore[assignment]
@@ -171,20 +166,22 @@ class ExportScreen(WizardScreen):
         )
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="export", description="Export")
-    def export_worker(self, push: bool) -> None:
+    def export_worker(self, push: bool) -> ExportResult:
         app = self.wizard
-        result = app.engine.export(app.cfg, app.ensure_workspace(), push)
-        self.post_message(WorkResult("export", result))
+        return app.engine.export(app.cfg, app.ensure_workspace(), push)
 
-    def on_work_result(self, message: WorkResult) -> None:
-        if message.kind == "results":
-            self.show_models(message.value.reranker, results_read=True)
-        elif message.kind == "card":
-            self.query_one("#card-md", Markdown).update(str(message.value))
-        elif message.kind == "export":
-            self.query_one("#export-status", Static).update(
-                "exported:\n" + message.value.describe()
-            )
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Values of finished workers only: one superseded by a newer start of its group
+        (screen resumed, export started again) is cancelled and never shown."""
+        if event.state != WorkerState.SUCCESS:
+            return
+        group, value = event.worker.group, event.worker.result
+        if group == "export-results":
+            self.show_models(value.reranker, results_read=True)
+        elif group == "export-card":
+            self.query_one("#card-md", Markdown).update(str(value))
+        elif group == "export":
+            self.query_one("#export-status", Static).update("exported:\n" + value.describe())
             self.notify("export finished")
 
     def worker_failed(self, worker) -> None:
