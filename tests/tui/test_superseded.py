@@ -121,3 +121,39 @@ async def test_model_card_superseded_by_a_return_to_the_step_is_dropped(
         assert held.calls >= 2
         card = app.screen.query_one("#card-md", Markdown).source
         assert "- Generator: litellm" in card and "llm-free" not in card
+
+
+async def test_connection_test_superseded_by_a_new_endpoint_is_dropped(
+    tmp_path: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llm_server import FakeLlmServer
+
+    from engine.generate import llm_connection
+
+    held = HeldFirstCall(llm_connection.test_connection)
+    monkeypatch.setattr(llm_connection, "test_connection", held)
+    cfg = tiny_run_config(tmp_path, tiny_bert, reranker=False)
+    cfg.generation.generator = "litellm"
+    cfg.generation.llm.model = "openai/fake"
+    cfg.generation.llm.api_base = "http://127.0.0.1:9/v1"
+    cfg.generation.llm.max_retries = 0
+    with FakeLlmServer() as server:
+        app = make_app(tmp_path, EngineClient())
+        app.state.cfg = cfg
+        async with app.run_test(size=SIZE) as pilot:
+            app.goto("llm")
+            await pilot.pause()
+            screen = app.screen
+            await pilot.press("f5")
+            await wait_for(held.started)
+            screen.query_one("#llm-form-api_base", Input).value = server.url
+            await pilot.press("f5")
+            await settle(app)
+            await pilot.pause()
+            assert "✔ connected" in str(screen.query_one("#llm-result", Static).render())
+            await held.finish_first()
+            await pilot.pause()
+            await pilot.pause()
+            assert held.calls == 2
+            result = str(screen.query_one("#llm-result", Static).render())
+            assert "✔ connected" in result and "✘" not in result

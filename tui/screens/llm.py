@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, ClassVar
 
 from rich.table import Table
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Input, Label, Static
+from textual.worker import Worker, WorkerState
 
-from tui.messages import WorkResult
 from tui.screens.base import WizardScreen
 from tui.widgets.config_form import ConfigForm
 
@@ -175,6 +175,8 @@ class LlmScreen(WizardScreen):
         """The note and the cost table follow the settings: a stale estimate is worse than none."""
         if not self.is_mounted:
             return
+        self.workers.cancel_group(self, "llm")
+        self.workers.cancel_group(self, "llm-cost")
         self.query_one("#llm-result", Static).update(self.generator_note())
         self.estimate = None
         self.wizard.state.estimate = None
@@ -191,9 +193,9 @@ class LlmScreen(WizardScreen):
             self.refresh_note()
             self.maybe_warm()
 
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "api-key":
-            self.wizard.state.api_key = event.value or None
+    @on(Input.Changed, "#api-key")
+    def key_changed(self, event: Input.Changed) -> None:
+        self.wizard.state.api_key = event.value or None
 
     def api_key(self) -> str | None:
         if self.wizard.state.api_key:
@@ -239,9 +241,8 @@ class LlmScreen(WizardScreen):
     @work(
         thread=True, exclusive=True, exit_on_error=False, group="llm", description="Connection test"
     )
-    def test_worker(self, api_key: str | None) -> None:
-        result = self.wizard.engine.test_connection(self.wizard.cfg.generation.llm, api_key)
-        self.post_message(WorkResult("connection", result))
+    def test_worker(self, api_key: str | None) -> ConnectionResult:
+        return self.wizard.engine.test_connection(self.wizard.cfg.generation.llm, api_key)
 
     def llm_free_why(self) -> str:
         if self.wizard.cfg.generation.generator == "llm-free":
@@ -274,14 +275,17 @@ class LlmScreen(WizardScreen):
         group="llm-cost",
         description="Cost estimate",
     )
-    def estimate_worker(self) -> None:
+    def estimate_worker(self) -> CostEstimate:
         app = self.wizard
-        ws = app.ensure_workspace()
-        self.post_message(WorkResult("cost", app.engine.estimate_cost(app.cfg, ws)))
+        return app.engine.estimate_cost(app.cfg, app.ensure_workspace())
 
-    def on_work_result(self, message: WorkResult) -> None:
-        if message.kind == "connection":
-            res: ConnectionResult = message.value
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Results of finished workers only: a test or an estimate superseded by a newer one,
+        or by a change of model or endpoint (``refresh_note`` cancels them), never shows."""
+        if event.state != WorkerState.SUCCESS:
+            return
+        if event.worker.group == "llm":
+            res: ConnectionResult = event.worker.result
             latency = f" in {res.latency_s:.2f}s" if res.latency_s is not None else ""
             text = (
                 Text(f"✔ connected{latency}: {res.message}", style="green")
@@ -292,8 +296,8 @@ class LlmScreen(WizardScreen):
             self.wizard.state.call_latency_s = res.latency_s if res.ok else None
             if self.estimate is not None:
                 self.show_estimate(self.estimate)
-        elif message.kind == "cost":
-            self.show_estimate(message.value)
+        elif event.worker.group == "llm-cost":
+            self.show_estimate(event.worker.result)
 
     def show_estimate(self, estimate: CostEstimate) -> None:
         """The table, and the estimate kept for the confirm before a paid run."""
