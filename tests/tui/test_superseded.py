@@ -157,3 +157,34 @@ async def test_connection_test_superseded_by_a_new_endpoint_is_dropped(
             assert held.calls == 2
             result = str(screen.query_one("#llm-result", Static).render())
             assert "✔ connected" in result and "✘" not in result
+
+
+async def test_sample_superseded_by_a_new_sample_is_dropped(
+    tmp_path: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine import api
+
+    held = HeldFirstCall(api.sample_generation)
+    monkeypatch.setattr(api, "sample_generation", held)
+    cfg = tiny_run_config(tmp_path, tiny_bert, reranker=False)
+    cfg.generation.llm.sample_size = 5
+    app = make_app(tmp_path, EngineClient())
+    app.state.cfg = cfg
+    async with app.run_test(size=SIZE) as pilot:
+        app.goto("samples")
+        await pilot.pause()
+        screen = app.screen
+        await pilot.press("f5")
+        await wait_for(held.started)
+        app.cfg.generation.llm.sample_size = 3
+        await pilot.press("f5")
+        await settle(app)
+        await pilot.pause()
+        assert screen.query_one("#sample-table", DataTable).row_count == 3
+        await held.finish_first()
+        await pilot.pause()
+        await pilot.pause()
+        assert held.calls == 2
+        assert screen.query_one("#sample-table", DataTable).row_count == 3
+        assert len(app.state.review) == 3
+        assert "3 sample rows" in str(screen.query_one("#gen-progress", Static).render())

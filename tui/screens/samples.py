@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Footer, Label, Static, TextArea
+from textual.worker import Worker, WorkerState
 
 from engine.core.events import (
     Event,
@@ -27,7 +28,7 @@ from engine.core.events import (
 from engine.generate.review import DECIDED, ReviewEntry, save_review
 from engine.generate.rows import GeneratedRow
 from tui.follow import follow_events
-from tui.messages import EventsRead, RunAlive, WorkResult
+from tui.messages import EventsRead, RunAlive
 from tui.screens.base import WizardScreen
 from tui.screens.confirm import ConfirmDialog
 
@@ -92,8 +93,13 @@ class RowEditor(ModalScreen["GeneratedRow | None"]):
     def on_mount(self) -> None:
         self.query_one("#edit-question", TextArea).focus()
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.action_save() if event.button.id == "save" else self.action_cancel()
+    @on(Button.Pressed, "#save")
+    def save_pressed(self) -> None:
+        self.action_save()
+
+    @on(Button.Pressed, "#cancel")
+    def cancel_pressed(self) -> None:
+        self.action_cancel()
 
     def action_save(self) -> None:
         values = {key: self.query_one(f"#edit-{key}", TextArea).text.strip() for key in EDITABLE}
@@ -298,13 +304,13 @@ class SamplesScreen(WizardScreen):
         group="samples",
         description="Sample generation",
     )
-    def sample_worker(self, api_key: str | None) -> None:
+    def sample_worker(self, api_key: str | None) -> list[ReviewEntry]:
         from engine.generate.review import load_review
 
         app = self.wizard
         ws = app.ensure_workspace()
         rows = app.engine.sample_rows(app.cfg, ws, None, api_key)
-        self.post_message(WorkResult("sample", merge_review(rows, load_review(ws))))
+        return merge_review(rows, load_review(ws))
 
     def render_rows(self) -> None:
         table = self.query_one("#sample-table", DataTable)
@@ -510,9 +516,11 @@ class SamplesScreen(WizardScreen):
         if not message.alive:
             self.query_one("#gen-progress", Static).add_class("hint")
 
-    def on_work_result(self, message: WorkResult) -> None:
-        if message.kind == "sample":
-            self.wizard.state.review = list(message.value)
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A finished sample only: one superseded by F5 again is cancelled and never shown,
+        so it cannot replace the newer rows (and the review built on them)."""
+        if event.worker.group == "samples" and event.state == WorkerState.SUCCESS:
+            self.wizard.state.review = list(event.worker.result)
             self.render_rows()
             self.load_prompt()
             n = len(self.entries)
