@@ -8,13 +8,14 @@ after the second, and checks the screen shows the second.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import copy_run
+from conftest import METRICS, copy_run
 from test_app_flow import make_app, settle
 from test_real_engine import SIZE, tiny_run_config
 from textual.widgets import DataTable, Input, Markdown, Static
@@ -188,3 +189,29 @@ async def test_sample_superseded_by_a_new_sample_is_dropped(
         assert screen.query_one("#sample-table", DataTable).row_count == 3
         assert len(app.state.review) == 3
         assert "3 sample rows" in str(screen.query_one("#gen-progress", Static).render())
+
+
+async def test_metrics_load_superseded_by_a_reload_is_dropped(
+    tmp_path: Path, tuned_run: RunConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.evaluate import results
+
+    held = HeldFirstCall(results.read_results)
+    monkeypatch.setattr(results, "read_results", held)
+    root = copy_run(tuned_run, tmp_path / "ws")
+    before = held.real(root / "metrics.json")
+    app = make_app(tmp_path, EngineClient(), workspace=root)
+    async with app.run_test(size=SIZE) as pilot:
+        app.goto("results")
+        await wait_for(held.started)
+        shutil.copy(METRICS, root / "metrics.json")  # as a training that ended since writes it
+        await pilot.press("f6")
+        await settle(app)
+        await pilot.pause()
+        await held.finish_first()
+        await pilot.pause()
+        await pilot.pause()
+        assert held.calls == 2
+        after = held.real(root / "metrics.json")
+        assert after != before, "the two metrics files must differ for this test to tell"
+        assert app.screen.results == after

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
-from textual import events, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -15,13 +15,13 @@ from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
 from engine.evaluate.results import RERANK_METRICS, Results, SuiteResult
-from tui.messages import WorkResult
 from tui.screens.base import WizardScreen
 from tui.widgets.deploy_table import DeployTable
 from tui.widgets.plots import GroupedBars
 from tui.widgets.retriever_table import RetrieverTable
 
 if TYPE_CHECKING:
+    from engine.deploy.results import DeployResults
     from engine.serve.ask import AskResult, Hit
 
 CHART_MIN_WIDTH = 24
@@ -314,10 +314,9 @@ class ResultsScreen(WizardScreen):
         group="results-load",
         description="Reading metrics",
     )
-    def load_worker(self) -> None:
+    def load_worker(self) -> tuple[Results, DeployResults]:
         ws = self.wizard.ensure_workspace()
-        self.post_message(WorkResult("metrics", self.wizard.engine.results(ws)))
-        self.post_message(WorkResult("deploy", self.wizard.engine.deploy_results(ws)))
+        return self.wizard.engine.results(ws), self.wizard.engine.deploy_results(ws)
 
     def fill_suite(self, table: DataTable, title: Static, suite: SuiteResult | None) -> None:
         if suite is None:
@@ -421,9 +420,9 @@ class ResultsScreen(WizardScreen):
 
     # -- try a query -----------------------------------------------------
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "ask-input":
-            self.action_ask()
+    @on(Input.Submitted, "#ask-input")
+    def question_submitted(self) -> None:
+        self.action_ask()
 
     def action_ask(self) -> None:
         tabs = self.query_one(TabbedContent)
@@ -456,8 +455,17 @@ class ResultsScreen(WizardScreen):
         return self.wizard.engine.ask(ws, question, top_k=5)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Values of finished workers only: a load or a question superseded by a newer one
+        (F6, a return to the step) is cancelled by ``exclusive`` and never shown."""
         worker = event.worker
-        if worker.group != "ask" or event.state != WorkerState.SUCCESS:
+        if event.state != WorkerState.SUCCESS:
+            return
+        if worker.group == "results-load":
+            self.results, deploy = worker.result
+            self.show()
+            self.query_one(DeployTable).show(deploy)
+            return
+        if worker.group != "ask":
             return
         if any(w.group == "ask" and not w.is_finished for w in self.workers):
             return  # a newer question is on its way
@@ -492,13 +500,6 @@ class ResultsScreen(WizardScreen):
                 style="yellow",
             )
         return text
-
-    def on_work_result(self, message: WorkResult) -> None:
-        if message.kind == "metrics":
-            self.results = message.value
-            self.show()
-        elif message.kind == "deploy":
-            self.query_one(DeployTable).show(message.value)
 
     def source_roots(self) -> list[Path]:
         cfg = self.wizard.cfg
