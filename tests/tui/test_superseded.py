@@ -21,6 +21,7 @@ from test_real_engine import SIZE, tiny_run_config
 from textual.widgets import DataTable, Input, Markdown, Static
 
 from engine.config import RunConfig
+from tests.test_pipeline import write_docs
 from tui.engine_client import EngineClient
 
 
@@ -215,3 +216,40 @@ async def test_metrics_load_superseded_by_a_reload_is_dropped(
         after = held.real(root / "metrics.json")
         assert after != before, "the two metrics files must differ for this test to tell"
         assert app.screen.results == after
+
+
+async def test_scan_superseded_by_a_scan_of_more_paths_is_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import engine.ingest
+
+    held = HeldFirstCall(engine.ingest.discover_sources)
+    monkeypatch.setattr(engine.ingest, "discover_sources", held)
+    first, second = tmp_path / "first", tmp_path / "second"
+    write_docs(first)
+    second.mkdir()
+    (second / "extra.md").write_text("# Extra\n\nA passage added after the first scan.\n")
+    app = make_app(tmp_path, EngineClient(), browse_root=tmp_path)
+    app.cfg.sources.paths = [str(first)]
+    async with app.run_test(size=SIZE) as pilot:
+        app.goto("sources")
+        await pilot.pause()
+        screen = app.screen
+        await pilot.press("f5")
+        await wait_for(held.started)
+        field = screen.query_one("#path-input", Input)
+        field.focus()
+        field.value = str(second)
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("f5")
+        await settle(app)
+        await pilot.pause()
+        await held.finish_first()
+        await pilot.pause()
+        await pilot.pause()
+        assert held.calls == 2
+        shown = {f.resolve() for f in screen.last_scan.files}
+        assert second / "extra.md" in shown
+        assert {p.resolve() for p in first.rglob("*") if p.is_file()} < shown
+        assert screen.query_one("#scan-table", DataTable).row_count == len(shown)

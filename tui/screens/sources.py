@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from rich.style import Style
 from rich.text import Text
-from textual import events, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -29,11 +29,10 @@ from textual.widgets import (
     TextArea,
 )
 from textual.widgets._tree import TreeNode
-from textual.worker import Worker
+from textual.worker import Worker, WorkerState
 
 from tui.engine_client import DatasetPreview, ScanResult
 from tui.errors import friendly
-from tui.messages import WorkResult
 from tui.screens.base import WizardScreen
 from tui.widgets.tickbox import TickBox
 
@@ -222,7 +221,6 @@ class SourcesScreen(WizardScreen):
         self.types: set[str] = set(FILE_TYPES)
         self.last_scan: ScanResult | None = None
         self.scan_rows: list[ScanRow] = []
-        self._dataset_token = 0
         self._dataset_started = 0.0
         self._dataset_timer: Timer | None = None
         self._dataset_worker: Worker | None = None
@@ -327,10 +325,10 @@ class SourcesScreen(WizardScreen):
         note.update(Text(text, style="green" if ok else "bold red"))
         note.set_class(bool(text), "-shown")
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "path-input":
-            event.stop()
-            self.pick_typed(event.value)
+    @on(Input.Submitted, "#path-input")
+    def path_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.pick_typed(event.value)
 
     def pick_typed(self, typed: str) -> None:
         if not typed.strip():
@@ -410,13 +408,14 @@ class SourcesScreen(WizardScreen):
 
     # -- dataset and description ----------------------------------------
 
-    def on_input_changed(self, event: Input.Changed) -> None:
+    @on(Input.Changed, "#ds-dataset, #ds-dataset_config, #ds-dataset_split")
+    def dataset_field_changed(self, event: Input.Changed) -> None:
         key = (event.input.id or "").removeprefix("ds-")
-        if key in ("dataset", "dataset_config", "dataset_split"):
-            setattr(self.wizard.cfg.sources, key, event.value.strip())
+        setattr(self.wizard.cfg.sources, key, event.value.strip())
 
-    def on_select_changed(self, event: Select.Changed) -> None:
-        if event.select.id == "ds-text-column" and isinstance(event.value, str):
+    @on(Select.Changed, "#ds-text-column")
+    def text_column_changed(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str):
             self.wizard.cfg.sources.text_column = event.value
 
     def on_text_area_changed(self, event: TextArea.Changed) -> None:
@@ -454,13 +453,12 @@ class SourcesScreen(WizardScreen):
         if not name:
             self.show_dataset_status(Text("✘ type a dataset name or file first", style="red"))
             return
-        self._dataset_token += 1
         self._dataset_started = monotonic()
         if self._dataset_timer is not None:
             self._dataset_timer.stop()
         self._dataset_timer = self.set_interval(1.0, self.tick_dataset)
         self.tick_dataset()
-        self._dataset_worker = self.preview_worker(self._dataset_token)
+        self._dataset_worker = self.preview_worker()
 
     def tick_dataset(self) -> None:
         """Seconds waited, so a slow Hub download does not look like a hang."""
@@ -486,9 +484,8 @@ class SourcesScreen(WizardScreen):
         group="sources",
         description="Scanning sources",
     )
-    def scan_worker(self) -> None:
-        result = self.wizard.engine.discover(self.wizard.cfg)
-        self.post_message(WorkResult("scan", result))
+    def scan_worker(self) -> ScanResult:
+        return self.wizard.engine.discover(self.wizard.cfg)
 
     @work(
         thread=True,
@@ -497,18 +494,21 @@ class SourcesScreen(WizardScreen):
         group="sources-dataset",
         description="Dataset preview",
     )
-    def preview_worker(self, token: int) -> None:
-        result = self.wizard.engine.preview_dataset(self.wizard.cfg)
-        self.post_message(WorkResult("dataset", (token, result)))
+    def preview_worker(self) -> DatasetPreview:
+        return self.wizard.engine.preview_dataset(self.wizard.cfg)
 
-    def on_work_result(self, message: WorkResult) -> None:
-        if message.kind == "scan":
-            self.last_scan = message.value
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Values of finished workers only: a scan or preview superseded by F5 again is
+        cancelled by ``exclusive`` and never arrives as a success; a preview that finished
+        just before a newer F5 is not the newest one, and is dropped too."""
+        worker = event.worker
+        if event.state != WorkerState.SUCCESS:
+            return
+        if worker.group == "sources":
+            self.last_scan = worker.result
             self.render_scan()
-        elif message.kind == "dataset":
-            token, preview = message.value
-            if token == self._dataset_token:
-                self.render_dataset(preview)
+        elif worker.group == "sources-dataset" and worker is self._dataset_worker:
+            self.render_dataset(worker.result)
 
     def render_scan(self) -> None:
         """Problems first, cells cut to fit the table; the highlighted row's full path and
@@ -556,9 +556,9 @@ class SourcesScreen(WizardScreen):
         else:
             detail.update(Text(f"✘ {row.shown}: {row.reason}", style="red"))
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.data_table.id == "scan-table":
-            self.show_scan_detail(event.cursor_row)
+    @on(DataTable.RowHighlighted, "#scan-table")
+    def scan_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.show_scan_detail(event.cursor_row)
 
     def on_resize(self) -> None:
         if self.last_scan is not None:
