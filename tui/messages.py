@@ -1,9 +1,12 @@
-"""Messages that workers post to screens; high-rate ones collapse to the latest in the queue."""
+"""Streams that long-lived workers post to screens; high-rate ones collapse to the latest.
+
+A worker that ends with one value returns it instead, and its screen takes it in
+``on_worker_state_changed`` on success, so a superseded (cancelled) worker is never shown.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from textual.message import Message
 
@@ -43,11 +46,3 @@ class ProcessSample(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, ProcessSample)
-
-
-@dataclass
-class WorkResult(Message):
-    """A finished worker's value for the screen that started it, tagged by ``kind``."""
-
-    kind: str
-    value: Any
