@@ -18,7 +18,7 @@ from engine.evaluate.results import RETRIEVER_LABELS
 
 # Shippable candidates; on an exact tie the earlier one wins (fewer parts to run).
 CANDIDATES = ("tuned", "base", "hybrid_tuned", "hybrid_base", "bm25")
-BENCHMARK = "labelled benchmark"
+BENCHMARK = "labelled benchmark queries"
 LLM_QUERIES = "LLM-written held-out queries"
 PSEUDO_QUERIES = "LLM-free pseudo-queries"
 

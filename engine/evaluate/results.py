@@ -108,7 +108,7 @@ class Recommendation:
     suite: str
     queries: int
     query_source: str
-    """"labelled benchmark", "LLM-written held-out queries" or "LLM-free pseudo-queries"."""
+    """"labelled benchmark queries", "LLM-written held-out queries" or "LLM-free pseudo-queries"."""
     ndcg: float
     vs_base: Gain | None
     runner_up: str

@@ -182,9 +182,19 @@ def quantise(src: Path, dst: Path) -> None:
 
     Per channel: one scale for all of a weight matrix put MiniLM 0.906 cosine from torch on
     medline passages at worst, one scale per output column 0.991."""
+    import logging
+
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True)
+    # it logs "consider pre-processing" on the root logger at every call: advice for its
+    # static (calibrated) mode, printed into the run's output
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        root.setLevel(level)
 
 
 def to_openvino(src: Path, dst: Path) -> None:

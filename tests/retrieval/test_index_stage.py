@@ -189,8 +189,8 @@ def test_choosing_the_weight_uses_labelled_questions_never_pseudo_queries(copy: 
     ]  # the deploy table scores the benchmark too
     results = read_results(copy / "metrics.json")
     rec = results.recommendation
-    assert rec.suite == "benchmark" and rec.query_source == "labelled benchmark"
-    assert f"chosen on the {len(TOPICS)} labelled benchmark from 7 weights" in rec.fusion
+    assert rec.suite == "benchmark" and rec.query_source == "labelled benchmark queries"
+    assert f"chosen on the {len(TOPICS)} labelled benchmark queries from 7 weights" in rec.fusion
     assert results.fusion is not None and 0.1 <= results.fusion.weight <= 0.7
     assert set(results.suites) == {"held-out", "benchmark"}
     assert results.suites["benchmark"].others["hybrid_tuned"]

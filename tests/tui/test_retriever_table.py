@@ -50,7 +50,7 @@ METRICS = {
             "dim": 384,
             "suite": "benchmark",
             "queries": 30,
-            "query_source": "labelled benchmark",
+            "query_source": "labelled benchmark queries",
             "ndcg": 0.82,
             "vs_base": {"mean": 0.04, "low": 0.01, "high": 0.07},
             "runner_up": "tuned",
