@@ -254,8 +254,13 @@ class _runner:
             self._call = lambda feed: compiled(feed)[compiled.output(0)]
         else:
             import onnxruntime as ort
+            import torch
 
-            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            # torch's thread count (OMP_NUM_THREADS, else the cores): the speed column
+            # compares like with like, and a busy machine is not oversubscribed
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = max(1, torch.get_num_threads())
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             self.inputs = [i.name for i in session.get_inputs()]
             self._call = lambda feed: session.run([OUTPUT], feed)[0]
 
