@@ -17,12 +17,24 @@ SIZE = (100, 32)
 
 
 async def settle(app: RagtuneApp) -> None:
-    """Wait for the wizard's own workers (the directory tree's loader never finishes by design)."""
-    from textual.widgets import DirectoryTree
+    """Wait for the wizard's own workers (the directory tree's loader never finishes by design).
 
-    mine = [w for w in app.workers if not isinstance(w.node, DirectoryTree)]
-    if mine:  # an empty list would mean "all workers" to wait_for_complete
-        await app.workers.wait_for_complete(mine)
+    An exclusive worker superseded while we wait ends cancelled, and waiting on it raises
+    WorkerCancelled: wait again for whatever is still running."""
+    from textual.widgets import DirectoryTree
+    from textual.worker import WorkerCancelled
+
+    for _ in range(50):
+        mine = [
+            w for w in app.workers if not isinstance(w.node, DirectoryTree) and not w.is_finished
+        ]
+        if not mine:  # an empty list would mean "all workers" to wait_for_complete
+            return
+        try:
+            await app.workers.wait_for_complete(mine)
+            return
+        except WorkerCancelled:
+            continue
 
 
 def make_app(tmp_path: Path, engine, **kw) -> RagtuneApp:
