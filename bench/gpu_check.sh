@@ -52,7 +52,8 @@ field() { "$PY" -c 'import json,sys; d=json.loads(sys.argv[1]); print(d[sys.argv
 
 # -- the machine
 say "machine"
-"$PY" -c 'import engine' 2>/dev/null || fail "cannot import ragtune's engine with $PY (pip install -e . first)"
+"$PY" -c 'import engine, torch, sentence_transformers' 2>/dev/null \
+    || fail "cannot import ragtune's engine, torch and sentence-transformers with $PY: activate the environment ragtune is installed in (pip install -e .), or set PYTHON=/path/to/its/python"
 if [[ $DRY -eq 1 ]]; then
     DEVICE=cpu; PRECISION=auto; GPUS=0
     echo "CPU dry run: every step at a tiny size on CPU; no GPU number below means anything" | tee -a "$LOG"
