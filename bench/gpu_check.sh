@@ -116,7 +116,11 @@ if [[ $DRY -eq 1 ]]; then MEM=(--batch 8 --seq 64 --steps 2); else MEM=(--batch 
 step memory "$PY" "$REPO/bench/gpu_check.py" memory --workspace "$QS" --device "$DEVICE" \
     --precision "$PRECISION" "${MEM[@]}"
 M=$(json_of memory)
-row "peak memory" "$(field "$M" memory plain_peak_gib) GiB plain, $(field "$M" memory checkpointing_peak_gib) GiB checkpointed (batch $(field "$M" memory batch) × $(field "$M" memory seq) tokens)"
+if [[ $DRY -eq 1 ]]; then
+    row "peak memory" "n/a on CPU (the GPU run reports torch.cuda.max_memory_allocated)"
+else
+    row "peak memory" "$(field "$M" memory plain_peak_gib) GiB plain, $(field "$M" memory checkpointing_peak_gib) GiB checkpointed (batch $(field "$M" memory batch) × $(field "$M" memory seq) tokens)"
+fi
 row "step time" "$(field "$M" memory plain_s) s plain, $(field "$M" memory checkpointing_s) s checkpointed"
 [[ $DRY -eq 1 ]] || row "proposed batch" "$(field "$M" memory proposed_batch)"
 
