@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,13 +25,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 DATA = REPO.parent / "shared" / "bench-data"
 RECIPES = ("distill", "hybrid_distill")
 
 
 def config(name: str, root: Path, overrides: list[str], loss: str):
-    from engine.config import RunConfig, apply_override
+    from ragtune.engine.config import RunConfig, apply_override
 
     folder = DATA / name
     data = {
@@ -58,15 +56,15 @@ def config(name: str, root: Path, overrides: list[str], loss: str):
 
 
 def run_collection(name: str, root: Path, overrides: list[str]) -> dict:
-    from engine.api import run_pipeline
-    from engine.core.events import Emitter
-    from engine.core.models import load_embedder, pick_device
-    from engine.data.prepare import load_prepared
-    from engine.embedder.rotation import rotate_for_corpus
-    from engine.embedder.train import column_prompts, model_dims, train_embedder
-    from engine.evaluate.ir import evaluate_retrieval
-    from engine.evaluate.keys import metric_key
-    from engine.evaluate.stage import load_benchmark
+    from ragtune.engine.api import run_pipeline
+    from ragtune.engine.core.events import Emitter
+    from ragtune.engine.core.models import load_embedder, pick_device
+    from ragtune.engine.data.prepare import load_prepared
+    from ragtune.engine.embedder.rotation import rotate_for_corpus
+    from ragtune.engine.embedder.train import column_prompts, model_dims, train_embedder
+    from ragtune.engine.evaluate.ir import evaluate_retrieval
+    from ragtune.engine.evaluate.keys import metric_key
+    from ragtune.engine.evaluate.stage import load_benchmark
 
     cfg = config(name, root, overrides, RECIPES[0])
     ws = run_pipeline(cfg, stages=["ingest", "generate", "prepare"])
@@ -118,7 +116,7 @@ def run_collection(name: str, root: Path, overrides: list[str]) -> dict:
 
 
 def report(name: str, res: dict) -> tuple[str, bool, bool]:
-    from engine.evaluate.stats import paired_gain
+    from ragtune.engine.evaluate.stats import paired_gain
 
     systems, dims = res["systems"], res["dims"]
     baseline = "base_rotated" if "base_rotated" in systems else "base"

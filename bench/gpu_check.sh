@@ -52,7 +52,7 @@ field() { "$PY" -c 'import json,sys; d=json.loads(sys.argv[1]); print(d[sys.argv
 
 # -- the machine
 say "machine"
-"$PY" -c 'import engine, torch, sentence_transformers' 2>/dev/null \
+"$PY" -c 'import ragtune.engine, torch, sentence_transformers' 2>/dev/null \
     || fail "cannot import ragtune's engine, torch and sentence-transformers with $PY: activate the environment ragtune is installed in (pip install -e .), or set PYTHON=/path/to/its/python"
 if [[ $DRY -eq 1 ]]; then
     DEVICE=cpu; PRECISION=auto; GPUS=0
@@ -64,7 +64,7 @@ else
     GPUS=$("$PY" -c 'import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)')
     [[ "$GPUS" -ge 1 ]] || fail "torch sees no CUDA GPU (torch $("$PY" -c 'import torch; print(torch.__version__)')): install a CUDA build of torch"
     DEVICE=cuda; PRECISION=bf16
-    if [[ "$("$PY" -c 'from engine.core.models import has_native_bf16; print(has_native_bf16("cuda"))')" != True ]]; then
+    if [[ "$("$PY" -c 'from ragtune.engine.core.models import has_native_bf16; print(has_native_bf16("cuda"))')" != True ]]; then
         PRECISION=fp16
         echo "GPU 0 has no native bf16 (before Ampere): using fp16" | tee -a "$LOG"
     fi
@@ -87,7 +87,7 @@ fi
 say "1. quickstart ($PRECISION)"
 rm -rf "$QS"
 start=$(date +%s)
-step quickstart "$PY" -m engine run "$REPO/examples/quickstart.toml" "${SETS[@]}"
+step quickstart "$PY" -m ragtune.engine run "$REPO/examples/quickstart.toml" "${SETS[@]}"
 row "quickstart" "$(( $(date +%s) - start )) s end to end, workspace $QS"
 row "quickstart nDCG@10" "$("$PY" - "$QS" <<'EOF'
 import json, sys
@@ -130,10 +130,10 @@ if [[ $DRY -eq 1 || "$GPUS" -ge 2 ]]; then
     say "4. train stage on 1 and 2 processes"
     rm -rf "$DDP"
     DSETS=("${SETS[@]/$QS/$DDP}")
-    step ddp-data "$PY" -m engine run "$REPO/examples/quickstart.toml" "${DSETS[@]}" \
+    step ddp-data "$PY" -m ragtune.engine run "$REPO/examples/quickstart.toml" "${DSETS[@]}" \
         --stages ingest,generate,prepare
     for n in 1 2; do
-        step "ddp-$n" "$PY" -m engine run "$REPO/examples/quickstart.toml" "${DSETS[@]}" \
+        step "ddp-$n" "$PY" -m ragtune.engine run "$REPO/examples/quickstart.toml" "${DSETS[@]}" \
             --stages train --set "distributed.nproc_per_node=$n"
     done
     step ddp "$PY" "$REPO/bench/gpu_check.py" ddp --workspace "$DDP"

@@ -19,13 +19,16 @@ def _modules_after(code: str) -> set[str]:
 
 def test_engine_never_imports_textual_or_tui() -> None:
     mods = _modules_after(
-        "import engine, engine.api, engine.cli, engine.pipeline, engine.config, engine.core.events"
+        "import ragtune.engine, ragtune.engine.api, ragtune.engine.cli, ragtune.engine.pipeline, "
+        "ragtune.engine.config, ragtune.engine.core.events"
     )
     assert not any(m == "textual" or m.startswith("textual.") for m in mods)
-    assert not any(m == "tui" or m.startswith("tui.") for m in mods)
+    assert not any(m == "ragtune.tui" or m.startswith("ragtune.tui.") for m in mods)
 
 
 def test_engine_import_is_light() -> None:
-    mods = _modules_after("import engine.api, engine.cli, engine.config, engine.core.events")
+    mods = _modules_after(
+        "import ragtune.engine.api, ragtune.engine.cli, ragtune.engine.config, ragtune.engine.core.events"
+    )
     for heavy in ("torch", "litellm", "sentence_transformers", "transformers", "datasets"):
         assert heavy not in mods, heavy

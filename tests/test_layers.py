@@ -36,13 +36,16 @@ def test_the_layers_hold() -> None:
 
 def test_core_importing_a_stage_package_breaks_the_contract(tmp_path: Path) -> None:
     for name in ("engine", "tui", "themes"):
-        shutil.copytree(REPO / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            REPO / name, tmp_path / "ragtune" / name, ignore=shutil.ignore_patterns("__pycache__")
+        )
     shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
-    events = tmp_path / "engine" / "core" / "events.py"
+    events = tmp_path / "ragtune" / "engine" / "core" / "events.py"
     events.write_text(
-        events.read_text(encoding="utf-8") + "\n\ndef _late():\n    import engine.ingest.spec\n",
+        events.read_text(encoding="utf-8")
+        + "\n\ndef _late():\n    import ragtune.engine.ingest.spec\n",
         encoding="utf-8",
     )
     out = _lint(tmp_path)
     assert out.returncode != 0
-    assert "engine.core.events -> engine.ingest.spec" in out.stdout
+    assert "ragtune.engine.core.events -> ragtune.engine.ingest.spec" in out.stdout

@@ -9,10 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from engine.core.errors import RagtuneError
-from engine.core.workspace import Workspace, fingerprint
-from engine.generate.rows import CallRecord, GeneratedRow, RecordWriter, latest_records, read_rows
-from engine.stages import status_text
+from ragtune.engine.core.errors import RagtuneError
+from ragtune.engine.core.workspace import Workspace, fingerprint
+from ragtune.engine.generate.rows import (
+    CallRecord,
+    GeneratedRow,
+    RecordWriter,
+    latest_records,
+    read_rows,
+)
+from ragtune.engine.stages import status_text
 
 
 def test_markers_follow_the_fingerprint(tmp_path: Path) -> None:
@@ -29,7 +35,7 @@ def test_markers_follow_the_fingerprint(tmp_path: Path) -> None:
 
 
 HOLD = (
-    "import sys; from pathlib import Path; from engine.core.workspace import Workspace\n"
+    "import sys; from pathlib import Path; from ragtune.engine.core.workspace import Workspace\n"
     "with Workspace(Path(sys.argv[1])).lock():\n"
     "    print('held', flush=True); sys.stdin.read()\n"
 )
@@ -74,8 +80,8 @@ def test_of_many_racing_processes_exactly_one_gets_the_lock(tmp_path: Path) -> N
     ws = Workspace.create(tmp_path / "w")
     race = (
         "import sys, time; from pathlib import Path\n"
-        "from engine.core.workspace import Workspace\n"
-        "from engine.core.errors import RagtuneError\n"
+        "from ragtune.engine.core.workspace import Workspace\n"
+        "from ragtune.engine.core.errors import RagtuneError\n"
         "start = float(sys.argv[2])\n"
         "time.sleep(max(0.0, start - time.time()))\n"
         "try:\n"
