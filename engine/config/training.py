@@ -22,27 +22,44 @@ class LossChoice:
     """A few words for the wizard's training view."""
     settings: tuple[str, ...] = ()
     """Embedder settings only this loss reads (shown as unused under any other loss)."""
+    card: str = ""
+    """How the model card names the recipe; its settings are listed after it."""
+    in_batch_negatives: bool = True
+    """The batch's other passages are the negatives, so the batch size is part of the recipe:
+    halving it with gradient accumulation would not keep what the loss learns from."""
+    guide_model: bool = False
+    """A second, frozen model sits in memory beside the student while it trains."""
 
 
 LOSSES: dict[str, LossChoice] = {
     c.name: c
     for c in (
-        LossChoice("mnrl", "MultipleNegativesRankingLoss", "MultipleNegativesRankingLoss"),
+        LossChoice(
+            "mnrl",
+            "MultipleNegativesRankingLoss",
+            "MultipleNegativesRankingLoss",
+            card="MultipleNegativesRankingLoss inside MatryoshkaLoss",
+        ),
         LossChoice(
             "cached_mnrl",
             "GradCache variant for big batches",
             "cached MultipleNegativesRankingLoss",
             ("mini_batch_size",),
+            card="CachedMultipleNegativesRankingLoss (GradCache) inside MatryoshkaLoss",
         ),
         LossChoice(
             "gist",
             "GISTEmbedLoss guided by the base model",
             "GISTEmbedLoss guided by the base model",
+            card="GISTEmbedLoss guided by the frozen base model, inside MatryoshkaLoss",
+            guide_model=True,
         ),
         LossChoice(
             "distill",
             "MNRL plus self-distillation towards the frozen base model at every Matryoshka size",
             "contrastive cross-entropy + KL to the frozen base model",
+            card="ragtune's distill loss (in-batch contrastive plus KL towards the frozen base "
+            "model, whose embeddings are computed once before training, at every Matryoshka size)",
         ),
         LossChoice(
             "hybrid_distill",
@@ -51,6 +68,9 @@ LOSSES: dict[str, LossChoice] = {
             "al. 2025)",
             "contrastive + KL to the base model + listwise KL to BM25 fused with the base",
             ("teacher_candidates", "teacher_bm25_weight", "listwise_weight"),
+            card="ragtune's hybrid_distill loss (the distill loss plus a listwise KL term towards "
+            "BM25 fused with the base model over each query's top fused candidates, at every "
+            "Matryoshka size)",
         ),
         LossChoice(
             "gpl",
@@ -58,6 +78,9 @@ LOSSES: dict[str, LossChoice] = {
             "GPL (Wang et al. 2022)",
             "MarginMSE to the cross-encoder's margins",
             ("pseudo_label_model", "gpl_contrastive_weight", "gpl_score_scale"),
+            card="GPL: MarginMSE on a cross-encoder's score margins, computed once before "
+            "training (Wang et al. 2022), plus gpl_contrastive_weight x in-batch contrastive",
+            in_batch_negatives=False,
         ),
     )
 }

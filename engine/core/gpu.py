@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ragtune.engine.config.training import LOSSES
 from ragtune.engine.core.errors import OutOfMemory, RagtuneError
 from ragtune.engine.core.events import Emitter, GpuSample
 
@@ -167,7 +168,7 @@ def out_of_memory_error(
         )
     if stage == "train":
         section, c = "embedder", cfg.embedder
-        in_batch = c.loss in ("mnrl", "distill", "gist")
+        in_batch = LOSSES[c.loss].in_batch_negatives
     else:
         section, c = "reranker", cfg.reranker
         in_batch = False
@@ -295,10 +296,8 @@ def propose_batch_size(
     per_row = sequences * tokens * shape.hidden * shape.layers * per_token * (1 if half else 2)
     if cfg.gradient_checkpointing:
         per_row += sequences * tokens * shape.hidden * ACTIVATION_BYTES * (1 if half else 2)
-    # fp32 weights, gradients and the two AdamW moments; a frozen teacher beside them.
-    static = 16 * shape.parameters + (
-        4 * shape.parameters if cfg.loss in ("distill", "gist") else 0
-    )
+    # fp32 weights, gradients and the two AdamW moments; a frozen guide model beside them.
+    static = 16 * shape.parameters + (4 * shape.parameters if LOSSES[cfg.loss].guide_model else 0)
     budget = 0.8 * memory_gib * 2**30 - static - RESERVED_GIB * 2**30
     fits = int(budget // per_row) if budget > 0 else 0
     batch = min(MAX_PROPOSED_BATCH, 2 ** int(math.log2(fits))) if fits >= 2 else 2

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.engine.config import RunConfig
-from ragtune.engine.config.training import EmbedderConfig
+from ragtune.engine.config.training import LOSSES, EmbedderConfig
 from ragtune.engine.core.errors import OfflineError, RagtuneError
 from ragtune.engine.core.events import Emitter
 from ragtune.engine.core.models import hub_reachable, is_network_error
@@ -167,7 +167,7 @@ def deploy_formats(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, 
     lines += [
         "",
         "```python",
-        "from engine.export.onnx import load_exported  # ragtune; or any onnxruntime binding:",
+        "from ragtune.engine.export.onnx import load_exported  # ragtune; or any onnxruntime binding:",
         "# inputs are the tokenizer's tensors, the output is 'sentence_embedding'",
         f"model = load_exported('{folder.name}', 'onnx')",
         "vectors = model.encode_document(passages)",
@@ -183,35 +183,15 @@ def _rel(value: float, base: float) -> str:
 
 
 def _loss_line(ecfg: EmbedderConfig) -> str:
+    choice = LOSSES[ecfg.loss]
+    settings = "; ".join(f"{name} = {getattr(ecfg, name)!s}" for name in choice.settings)
     negatives = (
         f", with {ecfg.hard_negatives} mined negative(s) per query from ranks "
         f"{ecfg.negative_range_min}-{ecfg.negative_range_max}"
         if ecfg.hard_negatives
         else ""
     )
-    if ecfg.loss == "distill":
-        return (
-            "ragtune's distill loss (in-batch contrastive plus KL towards the frozen base "
-            f"model, at every Matryoshka size){negatives}"
-        )
-    if ecfg.loss == "hybrid_distill":
-        return (
-            "ragtune's hybrid_distill loss (the distill loss plus a listwise KL term towards BM25 "
-            f"fused with the base model, BM25 weight {ecfg.teacher_bm25_weight:g}, over each "
-            f"query's top {ecfg.teacher_candidates} fused candidates, at every Matryoshka "
-            f"size){negatives}"
-        )
-    if ecfg.loss == "gpl":
-        return (
-            f"GPL: MarginMSE on the score margins of `{ecfg.pseudo_label_model}` "
-            f"(Wang et al. 2022){negatives}"
-            + (
-                f", plus {ecfg.gpl_contrastive_weight} x in-batch contrastive"
-                if ecfg.gpl_contrastive_weight
-                else ""
-            )
-        )
-    return f"{ecfg.loss} inside MatryoshkaLoss{negatives}"
+    return f"{choice.card or ecfg.loss}{f' ({settings})' if settings else ''}{negatives}"
 
 
 def _data_line(ws: Workspace) -> str:

@@ -169,7 +169,8 @@ def test_gpl_train_stage_end_to_end(
     from ragtune.engine.export.stage import model_card_text
 
     card = model_card_text(cfg, ws)
-    assert f"GPL: MarginMSE on the score margins of `{tiny_cross_encoder}`" in card
+    assert "GPL: MarginMSE on a cross-encoder's score margins" in card
+    assert f"pseudo_label_model = {tiny_cross_encoder}" in card
     assert "2 mined negative(s) per query from ranks 0-10" in card
 
 

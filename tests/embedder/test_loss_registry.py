@@ -33,6 +33,19 @@ def test_a_loss_owns_its_settings_and_they_read_as_unused_under_another() -> Non
     assert owned <= EmbedderConfig(loss="mnrl").inactive()
 
 
+def test_the_model_card_names_each_recipe_with_its_own_settings() -> None:
+    from ragtune.engine.export.stage import _loss_line
+
+    for name, choice in CHOICES.items():
+        negatives = 0 if name == "hybrid_distill" else 2  # its fused candidates replace them
+        line = _loss_line(EmbedderConfig(loss=name, hard_negatives=negatives))
+        assert choice.card and line.startswith(choice.card), name
+        assert all(f"{s} = " in line for s in choice.settings), name
+        assert line.endswith("per query from ranks 10-200") == bool(negatives), line
+    hybrid = _loss_line(EmbedderConfig(loss="hybrid_distill", teacher_bm25_weight=0.4))
+    assert "teacher_bm25_weight = 0.4" in hybrid
+
+
 @pytest.mark.parametrize(
     ("loss", "built", "inner"),
     [
