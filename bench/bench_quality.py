@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,7 +27,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 DATA = REPO.parent / "shared" / "bench-data"
 # Relative nDCG@10 gain training must add (full dim over base; smallest over base + rotation).
 BAR = 0.03
@@ -84,7 +82,7 @@ def main() -> int:
         "--recipe",
         choices=("default", "hybrid-teacher"),
         default="default",
-        help="hybrid-teacher = embedder.loss hybrid_distill (bench/bench_teacher.py compares both)",
+        help="hybrid-teacher = embedder.loss hybrid_distill (bench/bench_ablation.py compares both)",
     )
     args = parser.parse_args()
     root = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="ragtune-quality-"))

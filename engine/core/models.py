@@ -282,6 +282,36 @@ def load_embedder(name: str, *, device: str | None = None, **kwargs: Any) -> Sen
         raise _unloadable(name, exc) from None
 
 
+ATTENTION_DROPOUT_KEYS = ("attention_probs_dropout_prob", "attention_dropout", "attn_pdrop")
+"""What transformers' configs call the attention-probability dropout (BERT and its kin;
+ModernBERT, DistilBERT and decoder families; GPT-2 style and nomic-bert)."""
+
+
+def attention_dropout_kwargs(name: str, p: float, *, trust_remote_code: bool = False) -> dict:
+    """``config_kwargs`` that set a model's attention dropout to ``p`` when it is loaded
+    (modules read it when they are built), or nothing for ``p`` < 0 (as the model ships).
+    A model whose config names no such setting is refused rather than silently unchanged."""
+    if p < 0:
+        return {}
+    from transformers import AutoConfig
+
+    resolved = resolve_model(name)
+    try:
+        config = AutoConfig.from_pretrained(
+            resolved, trust_remote_code=trust_remote_code, **hub_kwargs(resolved)
+        )
+    except OSError as exc:
+        raise _unloadable(name, exc) from None
+    keys = [k for k in ATTENTION_DROPOUT_KEYS if hasattr(config, k)]
+    if not keys:
+        raise InputError(
+            f"embedder.attention_dropout: {name!r} ({config.model_type}) names none of "
+            f"{', '.join(ATTENTION_DROPOUT_KEYS)} in its config",
+            hint="set embedder.attention_dropout = -1 (as the model ships) for this model",
+        )
+    return {"config_kwargs": dict.fromkeys(keys, p)}
+
+
 def load_cross_encoder(name: str, *, device: str | None = None, **kwargs: Any) -> Any:
     from sentence_transformers import CrossEncoder
 

@@ -11,7 +11,13 @@ from ragtune.engine.config.training import EmbedderConfig
 from ragtune.engine.core.dist import world_size
 from ragtune.engine.core.errors import Cancelled, ConfigError, RagtuneError
 from ragtune.engine.core.events import Emitter
-from ragtune.engine.core.models import derive_dims, load_embedder, pick_device, precision_flags
+from ragtune.engine.core.models import (
+    attention_dropout_kwargs,
+    derive_dims,
+    load_embedder,
+    pick_device,
+    precision_flags,
+)
 from ragtune.engine.core.workspace import Workspace
 from ragtune.engine.data.prepare import Prepared, load_prepared
 from ragtune.engine.stages import plan as stage_plan
@@ -372,7 +378,14 @@ def train_embedder(
     ecfg = cfg.embedder
     prepared = prepared or load_prepared(ws)
     device = pick_device(ecfg.device)
-    model = load_embedder(ecfg.base_model, device=device, trust_remote_code=ecfg.trust_remote_code)
+    model = load_embedder(
+        ecfg.base_model,
+        device=device,
+        trust_remote_code=ecfg.trust_remote_code,
+        **attention_dropout_kwargs(
+            ecfg.base_model, ecfg.attention_dropout, trust_remote_code=ecfg.trust_remote_code
+        ),
+    )
     own_max_length = model.max_seq_length
     if ecfg.max_seq_length:
         model.max_seq_length = ecfg.max_seq_length

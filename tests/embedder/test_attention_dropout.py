@@ -1,0 +1,36 @@
+"""embedder.attention_dropout reaches the attention modules, and only them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ragtune.engine.config import RunConfig
+from ragtune.engine.core.errors import InputError
+from ragtune.engine.core.models import attention_dropout_kwargs, load_embedder
+
+
+def test_zero_turns_off_the_attention_dropout_and_keeps_the_hidden_one(tiny_bert: Path) -> None:
+    shipped = load_embedder(str(tiny_bert), device="cpu")[0].auto_model
+    kwargs = attention_dropout_kwargs(str(tiny_bert), 0.0)
+    assert kwargs == {"config_kwargs": {"attention_probs_dropout_prob": 0.0}}
+    model = load_embedder(str(tiny_bert), device="cpu", **kwargs)[0].auto_model
+    layer, shipped_layer = model.encoder.layer[0], shipped.encoder.layer[0]
+    assert shipped_layer.attention.self.dropout.p > 0
+    assert layer.attention.self.dropout.p == 0.0
+    assert layer.attention.output.dropout.p == shipped_layer.attention.output.dropout.p > 0
+
+
+def test_minus_one_leaves_the_model_as_it_ships(tiny_bert: Path) -> None:
+    assert RunConfig().embedder.attention_dropout == -1.0
+    assert attention_dropout_kwargs(str(tiny_bert), -1.0) == {}
+
+
+def test_a_model_without_an_attention_dropout_setting_is_named(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "t5"}))
+    with pytest.raises(InputError) as err:
+        attention_dropout_kwargs(str(tmp_path), 0.0)
+    assert "embedder.attention_dropout" in err.value.message
+    assert "(t5)" in err.value.message and "= -1" in err.value.hint
