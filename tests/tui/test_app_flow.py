@@ -223,6 +223,8 @@ async def test_presets_fill_training_settings_and_bad_dims_are_explained(tmp_pat
         screen = app.screen
         screen.query_one("#preset", Select).value = "quick CPU check"
         await pilot.pause()
+        await settle(app)  # the preset's model is taken once the check that it loads here ends
+        await pilot.pause()
         assert app.cfg.embedder.base_model == "sentence-transformers/all-MiniLM-L6-v2"
         assert app.cfg.embedder.precision == "fp32"
         dims = screen.query_one("#emb-form-matryoshka_dims", Input)
