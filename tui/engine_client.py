@@ -119,6 +119,8 @@ class WizardEngine(Protocol):
 
     def unloadable_models(self, names: list[str]) -> list[str]: ...
 
+    def hub_reachable(self) -> bool: ...
+
     def llm_ready(self) -> bool: ...
 
     def warm_llm(self) -> float: ...
@@ -245,6 +247,12 @@ class EngineClient:
         if not missing or hub_reachable(timeout=2.0):
             return []
         return missing
+
+    def hub_reachable(self) -> bool:
+        """Whether the model Hub answers: probed once per process, for up to 2 s."""
+        from engine.core.models import hub_reachable
+
+        return hub_reachable(timeout=2.0)
 
     @staticmethod
     def _reranker_skip(cfg: RunConfig, ws: Workspace) -> str:

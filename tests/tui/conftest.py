@@ -189,6 +189,11 @@ class FakeEngine:
         self._call("unloadable_models", list(names))
         return self.real.unloadable_models(names)
 
+    def hub_reachable(self):
+        """The real probe (HF_HUB_OFFLINE=1 in tests: no network is touched)."""
+        self._call("hub_reachable")
+        return self.real.hub_reachable()
+
     def propose_batch(self, cfg):
         """The engine's answer on a machine without a GPU, on every machine: a stable picture."""
         from engine.core.gpu import BatchProposal

@@ -52,6 +52,7 @@ async def test_new_run_then_next_is_blocked_until_sources_are_picked(tmp_path, f
         name = app.screen.query_one("#run-name", Input)
         name.value = "handbook"
         await pilot.press("f5")
+        await settle(app)  # the model Hub probe, in a worker
         await pilot.pause()
         assert app.current_mode == "sources"
         assert app.cfg.workspace_dir == (tmp_path / "runs" / "handbook").resolve()

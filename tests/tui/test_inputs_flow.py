@@ -48,6 +48,7 @@ def docs_with_a_broken_pdf(root: Path) -> Path:
 async def new_run(app: RagtuneApp, pilot, name: str) -> None:
     app.screen.query_one("#run-name", Input).value = name
     await pilot.press("f5")
+    await settle(app)  # the model Hub probe, in a worker
     await pilot.pause()
     assert app.current_mode == "sources"
 

@@ -302,6 +302,7 @@ async def test_new_run_starts_clean(tmp_path, tiny_bert):
         await pilot.pause()
         app.screen.query_one("#run-name", Input).value = "second"
         await pilot.press("f5")
+        await settle(app)  # the model Hub probe, in a worker
         await pilot.pause()
         assert app.state.api_key is None
         assert app.cfg.sources.paths == []

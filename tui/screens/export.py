@@ -6,7 +6,7 @@ import os
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
@@ -124,7 +124,8 @@ class ExportScreen(WizardScreen):
     def card_worker(self) -> str:
         return self.wizard.engine.model_card(self.wizard.cfg, self.wizard.ensure_workspace())
 
-    def on_config_form_valid(self, message: ConfigForm.Valid) -> None:
+    @on(ConfigForm.Valid, "#export-form")
+    def export_settings_changed(self, message: ConfigForm.Valid) -> None:
         self.wizard.cfg.export = message.section  # type: ignore[assignment]
 
     def action_export(self) -> None:

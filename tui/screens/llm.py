@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.table import Table
 from rich.text import Text
@@ -182,13 +182,19 @@ class LlmScreen(WizardScreen):
         self.wizard.state.estimate = None
         self.query_one("#llm-cost", Static).update("")
 
-    def on_config_form_valid(self, message: ConfigForm.Valid) -> None:
+    @on(ConfigForm.Valid, "#gen-form")
+    def generator_changed(self, message: ConfigForm.Valid) -> None:
+        self.generation_changed(generator=message.section.generator)  # type: ignore[attr-defined]
+
+    @on(ConfigForm.Valid, "#llm-form")
+    def llm_changed(self, message: ConfigForm.Valid) -> None:
+        self.generation_changed(llm=message.section)
+
+    def generation_changed(self, **values: Any) -> None:
         gen = self.wizard.cfg.generation
         before = (gen.resolved, gen.llm.model, gen.llm.api_base)
-        if message.form.id == "gen-form":
-            gen.generator = message.section.generator  # type: ignore[attr-defined]
-        else:
-            gen.llm = message.section  # type: ignore[assignment]
+        for key, value in values.items():
+            setattr(gen, key, value)
         if (gen.resolved, gen.llm.model, gen.llm.api_base) != before:
             self.refresh_note()
             self.maybe_warm()

@@ -328,9 +328,9 @@ class SamplesScreen(WizardScreen):
             )
         self.show_row(table.cursor_row)
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.data_table.id == "sample-table":
-            self.show_row(event.cursor_row)
+    @on(DataTable.RowHighlighted, "#sample-table")
+    def sample_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.show_row(event.cursor_row)
 
     def show_row(self, i: int) -> None:
         """The highlighted row whole: question, answer, hard negative and its passage."""

@@ -28,7 +28,7 @@ from textual.widgets import (
     TabPane,
     TextArea,
 )
-from textual.widgets._tree import TreeNode
+from textual.widgets.tree import TreeNode
 from textual.worker import Worker, WorkerState
 
 from tui.engine_client import DatasetPreview, ScanResult

@@ -174,6 +174,10 @@ class TrainingSettingsScreen(WizardScreen):
     TrainingSettingsScreen .section { text-style: bold; margin-top: 1; }
     TrainingSettingsScreen .check-note { height: auto; padding-left: 22; color: $warning; }
     TrainingSettingsScreen #batch-proposal { height: auto; padding-left: 22; color: $text-muted; }
+    TrainingSettingsScreen #bench-note {
+        height: auto; padding-left: 22; color: $text-muted; display: none;
+    }
+    TrainingSettingsScreen #bench-note.-shown { display: block; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
@@ -381,6 +385,7 @@ class TrainingSettingsScreen(WizardScreen):
         self.query_one("#eval-form", ConfigForm).set_external({})
         self.bench_pending = bool(folder)
         note = self.query_one("#bench-note", Static)
+        note.set_class(bool(folder), "-shown")
         if not folder:
             self.workers.cancel_group(self, "benchmark-check")
             note.update("")
@@ -414,7 +419,9 @@ class TrainingSettingsScreen(WizardScreen):
         self.query_one("#eval-form", ConfigForm).set_external(
             {"benchmark": problem} if problem else {}
         )
-        self.query_one("#bench-note", Static).update("")
+        note = self.query_one("#bench-note", Static)
+        note.update("")
+        note.remove_class("-shown")
 
     def run_checks(self) -> None:
         """The engine's model checks for the settings as they are now, in a worker (they
