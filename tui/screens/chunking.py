@@ -10,6 +10,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.timer import Timer
 from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState
@@ -157,7 +158,7 @@ class ChunkingScreen(WizardScreen):
         from tui.errors import friendly
 
         self.query_one("#chunk-stats", Static).update(
-            Text(f"✘ chunk preview failed: {friendly(worker.error)}", style="red")
+            Content.styled(f"✘ chunk preview failed: {friendly(worker.error)}", "$error")
         )
 
     def commit_state(self) -> None:
