@@ -220,3 +220,39 @@ async def test_the_gpl_teachers_hub_probe_runs_in_the_settings_check_worker(
         error = text_of(app.screen.query_one("#err-emb-form-pseudo_label_model", Static))
         assert "loss gpl needs this trained cross-encoder" in " ".join(error.split())
     assert threads and all(t is not threading.main_thread() for t in threads)
+
+
+async def test_creating_a_run_probes_the_hub_in_a_worker_and_a_superseded_answer_is_dropped(
+    tmp_path: Path, fake_engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.core import models
+
+    probe = HeldProbe(answer=False)  # no Hub: the new run gets the packaged model
+    monkeypatch.setattr(models, "hub_reachable", probe)
+    app = make_app(tmp_path, fake_engine)
+    async with app.run_test(size=WIDE) as pilot:
+        await pilot.pause()
+        name = app.screen.query_one("#run-name", Input)
+        name.focus()
+        await pilot.press(*"first", "f5")
+        await wait_for(probe.started)
+        await pilot.pause()
+        status = text_of(app.screen.query_one("#start-status", Static))
+        assert "creating 'first': checking whether the model Hub can be reached" in status
+        # the screen takes keys while the probe is out; another name makes that F5 stale
+        await pilot.press(*["backspace"] * 5, *"second")
+        await pilot.pause()
+        assert name.value == "second" and not probe.release.is_set()
+        probe.release.set()
+        await settle(app)
+        await pilot.pause()
+        assert app.current_mode == "start", "the answer about 'first' is not acted on"
+        assert not (tmp_path / "runs" / "first").exists()
+
+        await pilot.press("f5")
+        await settle(app)
+        await pilot.pause()
+        assert app.current_mode == "sources" and app.cfg.run.name == "second"
+        assert app.cfg.embedder.base_model == MINILM, "offline: the packaged model"
+    assert len(probe.threads) == 2
+    assert all(t is not threading.main_thread() for t in probe.threads)

@@ -268,6 +268,9 @@ class TrainingSettingsScreen(WizardScreen):
             != getattr(cfg, part).base_model
         }
         changed = self.apply_values(preset)
+        pending = self.preset_probe
+        if pending is not None and pending.name == name:  # F5 again before the probe answered
+            changed = pending.changed + [key for key in changed if key not in pending.changed]
         if not models:
             self.preset_probe = None
             self.workers.cancel_group(self, "preset-models")
