@@ -16,13 +16,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.core.event_text import (
+from ragtune.engine.core.event_text import (
     message_text,
     run_failed_text,
     stage_finished_text,
     stage_skipped_text,
 )
-from engine.core.events import (
+from ragtune.engine.core.events import (
     EvalRow,
     Event,
     GpuSample,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.core.events import Message, RunFailed, StageFinished, StageSkipped
+from ragtune.engine.core.events import Message, RunFailed, StageFinished, StageSkipped
 
 
 def _fix(hint: str) -> str:

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
-from engine.core.dist import is_main_process
-from engine.core.redact import redact
+from ragtune.engine.core.dist import is_main_process
+from ragtune.engine.core.redact import redact
 
 
 @dataclass(kw_only=True)

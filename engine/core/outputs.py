@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from engine.core.workspace import Workspace
+    from ragtune.engine.core.workspace import Workspace
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from engine.config import RunConfig
-from engine.config.training import EmbedderConfig
-from engine.core.errors import OfflineError, RagtuneError
-from engine.core.events import Emitter
-from engine.core.models import hub_reachable, is_network_error
-from engine.core.workspace import Workspace
-from engine.evaluate.keys import metric_key
+from ragtune.engine.config import RunConfig
+from ragtune.engine.config.training import EmbedderConfig
+from ragtune.engine.core.errors import OfflineError, RagtuneError
+from ragtune.engine.core.events import Emitter
+from ragtune.engine.core.models import hub_reachable, is_network_error
+from ragtune.engine.core.workspace import Workspace
+from ragtune.engine.evaluate.keys import metric_key
 
 BEGIN = "<!-- ragtune:begin -->"
 END = "<!-- ragtune:end -->"
@@ -68,10 +68,10 @@ def model_card_text(cfg: RunConfig, ws: Workspace) -> str:
             ]
         gains = emb[suite].get("gains")
         if gains:
-            from engine.evaluate.ir import render_gains_markdown
+            from ragtune.engine.evaluate.ir import render_gains_markdown
 
             lines += [render_gains_markdown(gains["by_dim"], gains["queries"], gains["against"])]
-    from engine.retrieval.export import retrieval_card
+    from ragtune.engine.retrieval.export import retrieval_card
 
     lines += [retrieval_card(ws)]
     lines += _deploy_lines(ws)
@@ -97,8 +97,8 @@ def model_card_text(cfg: RunConfig, ws: Workspace) -> str:
 
 def _deploy_lines(ws: Workspace) -> list[str]:
     """The deploy table and interpolation, when the deploy stage ran."""
-    from engine.deploy.report import render_markdown
-    from engine.deploy.results import read_deploy
+    from ragtune.engine.deploy.report import render_markdown
+    from ragtune.engine.deploy.results import read_deploy
 
     results = read_deploy(ws.metrics_path)
     if results.empty:
@@ -111,12 +111,12 @@ def deploy_formats(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, 
     """``export.formats`` written to models/embedder-deploy, each loaded back and compared."""
     from dataclasses import asdict
 
-    from engine.core.models import load_embedder
-    from engine.data.prepare import load_prepared
-    from engine.deploy.results import read_deploy
-    from engine.deploy.stage import interpolated_dir
-    from engine.embedder.train import column_prompts, embedding_dim
-    from engine.export.onnx import export_formats, require
+    from ragtune.engine.core.models import load_embedder
+    from ragtune.engine.data.prepare import load_prepared
+    from ragtune.engine.deploy.results import read_deploy
+    from ragtune.engine.deploy.stage import interpolated_dir
+    from ragtune.engine.embedder.train import column_prompts, embedding_dim
+    from ragtune.engine.export.onnx import export_formats, require
 
     for fmt in cfg.export.formats:
         require(fmt)
@@ -288,7 +288,7 @@ def export_models(
         )
     out: dict[str, Any] = {"embedder": str(ws.embedder_dir)}
     write_card_section(ws.embedder_dir, model_card_text(cfg, ws))
-    from engine.retrieval.export import export_retrieval
+    from ragtune.engine.retrieval.export import export_retrieval
 
     out.update(export_retrieval(ws, ws.embedder_dir))
     # A reranker left by an earlier run is not this run's once the stage is switched off.

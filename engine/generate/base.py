@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from engine.core.events import Emitter
-from engine.core.records import Chunk
-from engine.core.workspace import Workspace
+from ragtune.engine.core.events import Emitter
+from ragtune.engine.core.records import Chunk
+from ragtune.engine.core.workspace import Workspace
 
 
 @dataclass

@@ -9,7 +9,7 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from engine.core.events import Emitter, TrainLog
+from ragtune.engine.core.events import Emitter, TrainLog
 
 
 def _finite(value: Any) -> float | None:

@@ -6,7 +6,7 @@ import inspect
 
 from conftest import FakeEngine
 
-from tui.engine_client import EngineClient, WizardEngine
+from ragtune.tui.engine_client import EngineClient, WizardEngine
 
 
 def protocol_methods() -> dict[str, inspect.Signature]:

@@ -1,7 +1,7 @@
 """The training settings step keeps the UI thread free: the model Hub probe and the benchmark
 folder's check run in workers, a superseded answer is dropped, and F3 waits for the verdict.
 
-Slowness is injected by holding ``engine.core.models.hub_reachable`` on an event (a slow or
+Slowness is injected by holding ``ragtune.engine.core.models.hub_reachable`` on an event (a slow or
 silent network) and by stretching the pause in typing that starts the folder's check; the
 checks themselves are the engine's.
 """
@@ -17,7 +17,7 @@ from test_app_flow import make_app, settle
 from test_inputs_flow import text_of
 from textual.widgets import Input, Select, Static
 
-from tui.screens.training_settings import TrainingSettingsScreen
+from ragtune.tui.screens.training_settings import TrainingSettingsScreen
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 GPU_MODEL = "nomic-ai/modernbert-embed-base"
@@ -51,7 +51,7 @@ def notes(app) -> list[str]:
 async def test_the_hub_probe_of_a_preset_leaves_the_screen_responsive_and_a_stale_answer_is_dropped(
     tmp_path: Path, fake_engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engine.core import models
+    from ragtune.engine.core import models
 
     assert not models.available_here(GPU_MODEL), "the test needs a model this machine lacks"
     probe = HeldProbe(answer=True)  # a Hub that answers "reachable", late
@@ -108,7 +108,7 @@ async def test_the_hub_probe_of_a_preset_leaves_the_screen_responsive_and_a_stal
 async def test_a_preset_whose_model_cannot_load_here_keeps_the_current_one_once_the_probe_says(
     tmp_path: Path, fake_engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engine.core import models
+    from ragtune.engine.core import models
 
     probe = HeldProbe(answer=False)
     monkeypatch.setattr(models, "hub_reachable", probe)
@@ -198,8 +198,8 @@ async def test_the_gpl_teachers_hub_probe_runs_in_the_settings_check_worker(
 ) -> None:
     from test_real_engine import tiny_run_config
 
-    from engine.core import models
-    from tui.engine_client import EngineClient
+    from ragtune.engine.core import models
+    from ragtune.tui.engine_client import EngineClient
 
     threads: list[threading.Thread] = []
 
@@ -225,7 +225,7 @@ async def test_the_gpl_teachers_hub_probe_runs_in_the_settings_check_worker(
 async def test_creating_a_run_probes_the_hub_in_a_worker_and_a_superseded_answer_is_dropped(
     tmp_path: Path, fake_engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engine.core import models
+    from ragtune.engine.core import models
 
     probe = HeldProbe(answer=False)  # no Hub: the new run gets the packaged model
     monkeypatch.setattr(models, "hub_reachable", probe)

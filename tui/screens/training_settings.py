@@ -16,14 +16,14 @@ from textual.timer import Timer
 from textual.widgets import Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
-from engine.config import RunConfig
-from tui.engine_client import SettingsCheck
-from tui.errors import friendly
+from ragtune.engine.config import RunConfig
+from ragtune.tui.engine_client import SettingsCheck
+from ragtune.tui.errors import friendly
 
 if TYPE_CHECKING:
-    from engine.core.gpu import BatchProposal
-from tui.screens.base import WizardScreen
-from tui.widgets.config_form import ConfigForm
+    from ragtune.engine.core.gpu import BatchProposal
+from ragtune.tui.screens.base import WizardScreen
+from ragtune.tui.widgets.config_form import ConfigForm
 
 EMBEDDER_FIELDS = [
     "base_model",
@@ -104,7 +104,7 @@ def governed(part: str) -> list[str]:
 def preset_values(name: str) -> dict[str, dict[str, Any]]:
     """The preset as a complete statement: each governed setting it does not name at its
     default, so the result never depends on which presets were applied before."""
-    from engine.config import RunConfig
+    from ragtune.engine.config import RunConfig
 
     defaults = RunConfig()
     out: dict[str, dict[str, Any]] = {}

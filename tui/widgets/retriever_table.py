@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
-from engine.evaluate.results import Recommendation, SuiteResult
+from ragtune.engine.evaluate.results import Recommendation, SuiteResult
 
 MARKS = {"gain": "▲", "loss": "▼"}
 # Shorter than the engine's labels, so four sizes fit in 80 columns.
