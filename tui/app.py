@@ -143,9 +143,11 @@ class RagtuneApp(App[int]):
         self.state = WizardState.open(root)
         self.reset_screens()
 
-    def new_run(self, name: str) -> None:
-        """A clean state and fresh screens: nothing of the previous run carries over."""
-        self.state = WizardState.new_run(name, self.runs_dir / name)
+    def new_run(self, name: str, online: bool | None = None) -> None:
+        """A clean state and fresh screens: nothing of the previous run carries over.
+
+        ``online``: the engine's ``hub_reachable()``, asked in a worker (None asks here)."""
+        self.state = WizardState.new_run(name, self.runs_dir / name, online=online)
         self.reset_screens()
         for note in self.state.notes:
             self.notify(f"no model Hub here: {note}", title="offline defaults", severity="warning")

@@ -115,6 +115,12 @@ class WizardEngine(Protocol):
 
     def check_settings(self, cfg: RunConfig, ws: Workspace) -> SettingsCheck: ...
 
+    def check_benchmark(self, folder: Path) -> str | None: ...
+
+    def unloadable_models(self, names: list[str]) -> list[str]: ...
+
+    def hub_reachable(self) -> bool: ...
+
     def llm_ready(self) -> bool: ...
 
     def warm_llm(self) -> float: ...
@@ -218,6 +224,35 @@ class EngineClient:
             if reason:
                 out.notes["reranker.enabled"] = reason
         return out
+
+    def check_benchmark(self, folder: Path) -> str | None:
+        """Why the labelled folder cannot be evaluated on, or None: the engine's own check,
+        which ``ragtune run`` makes before its first stage, said before training instead of
+        after. It reads the file system, which a network mount can make slow."""
+        from ragtune.engine.core.errors import InputError
+        from ragtune.engine.evaluate.labels import check_benchmark
+
+        try:
+            check_benchmark(folder)
+        except InputError as exc:
+            return f"{exc.message}: {exc.hint}"
+        return None
+
+    def unloadable_models(self, names: list[str]) -> list[str]:
+        """The models of ``names`` this machine cannot load: not a local folder, packaged or
+        cached, and the model Hub out of reach (probed once per process, for up to 2 s)."""
+        from ragtune.engine.core.models import available_here, hub_reachable
+
+        missing = [name for name in names if not available_here(name)]
+        if not missing or hub_reachable(timeout=2.0):
+            return []
+        return missing
+
+    def hub_reachable(self) -> bool:
+        """Whether the model Hub answers: probed once per process, for up to 2 s."""
+        from ragtune.engine.core.models import hub_reachable
+
+        return hub_reachable(timeout=2.0)
 
     @staticmethod
     def _reranker_skip(cfg: RunConfig, ws: Workspace) -> str:

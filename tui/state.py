@@ -39,15 +39,18 @@ class WizardState:
     """What the wizard changed on its own (offline model swaps), shown once on the first screen."""
 
     @classmethod
-    def new_run(cls, name: str, root: Path) -> WizardState:
-        """A clean config for a new run writing into ``root``, with models that can load here."""
+    def new_run(cls, name: str, root: Path, online: bool | None = None) -> WizardState:
+        """A clean config for a new run writing into ``root``, with models that can load here.
+
+        ``online``: whether the model Hub answers, probed by the caller in a worker; None
+        probes here (up to 2 s), which only a caller off the UI thread may do."""
         from ragtune.engine.core.models import offline_defaults
 
         cfg = RunConfig()
         cfg.run.name = name
         cfg.run.workspace = str(root)
         state = cls(cfg=cfg)
-        state.notes = offline_defaults(cfg)
+        state.notes = offline_defaults(cfg, online=online)
         return state
 
     @classmethod

@@ -178,6 +178,22 @@ class FakeEngine:
         self._call("check_settings", cfg.embedder.base_model)
         return SettingsCheck()
 
+    def check_benchmark(self, folder):
+        """The real check (it reads only the folder's listing): a picture shows its verdict."""
+        self._call("check_benchmark", str(folder))
+        return self.real.check_benchmark(folder)
+
+    def unloadable_models(self, names):
+        """The real answer (local, packaged or cached; else the Hub probe, which a test
+        makes slow by patching ``ragtune.engine.core.models.hub_reachable``)."""
+        self._call("unloadable_models", list(names))
+        return self.real.unloadable_models(names)
+
+    def hub_reachable(self):
+        """The real probe (HF_HUB_OFFLINE=1 in tests: no network is touched)."""
+        self._call("hub_reachable")
+        return self.real.hub_reachable()
+
     def propose_batch(self, cfg):
         """The engine's answer on a machine without a GPU, on every machine: a stable picture."""
         from ragtune.engine.core.gpu import BatchProposal

@@ -52,6 +52,7 @@ async def test_new_run_then_next_is_blocked_until_sources_are_picked(tmp_path, f
         name = app.screen.query_one("#run-name", Input)
         name.value = "handbook"
         await pilot.press("f5")
+        await settle(app)  # the model Hub probe, in a worker
         await pilot.pause()
         assert app.current_mode == "sources"
         assert app.cfg.workspace_dir == (tmp_path / "runs" / "handbook").resolve()
@@ -222,6 +223,8 @@ async def test_presets_fill_training_settings_and_bad_dims_are_explained(tmp_pat
         await pilot.pause()
         screen = app.screen
         screen.query_one("#preset", Select).value = "quick CPU check"
+        await pilot.pause()
+        await settle(app)  # the preset's model is taken once the check that it loads here ends
         await pilot.pause()
         assert app.cfg.embedder.base_model == "sentence-transformers/all-MiniLM-L6-v2"
         assert app.cfg.embedder.precision == "fp32"

@@ -26,6 +26,7 @@ from ragtune.tui.screens.confirm import ConfirmDialog
 from ragtune.tui.screens.help import HelpScreen
 from ragtune.tui.screens.samples import RowEditor
 from ragtune.tui.screens.sources import PickTree
+from ragtune.tui.screens.training_settings import TrainingSettingsScreen
 from tests.test_pipeline import write_docs
 
 SMALL = (80, 24)
@@ -47,6 +48,7 @@ def docs_with_a_broken_pdf(root: Path) -> Path:
 async def new_run(app: RagtuneApp, pilot, name: str) -> None:
     app.screen.query_one("#run-name", Input).value = name
     await pilot.press("f5")
+    await settle(app)  # the model Hub probe, in a worker
     await pilot.pause()
     assert app.current_mode == "sources"
 
@@ -332,6 +334,13 @@ async def test_reopened_run_shows_edited_rows_with_their_edited_text(tmp_path, t
 # -- 5. training settings --------------------------------------------------------------
 
 
+async def benchmark_checked(app: RagtuneApp, pilot) -> None:
+    """Past the pause in typing that starts the benchmark folder's check, and the check done."""
+    await pilot.pause(TrainingSettingsScreen.BENCHMARK_DELAY_S + 0.1)
+    await settle(app)
+    await pilot.pause()
+
+
 async def test_settings_offer_schedule_length_and_benchmark_fields_at_full_width(tmp_path):
     app = make_app(tmp_path, EngineClient(), browse_root=REPO)
     async with app.run_test(size=WIDE) as pilot:
@@ -362,18 +371,18 @@ async def test_settings_offer_schedule_length_and_benchmark_fields_at_full_width
 
         bench = screen.query_one("#eval-form-benchmark", Input)
         bench.value = "examples/no_such_eval"
-        await pilot.pause()
+        await benchmark_checked(app, pilot)
         err = text_of(screen.query_one("#err-eval-form-benchmark", Static))
         assert "no folder at" in err and str(REPO / "examples/no_such_eval") in err
         await pilot.press("f3")
         await pilot.pause()
         assert app.current_mode == "settings", "a missing benchmark folder blocks the step"
         bench.value = "examples/handbook"
-        await pilot.pause()
+        await benchmark_checked(app, pilot)
         err = text_of(screen.query_one("#err-eval-form-benchmark", Static))
         assert "not a labelled folder" in err and "queries.jsonl" in err
         bench.value = "examples/handbook_eval"
-        await pilot.pause()
+        await benchmark_checked(app, pilot)
         assert text_of(screen.query_one("#err-eval-form-benchmark", Static)) == ""
         assert app.cfg.eval.benchmark == str(REPO / "examples" / "handbook_eval")
 

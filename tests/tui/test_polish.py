@@ -291,6 +291,7 @@ async def test_typing_goes_to_the_field_that_invites_it(tmp_path, fake_engine, d
         assert app.focused is name and name.value == ""
         await pilot.press(*"handbook")
         await pilot.press("enter")
+        await settle(app)  # the model Hub probe, in a worker
         await pilot.pause(0.3)
         assert app.current_mode == "sources"
         tree = app.screen.query_one("#tree")

@@ -302,6 +302,7 @@ async def test_new_run_starts_clean(tmp_path, tiny_bert):
         await pilot.pause()
         app.screen.query_one("#run-name", Input).value = "second"
         await pilot.press("f5")
+        await settle(app)  # the model Hub probe, in a worker
         await pilot.pause()
         assert app.state.api_key is None
         assert app.cfg.sources.paths == []
@@ -326,9 +327,14 @@ async def test_offline_defaults_and_presets_use_local_models(tmp_path):
         screen = app.screen
         screen.query_one("#preset", Select).value = "GPU default"
         await pilot.pause()
+        await settle(app)
+        await pilot.pause()
         assert app.cfg.embedder.base_model == minilm, "unreachable preset models are not taken"
+        note = " ".join(str(screen.query_one("#preset-note", Static).render()).split())
+        assert "no model Hub here, kept the current model for: embedder" in note, note
         screen.query_one("#preset", Select).value = "large model, LoRA"
         await pilot.pause()
+        await settle(app)
         assert app.cfg.embedder.lora and app.cfg.embedder.learning_rate == pytest.approx(2e-4)
 
 
@@ -340,6 +346,7 @@ async def test_gpl_preset_sets_the_recipe_and_says_the_cross_encoder_is_missing(
         await pilot.pause()
         app.screen.query_one("#preset", Select).value = "GPL pseudo-labels"
         await pilot.pause()
+        await settle(app)
         assert app.cfg.embedder.loss == "gpl" and app.cfg.embedder.hard_negatives == 4
         await settle(app)
         await pilot.pause(0.2)

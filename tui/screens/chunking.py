@@ -6,10 +6,11 @@ import copy
 from typing import ClassVar
 
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.timer import Timer
 from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState
@@ -130,9 +131,9 @@ class ChunkingScreen(WizardScreen):
             table.add_row(chunk.source.rsplit("/", 1)[-1], str(chunk.n_tokens), text[:160])
         self.show_chunk(0)
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.data_table.id == "chunk-samples":
-            self.show_chunk(event.cursor_row)
+    @on(DataTable.RowHighlighted, "#chunk-samples")
+    def chunk_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.show_chunk(event.cursor_row)
 
     def show_chunk(self, row: int) -> None:
         """The highlighted chunk whole: its source as the run names it, tokens, heading."""
@@ -157,7 +158,7 @@ class ChunkingScreen(WizardScreen):
         from ragtune.tui.errors import friendly
 
         self.query_one("#chunk-stats", Static).update(
-            Text(f"✘ chunk preview failed: {friendly(worker.error)}", style="red")
+            Content.styled(f"✘ chunk preview failed: {friendly(worker.error)}", "$error")
         )
 
     def commit_state(self) -> None:

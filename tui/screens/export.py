@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, ClassVar
 
-from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
+from textual.content import Content
 from textual.widgets import Markdown, Static
 from textual.worker import Worker, WorkerState
 
@@ -27,35 +27,39 @@ FIELDS = ["embedder_repo", "reranker_repo", "private", "token_env"]
 
 def model_lines(
     ws: Workspace, reranker_enabled: bool, rerank: RerankResult | None, results_read: bool
-) -> Text:
+) -> Content:
     """Where each model is and, for the reranker, what the run decided and why.
 
     The rerank stage may decide not to train one at all (a fresh head and too few queries);
     it records that and its reason in metrics.json, and "not trained yet" would have the user
     wait for a model that is not coming.
     """
-    text = Text()
+    text = Content()
     if ws.embedder_dir.exists():
-        text.append(f"embedder  {ws.embedder_dir}  ")
-        text.append("(saved)", style="green")
+        text += f"embedder  {ws.embedder_dir}  "
+        text += Content.styled("(saved)", "$success")
     else:
-        text.append("embedder  not trained yet: run the Train step (7)", style="yellow")
-    text.append("\nreranker  ")
+        text += Content.styled("embedder  not trained yet: run the Train step (7)", "$warning")
+    text += "\nreranker  "
     if not reranker_enabled:
-        text.append("off (reranker.enabled = false): search uses the retriever alone", style="dim")
+        text += Content.styled(
+            "off (reranker.enabled = false): search uses the retriever alone", "dim"
+        )
     elif rerank is not None and not rerank.trained:
-        text.append("not trained, by decision: ", style="yellow")
-        text.append(f"{rerank.reason or 'no reason recorded'}. Search uses the retriever alone.")
+        text += Content.styled("not trained, by decision: ", "$warning")
+        text += f"{rerank.reason or 'no reason recorded'}. Search uses the retriever alone."
     elif ws.reranker_dir.exists():
-        text.append(f"{ws.reranker_dir}  ")
-        text.append("(saved)", style="green")
+        text += f"{ws.reranker_dir}  "
+        text += Content.styled("(saved)", "$success")
         if rerank is not None and rerank.decision:
-            text.append(f"\n          search: {rerank.decision}", style="dim")
+            text += Content.styled(f"\n          search: {rerank.decision}", "dim")
     elif results_read:
-        text.append("not trained yet: the rerank stage runs after evaluation", style="yellow")
+        text += Content.styled(
+            "not trained yet: the rerank stage runs after evaluation", "$warning"
+        )
     else:
-        text.append("…", style="dim")
-    text.append(f"\nconfig    {ws.config_path}")
+        text += Content.styled("…", "dim")
+    text += f"\nconfig    {ws.config_path}"
     return text
 
 
@@ -124,7 +128,8 @@ class ExportScreen(WizardScreen):
     def card_worker(self) -> str:
         return self.wizard.engine.model_card(self.wizard.cfg, self.wizard.ensure_workspace())
 
-    def on_config_form_valid(self, message: ConfigForm.Valid) -> None:
+    @on(ConfigForm.Valid, "#export-form")
+    def export_settings_changed(self, message: ConfigForm.Valid) -> None:
         self.wizard.cfg.export = message.section  # type: ignore[assignment]
 
     def action_export(self) -> None:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.table import Table
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.content import Content
 from textual.widgets import Input, Label, Static
 from textual.worker import Worker, WorkerState
 
@@ -182,13 +182,19 @@ class LlmScreen(WizardScreen):
         self.wizard.state.estimate = None
         self.query_one("#llm-cost", Static).update("")
 
-    def on_config_form_valid(self, message: ConfigForm.Valid) -> None:
+    @on(ConfigForm.Valid, "#gen-form")
+    def generator_changed(self, message: ConfigForm.Valid) -> None:
+        self.generation_changed(generator=message.section.generator)  # type: ignore[attr-defined]
+
+    @on(ConfigForm.Valid, "#llm-form")
+    def llm_changed(self, message: ConfigForm.Valid) -> None:
+        self.generation_changed(llm=message.section)
+
+    def generation_changed(self, **values: Any) -> None:
         gen = self.wizard.cfg.generation
         before = (gen.resolved, gen.llm.model, gen.llm.api_base)
-        if message.form.id == "gen-form":
-            gen.generator = message.section.generator  # type: ignore[attr-defined]
-        else:
-            gen.llm = message.section  # type: ignore[assignment]
+        for key, value in values.items():
+            setattr(gen, key, value)
         if (gen.resolved, gen.llm.model, gen.llm.api_base) != before:
             self.refresh_note()
             self.maybe_warm()
@@ -231,7 +237,7 @@ class LlmScreen(WizardScreen):
             return
         if not self.wizard.cfg.generation.llm.model:
             self.query_one("#llm-result", Static).update(
-                Text("✘ set a model first, e.g. openai/gpt-4o-mini", style="red")
+                Content.styled("✘ set a model first, e.g. openai/gpt-4o-mini", "$error")
             )
             return
         loading = "" if self.wizard.engine.llm_ready() else " (loading litellm, first time only)"
@@ -263,7 +269,7 @@ class LlmScreen(WizardScreen):
             return
         if not gen.llm.model:
             self.estimate = None
-            cost.update(Text("✘ set a model first, e.g. openai/gpt-4o-mini", style="red"))
+            cost.update(Content.styled("✘ set a model first, e.g. openai/gpt-4o-mini", "$error"))
             return
         cost.update("estimating (chunking the documents first)…")
         self.estimate_worker()
@@ -288,9 +294,9 @@ class LlmScreen(WizardScreen):
             res: ConnectionResult = event.worker.result
             latency = f" in {res.latency_s:.2f}s" if res.latency_s is not None else ""
             text = (
-                Text(f"✔ connected{latency}: {res.message}", style="green")
+                Content.styled(f"✔ connected{latency}: {res.message}", "$success")
                 if res.ok
-                else Text(f"✘ {res.message}", style="red")
+                else Content.styled(f"✘ {res.message}", "$error")
             )
             self.query_one("#llm-result", Static).update(text)
             self.wizard.state.call_latency_s = res.latency_s if res.ok else None

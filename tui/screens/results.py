@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+from rich.style import Style
 from rich.text import Text
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
@@ -28,16 +30,21 @@ CHART_MIN_WIDTH = 24
 """Narrower than this beside the table, the chart goes: it only repeats the table's numbers."""
 
 
-def change_cell(base: float | None, tuned: float | None) -> Text:
-    """Relative change with a glyph as well as a colour, so it reads under NO_COLOR too."""
+def change_cell(
+    base: float | None, tuned: float | None, colours: Mapping[str, Style | str] | None = None
+) -> Text:
+    """Relative change with a glyph as well as a colour, so it reads under NO_COLOR too.
+
+    ``colours``: the theme's for "gain" and "loss" (see ``ResultsScreen.colours``)."""
     if base is None or tuned is None:
         return Text("–", style="dim", justify="right")
     diff = tuned - base
     rel = f"{diff / base * 100:+.1f}%" if base else f"{diff:+.4f}"
+    colours = colours or {}
     if diff > 1e-9:
-        return Text(f"▲ {rel}", style="green", justify="right")
+        return Text(f"▲ {rel}", style=colours.get("gain", ""), justify="right")
     if diff < -1e-9:
-        return Text(f"▼ {rel}", style="red", justify="right")
+        return Text(f"▼ {rel}", style=colours.get("loss", ""), justify="right")
     return Text(f"= {rel}", style="dim", justify="right")
 
 
@@ -66,7 +73,9 @@ def suite_headers(rotated: bool) -> tuple[Text, ...]:
     )
 
 
-def suite_rows(suite: SuiteResult, rotated: bool) -> list[tuple[str | Text, ...]]:
+def suite_rows(
+    suite: SuiteResult, rotated: bool, colours: Mapping[str, Style | str] | None = None
+) -> list[tuple[str | Text, ...]]:
     rows: list[tuple[str | Text, ...]] = []
     for row in suite.rows():
         cells: list[str | Text] = [Text(str(row.dim), justify="right"), row.metric]
@@ -75,44 +84,44 @@ def suite_rows(suite: SuiteResult, rotated: bool) -> list[tuple[str | Text, ...]
             cells.append(number_cell(row.base_rotated))
         cells.append(number_cell(row.tuned))
         if rotated:
-            cells.append(change_cell(row.base_rotated, row.tuned))
-        cells.append(change_cell(row.base, row.tuned))
+            cells.append(change_cell(row.base_rotated, row.tuned, colours))
+        cells.append(change_cell(row.base, row.tuned, colours))
         rows.append(tuple(cells))
     return rows
 
 
-def suite_caption(suite: SuiteResult, rotated: bool) -> Text:
+def suite_caption(suite: SuiteResult, rotated: bool) -> Content:
     """What the numbers are, whether training's change is more than noise, and what each
     change is against, above the table."""
-    text = Text(f"{suite.title}: {suite.queries} queries over {suite.corpus} passages\n")
+    text = Content(f"{suite.title}: {suite.queries} queries over {suite.corpus} passages\n")
     if suite.gains:
-        text.append_text(gains_line(suite))
-        text.append("\n")
+        text += gains_line(suite)
+        text += "\n"
     if rotated:
-        text.append(
+        text += Content.styled(
             "base + rotation = the untrained base with the same corpus rotation: vs base + "
             "rotation is what training added, vs base counts the rotation too.",
-            style="dim",
+            "dim",
         )
     else:
-        text.append(
-            "vs base = fine-tuned against the untrained base model. ▲ better ▼ worse.", style="dim"
+        text += Content.styled(
+            "vs base = fine-tuned against the untrained base model. ▲ better ▼ worse.", "dim"
         )
     return text
 
 
-def gains_line(suite: SuiteResult) -> Text:
+def gains_line(suite: SuiteResult) -> Content:
     """Per size, whether the queries tell training's nDCG@10 change from zero (95% paired
     bootstrap): with 30-60 labelled questions a point or two either way is often noise."""
     first = next(iter(suite.gains.values()))
-    text = Text(f"training vs {first.against}, nDCG@10 over {first.queries} queries: ")
-    styles = {"gain": "green", "loss": "red"}
+    text = Content(f"training vs {first.against}, nDCG@10 over {first.queries} queries: ")
+    styles = {"gain": "$success", "loss": "$error"}
     for i, dim in enumerate(sorted(suite.gains, reverse=True)):
         g = suite.gains[dim]
         if i:
-            text.append(" · ")
-        text.append(f"{dim} {g.mean:+.3f} ")
-        text.append(g.verdict, style=styles.get(g.verdict, "bold"))
+            text += " · "
+        text += f"{dim} {g.mean:+.3f} "
+        text += Content.styled(g.verdict, styles.get(g.verdict, "bold"))
     return text
 
 
@@ -201,7 +210,11 @@ class ResultsScreen(WizardScreen):
         "model only the base side is shown); tab to a list and move with ↑↓ to read each "
         "passage. F7 moves to the next tab; F6 re-reads the metrics and asks again."
     )
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"results--gain", "results--loss", "results--best"}
     DEFAULT_CSS = """
+    ResultsScreen > .results--gain { color: $success; }
+    ResultsScreen > .results--loss { color: $error; }
+    ResultsScreen > .results--best { color: $success; text-style: bold; }
     ResultsScreen TabbedContent { height: 1fr; }
     ResultsScreen #emb-pane > Vertical > Horizontal { height: 1fr; }
     ResultsScreen #emb-table { width: auto; }
@@ -318,13 +331,21 @@ class ResultsScreen(WizardScreen):
         ws = self.wizard.ensure_workspace()
         return self.wizard.engine.results(ws), self.wizard.engine.deploy_results(ws)
 
+    def colours(self) -> dict[str, Style]:
+        """The theme's colours for a gain, a loss and the best value, as Rich styles: table
+        cells are right-aligned Rich text, which cannot name a theme variable."""
+        return {
+            name: self.get_component_rich_style(f"results--{name}", partial=True)
+            for name in ("gain", "loss", "best")
+        }
+
     def fill_suite(self, table: DataTable, title: Static, suite: SuiteResult | None) -> None:
         if suite is None:
             fill_table(table, suite_headers(False), [])
             return
         rotated = bool(suite.base_rotated)
         title.update(suite_caption(suite, rotated))
-        fill_table(table, suite_headers(rotated), suite_rows(suite, rotated))
+        fill_table(table, suite_headers(rotated), suite_rows(suite, rotated, self.colours()))
 
     def show(self) -> None:
         res = self.results
@@ -384,7 +405,7 @@ class ResultsScreen(WizardScreen):
             title.update("no reranker results: enable the reranker and finish the run")
             return
         if not rr.trained:
-            title.update(Text(f"no reranker trained: {rr.reason}", style="yellow"))
+            title.update(Content.styled(f"no reranker trained: {rr.reason}", "$warning"))
             return
         if not rr.evaluated:
             title.update(
@@ -399,6 +420,7 @@ class ResultsScreen(WizardScreen):
             + (f"\n{rr.decision}" if rr.decision else "")
         )
         best = {m: max(r.metrics.get(m, float("-inf")) for r in rr.rows) for m in RERANK_METRICS}
+        colours = self.colours()
         retriever = {
             r.candidates: r.metrics.get("ndcg@10") for r in rr.rows if r.kind == "retriever"
         }
@@ -407,13 +429,13 @@ class ResultsScreen(WizardScreen):
             cells = []
             for m in RERANK_METRICS:
                 v = row.metrics.get(m)
-                mark = "bold green" if v is not None and v == best[m] else ""
+                mark = colours["best"] if v is not None and v == best[m] else ""
                 cells.append(Text("–" if v is None else f"{v:.4f}", style=mark))
             base = retriever.get(row.candidates)
             vs = (
                 Text("")
                 if row.kind == "retriever"
-                else change_cell(base, row.metrics.get("ndcg@10"))
+                else change_cell(base, row.metrics.get("ndcg@10"), colours)
             )
             rows.append((row.candidates, row.system, *cells, vs))
         fill_table(table, RR_COLUMNS, rows)
@@ -473,31 +495,31 @@ class ResultsScreen(WizardScreen):
         self.show_answer(self.answer)
         self.query_one("#results-status", Static).update(self.answer_status(self.answer))
 
-    def answer_status(self, result: AskResult) -> Text:
+    def answer_status(self, result: AskResult) -> Content:
         """How the hits were ranked, and what the fine-tuned side really is right now."""
         if not result.fine_tuned:
-            text = Text("no fine-tuned model yet", style="bold yellow")
+            text = Content.styled("no fine-tuned model yet", "bold $warning")
             training = self.wizard.state.run_in_progress() is not None
-            text.append(
+            text += (
                 " (training is running and has not saved one)"
                 if training
                 else " (training has not saved one: F5 on step 7 runs it)"
             )
-            text.append(": the base model's hits only · ↑↓ reads each passage")
+            text += ": the base model's hits only · ↑↓ reads each passage"
             return text
         how = (
             f"reranked, fused at w={result.fusion_weight:g}"
             if result.reranked
             else "retriever only"
         )
-        text = Text(
+        text = Content(
             f"top {len(result.hits)} chunks per model, {how} · tab to a list, ↑↓ reads each passage"
         )
         if self.wizard.state.run_in_progress() is not None:
-            text.append(
+            text += Content.styled(
                 "\na run is going: fine-tuned = the model its last finished training saved; "
                 "F6 asks again once it ends",
-                style="yellow",
+                "$warning",
             )
         return text
 
@@ -594,5 +616,5 @@ class ResultsScreen(WizardScreen):
         from ragtune.tui.errors import friendly
 
         self.query_one("#results-status", Static).update(
-            Text(f"✘ {worker.description} failed: {friendly(worker.error)}", style="red")
+            Content.styled(f"✘ {worker.description} failed: {friendly(worker.error)}", "$error")
         )

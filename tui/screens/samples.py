@@ -13,6 +13,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Footer, Label, Static, TextArea
 from textual.worker import Worker, WorkerState
@@ -35,7 +36,7 @@ from ragtune.tui.screens.confirm import ConfirmDialog
 EDITABLE = ("question", "response", "negative_retrieval")
 QUIET_S = 10
 """After this long without a finished chunk, the progress line says it is waiting."""
-STATUS_STYLE = {"accepted": "green", "rejected": "red", "edited": "yellow", "new": "dim"}
+STATUS_STYLE = {"accepted": "$success", "rejected": "$error", "edited": "$warning", "new": "dim"}
 
 
 class RowEditor(ModalScreen["GeneratedRow | None"]):
@@ -319,7 +320,7 @@ class SamplesScreen(WizardScreen):
             row, status = entry.row, entry.status
             mark = {"accepted": "✔", "rejected": "✘", "edited": "✎"}.get(status, "·")
             table.add_row(
-                Text(mark, style=STATUS_STYLE[status]),
+                Content.styled(mark, STATUS_STYLE[status]),
                 one_line(row.question, 80),
                 one_line(row.response, 60),
                 one_line(row.negative_retrieval, 40),
@@ -328,9 +329,9 @@ class SamplesScreen(WizardScreen):
             )
         self.show_row(table.cursor_row)
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.data_table.id == "sample-table":
-            self.show_row(event.cursor_row)
+    @on(DataTable.RowHighlighted, "#sample-table")
+    def sample_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.show_row(event.cursor_row)
 
     def show_row(self, i: int) -> None:
         """The highlighted row whole: question, answer, hard negative and its passage."""
@@ -342,19 +343,19 @@ class SamplesScreen(WizardScreen):
             return
         entry = self.entries[max(0, min(i, len(self.entries) - 1))]
         row = entry.row
-        text = Text()
-        text.append(f"{entry.status}", style=STATUS_STYLE[entry.status])
-        text.append(f" · chunk {row.chunk_id}\n", style="dim")
+        text = Content()
+        text += Content.styled(f"{entry.status}", STATUS_STYLE[entry.status])
+        text += Content.styled(f" · chunk {row.chunk_id}\n", "dim")
         for label, value in (
             ("question", row.question),
             ("answer", row.response),
             ("negative", row.negative_retrieval),
         ):
             if value:
-                text.append(f"{label}: ", style="bold")
-                text.append(f"{value}\n")
-        text.append("passage: ", style="bold")
-        text.append(readable(row.positive or row.context))
+                text += Content.styled(f"{label}: ", "bold")
+                text += f"{value}\n"
+        text += Content.styled("passage: ", "bold")
+        text += readable(row.positive or row.context)
         detail.update(text)
 
     def selected_index(self) -> int | None:
@@ -482,33 +483,33 @@ class SamplesScreen(WizardScreen):
         widget = self.query_one("#gen-progress", Static)
         if ev is None and self.ended is None:
             return
-        text = Text()
+        text = Content()
         ended = self.ended
         if isinstance(ended, RunFailed):
-            text.append("✘ generation stopped: ", style="red")
-            text.append(ended.error)
+            text += Content.styled("✘ generation stopped: ", "$error")
+            text += ended.error
         elif ended is not None:
-            text.append("✔ generation done", style="bold green")
+            text += Content.styled("✔ generation done", "bold $success")
             if isinstance(ended, StageSkipped):
-                text.append(f" ({ended.reason})")
+                text += f" ({ended.reason})"
         else:
-            text.append("generation: ", style="bold")
+            text += Content.styled("generation: ", "bold")
         if ev is not None:
-            text.append(
-                (": " if ended is not None else "") + describe_progress(ev.done, ev.total, ev.extra)
+            text += (": " if ended is not None else "") + describe_progress(
+                ev.done, ev.total, ev.extra
             )
             quiet = time.time() - ev.time
             if ended is None and quiet >= QUIET_S:
-                text.append(
+                text += Content.styled(
                     f" · nothing finished for {quiet:.0f}s: calls out or retrying "
                     "(retries are counted when they end)",
-                    style="yellow",
+                    "$warning",
                 )
         if ended is not None and not isinstance(ended, RunFailed):
-            text.append(
+            text += Content.styled(
                 "\nrows written are not all used: the quality gate and your review drop "
                 "some, and step 7's prepare stage says how many are kept",
-                style="dim",
+                "dim",
             )
         widget.update(text)
 
@@ -535,5 +536,5 @@ class SamplesScreen(WizardScreen):
         from ragtune.tui.errors import friendly
 
         self.query_one("#gen-progress", Static).update(
-            Text(f"✘ {worker.description} failed: {friendly(worker.error)}", style="red")
+            Content.styled(f"✘ {worker.description} failed: {friendly(worker.error)}", "$error")
         )

@@ -14,6 +14,7 @@ from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.css.query import NoMatches
 from textual.timer import Timer
 from textual.widgets import (
@@ -28,7 +29,7 @@ from textual.widgets import (
     TabPane,
     TextArea,
 )
-from textual.widgets._tree import TreeNode
+from textual.widgets.tree import TreeNode
 from textual.worker import Worker, WorkerState
 
 from ragtune.tui.engine_client import DatasetPreview, ScanResult
@@ -82,6 +83,11 @@ class PickTree(DirectoryTree):
     and space).
     """
 
+    COMPONENT_CLASSES: ClassVar[set[str]] = DirectoryTree.COMPONENT_CLASSES | {"pick-tree--picked"}
+    DEFAULT_CSS = """
+    PickTree > .pick-tree--picked { color: $success; text-style: bold; }
+    """
+
     def __init__(
         self, path: Path, picked: set[Path], types: set[str], *, type_into: str, **kw
     ) -> None:
@@ -127,7 +133,10 @@ class PickTree(DirectoryTree):
         else:
             label = super().render_label(node, base_style, style)
         if node.data is not None and Path(node.data.path).resolve() in self.picked:
-            return Text("✓ ", style="bold green") + label
+            return (
+                Text("✓ ", style=self.get_component_rich_style("pick-tree--picked", partial=True))
+                + label
+            )
         return label
 
     def refresh_marks(self) -> None:
@@ -322,7 +331,7 @@ class SourcesScreen(WizardScreen):
     def note(self, text: str, ok: bool) -> None:
         """The path field's answer, kept until the next one (a toast would be gone)."""
         note = self.query_one("#path-note", Static)
-        note.update(Text(text, style="green" if ok else "bold red"))
+        note.update(Content.styled(text, "$success" if ok else "bold $error"))
         note.set_class(bool(text), "-shown")
 
     @on(Input.Submitted, "#path-input")
@@ -451,7 +460,9 @@ class SourcesScreen(WizardScreen):
     def start_dataset_preview(self) -> None:
         name = self.wizard.cfg.sources.dataset
         if not name:
-            self.show_dataset_status(Text("✘ type a dataset name or file first", style="red"))
+            self.show_dataset_status(
+                Content.styled("✘ type a dataset name or file first", "$error")
+            )
             return
         self._dataset_started = monotonic()
         if self._dataset_timer is not None:
@@ -474,7 +485,7 @@ class SourcesScreen(WizardScreen):
             self._dataset_timer.stop()
             self._dataset_timer = None
 
-    def show_dataset_status(self, text: str | Text) -> None:
+    def show_dataset_status(self, text: str | Content) -> None:
         self.query_one("#ds-status", Static).update(text)
 
     @work(
@@ -533,9 +544,9 @@ class SourcesScreen(WizardScreen):
         for row in rows:
             shown = row.shown if len(row.shown) <= file_w else "…" + row.shown[-(file_w - 1) :]
             status = (
-                Text("ok", style="green")
+                Content.styled("ok", "$success")
                 if row.reason is None
-                else Text("✘ " + row.reason, style="red")
+                else Content.styled("✘ " + row.reason, "$error")
             )
             table.add_row(shown, status)
         problems = len(result.errors)
@@ -552,9 +563,9 @@ class SourcesScreen(WizardScreen):
             return
         row = self.scan_rows[index]
         if row.reason is None:
-            detail.update(Text(f"{row.shown}: ok", style="green"))
+            detail.update(Content.styled(f"{row.shown}: ok", "$success"))
         else:
-            detail.update(Text(f"✘ {row.shown}: {row.reason}", style="red"))
+            detail.update(Content.styled(f"✘ {row.shown}: {row.reason}", "$error"))
 
     @on(DataTable.RowHighlighted, "#scan-table")
     def scan_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -580,7 +591,9 @@ class SourcesScreen(WizardScreen):
         text = f"✔ {len(columns)} columns; showing {len(rows)} row(s)"
         if current not in columns:
             text += f"; no column {current!r}: choose the text column above"
-        self.show_dataset_status(Text(text, style="green" if current in columns else "yellow"))
+        self.show_dataset_status(
+            Content.styled(text, "$success" if current in columns else "$warning")
+        )
 
     def worker_failed(self, worker: Worker) -> bool | None:
         if worker.group == "sources-dataset":
@@ -590,11 +603,13 @@ class SourcesScreen(WizardScreen):
             name = self.wizard.cfg.sources.dataset
             self.query_one("#dataset-table", DataTable).clear(columns=True)
             self.show_dataset_status(
-                Text(f"✘ could not read {name!r}: {friendly(worker.error)}", style="bold red")
+                Content.styled(
+                    f"✘ could not read {name!r}: {friendly(worker.error)}", "bold $error"
+                )
             )
             return self.query_one(TabbedContent).active == "dataset-pane"
         self.query_one("#sources-status", Static).update(
-            Text(f"✘ scan failed: {friendly(worker.error)}", style="red")
+            Content.styled(f"✘ scan failed: {friendly(worker.error)}", "$error")
         )
         return None
 

@@ -6,11 +6,13 @@ from contextlib import suppress
 from pathlib import Path
 from typing import ClassVar
 
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Button, DataTable, Input, Label, Static
 from textual.widgets.data_table import RowDoesNotExist
+from textual.worker import Worker, WorkerState
 
 from ragtune.engine.config import RunConfig
 from ragtune.engine.core.workspace import Workspace
@@ -180,7 +182,30 @@ class StartScreen(WizardScreen):
             self.status(self.notice, "bad")
             self.query_one("#run-name", Input).focus()
             return
-        app.new_run(name)
+        self.status(f"creating {name!r}: checking whether the model Hub can be reached…")
+        self.hub_worker(name)
+
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="start-hub",
+        description="Checking whether the model Hub can be reached",
+    )
+    def hub_worker(self, name: str) -> tuple[str, bool]:
+        """A new run's default models are swapped for local ones where the Hub cannot be
+        reached; the probe can take 2 s, so it runs here, not on the UI thread."""
+        return name, self.wizard.engine.hub_reachable()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "start-hub" or event.state != WorkerState.SUCCESS:
+            return
+        name, online = event.worker.result
+        if not self.is_current or self.query_one("#run-name", Input).value.strip() != name:
+            self.refresh_runs()
+            return  # the user typed another name or left meanwhile: that F5 is not this one
+        app = self.wizard
+        app.new_run(name, online=online)
         app.ensure_workspace()
         app.goto("sources")
 
@@ -216,19 +241,19 @@ class StartScreen(WizardScreen):
         widget.set_classes(kind)
         widget.update(text)
 
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "run-name" and self.notice:
+    @on(Input.Changed, "#run-name")
+    def name_changed(self) -> None:
+        if self.notice:
             self.notice = ""
             self.refresh_runs()
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "new":
-            self.action_new_run()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
+    @on(Button.Pressed, "#new")
+    @on(Input.Submitted, "#run-name")
+    def new_run_asked(self) -> None:
         self.action_new_run()
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+    @on(DataTable.RowSelected, "#runs")
+    def run_selected(self, event: DataTable.RowSelected) -> None:
         self.resume(Path(str(event.row_key.value)))
 
     def action_open_selected(self) -> None:

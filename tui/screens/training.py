@@ -16,6 +16,7 @@ from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.widgets import RichLog, Static
 from textual.worker import Worker, WorkerState
 
@@ -31,14 +32,16 @@ from ragtune.tui.screens.confirm import ConfirmDialog
 from ragtune.tui.widgets.plots import GpuPanel, LossPlot
 
 REDRAW_S = 0.5
-LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "info": ""}
+LOG_LEVELS = ("error", "warning")
+"""Log levels drawn in the theme's colour (component classes ``training--log-<level>``): the
+log wraps Rich text to its width, and Rich text cannot name a theme variable."""
 STAGE_STYLE = {
-    "done": "green",
+    "done": "$success",
     "running": "bold",
-    "stopping": "bold yellow",
-    "failed": "red",
+    "stopping": "bold $warning",
+    "failed": "$error",
     "skipped": "dim",
-    "stopped": "yellow",
+    "stopped": "$warning",
 }
 STAGE_MARK = {
     "done": "✔",
@@ -60,11 +63,11 @@ PLAN_MARK = {
 """The engine's stage status (``ragtune status``), shown while no run is going."""
 PENDING = ("stale", "to do", "partial", "incomplete")
 PLAN_STYLE = {
-    "done": "green",
-    "stale": "yellow",
+    "done": "$success",
+    "stale": "$warning",
     "to do": "dim",
-    "partial": "yellow",
-    "incomplete": "yellow",
+    "partial": "$warning",
+    "incomplete": "$warning",
     "off": "dim",
 }
 
@@ -104,7 +107,10 @@ class TrainingScreen(WizardScreen):
         "step and keeps a checkpoint; F5 then resumes from it. ✔ done in this run, ↷ already "
         "up to date, ▶ running, ■ stopped, ✘ failed, · not reached. " + LOSS_HELP
     )
+    COMPONENT_CLASSES: ClassVar[set[str]] = {f"training--log-{level}" for level in LOG_LEVELS}
     DEFAULT_CSS = """
+    TrainingScreen > .training--log-error { color: $error; text-style: bold; }
+    TrainingScreen > .training--log-warning { color: $warning; }
     TrainingScreen #train-status { height: auto; max-height: 3; }
     TrainingScreen #train-main { height: 1fr; }
     TrainingScreen #train-plot { width: 1fr; }
@@ -284,7 +290,12 @@ class TrainingScreen(WizardScreen):
         # is what a wrapped line must fit in
         width = log.scrollable_content_region.width or None
         for level, text in v.log_since(self._log_written):
-            log.write(Text(text, style=LEVEL_STYLE.get(level, "")), width=width)
+            style = (
+                self.get_component_rich_style(f"training--log-{level}", partial=True)
+                if level in LOG_LEVELS
+                else ""
+            )
+            log.write(Text(text, style=style), width=width)
         self._log_written = v.logged
 
     # -- what is on screen ---------------------------------------------
@@ -341,13 +352,13 @@ class TrainingScreen(WizardScreen):
             + ": jumps and rises are normal. Results (F3) tell; F1 explains."
         )
 
-    def stages_text(self) -> Text:
+    def stages_text(self) -> Content:
         v = self.view
         run = v.shown
         chunks_only = run is None and v.run is not None and v.run.chunks_only
         if chunks_only:
             run = v.run  # no training run yet: the chunks an ingest-only run left are ready
-        text = Text()
+        text = Content()
         for stage in STAGES:
             state = stage_state(run, stage, self.stopping)
             if chunks_only and state == "skipped":
@@ -357,7 +368,9 @@ class TrainingScreen(WizardScreen):
             planned = self.planned(stage)
             if planned is not None and (planned.state in PENDING or not state):
                 # what the engine would do now outranks what the last run did
-                text.append(self.plan_line(stage, planned) + "\n", style=PLAN_STYLE[planned.state])
+                text += Content.styled(
+                    self.plan_line(stage, planned) + "\n", PLAN_STYLE[planned.state]
+                )
                 continue
             line = f"{STAGE_MARK.get(state, '·')} {stage}"
             if run is not None and state == "done" and not_trained(run.summaries.get(stage)):
@@ -371,7 +384,7 @@ class TrainingScreen(WizardScreen):
             elif prog and state == "running":
                 done, total, unit, _ = prog
                 line += f" {done}/{total or '?'} {unit}"
-            text.append(line + "\n", style=STAGE_STYLE.get(state, "dim"))
+            text += Content.styled(line + "\n", STAGE_STYLE.get(state, "dim"))
         return text
 
     def planned(self, stage: str) -> StageStatus | None:
@@ -392,12 +405,12 @@ class TrainingScreen(WizardScreen):
         """Stages the engine would run now: to do, or stale since a setting changed."""
         return [s for s in STAGES if (st := self.planned(s)) is not None and st.state in PENDING]
 
-    def finished_text(self, run: RunSegment) -> Text:
+    def finished_text(self, run: RunSegment) -> Content:
         """A finished run, and what it means now: results only when the engine has them, and
         a setting changed since named with the stages it makes stale."""
-        text = Text()
-        text.append("finished ", style="bold")
-        text.append(f"in {format_eta(run.seconds)}")
+        text = Content()
+        text += Content.styled("finished ", "bold")
+        text += f"in {format_eta(run.seconds)}"
         plan = self.plan
         results = (
             plan["evaluate"].state in ("done", "stale")
@@ -407,63 +420,61 @@ class TrainingScreen(WizardScreen):
         trained = [s for s in TRAINING_STAGES if s in run.stages]
         if not trained and not results:
             ran = ", ".join(run.stages) or "nothing"
-            text.append(f" ({ran} only): training has not run yet · F5 runs the remaining stages")
+            text += f" ({ran} only): training has not run yet · F5 runs the remaining stages"
             return text
         stale = [s for s in self.pending() if plan[s].state == "stale"]
         todo = [s for s in self.pending() if plan[s].state != "stale"]
         if stale:
             said = {r for s in stale for r in plan[s].reasons}
             reasons = sorted({r for r in said if not r.endswith("(upstream)")} or said)
-            text.append(" · changed since: ", style="yellow")
-            text.append(f"{', '.join(reasons)} → {', '.join(stale)} stale", style="yellow")
+            text += Content.styled(" · changed since: ", "$warning")
+            text += Content.styled(f"{', '.join(reasons)} → {', '.join(stale)} stale", "$warning")
         if todo:
-            text.append(f" · {', '.join(todo)} not run yet")
+            text += f" · {', '.join(todo)} not run yet"
         if stale or todo:
-            text.append(" · F5 reruns them")
+            text += " · F5 reruns them"
         if results:
-            text.append(
-                " · F3 shows the last results" if stale or todo else " · F3 shows the results"
-            )
+            text += " · F3 shows the last results" if stale or todo else " · F3 shows the results"
         if self.view.chunks_rebuilt:
-            text.append(" · the chunks were rebuilt since: F5 reruns what they changed")
+            text += " · the chunks were rebuilt since: F5 reruns what they changed"
         return text
 
-    def status_text(self) -> Text:
+    def status_text(self) -> Content:
         v = self.view
         run = v.shown
-        text = Text()
+        text = Content()
         if self.started_at is not None and self.alive:
-            text.append("starting ", style="bold green")
-            text.append("the run (loading the engine and the models)…")
+            text += Content.styled("starting ", "bold $success")
+            text += "the run (loading the engine and the models)…"
             return text
         if run is None:
-            text.append("no run yet: F5 runs every stage", style="dim")
+            text += Content.styled("no run yet: F5 runs every stage", "dim")
             if v.run is not None and v.run.chunks_only:
-                text.append(" (the chunks are ready)", style="dim")
+                text += Content.styled(" (the chunks are ready)", "dim")
             return text
         where = run.current_stage or "-"
         if not run.ended:
             if self.stopping:
-                text.append("stopping… ", style="bold yellow")
-                text.append(f"{where}: ends after the current step and keeps a checkpoint")
+                text += Content.styled("stopping… ", "bold $warning")
+                text += f"{where}: ends after the current step and keeps a checkpoint"
                 return text
-            text.append("running ", style="bold green")
-            text.append(where)
-            text.append(self.stage_detail(run))
+            text += Content.styled("running ", "bold $success")
+            text += where
+            text += self.stage_detail(run)
             return text
         if run.finished:
             return self.finished_text(run)
         if run.cancelled or run.gone:
-            text.append("cancelled " if run.cancelled else "stopped ", style="bold yellow")
-            text.append(f"in {where}")
+            text += Content.styled("cancelled " if run.cancelled else "stopped ", "bold $warning")
+            text += f"in {where}"
             t = run.training
             if where in TRAINING_STAGES and t.max_steps:
-                text.append(f" at {t.model} step {t.step}/{t.max_steps}")
-            text.append(f" · {self.again(run)}")
+                text += f" at {t.model} step {t.step}/{t.max_steps}"
+            text += f" · {self.again(run)}"
             return text
-        text.append("failed ", style="bold red")
+        text += Content.styled("failed ", "bold $error")
         error = run.failure.error if run.failure else ""
-        text.append(f"in {where}: {error}" if run.current_stage else error)
+        text += f"in {where}: {error}" if run.current_stage else error
         return text
 
     @staticmethod

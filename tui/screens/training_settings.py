@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import threading
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.timer import Timer
 from textual.widgets import Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
 from ragtune.engine.config import RunConfig
 from ragtune.tui.engine_client import SettingsCheck
+from ragtune.tui.errors import friendly
 
 if TYPE_CHECKING:
     from ragtune.engine.core.gpu import BatchProposal
@@ -116,6 +119,20 @@ ENGINE_IMPORTS = threading.Lock()
 at once can find it half initialised (ImportError: cannot import name 'AutoConfig')."""
 
 
+@dataclass
+class PresetProbe:
+    """A preset applied but for its base models, which wait on the check that they load."""
+
+    name: str
+    changed: list[str]
+    """The settings the preset already changed."""
+    models: dict[str, str]
+    """The base model it names, by part (embedder, reranker)."""
+    kept: dict[str, str]
+    """Each part's model when the preset was applied: one the user types meanwhile stays."""
+    worker: Worker | None = None
+
+
 def proposal_line(proposal: BatchProposal) -> str:
     """The engine's proposed training batch for this machine, and why, in one line."""
     if not proposal.memory_gib:
@@ -124,24 +141,12 @@ def proposal_line(proposal: BatchProposal) -> str:
 
 
 def benchmark_folder(text: str, base: Path) -> Path:
-    """A typed benchmark path as the run will read it: ``~`` expanded, relative to ``base``."""
+    """A typed benchmark path as the run will read it: ``~`` expanded, relative to ``base``.
+
+    Pure path arithmetic (no ``resolve``): it runs on the UI thread, and a stat on a hung
+    network mount would freeze the wizard."""
     path = Path(text.strip()).expanduser()
-    return path if path.is_absolute() else (base / path).resolve()
-
-
-def benchmark_problem(text: str, base: Path) -> str | None:
-    """Why the labelled folder cannot be evaluated on, said now instead of after training
-    (the engine's own check, which ``ragtune run`` makes before its first stage)."""
-    from ragtune.engine.core.errors import InputError
-    from ragtune.engine.evaluate.labels import check_benchmark
-
-    if not text.strip():
-        return None
-    try:
-        check_benchmark(benchmark_folder(text, base))
-    except InputError as exc:
-        return f"{exc.message}: {exc.hint}"
-    return None
+    return path if path.is_absolute() else Path(os.path.normpath(base / path))
 
 
 class TrainingSettingsScreen(WizardScreen):
@@ -169,6 +174,10 @@ class TrainingSettingsScreen(WizardScreen):
     TrainingSettingsScreen .section { text-style: bold; margin-top: 1; }
     TrainingSettingsScreen .check-note { height: auto; padding-left: 22; color: $warning; }
     TrainingSettingsScreen #batch-proposal { height: auto; padding-left: 22; color: $text-muted; }
+    TrainingSettingsScreen #bench-note {
+        height: auto; padding-left: 22; color: $text-muted; display: none;
+    }
+    TrainingSettingsScreen #bench-note.-shown { display: block; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
@@ -179,6 +188,26 @@ class TrainingSettingsScreen(WizardScreen):
             tooltip="Fill the form from the chosen preset",
         ),
     ]
+
+    BENCHMARK_DELAY_S: ClassVar[float] = 0.4
+    """Typing pauses this long before the benchmark folder is checked: one check per path,
+    not one per key."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unplaced: list[str] = []
+        """The engine's findings on settings this step has no field for (the best-model
+        metric)."""
+        self.proposal = ""
+        """The engine's proposed training batch for this machine, in one line."""
+        self.bench_folder = ""
+        """The benchmark folder the latest check is (or was) about."""
+        self.bench_pending = False
+        """True from a change of the folder until the engine's verdict on it arrives."""
+        self._bench_timer: Timer | None = None
+        self._bench_worker: Worker | None = None
+        self.preset_probe: PresetProbe | None = None
+        """A preset whose base models wait on the check that they load here."""
 
     def compose_body(self) -> ComposeResult:
         cfg = self.wizard.cfg
@@ -201,23 +230,24 @@ class TrainingSettingsScreen(WizardScreen):
             yield ConfigForm(cfg.reranker, RERANKER_FIELDS, prefix="reranker", id="rr-form")
             yield Static("", id="rr-note", classes="check-note")
             yield Static("Evaluation", classes="section")
-            base = self.wizard.browse_root
             yield ConfigForm(
                 cfg.eval,
                 EVAL_FIELDS,
                 prefix="eval",
                 labels={"benchmark": "benchmark folder"},
                 placeholders={"benchmark": "optional: a labelled folder, e.g. ~/data/my_eval"},
-                checks={"benchmark": lambda text: benchmark_problem(str(text), base)},
                 id="eval-form",
             )
+            yield Static("", id="bench-note")
 
-    def on_select_changed(self, event: Select.Changed) -> None:
-        if event.select.id == "preset" and isinstance(event.value, str):
+    @on(Select.Changed, "#preset")
+    def preset_chosen(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str):
             self.action_apply_preset()
 
     def action_apply_preset(self) -> None:
-        """Fill the forms from the preset and say what changed beside it.
+        """Fill the forms from the preset at once and say what changed beside it; a base model
+        it names that is not on this machine waits for the Hub probe, in a worker.
 
         Choosing a preset applies it at once, so F5 right after used to apply it again and
         toast "applied" twice; the note says "nothing to change" instead.
@@ -229,15 +259,41 @@ class TrainingSettingsScreen(WizardScreen):
             note.update("choose a preset first")
             note.add_class("-warn")
             return
+        cfg = self.wizard.cfg
         preset = preset_values(name)
-        skipped = self.offline_swaps(preset)
+        models = {
+            part: values.pop("base_model")
+            for part, values in preset.items()
+            if values.get("base_model", getattr(cfg, part).base_model)
+            != getattr(cfg, part).base_model
+        }
+        changed = self.apply_values(preset)
+        pending = self.preset_probe
+        if pending is not None and pending.name == name:  # F5 again before the probe answered
+            changed = pending.changed + [key for key in changed if key not in pending.changed]
+        if not models:
+            self.preset_probe = None
+            self.workers.cancel_group(self, "preset-models")
+            self.show_preset_note(name, changed, [])
+            return
+        kept = {part: getattr(cfg, part).base_model for part in models}
+        self.preset_probe = PresetProbe(name, changed, models, kept)
+        lines = [f"✔ preset {name!r} applied: " + ", ".join(changed)] if changed else []
+        wanted = ", ".join(f"{part} {model}" for part, model in models.items())
+        lines.append(f"⋯ checking that {wanted} can be loaded here…")
+        note.update("\n".join(lines))
+        note.remove_class("-warn")
+        self.preset_probe.worker = self.model_probe_worker(list(models.values()))
+
+    def apply_values(self, preset: dict[str, dict[str, Any]]) -> list[str]:
+        """Put ``preset``'s values in the forms and the config; the dotted settings changed."""
         cfg = self.wizard.cfg
         before = {"embedder": cfg.embedder.to_dict(), "reranker": cfg.reranker.to_dict()}
         emb = type(cfg.embedder).from_dict(
-            {**before["embedder"], **preset["embedder"]}, prefix="embedder"
+            {**before["embedder"], **preset.get("embedder", {})}, prefix="embedder"
         )
         rr = type(cfg.reranker).from_dict(
-            {**before["reranker"], **preset["reranker"]}, prefix="reranker"
+            {**before["reranker"], **preset.get("reranker", {})}, prefix="reranker"
         )
         changed = [
             f"{part}.{key}"
@@ -245,51 +301,58 @@ class TrainingSettingsScreen(WizardScreen):
             for key, value in section.to_dict().items()
             if before[part].get(key) != value
         ]
-        if not changed:
-            note.update(f"preset {name!r} is already applied: nothing to change")
-            note.remove_class("-warn")
-            return
-        self.query_one("#emb-form", ConfigForm).set_values(emb)
-        self.query_one("#rr-form", ConfigForm).set_values(rr)
-        cfg.embedder, cfg.reranker = emb, rr  # type: ignore[assignment]
-        lines = [f"✔ preset {name!r} applied: " + ", ".join(changed)]
+        if changed:
+            self.query_one("#emb-form", ConfigForm).set_values(emb)
+            self.query_one("#rr-form", ConfigForm).set_values(rr)
+            cfg.embedder, cfg.reranker = emb, rr  # type: ignore[assignment]
+            self.run_checks()
+        return changed
+
+    def show_preset_note(self, name: str, changed: list[str], skipped: list[str]) -> None:
+        note = self.query_one("#preset-note", Static)
+        if changed:
+            lines = [f"✔ preset {name!r} applied: " + ", ".join(changed)]
+        else:
+            lines = [f"preset {name!r} is already applied: nothing to change"]
         if skipped:
             warning = "no model Hub here, kept the current model for: " + ", ".join(skipped)
             lines.append("⚠ " + warning)
             self.notify(warning, title="offline", severity="warning")
         note.update("\n".join(lines))
         note.set_class(bool(skipped), "-warn")
-        self.run_checks()
 
-    def offline_swaps(self, preset: dict[str, dict[str, Any]]) -> list[str]:
-        """Drop preset models this machine cannot load (no Hub, not cached, not packaged)."""
-        from ragtune.engine.core.models import available_here, hub_reachable
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="preset-models",
+        description="Checking that the preset's base models load here",
+    )
+    def model_probe_worker(self, models: list[str]) -> list[str]:
+        """The models that cannot load here (may probe the model Hub for up to 2 s)."""
+        return self.wizard.engine.unloadable_models(models)
 
-        wanted = [
-            (part, values["base_model"])
-            for part, values in preset.items()
-            if "base_model" in values
-        ]
-        if not wanted or all(available_here(m) for _, m in wanted) or hub_reachable(timeout=2.0):
-            return []
-        skipped = []
-        for part, model in wanted:
-            if not available_here(model):
-                del preset[part]["base_model"]
-                skipped.append(f"{part} {model}")
-        return skipped
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.unplaced: list[str] = []
-        """The engine's findings on settings this step has no field for (the best-model
-        metric)."""
-        self.proposal = ""
-        """The engine's proposed training batch for this machine, in one line."""
+    def preset_models_checked(self, worker: Worker, unloadable: list[str]) -> None:
+        """Take the preset's models that load; a model the user typed meanwhile stays."""
+        probe = self.preset_probe
+        if probe is None or worker is not probe.worker:
+            return  # another preset was applied since: this answer is not about it
+        self.preset_probe = None
+        cfg = self.wizard.cfg
+        loadable = {
+            part: {"base_model": model}
+            for part, model in probe.models.items()
+            if model not in unloadable and getattr(cfg, part).base_model == probe.kept[part]
+        }
+        changed = probe.changed + self.apply_values(loadable)
+        skipped = [f"{part} {model}" for part, model in probe.models.items() if model in unloadable]
+        self.show_preset_note(probe.name, changed, skipped)
 
     def on_mount(self) -> None:
         self.run_checks()
         self.call_after_refresh(self.place_proposal)
+        if self.wizard.cfg.eval.benchmark:
+            self.watch_benchmark(self.wizard.cfg.eval.benchmark, delay=0)
 
     def place_proposal(self) -> None:
         """Under the batch-size field (after its error and help lines), once the form is up."""
@@ -302,10 +365,66 @@ class TrainingSettingsScreen(WizardScreen):
         for note in self.query("#batch-proposal").results(Static):
             note.update(text)
 
-    def on_config_form_valid(self, message: ConfigForm.Valid) -> None:
+    @on(ConfigForm.Valid, "#emb-form, #rr-form")
+    def model_settings_changed(self, message: ConfigForm.Valid) -> None:
         self.store(message.form.id or "", message.section)
-        if message.form.id in ("emb-form", "rr-form"):
-            self.run_checks()
+        self.run_checks()
+
+    @on(ConfigForm.Valid, "#eval-form")
+    def eval_settings_changed(self, message: ConfigForm.Valid) -> None:
+        self.store("eval-form", message.section)
+        self.watch_benchmark(self.wizard.cfg.eval.benchmark)
+
+    def watch_benchmark(self, folder: str, delay: float | None = None) -> None:
+        """Check ``folder`` once typing pauses (``delay``); until the verdict arrives the
+        field shows neither the old folder's verdict nor a clean bill."""
+        if folder == self.bench_folder:
+            return
+        self.bench_folder = folder
+        self._bench_worker = None
+        if self._bench_timer is not None:
+            self._bench_timer.stop()
+            self._bench_timer = None
+        self.query_one("#eval-form", ConfigForm).set_external({})
+        self.bench_pending = bool(folder)
+        note = self.query_one("#bench-note", Static)
+        note.set_class(bool(folder), "-shown")
+        if not folder:
+            self.workers.cancel_group(self, "benchmark-check")
+            note.update("")
+            return
+        note.update(f"⋯ checking {folder}…")
+        wait = self.BENCHMARK_DELAY_S if delay is None else delay
+        self._bench_timer = self.set_timer(wait, self.check_benchmark_now)
+
+    def check_benchmark_now(self) -> None:
+        """Start the pending check without waiting for the pause in typing (F3 asks now)."""
+        if self._bench_timer is not None:
+            self._bench_timer.stop()
+            self._bench_timer = None
+        if self._bench_worker is None:
+            self._bench_worker = self.benchmark_worker(self.bench_folder)
+
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="benchmark-check",
+        description="Checking the benchmark folder",
+    )
+    def benchmark_worker(self, folder: str) -> str | None:
+        return self.wizard.engine.check_benchmark(Path(folder))
+
+    def benchmark_checked(self, worker: Worker, problem: str | None) -> None:
+        if worker is not self._bench_worker:
+            return  # the folder changed since: its own check is on its way
+        self.bench_pending = False
+        self.query_one("#eval-form", ConfigForm).set_external(
+            {"benchmark": problem} if problem else {}
+        )
+        note = self.query_one("#bench-note", Static)
+        note.update("")
+        note.remove_class("-shown")
 
     def run_checks(self) -> None:
         """The engine's model checks for the settings as they are now, in a worker (they
@@ -349,6 +468,10 @@ class TrainingSettingsScreen(WizardScreen):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         group = event.worker.group
+        if event.state == WorkerState.SUCCESS and group == "benchmark-check":
+            self.benchmark_checked(event.worker, event.worker.result)
+        if event.state == WorkerState.SUCCESS and group == "preset-models":
+            self.preset_models_checked(event.worker, event.worker.result)
         if group == "batch-proposal" and event.state == WorkerState.ERROR:
             error = event.worker.error
             self.show_proposal(f"no batch proposal: {type(error).__name__}: {error}")
@@ -399,10 +522,11 @@ class TrainingSettingsScreen(WizardScreen):
         elif form_id == "eval-form":
             # Stored absolute: an opened run resolves relative paths from its own folder,
             # not from where the wizard was started.
-            if section.benchmark:
-                folder = benchmark_folder(section.benchmark, self.wizard.browse_root)
-                section = replace(section, benchmark=str(folder))
+            section = replace(section, benchmark=self.absolute_benchmark(section.benchmark))
             cfg.eval = section
+
+    def absolute_benchmark(self, text: str) -> str:
+        return str(benchmark_folder(text, self.wizard.browse_root)) if text.strip() else ""
 
     def commit_state(self) -> None:
         for form in self.query(ConfigForm):
@@ -410,9 +534,35 @@ class TrainingSettingsScreen(WizardScreen):
             if section is not None:
                 self.store(form.id or "", section)
 
+    def worker_failed(self, worker: Worker) -> bool | None:
+        """A folder that cannot be listed (no permission) is that folder's problem, said on
+        its field; a failed model probe leaves the current models, and says so."""
+        if worker.group == "benchmark-check":
+            self.benchmark_checked(worker, f"cannot read it: {friendly(worker.error)}")
+            return True
+        probe = self.preset_probe
+        if worker.group == "preset-models" and probe is not None and worker is probe.worker:
+            self.preset_probe = None
+            kept = [f"{part} {model}" for part, model in probe.models.items()]
+            self.show_preset_note(probe.name, probe.changed, kept)
+        return None
+
     def leave_problem(self) -> str | None:
+        """F3 goes on only with checked settings: a benchmark folder or a preset's model
+        still being checked refuses it (the check starts now) rather than running the file
+        system or the Hub probe on the UI thread, or skipping the check."""
         for form in self.query(ConfigForm):
             problem = form.problem()
             if problem is not None:
                 return f"{problem[0]}: {problem[1]}"
+        eval_form = self.query_one("#eval-form", ConfigForm)
+        self.watch_benchmark(self.absolute_benchmark(eval_form.section.benchmark))
+        if self.bench_pending:
+            self.check_benchmark_now()
+            return f"eval.benchmark: still checking {self.bench_folder}; F3 again in a moment"
+        if self.preset_probe is not None:
+            return (
+                f"preset {self.preset_probe.name!r}: still checking that its base models can "
+                "be loaded here; F3 again in a moment"
+            )
         return self.unplaced[0] if self.unplaced else None

@@ -123,12 +123,21 @@ class ConfigForm(Vertical):
             self.form = form
             self.section = section
 
+        @property
+        def control(self) -> ConfigForm:
+            """The form, so a screen's handler can name it: ``@on(ConfigForm.Valid, "#id")``."""
+            return self.form
+
     class Invalid(Message):
         def __init__(self, form: ConfigForm, key: str, reason: str) -> None:
             super().__init__()
             self.form = form
             self.key = key
             self.reason = reason
+
+        @property
+        def control(self) -> ConfigForm:
+            return self.form
 
     def __init__(
         self,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -9,19 +13,28 @@ from textual.widgets import DataTable, Static
 
 from ragtune.engine.evaluate.results import Recommendation, SuiteResult
 
-MARKS = {"gain": ("▲", "green"), "loss": ("▼", "red")}
+MARKS = {"gain": "▲", "loss": "▼"}
 # Shorter than the engine's labels, so four sizes fit in 80 columns.
 SHORT = {"base_rotated": "base + rotation", "tuned": "fine-tuned", "hybrid_tuned": "hybrid tuned"}
 
 
-def cell(value: float | None, verdict: str | None, mean: float | None) -> Text:
+def cell(
+    value: float | None,
+    verdict: str | None,
+    mean: float | None,
+    colours: Mapping[str, Style | str] | None = None,
+) -> Text:
     """``0.795 +0.008▲``: the metric, its change against the dense base, and ▲/▼ only where
-    the 95% interval excludes zero (no mark = within the queries' noise)."""
+    the 95% interval excludes zero (no mark = within the queries' noise).
+
+    ``colours``: the theme's for "gain" and "loss" (Rich text, which a right-aligned table
+    cell needs, cannot name a theme variable)."""
     if value is None:
         return Text("")
     text = Text(f"{value:.3f}", justify="right")
     if mean is not None:
-        mark, colour = MARKS.get(verdict or "", (" ", ""))
+        mark = MARKS.get(verdict or "", " ")
+        colour = (colours or {}).get(verdict or "") if verdict in MARKS else None
         text.append(f" {mean:+.3f}{mark}", style=colour or "dim")
     return text
 
@@ -46,7 +59,10 @@ def recommendation_text(rec: Recommendation | None) -> Text:
 class RetrieverTable(Vertical):
     """Rows are retrievers, columns Matryoshka sizes; fits 80 columns at four sizes."""
 
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"retriever-table--gain", "retriever-table--loss"}
     DEFAULT_CSS = """
+    RetrieverTable > .retriever-table--gain { color: $success; }
+    RetrieverTable > .retriever-table--loss { color: $error; }
     RetrieverTable { height: auto; }
     RetrieverTable > DataTable { height: auto; max-height: 9; width: auto; }
     RetrieverTable > .retriever-caption { height: auto; max-height: 2; color: $text-muted; }
@@ -75,12 +91,21 @@ class RetrieverTable(Vertical):
         table.add_column("retriever", key="retriever")
         for d in dims:
             table.add_column(Text(str(d), justify="right"), key=str(d))
+        colours = {
+            verdict: self.get_component_rich_style(f"retriever-table--{verdict}", partial=True)
+            for verdict in MARKS
+        }
         for row in rows:
             cells = []
             for d in dims:
                 g = row.changes.get(d)
                 cells.append(
-                    cell(row.values.get(d), g.verdict if g else None, g.mean if g else None)
+                    cell(
+                        row.values.get(d),
+                        g.verdict if g else None,
+                        g.mean if g else None,
+                        colours,
+                    )
                 )
             label = Text(
                 SHORT.get(row.retriever, row.label),

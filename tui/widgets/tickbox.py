@@ -21,8 +21,8 @@ class TickBox(Checkbox):
         & > .toggle--button { color: $text-muted; background: transparent; text-style: none; }
         &.-on > .toggle--button { color: $text-success; background: transparent; text-style: bold; }
         &:ansi {
-            & > .toggle--button { color: ansi_default; background: transparent; text-style: none; }
-            &.-on > .toggle--button { color: ansi_green; background: transparent; text-style: bold; }
+            & > .toggle--button { color: $foreground; background: transparent; text-style: none; }
+            &.-on > .toggle--button { color: $success; background: transparent; text-style: bold; }
         }
     }
     """
