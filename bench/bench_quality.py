@@ -16,7 +16,6 @@ training beats base + rotation at the smallest dim (issue 11's bar) is printed t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -57,10 +56,11 @@ def run_collection(name: str, overrides: list[str], root: Path) -> dict:
     t0 = time.monotonic()
     ws = run_pipeline(cfg, stages=["ingest", "index", "generate", "prepare", "train", "evaluate"])
     seconds = time.monotonic() - t0
+    from engine.core.metrics_file import MetricsFile
     from engine.evaluate.keys import metric_key
     from engine.evaluate.results import read_results
 
-    emb = json.loads(ws.metrics_path.read_text())["embedder"]
+    emb = MetricsFile(ws.metrics_path).read()["embedder"]
     bench = emb["benchmark"]
     rotated = bench.get("base_rotated", bench["base"])
     rows = {

@@ -222,6 +222,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_results(ws: Any, *, as_json: bool) -> None:
+    from engine.core.metrics_file import MetricsFile
     from engine.evaluate.ir import COMPARE_METRICS
     from engine.evaluate.results import read_results
     from engine.render import (
@@ -238,13 +239,14 @@ def _print_results(ws: Any, *, as_json: bool) -> None:
     if failures:
         # on stderr, so `--json` stdout stays data; after the live display, so it is seen
         _console(stderr=True).print(f"[yellow]{failures}[/]", soft_wrap=True, highlight=False)
-    if not ws.metrics_path.exists():
+    metrics = MetricsFile(ws.metrics_path)
+    if not metrics.exists():
         out.print(f"workspace: {ws.root}")
         return
     if as_json:
-        print(ws.metrics_path.read_text(encoding="utf-8"))
+        print(metrics.text())
         return
-    results = read_results(ws.metrics_path)
+    results = read_results(metrics.path)
     for name in ("benchmark", "held-out"):
         suite = results.suite(name)
         if suite is None:

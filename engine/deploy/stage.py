@@ -18,6 +18,7 @@ import numpy as np
 
 from engine.config import RunConfig
 from engine.core.events import Emitter
+from engine.core.metrics_file import MetricsFile
 from engine.core.workspace import Workspace
 from engine.deploy.measure import PRECISIONS, Encoded, encode_suite, judged, score, texts_per_second
 from engine.deploy.results import KEY, interval_dict
@@ -42,7 +43,7 @@ def run_deploy(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, Any]
     from engine.data.prepare import load_prepared
     from engine.embedder.train import column_prompts, model_dims
     from engine.evaluate.saved import saved_or_encoded
-    from engine.evaluate.stage import load_benchmark, update_metrics
+    from engine.evaluate.stage import load_benchmark
 
     dcfg = cfg.deploy
     prepared = load_prepared(ws)
@@ -92,12 +93,12 @@ def run_deploy(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, Any]
         out["suggestion"] = _suggest(out["suites"][decide], decide)
     if dcfg.interpolate and prepared.eval_queries:
         # The table is kept even when the slower interpolation is stopped or fails.
-        update_metrics(ws.metrics_path, KEY, out)
+        MetricsFile(ws.metrics_path).write(KEY, out)
         corpus = list(prepared.corpus.values())
         out["interpolation"] = _interpolation(
             cfg, ws, tuned, suites, corpus, dims, encode_args, events, torch_encoded
         )
-    update_metrics(ws.metrics_path, KEY, out)
+    MetricsFile(ws.metrics_path).write(KEY, out)
     from engine.deploy.report import render_markdown
     from engine.deploy.results import parse_deploy
 
@@ -185,11 +186,7 @@ def _suite_table(
 
 def _baseline(ws: Workspace, suite: str, dims: list[int]) -> tuple[str, dict[int, float]]:
     """The evaluate stage's untrained baseline on this suite: base + rotation, else base."""
-    import json
-
-    if not ws.metrics_path.is_file():
-        return "base", {}
-    emb = json.loads(ws.metrics_path.read_text()).get("embedder", {}).get(suite, {})
+    emb = (MetricsFile(ws.metrics_path).section("embedder") or {}).get(suite, {})
     name = "base_rotated" if "base_rotated" in emb else "base"
     scores = emb.get(name, {})
     label = "base + rotation" if name == "base_rotated" else "base"

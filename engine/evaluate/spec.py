@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from engine.core.outputs import Output, json_has
+from engine.core.outputs import Output, metrics_has
 from engine.core.stages import EMBEDDER_USE, Stage, StageContext
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ STAGE = Stage(
     "evaluate",
     settings=("eval", "retrieval", *EMBEDDER_USE, "embedder.matryoshka_dims"),
     upstream=("train", "index"),
-    outputs=(Output("metrics", lambda ws: ws.metrics_path, json_has("embedder")),),
+    outputs=(Output("metrics", lambda ws: ws.metrics_path, metrics_has("embedder")),),
     derived=_benchmark_files,
     run=_run,
 )

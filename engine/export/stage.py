@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from engine.config import RunConfig
 from engine.config.training import EmbedderConfig
 from engine.core.errors import OfflineError, RagtuneError
 from engine.core.events import Emitter
+from engine.core.metrics_file import MetricsFile
 from engine.core.models import hub_reachable, is_network_error
 from engine.core.workspace import Workspace
 from engine.evaluate.keys import metric_key
@@ -19,15 +19,9 @@ BEGIN = "<!-- ragtune:begin -->"
 END = "<!-- ragtune:end -->"
 
 
-def _metrics(ws: Workspace) -> dict[str, Any]:
-    if not ws.metrics_path.exists():
-        return {}
-    return json.loads(ws.metrics_path.read_text())
-
-
 def model_card_text(cfg: RunConfig, ws: Workspace) -> str:
     """The ragtune section of the embedder's card: what it was trained on and what it scores."""
-    emb = _metrics(ws).get("embedder", {})
+    emb = MetricsFile(ws.metrics_path).section("embedder") or {}
     dims = emb.get("dims", [])
     lines = [
         "## Fine-tuned with ragtune",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.core.outputs import Output, json_has, model_reads
+from engine.core.outputs import Output, metrics_has, model_reads
 from engine.core.stages import EMBEDDER_USE, Stage, StageContext
 from engine.embedder.spec import uses_launcher, world_inputs
 
@@ -36,7 +36,7 @@ STAGE = Stage(
     derived=world_inputs("reranker"),
     upstream=("train",),
     outputs=(
-        Output("reranker metrics", lambda ws: ws.metrics_path, json_has("reranker")),
+        Output("reranker metrics", lambda ws: ws.metrics_path, metrics_has("reranker")),
         Output(
             "reranker",
             lambda ws: ws.reranker_dir,

@@ -13,6 +13,7 @@ from engine.config import RunConfig
 from engine.config.reranker import RerankerConfig
 from engine.core.errors import Cancelled, OfflineError
 from engine.core.events import Emitter, EvalRow, is_main_process
+from engine.core.metrics_file import MetricsFile
 from engine.core.models import (
     for_inference,
     hub_kwargs,
@@ -126,7 +127,7 @@ def _not_trained(ws: Workspace, rc: RerankerConfig, reason: str, events: Emitter
         shutil.rmtree(ws.reranker_dir)
     summary: dict[str, Any] = {"trained": False, "reason": reason, "base_model": rc.base_model}
     if is_main_process():
-        update_metrics(ws.metrics_path, "reranker", summary)
+        MetricsFile(ws.metrics_path).write("reranker", summary)
     summary["report"] = "\n".join(
         [
             "## Reranker",
@@ -226,20 +227,6 @@ def train_reranker(
         else None,
         "resumed_from": Path(resume).name if resume else None,
     }
-
-
-def update_metrics(path: Path, key: str, value: Any) -> None:
-    """metrics.json is shared by stages: rewrite only our key, atomically."""
-    data: dict[str, Any] = {}
-    if path.exists():
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            data = {}
-    data[key] = value
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
-    tmp.replace(path)
 
 
 def model_card(
@@ -496,7 +483,7 @@ def run_reranker_stage(
                 "reranker.base_model, or more epochs may help",
             )
     if is_main_process():
-        update_metrics(ws.metrics_path, "reranker", summary)
+        MetricsFile(ws.metrics_path).write("reranker", summary)
     negs = negatives.counts
     lines = [
         "## Reranker",
