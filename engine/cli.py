@@ -225,6 +225,7 @@ def _print_results(ws: Any, *, as_json: bool) -> None:
     from engine.core.metrics_file import MetricsFile
     from engine.evaluate.ir import COMPARE_METRICS
     from engine.evaluate.results import read_results
+    from engine.generate.base import GenerationSummary
     from engine.render import (
         gains_table,
         generation_failures,
@@ -235,7 +236,8 @@ def _print_results(ws: Any, *, as_json: bool) -> None:
 
     out = _console()
     state = ws.stage_state("generate") or {}
-    failures = generation_failures(state.get("summary") or {}) if state.get("incomplete") else ""
+    generated = GenerationSummary.from_dict(state.get("summary"))
+    failures = generation_failures(generated) if state.get("incomplete") else ""
     if failures:
         # on stderr, so `--json` stdout stays data; after the live display, so it is seen
         _console(stderr=True).print(f"[yellow]{failures}[/]", soft_wrap=True, highlight=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.core.outputs import Output, metrics_has, model_reads
+from engine.core.payloads import RerankSummary
 from engine.core.stages import EMBEDDER_USE, Stage, StageContext
 from engine.embedder.spec import uses_launcher, world_inputs
 
@@ -42,7 +43,7 @@ STAGE = Stage(
             lambda ws: ws.reranker_dir,
             model_reads,
             # A reranker the stage decided not to train leaves no folder, and says so.
-            when=lambda summary: summary.get("trained", True) is not False,
+            when=lambda summary: not RerankSummary.from_dict(summary).not_trained,
         ),
     ),
     enabled=lambda cfg: cfg.reranker.enabled,

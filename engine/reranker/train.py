@@ -24,6 +24,7 @@ from engine.core.models import (
     pick_device,
     resolve_model,
 )
+from engine.core.payloads import RerankSummary
 from engine.core.workspace import Workspace
 from engine.data.prepare import load_prepared
 from engine.embedder.train import attach_prompts
@@ -125,7 +126,7 @@ def _not_trained(ws: Workspace, rc: RerankerConfig, reason: str, events: Emitter
     events.warning(f"reranker not trained: {reason}", hint=hint)
     if is_main_process() and ws.reranker_dir.exists():
         shutil.rmtree(ws.reranker_dir)
-    summary: dict[str, Any] = {"trained": False, "reason": reason, "base_model": rc.base_model}
+    summary = RerankSummary(trained=False, reason=reason, base_model=rc.base_model).to_dict()
     if is_main_process():
         MetricsFile(ws.metrics_path).write("reranker", summary)
     summary["report"] = "\n".join(
@@ -459,17 +460,17 @@ def run_reranker_stage(
     if is_main_process():
         _save_reranker(model, ws, rc, fresh, emb_name, weight, negatives, report, training)
 
-    summary: dict[str, Any] = {
-        "negatives": negatives.counts,
-        "pos_weight": round(negatives.pos_weight, 3),
-        "training": training,
-        "fusion_weight": weight,
-        "fresh_head": fresh,
-        "embedder": emb_name,
-        "base_model": rc.base_model,
-    }
+    summary = RerankSummary(
+        negatives=negatives.counts,
+        pos_weight=round(negatives.pos_weight, 3),
+        training=training,
+        fusion_weight=weight,
+        fresh_head=fresh,
+        embedder=emb_name,
+        base_model=rc.base_model,
+        evaluation=report.to_dict() if report is not None else None,
+    ).to_dict()
     if report is not None:
-        summary["evaluation"] = report.to_dict()
         for system, metrics in report.rows["retrieved top-k"].items():
             events.emit(EvalRow(model=system, dim=0, metrics=metrics))
         # The decision itself, made on the split no choice saw, not a second verdict

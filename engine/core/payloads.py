@@ -1,0 +1,122 @@
+"""The typed payloads inside events: ``StageFinished.summary`` and ``Progress.extra``.
+
+On the wire (``events.jsonl``, a stage's ``.state`` record) a payload stays a plain JSON
+object, as ``to_dict`` writes it. Front ends read it back with ``from_dict``, which ignores keys
+it does not know (a newer engine wrote them) and gives missing ones their defaults (an older
+engine did not), so any events.jsonl renders with any version. Emitters build these classes
+instead of writing keys by hand, so a key is spelled in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Any, Self
+
+
+@dataclass
+class Payload:
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> Self:
+        """Known keys only; a value of the wrong kind (a hand-edited record) is its default."""
+        data = data if isinstance(data, Mapping) else {}
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if not f.init or f.name not in data:
+                continue
+            value = data[f.name]
+            default = f.default_factory() if f.default_factory is not MISSING else f.default
+            if isinstance(default, dict) and not isinstance(value, dict):
+                continue
+            if value is None and default is not None:
+                continue
+            values[f.name] = value
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class GenerationProgress(Payload):
+    """The generate stage's counters while it runs. An LLM-free generator counts rows only;
+    its other fields stay at values the front ends do not show."""
+
+    rows: int | None = None
+    """None when the event carries no row count (then not shown)."""
+    rows_per_s: float = 0.0
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+    """Failed calls by reason, so far."""
+    retries: dict[str, int] = field(default_factory=dict)
+    """Retried calls by reason: a run waiting on 429s or timeouts says so while it waits."""
+    cost_usd: float | None = None
+    """None when the provider's prices are not known."""
+
+
+@dataclass
+class StepProgress(Payload):
+    """A trainer's steps: which model is training (``embedder``, ``reranker``)."""
+
+    model: str = ""
+    elapsed: float = 0.0
+
+
+@dataclass
+class EncodeProgress(Payload):
+    """Texts encoded during evaluation: by which model, and queries or documents."""
+
+    model: str = ""
+    part: str = ""
+
+
+@dataclass
+class GenerationSummary(Payload):
+    """What the generate stage did. ``keys`` (the records this configuration stands for) goes
+    to ``generate_keys.txt``, not into the summary."""
+
+    chunks: int = 0
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    rows: int = 0
+    keys: list[str] = field(default_factory=list)
+    failures_by_reason: dict[str, int] = field(default_factory=dict)
+    dropped_by_filter: dict[str, int] = field(default_factory=dict)
+    cost_usd: float | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("keys")
+        return out
+
+
+@dataclass
+class RerankSummary(Payload):
+    """What the rerank stage did; metrics.json's ``reranker`` section holds the same object.
+
+    A reranker the stage decided not to train has ``trained`` False and the ``reason``; a
+    trained one has the training, the negatives and (with held-out queries) the evaluation.
+    Keys left at None are not written, so each kind keeps the keys it always had."""
+
+    trained: bool | None = None
+    reason: str | None = None
+    base_model: str = ""
+    negatives: dict[str, int] | None = None
+    pos_weight: float | None = None
+    training: dict[str, Any] | None = None
+    fusion_weight: float | None = None
+    fresh_head: bool | None = None
+    embedder: str | None = None
+    evaluation: dict[str, Any] | None = None
+
+    @property
+    def not_trained(self) -> bool:
+        return self.trained is False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}

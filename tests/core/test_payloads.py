@@ -1,0 +1,147 @@
+"""Typed event payloads: through events.jsonl and back, and old or newer logs still render."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from rich.console import Console
+
+from engine.core.event_text import not_trained, stage_finished_text
+from engine.core.events import (
+    Emitter,
+    JsonlEventLog,
+    Progress,
+    StageFinished,
+    read_events,
+)
+from engine.core.payloads import (
+    EncodeProgress,
+    GenerationProgress,
+    GenerationSummary,
+    RerankSummary,
+    StepProgress,
+)
+from engine.render import RichRenderer
+
+RECORDED = Path(__file__).parents[1] / "tui" / "data" / "run_events.jsonl"
+
+COUNTERS = GenerationProgress(
+    rows=36,
+    rows_per_s=2.5,
+    calls=14,
+    input_tokens=1200,
+    output_tokens=800,
+    failures={"timeout": 2},
+    retries={"rate_limited": 6},
+    cost_usd=0.0123,
+)
+GENERATED = GenerationSummary(
+    chunks=12,
+    done=10,
+    failed=2,
+    rows=36,
+    keys=["a", "b"],
+    failures_by_reason={"timeout": 2},
+    cost_usd=None,
+)
+
+
+def render(*events) -> str:
+    buf = io.StringIO()
+    renderer = RichRenderer(Console(file=buf, width=200, color_system=None))
+    for event in events:
+        renderer(event)
+    renderer.close()
+    return buf.getvalue()
+
+
+def test_payloads_come_back_from_events_jsonl_as_they_went(tmp_path: Path) -> None:
+    log = JsonlEventLog(tmp_path / "events.jsonl")
+    em = Emitter(log, stage="generate")
+    em.progress(10, 12, unit="chunks", extra=COUNTERS)
+    em.for_stage("train").progress(5, 5, unit="steps", extra=StepProgress("embedder", 1.5))
+    em.for_stage("evaluate").progress(
+        9, 9, unit="texts", extra=EncodeProgress(model="tuned", part="document")
+    )
+    em.emit(StageFinished(seconds=2.0, summary=GENERATED.to_dict()))
+    log.close()
+    progress, steps, encoded, finished = read_events(tmp_path / "events.jsonl")
+
+    assert isinstance(progress, Progress) and progress.done == 10
+    assert GenerationProgress.from_dict(progress.extra) == COUNTERS
+    assert StepProgress.from_dict(steps.extra) == StepProgress(model="embedder", elapsed=1.5)
+    assert EncodeProgress.from_dict(encoded.extra).part == "document"
+    assert isinstance(finished, StageFinished)
+    # The record keys go to generate_keys.txt, not into the event.
+    assert "keys" not in finished.summary
+    back = GenerationSummary.from_dict(finished.summary)
+    assert back.failed == 2 and back.failures_by_reason == {"timeout": 2} and back.keys == []
+
+
+def test_the_wire_keeps_the_keys_it_had() -> None:
+    assert set(COUNTERS.to_dict()) == {
+        "rows",
+        "rows_per_s",
+        "calls",
+        "input_tokens",
+        "output_tokens",
+        "failures",
+        "retries",
+        "cost_usd",
+    }
+    assert set(StepProgress().to_dict()) == {"model", "elapsed"}
+    assert set(EncodeProgress().to_dict()) == {"model", "part"}
+    declined = RerankSummary(trained=False, reason="too few queries", base_model="m")
+    assert declined.to_dict() == {"trained": False, "reason": "too few queries", "base_model": "m"}
+    trained = RerankSummary(base_model="m", fusion_weight=0.3, training={"steps": 4}).to_dict()
+    assert "trained" not in trained and "reason" not in trained and "evaluation" not in trained
+
+
+def test_unknown_keys_are_ignored_and_missing_ones_take_their_defaults() -> None:
+    newer = {**COUNTERS.to_dict(), "gpu_seconds": 3.5, "tokens": 99}
+    assert GenerationProgress.from_dict(newer) == COUNTERS
+    assert GenerationProgress.from_dict({}) == GenerationProgress()
+    assert GenerationProgress.from_dict(None) == GenerationProgress()
+    assert GenerationProgress.from_dict({"rows": 4}).rows == 4
+    # a hand-edited record: a value of the wrong kind is its default, not a crash later
+    assert GenerationProgress.from_dict({"failures": "many", "calls": None}).failures == {}
+    assert GenerationSummary.from_dict({"failures_by_reason": [1]}).failures_by_reason == {}
+    assert not RerankSummary.from_dict({"trained": True, "future": 1}).not_trained
+
+
+def test_an_old_events_jsonl_still_renders() -> None:
+    """Recorded before the payloads were typed: plain dicts, some keys missing."""
+    events = list(read_events(RECORDED))
+    out = render(*events)
+    assert "generate  " in out and "212/212 chunks" in out and "2/2 files" in out
+    generate = next(e for e in events if isinstance(e, StageFinished) and e.stage == "generate")
+    assert GenerationSummary.from_dict(generate.summary).rows == 640
+    assert stage_finished_text(generate) == "✔ generate in 1.5s"
+
+
+def test_the_old_dict_shapes_render_as_before() -> None:
+    """What an engine before the typed payloads wrote, with a key a newer one might add."""
+    waiting = Progress(
+        stage="generate",
+        done=199,
+        total=212,
+        unit="chunks",
+        extra={"rows": 590, "retries": {"rate_limited": 7}, "failures": {"timeout": 3}, "x": 1},
+    )
+    out = render(waiting)
+    assert "196/212" in out and "3 failed (timeout 3)" in out
+    assert "retries: rate_limited 7" in out
+    stopped = StageFinished(
+        stage="generate",
+        seconds=3.0,
+        summary={"chunks": 180, "failed": 22, "failures_by_reason": {"timeout": 22}, "new": 1},
+    )
+    assert "158/180" in render(stopped) and "22 failed (timeout 22)" in render(stopped)
+    declined = StageFinished(
+        stage="rerank", seconds=1.0, summary={"trained": False, "reason": "too few queries"}
+    )
+    assert stage_finished_text(declined) == "✔ rerank: no reranker trained (too few queries)"
+    assert not_trained(declined.summary) and not not_trained({}) and not not_trained(None)
+    assert not not_trained(json.loads(json.dumps({"fusion_weight": 0.2, "base_model": "m"})))
