@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 
 @dataclass
 class Payload:
+    omit_none: ClassVar[bool] = False
+    """Leave fields at None out of ``to_dict``: a key the stage writes only sometimes."""
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Self:
         """Known keys only; a value of the wrong kind (a hand-edited record) is its default."""
@@ -34,7 +37,8 @@ class Payload:
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        return {k: v for k, v in out.items() if v is not None} if self.omit_none else out
 
 
 @dataclass
@@ -96,6 +100,20 @@ class GenerationSummary(Payload):
 
 
 @dataclass
+class PrepareSummary(Payload):
+    """What data preparation made. A count is None in a record that lacks it (then shown as
+    unknown), so a reader can tell "0 pairs" from "not recorded"."""
+
+    rows_in: int = 0
+    train_pairs: int | None = None
+    eval_queries: int | None = None
+    eval_chunks: int = 0
+    corpus: int | None = None
+    dropped: dict[str, int] = field(default_factory=dict)
+    """Rows dropped by each filter, only the filters that dropped some."""
+
+
+@dataclass
 class RerankSummary(Payload):
     """What the rerank stage did; metrics.json's ``reranker`` section holds the same object.
 
@@ -103,6 +121,7 @@ class RerankSummary(Payload):
     trained one has the training, the negatives and (with held-out queries) the evaluation.
     Keys left at None are not written, so each kind keeps the keys it always had."""
 
+    omit_none: ClassVar[bool] = True
     trained: bool | None = None
     reason: str | None = None
     base_model: str = ""
@@ -118,5 +137,28 @@ class RerankSummary(Payload):
     def not_trained(self) -> bool:
         return self.trained is False
 
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+
+@dataclass
+class IndexSummary(Payload):
+    """The BM25 index the index stage built."""
+
+    documents: int = 0
+    terms: int = 0
+
+
+@dataclass
+class EvaluateSummary(Payload):
+    """The query suites evaluated (``held-out``, ``benchmark``); the numbers are in metrics.json."""
+
+    suites: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DeploySummary(Payload):
+    """The deploy table's size, its suggestion and the interpolation weight chosen, when made."""
+
+    omit_none: ClassVar[bool] = True
+    rows: int = 0
+    suggestion: str | None = None
+    """``encoder dim precision`` of the suggested row."""
+    interpolation_weight: float | None = None

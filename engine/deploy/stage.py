@@ -19,6 +19,7 @@ import numpy as np
 from engine.config import RunConfig
 from engine.core.events import Emitter
 from engine.core.metrics_file import MetricsFile
+from engine.core.payloads import DeploySummary
 from engine.core.workspace import Workspace
 from engine.deploy.measure import PRECISIONS, Encoded, encode_suite, judged, score, texts_per_second
 from engine.deploy.results import KEY, interval_dict
@@ -104,13 +105,12 @@ def run_deploy(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, Any]
 
     results = parse_deploy(out)
     (ws.root / "report_deploy.md").write_text(render_markdown(results), encoding="utf-8")
-    summary: dict[str, Any] = {"rows": sum(len(s["rows"]) for s in out["suites"].values())}
-    if results.suggestion:
-        s = results.suggestion
-        summary["suggestion"] = f"{s.encoder} {s.dim} {s.precision}"
-    if results.interpolation:
-        summary["interpolation_weight"] = results.interpolation.chosen
-    return summary
+    best, interp = results.suggestion, results.interpolation
+    return DeploySummary(
+        rows=sum(len(suite["rows"]) for suite in out["suites"].values()),
+        suggestion=f"{best.encoder} {best.dim} {best.precision}" if best else None,
+        interpolation_weight=interp.chosen if interp else None,
+    ).to_dict()
 
 
 def _backends(

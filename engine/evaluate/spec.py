@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from engine.core.outputs import Output, metrics_has
+from engine.core.payloads import EvaluateSummary
 from engine.core.stages import EMBEDDER_USE, Stage, StageContext
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ def _run(ctx: StageContext) -> dict[str, Any]:
 
     summary = run_evaluate(ctx.cfg, ctx.ws, ctx.events)
     write_report(ctx.cfg, ctx.ws)
-    return {"suites": summary["suites"]}
+    return EvaluateSummary(suites=summary["suites"]).to_dict()
 
 
 STAGE = Stage(

@@ -12,6 +12,7 @@ from engine.core.errors import OfflineError, RagtuneError
 from engine.core.events import Emitter
 from engine.core.metrics_file import MetricsFile
 from engine.core.models import hub_reachable, is_network_error
+from engine.core.payloads import PrepareSummary
 from engine.core.workspace import Workspace
 from engine.evaluate.keys import metric_key
 
@@ -209,13 +210,14 @@ def _loss_line(ecfg: EmbedderConfig) -> str:
 
 
 def _data_line(ws: Workspace) -> str:
-    summary = ws.stage_summary("prepare") or {}
-    if not summary:
+    recorded = ws.stage_summary("prepare")
+    if not recorded:
         return "unknown"
-    return (
-        f"{summary.get('train_pairs', '?')} query–passage pairs from "
-        f"{summary.get('corpus', '?')} passages; {summary.get('eval_queries', '?')} held-out queries"
+    s = PrepareSummary.from_dict(recorded)
+    pairs, corpus, queries = (
+        "?" if n is None else n for n in (s.train_pairs, s.corpus, s.eval_queries)
     )
+    return f"{pairs} query–passage pairs from {corpus} passages; {queries} held-out queries"
 
 
 def write_card_section(folder: Path, section: str) -> Path:

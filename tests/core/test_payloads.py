@@ -17,9 +17,13 @@ from engine.core.events import (
     read_events,
 )
 from engine.core.payloads import (
+    DeploySummary,
     EncodeProgress,
+    EvaluateSummary,
     GenerationProgress,
     GenerationSummary,
+    IndexSummary,
+    PrepareSummary,
     RerankSummary,
     StepProgress,
 )
@@ -97,6 +101,11 @@ def test_the_wire_keeps_the_keys_it_had() -> None:
     assert declined.to_dict() == {"trained": False, "reason": "too few queries", "base_model": "m"}
     trained = RerankSummary(base_model="m", fusion_weight=0.3, training={"steps": 4}).to_dict()
     assert "trained" not in trained and "reason" not in trained and "evaluation" not in trained
+    assert DeploySummary(rows=12).to_dict() == {"rows": 12}
+    chosen = DeploySummary(rows=12, suggestion="onnx 128 int8", interpolation_weight=0.5)
+    assert set(chosen.to_dict()) == {"rows", "suggestion", "interpolation_weight"}
+    assert IndexSummary(documents=4, terms=9).to_dict() == {"documents": 4, "terms": 9}
+    assert EvaluateSummary(suites=["held-out"]).to_dict() == {"suites": ["held-out"]}
 
 
 def test_unknown_keys_are_ignored_and_missing_ones_take_their_defaults() -> None:
@@ -145,3 +154,24 @@ def test_the_old_dict_shapes_render_as_before() -> None:
     assert stage_finished_text(declined) == "✔ rerank: no reranker trained (too few queries)"
     assert not_trained(declined.summary) and not not_trained({}) and not not_trained(None)
     assert not not_trained(json.loads(json.dumps({"fusion_weight": 0.2, "base_model": "m"})))
+
+
+def test_a_prepare_record_without_a_count_says_unknown_not_zero(tmp_path: Path) -> None:
+    from engine.core.workspace import Workspace
+    from engine.export.stage import _data_line
+
+    made = PrepareSummary(rows_in=9, train_pairs=7, eval_queries=2, eval_chunks=2, corpus=5)
+    assert set(made.to_dict()) == {
+        "rows_in",
+        "train_pairs",
+        "eval_queries",
+        "eval_chunks",
+        "corpus",
+        "dropped",
+    }
+    ws = Workspace.create(tmp_path / "ws")
+    assert _data_line(ws) == "unknown"
+    ws.mark_done("prepare", "fp", summary=made.to_dict())
+    assert _data_line(ws) == "7 query–passage pairs from 5 passages; 2 held-out queries"
+    ws.mark_done("prepare", "fp", summary={"train_pairs": 0, "rows_in": 1})
+    assert _data_line(ws) == "0 query–passage pairs from ? passages; ? held-out queries"
