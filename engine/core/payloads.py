@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from typing import Any, ClassVar, Self
+from types import MappingProxyType
+from typing import Any, Self
+
+# Field metadata of a key the stage writes only sometimes: left out of ``to_dict`` while None.
+SOMETIMES = MappingProxyType({"sometimes": True})
 
 
 @dataclass
 class Payload:
-    omit_none: ClassVar[bool] = False
-    """Leave fields at None out of ``to_dict``: a key the stage writes only sometimes."""
-
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Self:
         """Known keys only; a value of the wrong kind (a hand-edited record) is its default."""
@@ -38,7 +39,10 @@ class Payload:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        return {k: v for k, v in out.items() if v is not None} if self.omit_none else out
+        for f in fields(self):
+            if f.metadata.get("sometimes") and out[f.name] is None:
+                del out[f.name]
+        return out
 
 
 @dataclass
@@ -100,6 +104,25 @@ class GenerationSummary(Payload):
 
 
 @dataclass
+class IngestSummary(Payload):
+    """What ingest made: chunk counts and token lengths of the documents (``ChunkStats``), or,
+    with no documents, the passages written from ``sources.description``."""
+
+    documents: int = 0
+    chunks: int | None = field(default=None, metadata=SOMETIMES)
+    duplicates: int | None = field(default=None, metadata=SOMETIMES)
+    too_short: int | None = field(default=None, metadata=SOMETIMES)
+    skipped_files: int | None = field(default=None, metadata=SOMETIMES)
+    max_tokens: int | None = field(default=None, metadata=SOMETIMES)
+    tokens: dict[str, float] | None = field(default=None, metadata=SOMETIMES)
+    """min, median and max tokens per chunk."""
+    histogram: dict[str, int] | None = field(default=None, metadata=SOMETIMES)
+    tokenizer: str | None = field(default=None, metadata=SOMETIMES)
+    chunks_path: str | None = field(default=None, metadata=SOMETIMES)
+    synthetic_chunks: int | None = field(default=None, metadata=SOMETIMES)
+
+
+@dataclass
 class PrepareSummary(Payload):
     """What data preparation made. A count is None in a record that lacks it (then shown as
     unknown), so a reader can tell "0 pairs" from "not recorded"."""
@@ -119,23 +142,41 @@ class RerankSummary(Payload):
 
     A reranker the stage decided not to train has ``trained`` False and the ``reason``; a
     trained one has the training, the negatives and (with held-out queries) the evaluation.
-    Keys left at None are not written, so each kind keeps the keys it always had."""
+    Each kind keeps the keys it always had: the others stay None and are not written."""
 
-    omit_none: ClassVar[bool] = True
-    trained: bool | None = None
-    reason: str | None = None
+    trained: bool | None = field(default=None, metadata=SOMETIMES)
+    reason: str | None = field(default=None, metadata=SOMETIMES)
     base_model: str = ""
-    negatives: dict[str, int] | None = None
-    pos_weight: float | None = None
-    training: dict[str, Any] | None = None
-    fusion_weight: float | None = None
-    fresh_head: bool | None = None
-    embedder: str | None = None
-    evaluation: dict[str, Any] | None = None
+    negatives: dict[str, int] | None = field(default=None, metadata=SOMETIMES)
+    pos_weight: float | None = field(default=None, metadata=SOMETIMES)
+    training: dict[str, Any] | None = field(default=None, metadata=SOMETIMES)
+    fusion_weight: float | None = field(default=None, metadata=SOMETIMES)
+    fresh_head: bool | None = field(default=None, metadata=SOMETIMES)
+    embedder: str | None = field(default=None, metadata=SOMETIMES)
+    evaluation: dict[str, Any] | None = field(default=None, metadata=SOMETIMES)
 
     @property
     def not_trained(self) -> bool:
         return self.trained is False
+
+
+@dataclass
+class TrainSummary(Payload):
+    """What embedder training did; the mining, pseudo-label and teacher counts only when the
+    loss used them."""
+
+    dims: list[int] = field(default_factory=list)
+    train_pairs: int = 0
+    negatives: dict[str, Any] | None = field(default=None, metadata=SOMETIMES)
+    pseudo_labels: dict[str, Any] | None = field(default=None, metadata=SOMETIMES)
+    hybrid_teacher: dict[str, Any] | None = field(default=None, metadata=SOMETIMES)
+    steps: int = 0
+    best_metric: float | None = None
+    best_checkpoint: str | None = None
+    device: str = ""
+    precision: str = ""
+    candidates_per_query: int | None = field(default=None, metadata=SOMETIMES)
+    """Added by the torchrun worker: what multi-GPU buys an in-batch loss."""
 
 
 @dataclass
@@ -157,8 +198,7 @@ class EvaluateSummary(Payload):
 class DeploySummary(Payload):
     """The deploy table's size, its suggestion and the interpolation weight chosen, when made."""
 
-    omit_none: ClassVar[bool] = True
     rows: int = 0
-    suggestion: str | None = None
+    suggestion: str | None = field(default=None, metadata=SOMETIMES)
     """``encoder dim precision`` of the suggested row."""
-    interpolation_weight: float | None = None
+    interpolation_weight: float | None = field(default=None, metadata=SOMETIMES)

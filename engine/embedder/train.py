@@ -12,6 +12,7 @@ from engine.core.dist import world_size
 from engine.core.errors import Cancelled, ConfigError, RagtuneError
 from engine.core.events import Emitter
 from engine.core.models import derive_dims, load_embedder, pick_device, precision_flags
+from engine.core.payloads import TrainSummary
 from engine.core.workspace import Workspace
 from engine.data.prepare import Prepared, load_prepared
 from engine.stages import plan as stage_plan
@@ -441,17 +442,20 @@ def train_embedder(
     if trainer.is_world_process_zero():
         model.save(str(ws.embedder_dir))
     state = trainer.state
-    return {
-        "dims": dims,
-        "train_pairs": len(train),
-        **data_summary,
-        "steps": state.global_step,
-        "best_metric": state.best_metric,
-        "best_checkpoint": Path(state.best_model_checkpoint).name
+    mined = TrainSummary.from_dict(data_summary)
+    return TrainSummary(
+        dims=dims,
+        train_pairs=len(train),
+        negatives=mined.negatives,
+        pseudo_labels=mined.pseudo_labels,
+        hybrid_teacher=mined.hybrid_teacher,
+        steps=state.global_step,
+        best_metric=state.best_metric,
+        best_checkpoint=Path(state.best_model_checkpoint).name
         if state.best_model_checkpoint
         else None,
-        "device": device,
-        "precision": next(
+        device=device,
+        precision=next(
             (k for k, v in precision_flags(ecfg.precision, device).items() if v), "fp32"
         ),
-    }
+    ).to_dict()

@@ -23,9 +23,11 @@ from engine.core.payloads import (
     GenerationProgress,
     GenerationSummary,
     IndexSummary,
+    IngestSummary,
     PrepareSummary,
     RerankSummary,
     StepProgress,
+    TrainSummary,
 )
 from engine.render import RichRenderer
 
@@ -106,6 +108,30 @@ def test_the_wire_keeps_the_keys_it_had() -> None:
     assert set(chosen.to_dict()) == {"rows", "suggestion", "interpolation_weight"}
     assert IndexSummary(documents=4, terms=9).to_dict() == {"documents": 4, "terms": 9}
     assert EvaluateSummary(suites=["held-out"]).to_dict() == {"suites": ["held-out"]}
+    described = IngestSummary(documents=0, synthetic_chunks=40).to_dict()
+    assert described == {"documents": 0, "synthetic_chunks": 40}
+    train = TrainSummary(dims=[64, 32], train_pairs=10, steps=3, device="cpu").to_dict()
+    assert set(train) == {
+        "dims",
+        "train_pairs",
+        "steps",
+        "best_metric",
+        "best_checkpoint",
+        "device",
+        "precision",
+    }
+    assert train["best_metric"] is None  # not measured is written, as before
+
+
+def test_ingest_summary_holds_every_chunk_count() -> None:
+    """``IngestSummary`` is built from ``ChunkStats.to_dict()``: a count added there must be
+    a field here, or ingest fails on its first run instead of dropping it."""
+    from engine.ingest.chunking import ChunkStats
+
+    stats = ChunkStats(documents=2, chunks=5, duplicates=1, max_tokens=128)
+    stats.add_length(40)
+    made = IngestSummary(**stats.to_dict(), tokenizer="t", chunks_path="c.parquet").to_dict()
+    assert made == {**stats.to_dict(), "tokenizer": "t", "chunks_path": "c.parquet"}
 
 
 def test_unknown_keys_are_ignored_and_missing_ones_take_their_defaults() -> None:
