@@ -180,6 +180,21 @@ class TrainSummary(Payload):
 
 
 @dataclass
+class ExportSummary(Payload):
+    """Where export wrote each model (and pushed it, with ``export.push_to_hub``)."""
+
+    embedder: str = ""
+    retrieval: str = ""
+    """The recommended retriever written to retrieval.json ("" when none was recommended)."""
+    bm25_index: str = ""
+    reranker: str | None = field(default=None, metadata=SOMETIMES)
+    deploy: dict[str, Any] | None = field(default=None, metadata=SOMETIMES)
+    """``export.formats``: the folder, the dim and each format's check."""
+    embedder_url: str | None = field(default=None, metadata=SOMETIMES)
+    reranker_url: str | None = field(default=None, metadata=SOMETIMES)
+
+
+@dataclass
 class IndexSummary(Payload):
     """The BM25 index the index stage built."""
 

@@ -12,7 +12,7 @@ from engine.core.errors import OfflineError, RagtuneError
 from engine.core.events import Emitter
 from engine.core.metrics_file import MetricsFile
 from engine.core.models import hub_reachable, is_network_error
-from engine.core.payloads import PrepareSummary
+from engine.core.payloads import ExportSummary, PrepareSummary
 from engine.core.workspace import Workspace
 from engine.evaluate.keys import metric_key
 
@@ -282,22 +282,27 @@ def export_models(
             where=str(ws.embedder_dir),
             hint="run the train stage first",
         )
-    out: dict[str, Any] = {"embedder": str(ws.embedder_dir)}
     write_card_section(ws.embedder_dir, model_card_text(cfg, ws))
     from engine.retrieval.export import export_retrieval
 
-    out.update(export_retrieval(ws, ws.embedder_dir))
+    retrieval = export_retrieval(ws, ws.embedder_dir)
+    out = ExportSummary(
+        embedder=str(ws.embedder_dir),
+        retrieval=retrieval["retrieval"],
+        bm25_index=retrieval["bm25_index"],
+    )
     # A reranker left by an earlier run is not this run's once the stage is switched off.
     reranker = ws.reranker_dir.exists() and cfg.reranker.enabled
     if reranker:
-        out["reranker"] = str(ws.reranker_dir)
+        out.reranker = str(ws.reranker_dir)
     if cfg.export.formats:
-        out["deploy"] = deploy_formats(cfg, ws, events)
+        out.deploy = deploy_formats(cfg, ws, events)
     if push:
         token = hub_token(cfg)
         targets = [(ws.embedder_dir, cfg.export.embedder_repo, "export.embedder_repo")]
         if reranker:
             targets.append((ws.reranker_dir, cfg.export.reranker_repo, "export.reranker_repo"))
+        urls: dict[Path, str] = {}
         for folder, repo, key in targets:
             if not repo:
                 raise RagtuneError(
@@ -306,7 +311,7 @@ def export_models(
                     hint="set it to user/name, e.g. me/handbook-embed",
                 )
             events.info(f"pushing {folder.name} to {repo}")
-            out[f"{folder.name}_url"] = push_folder(
-                folder, repo, token=token, private=cfg.export.private
-            )
-    return out
+            urls[folder] = push_folder(folder, repo, token=token, private=cfg.export.private)
+        out.embedder_url = urls.get(ws.embedder_dir)
+        out.reranker_url = urls.get(ws.reranker_dir)
+    return out.to_dict()

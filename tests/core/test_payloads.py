@@ -20,6 +20,7 @@ from engine.core.payloads import (
     DeploySummary,
     EncodeProgress,
     EvaluateSummary,
+    ExportSummary,
     GenerationProgress,
     GenerationSummary,
     IndexSummary,
@@ -121,6 +122,10 @@ def test_the_wire_keeps_the_keys_it_had() -> None:
         "precision",
     }
     assert train["best_metric"] is None  # not measured is written, as before
+    local = ExportSummary(embedder="m/e", retrieval="", bm25_index="m/e/bm25").to_dict()
+    assert list(local) == ["embedder", "retrieval", "bm25_index"]
+    pushed = ExportSummary(embedder="m/e", reranker="m/r", embedder_url="u").to_dict()
+    assert list(pushed) == ["embedder", "retrieval", "bm25_index", "reranker", "embedder_url"]
 
 
 def test_ingest_summary_holds_every_chunk_count() -> None:
