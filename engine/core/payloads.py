@@ -30,7 +30,7 @@ class Payload:
                 continue
             value = data[f.name]
             default = f.default_factory() if f.default_factory is not MISSING else f.default
-            if isinstance(default, dict) and not isinstance(value, dict):
+            if isinstance(default, (dict, list)) and not isinstance(value, type(default)):
                 continue
             if value is None and default is not None:
                 continue
@@ -98,7 +98,7 @@ class GenerationSummary(Payload):
     output_tokens: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+        out = super().to_dict()
         out.pop("keys")
         return out
 

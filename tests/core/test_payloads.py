@@ -148,6 +148,7 @@ def test_unknown_keys_are_ignored_and_missing_ones_take_their_defaults() -> None
     # a hand-edited record: a value of the wrong kind is its default, not a crash later
     assert GenerationProgress.from_dict({"failures": "many", "calls": None}).failures == {}
     assert GenerationSummary.from_dict({"failures_by_reason": [1]}).failures_by_reason == {}
+    assert EvaluateSummary.from_dict({"suites": "held-out"}).suites == []
     assert not RerankSummary.from_dict({"trained": True, "future": 1}).not_trained
 
 
