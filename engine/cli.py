@@ -222,7 +222,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_results(ws: Any, *, as_json: bool) -> None:
-    from engine.core.metrics_file import MetricsFile
+    from engine.core.metrics_file import MetricsFile, MetricsFileError
     from engine.evaluate.ir import COMPARE_METRICS
     from engine.evaluate.results import read_results
     from engine.generate.base import GenerationSummary
@@ -245,10 +245,16 @@ def _print_results(ws: Any, *, as_json: bool) -> None:
     if not metrics.exists():
         out.print(f"workspace: {ws.root}")
         return
-    if as_json:
-        print(metrics.text())
+    try:
+        if as_json:
+            print(metrics.text())
+            return
+        results = read_results(metrics.path)
+    except MetricsFileError as exc:
+        # The stages asked for ran (a --stages run may not rebuild it): say so, do not fail.
+        _console(stderr=True).print(str(exc), style="yellow", soft_wrap=True, markup=False)
+        out.print(f"workspace: {ws.root}")
         return
-    results = read_results(metrics.path)
     for name in ("benchmark", "held-out"):
         suite = results.suite(name)
         if suite is None:

@@ -107,3 +107,22 @@ def test_text_is_the_file_checked(metrics: MetricsFile) -> None:
     metrics.path.write_text("{")
     with pytest.raises(MetricsFileError):
         metrics.text()
+
+
+def test_a_run_that_did_not_rebuild_a_damaged_file_warns_and_succeeds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``ragtune run --stages ingest`` ran what it was asked; the results it prints after are
+    what is damaged, so it names the file and the fix on stderr instead of failing."""
+    from engine.cli import _print_results
+    from engine.core.workspace import Workspace
+
+    ws = Workspace.create(tmp_path / "ws")
+    ws.metrics_path.write_text('{"embedder": {"suite": "held')
+    for as_json in (False, True):
+        _print_results(ws, as_json=as_json)
+        said = capsys.readouterr()
+        err = " ".join(said.err.split())
+        assert f"{ws.metrics_path}: cannot be read (JSONDecodeError" in err
+        assert "fix: run `ragtune run` again" in err
+        assert said.out.strip() == f"workspace: {ws.root}"
