@@ -31,7 +31,7 @@ if not DATA.is_dir():
 
 
 def config(name: str, root: Path, train: bool, overrides: list[str]):
-    from engine.config import RunConfig, apply_override
+    from ragtune.engine.config import RunConfig, apply_override
 
     folder = DATA / name
     data = {
@@ -58,10 +58,10 @@ def config(name: str, root: Path, train: bool, overrides: list[str]):
 
 def base_with_rotation(cfg, ws) -> None:
     """The base model with the corpus rotation, saved where training would save its model."""
-    from engine.core.models import load_embedder
-    from engine.data.prepare import load_prepared
-    from engine.embedder.rotation import rotate_for_corpus
-    from engine.embedder.train import attach_prompts, column_prompts
+    from ragtune.engine.core.models import load_embedder
+    from ragtune.engine.data.prepare import load_prepared
+    from ragtune.engine.embedder.rotation import rotate_for_corpus
+    from ragtune.engine.embedder.train import attach_prompts, column_prompts
 
     model = load_embedder(cfg.embedder.base_model, device="cpu")
     rotate_for_corpus(
@@ -83,11 +83,11 @@ def main() -> int:
     parser.add_argument("--out", default="", help="write the deploy results as JSON here")
     args = parser.parse_args()
 
-    from engine.api import run_pipeline
-    from engine.core.metrics_file import MetricsFile
-    from engine.core.workspace import Workspace
-    from engine.deploy.report import render_markdown
-    from engine.deploy.results import read_deploy
+    from ragtune.engine.api import run_pipeline
+    from ragtune.engine.core.metrics_file import MetricsFile
+    from ragtune.engine.core.workspace import Workspace
+    from ragtune.engine.deploy.report import render_markdown
+    from ragtune.engine.deploy.results import read_deploy
 
     root = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="ragtune-deploy-"))
     cfg = config(args.collection, root, args.train, args.set)

@@ -26,10 +26,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from engine.core.models import load_embedder  # noqa: E402
-from engine.evaluate.beir import load_beir  # noqa: E402
-from engine.evaluate.ir import evaluate_retrieval  # noqa: E402
-from engine.evaluate.keys import metric_key  # noqa: E402
+from ragtune.engine.core.models import load_embedder  # noqa: E402
+from ragtune.engine.evaluate.beir import load_beir  # noqa: E402
+from ragtune.engine.evaluate.ir import evaluate_retrieval  # noqa: E402
+from ragtune.engine.evaluate.keys import metric_key  # noqa: E402
 
 DIMS = [384, 256, 128, 64]
 K_VALUES = [1, 3, 5, 10, 100]
@@ -112,15 +112,15 @@ def metrics_part(args: argparse.Namespace) -> bool:
 def stage_part(args: argparse.Namespace) -> bool:
     import shutil
 
-    from engine.api import run_pipeline
-    from engine.config import RunConfig
-    from engine.core.events import Emitter
-    from engine.core.quiet import quiet_libraries
-    from engine.core.workspace import Workspace
-    from engine.data.prepare import load_prepared
-    from engine.embedder.train import column_prompts
-    from engine.evaluate.ir import encode_suite
-    from engine.evaluate.stage import load_benchmark, run_evaluate
+    from ragtune.engine.api import run_pipeline
+    from ragtune.engine.config import RunConfig
+    from ragtune.engine.core.events import Emitter
+    from ragtune.engine.core.quiet import quiet_libraries
+    from ragtune.engine.core.workspace import Workspace
+    from ragtune.engine.data.prepare import load_prepared
+    from ragtune.engine.embedder.train import column_prompts
+    from ragtune.engine.evaluate.ir import encode_suite
+    from ragtune.engine.evaluate.stage import load_benchmark, run_evaluate
 
     quiet_libraries()
     model = _local_model(args.model)
@@ -146,7 +146,7 @@ def stage_part(args: argparse.Namespace) -> bool:
     run_evaluate(cfg, ws, events)
     stage_seconds = time.perf_counter() - start
 
-    from engine.core.models import load_embedder
+    from ragtune.engine.core.models import load_embedder
 
     prepared = load_prepared(ws)
     suites = [prepared.ir_data(), load_benchmark(cfg, ws, events)]

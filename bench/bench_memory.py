@@ -70,7 +70,7 @@ def main() -> int:
         src = EXAMPLES / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, root / name)
     events = root / "runs" / "quickstart" / "events.jsonl"
-    cmd = [sys.executable, "-m", "engine", "run", str(root / "quickstart.toml"), "--quiet"]
+    cmd = [sys.executable, "-m", "ragtune.engine", "run", str(root / "quickstart.toml"), "--quiet"]
     if args.stages:
         cmd += ["--stages", args.stages]
     for item in args.set:

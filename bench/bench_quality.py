@@ -34,8 +34,8 @@ BAR = 0.03
 
 
 def run_collection(name: str, overrides: list[str], root: Path) -> dict:
-    from engine.api import run_pipeline
-    from engine.config import RunConfig, apply_override
+    from ragtune.engine.api import run_pipeline
+    from ragtune.engine.config import RunConfig, apply_override
 
     folder = DATA / name
     data = {
@@ -56,9 +56,9 @@ def run_collection(name: str, overrides: list[str], root: Path) -> dict:
     t0 = time.monotonic()
     ws = run_pipeline(cfg, stages=["ingest", "index", "generate", "prepare", "train", "evaluate"])
     seconds = time.monotonic() - t0
-    from engine.core.metrics_file import MetricsFile
-    from engine.evaluate.keys import metric_key
-    from engine.evaluate.results import read_results
+    from ragtune.engine.core.metrics_file import MetricsFile
+    from ragtune.engine.evaluate.keys import metric_key
+    from ragtune.engine.evaluate.results import read_results
 
     emb = MetricsFile(ws.metrics_path).read()["embedder"]
     bench = emb["benchmark"]
@@ -88,7 +88,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     root = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="ragtune-quality-"))
-    from engine.evaluate.tables import recommendation_markdown, retrievers_markdown
+    from ragtune.engine.evaluate.tables import recommendation_markdown, retrievers_markdown
 
     ok = True
     for name in args.collections.split(","):

@@ -26,11 +26,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from engine.config import RunConfig  # noqa: E402
-from engine.core.events import Emitter, Message  # noqa: E402
-from engine.core.models import load_cross_encoder, load_embedder, resolve_model  # noqa: E402
-from engine.core.workspace import Workspace  # noqa: E402
-from engine.evaluate.beir import document_text, load_beir  # noqa: E402
+from ragtune.engine.config import RunConfig  # noqa: E402
+from ragtune.engine.core.events import Emitter, Message  # noqa: E402
+from ragtune.engine.core.models import load_cross_encoder, load_embedder, resolve_model  # noqa: E402
+from ragtune.engine.core.workspace import Workspace  # noqa: E402
+from ragtune.engine.evaluate.beir import document_text, load_beir  # noqa: E402
 
 DATA = REPO.parent / "shared" / "bench-data"
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
@@ -42,7 +42,7 @@ def printer(event: object) -> None:
 
 
 def corpus_chunks(folder: Path) -> list:
-    from engine.core.records import Chunk, chunk_id_for
+    from ragtune.engine.core.records import Chunk, chunk_id_for
 
     chunks = []
     with (folder / "corpus.jsonl").open(encoding="utf-8") as fh:
@@ -94,11 +94,11 @@ def reranker_config(args: argparse.Namespace, ws: Path, embedder: str) -> RunCon
 
 def stage_only(args: argparse.Namespace, ws_dir: Path) -> tuple[Workspace, dict]:
     """Pseudo-queries with the LLM-free generator, then the reranker stage on ``--embedder``."""
-    from engine.core.records import write_chunks
-    from engine.data.prepare import run_prepare
-    from engine.generate.llm_free import LlmFreeGenerator
-    from engine.generate.rows import read_rows
-    from engine.reranker.train import run_reranker_stage
+    from ragtune.engine.core.records import write_chunks
+    from ragtune.engine.data.prepare import run_prepare
+    from ragtune.engine.generate.llm_free import LlmFreeGenerator
+    from ragtune.engine.generate.rows import read_rows
+    from ragtune.engine.reranker.train import run_reranker_stage
 
     ws = Workspace.create(ws_dir)
     cfg = reranker_config(args, ws_dir, args.embedder)
@@ -116,8 +116,8 @@ def stage_only(args: argparse.Namespace, ws_dir: Path) -> tuple[Workspace, dict]
 
 
 def full_pipeline(args: argparse.Namespace, ws_dir: Path) -> tuple[Workspace, dict]:
-    from engine.api import run_pipeline
-    from engine.core.metrics_file import MetricsFile
+    from ragtune.engine.api import run_pipeline
+    from ragtune.engine.core.metrics_file import MetricsFile
 
     cfg = reranker_config(args, ws_dir, MINILM)
     ws = run_pipeline(cfg, events=Emitter(printer))
@@ -148,7 +148,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from engine.reranker.evaluate import evaluate_reranking_on_beir
+    from ragtune.engine.reranker.evaluate import evaluate_reranking_on_beir
 
     results: dict[str, dict] = {}
     for name in args.collections:
@@ -176,7 +176,7 @@ def main() -> None:
             "negatives": stage.get("negatives"),
             "training": stage.get("training"),
         }
-        from engine.evaluate.stats import Interval
+        from ragtune.engine.evaluate.stats import Interval
 
         iv = {k: Interval(**v) for k, v in real["intervals"].items()}
         print(

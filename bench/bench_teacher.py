@@ -32,7 +32,7 @@ RECIPES = ("distill", "hybrid_distill")
 
 
 def config(name: str, root: Path, overrides: list[str], loss: str):
-    from engine.config import RunConfig, apply_override
+    from ragtune.engine.config import RunConfig, apply_override
 
     folder = DATA / name
     data = {
@@ -58,15 +58,15 @@ def config(name: str, root: Path, overrides: list[str], loss: str):
 
 
 def run_collection(name: str, root: Path, overrides: list[str]) -> dict:
-    from engine.api import run_pipeline
-    from engine.core.events import Emitter
-    from engine.core.models import load_embedder, pick_device
-    from engine.data.prepare import load_prepared
-    from engine.embedder.rotation import rotate_for_corpus
-    from engine.embedder.train import column_prompts, model_dims, train_embedder
-    from engine.evaluate.ir import evaluate_retrieval
-    from engine.evaluate.keys import metric_key
-    from engine.evaluate.stage import load_benchmark
+    from ragtune.engine.api import run_pipeline
+    from ragtune.engine.core.events import Emitter
+    from ragtune.engine.core.models import load_embedder, pick_device
+    from ragtune.engine.data.prepare import load_prepared
+    from ragtune.engine.embedder.rotation import rotate_for_corpus
+    from ragtune.engine.embedder.train import column_prompts, model_dims, train_embedder
+    from ragtune.engine.evaluate.ir import evaluate_retrieval
+    from ragtune.engine.evaluate.keys import metric_key
+    from ragtune.engine.evaluate.stage import load_benchmark
 
     cfg = config(name, root, overrides, RECIPES[0])
     ws = run_pipeline(cfg, stages=["ingest", "generate", "prepare"])
@@ -118,7 +118,7 @@ def run_collection(name: str, root: Path, overrides: list[str]) -> dict:
 
 
 def report(name: str, res: dict) -> tuple[str, bool, bool]:
-    from engine.evaluate.stats import paired_gain
+    from ragtune.engine.evaluate.stats import paired_gain
 
     systems, dims = res["systems"], res["dims"]
     baseline = "base_rotated" if "base_rotated" in systems else "base"

@@ -32,7 +32,7 @@ MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 def make_pairs(n: int) -> tuple[list[str], list[str]]:
-    from engine.generate.llm_free import split_sentences
+    from ragtune.engine.generate.llm_free import split_sentences
 
     anchors, positives = [], []
     for line in DATA.read_text().splitlines():
@@ -55,7 +55,7 @@ def plain(anchors: list[str], positives: list[str], out: Path, seq: int) -> floa
     from sentence_transformers.base.sampler import BatchSamplers
     from sentence_transformers.sentence_transformer import losses
 
-    from engine.core.models import resolve_model
+    from ragtune.engine.core.models import resolve_model
 
     t0 = time.perf_counter()
     model = SentenceTransformer(resolve_model(MODEL), device="cpu")
@@ -87,11 +87,11 @@ def plain(anchors: list[str], positives: list[str], out: Path, seq: int) -> floa
 def ragtune(anchors: list[str], positives: list[str], root: Path, seq: int, loss: str) -> float:
     from datasets import Dataset
 
-    from engine.config import RunConfig
-    from engine.core.events import Emitter
-    from engine.core.workspace import Workspace
-    from engine.data.prepare import Prepared
-    from engine.embedder.train import train_embedder
+    from ragtune.engine.config import RunConfig
+    from ragtune.engine.core.events import Emitter
+    from ragtune.engine.core.workspace import Workspace
+    from ragtune.engine.data.prepare import Prepared
+    from ragtune.engine.embedder.train import train_embedder
 
     cfg = RunConfig.from_dict(
         {

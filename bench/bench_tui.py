@@ -2,7 +2,7 @@
 
     python bench/bench_tui.py            # both measurements, JSON on stdout
 
-1. Start-up: ``python -m tui`` in a pseudo-terminal, timed from exec to the
+1. Start-up: ``python -m ragtune.tui`` in a pseudo-terminal, timed from exec to the
    first frame that contains the start screen's heading (what the user sees).
 2. Key latency: the app runs in a pseudo-terminal on a workspace whose
    ``events.jsonl`` grows at 40 events/s (losses, GPU samples, logs: a
@@ -70,7 +70,7 @@ def _spawn(args: list[str], cwd: str, env: dict[str, str], cols: int = 120, rows
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tui", *args],
+        [sys.executable, "-m", "ragtune.tui", *args],
         cwd=cwd,
         env={**env, "PYTHONPATH": str(REPO)},
         stdin=slave,

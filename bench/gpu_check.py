@@ -26,8 +26,8 @@ sys.path.insert(0, str(REPO))
 
 
 def pairs(workspace: Path, limit: int) -> tuple[list[str], list[str]]:
-    from engine.core.workspace import Workspace
-    from engine.data.prepare import load_prepared
+    from ragtune.engine.core.workspace import Workspace
+    from ragtune.engine.data.prepare import load_prepared
 
     train = load_prepared(Workspace(workspace)).train
     n = min(limit, len(train))
@@ -52,8 +52,8 @@ def plain(anchors: list[str], positives: list[str], out: Path, a: argparse.Names
     from sentence_transformers.base.sampler import BatchSamplers
     from sentence_transformers.sentence_transformer import losses
 
-    from engine.core.models import derive_dims, precision_flags, resolve_model
-    from engine.embedder.train import embedding_dim
+    from ragtune.engine.core.models import derive_dims, precision_flags, resolve_model
+    from ragtune.engine.embedder.train import embedding_dim
 
     t0 = time.perf_counter()
     model = SentenceTransformer(resolve_model(a.model), device=a.device)
@@ -88,11 +88,11 @@ def ragtune(
 ) -> float:
     from datasets import Dataset
 
-    from engine.config import RunConfig
-    from engine.core.events import Emitter
-    from engine.core.workspace import Workspace
-    from engine.data.prepare import Prepared
-    from engine.embedder.train import train_embedder
+    from ragtune.engine.config import RunConfig
+    from ragtune.engine.core.events import Emitter
+    from ragtune.engine.core.workspace import Workspace
+    from ragtune.engine.data.prepare import Prepared
+    from ragtune.engine.embedder.train import train_embedder
 
     settings = {
         "base_model": a.model,
@@ -154,8 +154,8 @@ def cmd_memory(a: argparse.Namespace) -> dict[str, Any]:
     """Peak GPU memory of the same steps with and without activation checkpointing."""
     import torch
 
-    from engine.config.training import EmbedderConfig
-    from engine.core.gpu import propose_batch_size
+    from ragtune.engine.config.training import EmbedderConfig
+    from ragtune.engine.core.gpu import propose_batch_size
 
     anchors, positives = pairs(a.workspace, a.batch * a.steps)
     base = Path(tempfile.mkdtemp(prefix="ragtune-gpu-mem-"))
@@ -200,7 +200,7 @@ def cmd_memory(a: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_ddp(a: argparse.Namespace) -> dict[str, Any]:
     """Train-stage seconds and candidates per query, as the last runs in events.jsonl say."""
-    from engine.core.events import StageFinished, read_events
+    from ragtune.engine.core.events import StageFinished, read_events
 
     runs = [
         e
@@ -236,7 +236,7 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--steps", type=int, default=4, help="memory: training steps per setting")
     a = p.parse_args()
-    from engine.core.quiet import quiet_libraries
+    from ragtune.engine.core.quiet import quiet_libraries
 
     quiet_libraries()
     result = {"ratio": cmd_ratio, "memory": cmd_memory, "ddp": cmd_ddp}[a.what](a)

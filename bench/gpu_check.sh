@@ -87,7 +87,7 @@ fi
 say "1. quickstart ($PRECISION)"
 rm -rf "$QS"
 start=$(date +%s)
-step quickstart "$PY" -m engine run "$REPO/examples/quickstart.toml" "${SETS[@]}"
+step quickstart "$PY" -m ragtune.engine run "$REPO/examples/quickstart.toml" "${SETS[@]}"
 row "quickstart" "$(( $(date +%s) - start )) s end to end, workspace $QS"
 row "quickstart nDCG@10" "$("$PY" - "$QS" <<'EOF'
 import json, sys
@@ -130,10 +130,10 @@ if [[ $DRY -eq 1 || "$GPUS" -ge 2 ]]; then
     say "4. train stage on 1 and 2 processes"
     rm -rf "$DDP"
     DSETS=("${SETS[@]/$QS/$DDP}")
-    step ddp-data "$PY" -m engine run "$REPO/examples/quickstart.toml" "${DSETS[@]}" \
+    step ddp-data "$PY" -m ragtune.engine run "$REPO/examples/quickstart.toml" "${DSETS[@]}" \
         --stages ingest,generate,prepare
     for n in 1 2; do
-        step "ddp-$n" "$PY" -m engine run "$REPO/examples/quickstart.toml" "${DSETS[@]}" \
+        step "ddp-$n" "$PY" -m ragtune.engine run "$REPO/examples/quickstart.toml" "${DSETS[@]}" \
             --stages train --set "distributed.nproc_per_node=$n"
     done
     step ddp "$PY" "$REPO/bench/gpu_check.py" ddp --workspace "$DDP"

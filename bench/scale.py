@@ -101,7 +101,7 @@ def tiny_model(folder: Path) -> Path:
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
     from transformers import AutoModel, AutoTokenizer, BertConfig
 
-    from engine.core.models import resolve_model
+    from ragtune.engine.core.models import resolve_model
 
     torch.manual_seed(0)
     config = BertConfig(
@@ -125,7 +125,7 @@ def tiny_model(folder: Path) -> Path:
 
 
 def run_config(root: Path, n_files: int) -> Any:
-    from engine.config import RunConfig
+    from ragtune.engine.config import RunConfig
 
     cfg = RunConfig.from_dict(
         {
@@ -145,9 +145,9 @@ def run_config(root: Path, n_files: int) -> Any:
 
 
 def stage_ingest(root: Path, n_files: int) -> dict[str, Any]:
-    from engine.core.events import Emitter
-    from engine.core.workspace import Workspace
-    from engine.ingest import run_ingest
+    from ragtune.engine.core.events import Emitter
+    from ragtune.engine.core.workspace import Workspace
+    from ragtune.engine.ingest import run_ingest
 
     cfg = run_config(root, n_files)
     ws = Workspace.create(root / "ws")
@@ -159,9 +159,9 @@ def stage_ingest(root: Path, n_files: int) -> dict[str, Any]:
 
 def stage_index(root: Path, n_files: int) -> dict[str, Any]:
     """The BM25 index over the chunks (bm25s, streamed from chunks.parquet), saved."""
-    from engine.core.events import Emitter
-    from engine.core.workspace import Workspace
-    from engine.retrieval.stage import run_index
+    from ragtune.engine.core.events import Emitter
+    from ragtune.engine.core.workspace import Workspace
+    from ragtune.engine.retrieval.stage import run_index
 
     cfg = run_config(root, n_files)
     ws = Workspace.create(root / "ws")
@@ -172,9 +172,9 @@ def stage_index(root: Path, n_files: int) -> dict[str, Any]:
 
 def stage_chunking(root: Path, n_files: int) -> dict[str, Any]:
     """The chunker alone on documents streamed from memory: no file reading, no parquet."""
-    from engine.core.records import Document
-    from engine.ingest import make_chunker
-    from engine.ingest.chunking import ChunkStats, chunk_documents
+    from ragtune.engine.core.records import Document
+    from ragtune.engine.ingest import make_chunker
+    from ragtune.engine.ingest.chunking import ChunkStats, chunk_documents
 
     cfg = run_config(root, n_files)
     chunker = make_chunker(cfg)
@@ -189,11 +189,11 @@ def stage_chunking(root: Path, n_files: int) -> dict[str, Any]:
 
 
 def stage_generate(root: Path, n_files: int) -> dict[str, Any]:
-    from engine.config.generation import LlmFreeConfig
-    from engine.core.events import Emitter
-    from engine.core.records import read_chunks
-    from engine.core.workspace import Workspace
-    from engine.generate.llm_free import LlmFreeGenerator
+    from ragtune.engine.config.generation import LlmFreeConfig
+    from ragtune.engine.core.events import Emitter
+    from ragtune.engine.core.records import read_chunks
+    from ragtune.engine.core.workspace import Workspace
+    from ragtune.engine.generate.llm_free import LlmFreeGenerator
 
     ws = Workspace.create(root / "ws")
     ws.generated_path.unlink(missing_ok=True)
@@ -207,11 +207,11 @@ def stage_generate(root: Path, n_files: int) -> dict[str, Any]:
 def stage_prepare(root: Path, n_files: int) -> dict[str, Any]:
     import shutil
 
-    from engine.core.events import Emitter
-    from engine.core.records import read_chunks
-    from engine.core.workspace import Workspace
-    from engine.data.prepare import run_prepare
-    from engine.generate.rows import read_rows
+    from ragtune.engine.core.events import Emitter
+    from ragtune.engine.core.records import read_chunks
+    from ragtune.engine.core.workspace import Workspace
+    from ragtune.engine.data.prepare import run_prepare
+    from ragtune.engine.generate.rows import read_rows
 
     cfg = run_config(root, n_files)
     ws = Workspace.create(root / "ws")
@@ -226,12 +226,12 @@ def stage_prepare(root: Path, n_files: int) -> dict[str, Any]:
 
 def stage_mining(root: Path, n_files: int) -> dict[str, Any]:
     """Hard negatives for every training query over the whole pool, as the reranker stage mines."""
-    from engine.config.reranker import RerankerConfig
-    from engine.core.models import load_embedder
-    from engine.core.workspace import Workspace
-    from engine.data.mining import build_groups, mine
-    from engine.data.prepare import load_prepared
-    from engine.reranker.negatives import mining_window
+    from ragtune.engine.config.reranker import RerankerConfig
+    from ragtune.engine.core.models import load_embedder
+    from ragtune.engine.core.workspace import Workspace
+    from ragtune.engine.data.mining import build_groups, mine
+    from ragtune.engine.data.prepare import load_prepared
+    from ragtune.engine.reranker.negatives import mining_window
 
     ws = Workspace.create(root / "ws")
     model = load_embedder(str(root.parent / "model" / "st"), device="cpu")
@@ -251,10 +251,10 @@ def stage_mining(root: Path, n_files: int) -> dict[str, Any]:
 
 def stage_evaluate(root: Path, n_files: int) -> dict[str, Any]:
     """Held-out queries (capped at data.max_eval_queries) against every chunk, at 3 sizes."""
-    from engine.core.models import load_embedder
-    from engine.core.workspace import Workspace
-    from engine.data.prepare import load_prepared
-    from engine.evaluate.ir import evaluate_retrieval
+    from ragtune.engine.core.models import load_embedder
+    from ragtune.engine.core.workspace import Workspace
+    from ragtune.engine.data.prepare import load_prepared
+    from ragtune.engine.evaluate.ir import evaluate_retrieval
 
     ws = Workspace.create(root / "ws")
     model = load_embedder(str(root.parent / "model" / "st"), device="cpu")

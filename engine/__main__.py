@@ -1,5 +1,5 @@
-"""`python -m engine`: the headless CLI, also how the TUI starts a detached run."""
+"""`python -m ragtune.engine`: the headless CLI, also how the TUI starts a detached run."""
 
-from engine.cli import main
+from ragtune.engine.cli import main
 
 raise SystemExit(main())

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.config import RunConfig, load_config
-from engine.core.events import Emitter, JsonlEventLog
-from engine.core.workspace import Workspace
-from engine.stages import STAGES
+from ragtune.engine.config import RunConfig, load_config
+from ragtune.engine.core.events import Emitter, JsonlEventLog
+from ragtune.engine.core.workspace import Workspace
+from ragtune.engine.stages import STAGES
 
 if TYPE_CHECKING:
-    from engine.generate.llm_cost import CostEstimate
-    from engine.generate.rows import GeneratedRow
+    from ragtune.engine.generate.llm_cost import CostEstimate
+    from ragtune.engine.generate.rows import GeneratedRow
 
 __all__ = [
     "STAGES",
@@ -61,8 +61,8 @@ def run_pipeline(
     Progress comes as events, so the libraries' own bars and notices are turned off (unless
     their variables are already set), as in the CLI. ``api_key``: one typed in, kept in memory.
     """
-    from engine.core.quiet import quiet_libraries
-    from engine.pipeline import Pipeline
+    from ragtune.engine.core.quiet import quiet_libraries
+    from ragtune.engine.pipeline import Pipeline
 
     quiet_libraries()
     return Pipeline(cfg, events=events, cancel=cancel, api_key=api_key).run(stages)
@@ -105,11 +105,11 @@ def start_run_process(
     A key typed into the wizard reaches the child in its environment only (under
     ``generation.llm.api_key_env``, or ``RAGTUNE_LLM_API_KEY``), never in a file.
     """
-    from engine.generate.llm_client import child_key_variable
+    from ragtune.engine.generate.llm_client import child_key_variable
 
     cfg = load_config(config_path)
     ws = open_workspace(cfg)
-    cmd = [sys.executable, "-m", "engine", "run", str(config_path), "--quiet"]
+    cmd = [sys.executable, "-m", "ragtune.engine", "run", str(config_path), "--quiet"]
     if stages:
         cmd += ["--stages", ",".join(stages)]
     env = dict(os.environ)
@@ -151,8 +151,8 @@ def sample_generation(
     the workspace lock: while a run holds it, sampling is refused and writes nothing.
     Returns the rows and, for the LLM generator, the cost estimate of the full run.
     """
-    from engine.core.errors import ConfigError
-    from engine.core.records import read_chunks
+    from ragtune.engine.core.errors import ConfigError
+    from ragtune.engine.core.records import read_chunks
 
     if k is not None and k < 1:
         raise ConfigError("sample size", k, "a whole number of at least 1")
@@ -164,7 +164,7 @@ def sample_generation(
     k = k or cfg.generation.llm.sample_size
     with ws.lock(action):
         chunks = read_chunks(ws.chunks_path)
-        from engine.generate.registry import generator_for
+        from ragtune.engine.generate.registry import generator_for
 
         return generator_for(cfg).sample(cfg, ws, chunks, k, api_key)
 
@@ -172,15 +172,15 @@ def sample_generation(
 def ask(ws: Workspace, question: str, **options: Any) -> Any:
     """Ranked passages for ``question`` from the retriever evaluation recommended (dense,
     hybrid or BM25), reranked when a reranker ships; each hit says where it came from
-    (dense rank, BM25 rank, fused score). Options as ``engine.serve.ask.ask``."""
-    from engine.serve.ask import ask as ask_workspace
+    (dense rank, BM25 rank, fused score). Options as ``ragtune.engine.serve.ask.ask``."""
+    from ragtune.engine.serve.ask import ask as ask_workspace
 
     return ask_workspace(ws, question, **options)
 
 
 def results(ws: Workspace) -> Any:
-    """The typed results of a workspace (``engine.evaluate.results.Results``): every
+    """The typed results of a workspace (``ragtune.engine.evaluate.results.Results``): every
     retriever per size with its intervals, the recommendation, the reranker."""
-    from engine.evaluate.results import read_results
+    from ragtune.engine.evaluate.results import read_results
 
     return read_results(ws.metrics_path)

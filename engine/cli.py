@@ -1,7 +1,7 @@
 """The headless command line: run, init, eval, status, ask, generate, export, config.
 
 stdout carries results (tables, JSON); stderr carries progress and diagnostics.
-Exit codes come from ``engine.core.errors.EXIT_CODES`` only.
+Exit codes come from ``ragtune.engine.core.errors.EXIT_CODES`` only.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from engine.core.errors import (
+from ragtune.engine.core.errors import (
     EXIT_CODES,
     Cancelled,
     ConfigError,
@@ -24,7 +24,7 @@ from engine.core.errors import (
     InputError,
     RagtuneError,
 )
-from engine.core.quiet import quiet_libraries
+from ragtune.engine.core.quiet import quiet_libraries
 
 
 def _console(stderr: bool = False) -> Any:
@@ -115,7 +115,7 @@ def _check_overrides(overrides: list[str]) -> None:
 
 def _load(path: str, overrides: list[str] | None = None) -> Any:
     """A config file, or a workspace folder (its config.toml)."""
-    from engine.config import load_config
+    from ragtune.engine.config import load_config
 
     p = _config_path(path)
     _check_toml(p)
@@ -200,9 +200,9 @@ def _workspace_dir(path: str) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from engine.api import run_pipeline
-    from engine.core.events import Emitter
-    from engine.render import RichRenderer
+    from ragtune.engine.api import run_pipeline
+    from ragtune.engine.core.events import Emitter
+    from ragtune.engine.render import RichRenderer
 
     stages = _parse_stages(args.stages)
     cfg = _load(args.config, args.set)
@@ -222,11 +222,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_results(ws: Any, *, as_json: bool) -> None:
-    from engine.core.metrics_file import MetricsFile, MetricsFileError
-    from engine.evaluate.ir import COMPARE_METRICS
-    from engine.evaluate.results import read_results
-    from engine.generate.base import GenerationSummary
-    from engine.render import (
+    from ragtune.engine.core.metrics_file import MetricsFile, MetricsFileError
+    from ragtune.engine.evaluate.ir import COMPARE_METRICS
+    from ragtune.engine.evaluate.results import read_results
+    from ragtune.engine.generate.base import GenerationSummary
+    from ragtune.engine.render import (
         gains_table,
         generation_failures,
         metrics_table,
@@ -274,14 +274,14 @@ def _print_results(ws: Any, *, as_json: bool) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from engine.config import RunConfig
+    from ragtune.engine.config import RunConfig
 
     target = Path(args.path)
     if target.exists() and not args.force:
         raise RagtuneError(
             "file exists", where=str(target), hint="pass --force to overwrite, or another path"
         )
-    from engine.core.models import offline_defaults
+    from ragtune.engine.core.models import offline_defaults
 
     cfg = RunConfig()
     folder = target.expanduser().resolve().parent
@@ -309,19 +309,19 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     _check_local_model(args.model)  # before the imports below, which take seconds
-    from engine.config.retrieval import RetrievalConfig
-    from engine.core.models import derive_dims, load_embedder, pick_device
-    from engine.embedder.train import embedding_dim
-    from engine.evaluate.beir import load_beir
-    from engine.evaluate.hybrid import evaluate_with_bm25
-    from engine.evaluate.ir import metrics_by_dim
-    from engine.evaluate.labels import is_quote_folder, load_quote_labels
+    from ragtune.engine.config.retrieval import RetrievalConfig
+    from ragtune.engine.core.models import derive_dims, load_embedder, pick_device
+    from ragtune.engine.embedder.train import embedding_dim
+    from ragtune.engine.evaluate.beir import load_beir
+    from ragtune.engine.evaluate.hybrid import evaluate_with_bm25
+    from ragtune.engine.evaluate.ir import metrics_by_dim
+    from ragtune.engine.evaluate.labels import is_quote_folder, load_quote_labels
 
     dims = _parse_dims(args.dims) if args.dims is not None else None
     _at_least(args.batch_size, "--batch-size")
     folder = Path(args.data)
     if is_quote_folder(folder):
-        from engine.core.records import read_chunks
+        from ragtune.engine.core.records import read_chunks
 
         data = load_quote_labels(folder, read_chunks(_quote_chunks(args)))
     else:
@@ -346,8 +346,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 0
     from rich.table import Table
 
-    from engine.evaluate.results import parse_suite
-    from engine.render import retrievers_table
+    from ragtune.engine.evaluate.results import parse_suite
+    from ragtune.engine.render import retrievers_table
 
     table = Table(title=f"{args.model} on {args.data} ({len(data.queries)} queries)")
     metrics = ("ndcg@10", "mrr@10", "map@100", "accuracy@1", "recall@10", "recall@100")
@@ -420,7 +420,7 @@ def _quote_chunks(args: argparse.Namespace) -> Path:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from engine.core.workspace import Workspace
+    from ragtune.engine.core.workspace import Workspace
 
     p = Path(args.workspace)
     cfg = None
@@ -433,7 +433,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 where=str(p),
                 hint=f"start it with `ragtune run {args.workspace}`",
             )
-    from engine.stages import status_text
+    from ragtune.engine.stages import status_text
 
     ws = Workspace(_workspace_dir(str(p)))
     status = status_text(ws, cfg.for_workspace(ws.root) if cfg is not None else None)
@@ -446,8 +446,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from engine.core.workspace import Workspace
-    from engine.serve.ask import ask
+    from ragtune.engine.core.workspace import Workspace
+    from ragtune.engine.serve.ask import ask
 
     _at_least(args.top_k, "--top-k")
     _at_least(args.dim, "--dim")
@@ -483,7 +483,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
         print(json.dumps(asdict(result) if is_dataclass(result) else result, indent=2, default=str))
         return 0
-    from engine.serve.ask import render_result
+    from ragtune.engine.serve.ask import render_result
 
     _console().print(render_result(result))
     return 0
@@ -491,7 +491,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """Sample rows for review before paying for the full run."""
-    from engine.api import sample_generation
+    from ragtune.engine.api import sample_generation
 
     _at_least(args.sample, "--sample")
     cfg = _load(args.config, args.set)
@@ -553,10 +553,10 @@ def _estimate_table(estimate: Any) -> Any:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from engine.core.events import Emitter
-    from engine.core.workspace import Workspace
-    from engine.export.stage import export_models
-    from engine.render import RichRenderer
+    from ragtune.engine.core.events import Emitter
+    from ragtune.engine.core.workspace import Workspace
+    from ragtune.engine.export.stage import export_models
+    from ragtune.engine.render import RichRenderer
 
     ws = Workspace(_workspace_dir(args.workspace))
     overrides = list(args.set or [])
@@ -584,7 +584,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_config(args: argparse.Namespace) -> int:
     """Every setting with its default and help, as the TOML a config file holds."""
-    from engine.config import RunConfig, to_toml
+    from ragtune.engine.config import RunConfig, to_toml
 
     print(to_toml(RunConfig()), end="")
     return 0
@@ -696,7 +696,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _stages() -> tuple[str, ...]:
-    from engine.stages import STAGES
+    from ragtune.engine.stages import STAGES
 
     return STAGES
 
@@ -737,7 +737,7 @@ def _say_error(err: Any, message: str, hint: str = "") -> None:
     """``error:`` and ``fix:`` lines on stderr, with anything that looks like a key masked."""
     from rich.markup import escape
 
-    from engine.core.redact import redact
+    from ragtune.engine.core.redact import redact
 
     err.print(f"[red]error:[/] {escape(redact(message))}", soft_wrap=True)
     if hint:

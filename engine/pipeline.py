@@ -6,9 +6,9 @@ import threading
 import time
 from typing import Any
 
-from engine.config import RunConfig
-from engine.core.errors import Cancelled, ConfigError, RagtuneError, StageStopped
-from engine.core.events import (
+from ragtune.engine.config import RunConfig
+from ragtune.engine.core.errors import Cancelled, ConfigError, RagtuneError, StageStopped
+from ragtune.engine.core.events import (
     Emitter,
     JsonlEventLog,
     RunFailed,
@@ -17,10 +17,10 @@ from engine.core.events import (
     StageSkipped,
     StageStarted,
 )
-from engine.core.gpu import named_oom
-from engine.core.stages import Stage, StageContext
-from engine.core.workspace import Workspace
-from engine.stages import PIPELINE, STAGES, plan
+from ragtune.engine.core.gpu import named_oom
+from ragtune.engine.core.stages import Stage, StageContext
+from ragtune.engine.core.workspace import Workspace
+from ragtune.engine.stages import PIPELINE, STAGES, plan
 
 
 class Pipeline:
@@ -56,7 +56,7 @@ class Pipeline:
                 "sources", "nothing", "paths, a dataset, or a description of the domain"
             )
         if self.cfg.eval.benchmark and "evaluate" in wanted:
-            from engine.evaluate.labels import check_benchmark
+            from ragtune.engine.evaluate.labels import check_benchmark
 
             # Before training, not when evaluation reaches it minutes or hours later.
             check_benchmark(self.cfg.resolve(self.cfg.eval.benchmark))

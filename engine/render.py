@@ -8,8 +8,8 @@ from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID, Tex
 from rich.table import Table
 from rich.text import Text
 
-from engine.core.event_text import message_text, run_failed_text, stage_skipped_text
-from engine.core.events import (
+from ragtune.engine.core.event_text import message_text, run_failed_text, stage_skipped_text
+from ragtune.engine.core.events import (
     Event,
     Message,
     RunFailed,
@@ -18,11 +18,11 @@ from engine.core.events import (
     StageStarted,
     TrainLog,
 )
-from engine.core.events import (
+from ragtune.engine.core.events import (
     Progress as ProgressEvent,
 )
-from engine.evaluate.results import MetricRow, Recommendation, SuiteResult
-from engine.generate.base import GenerationProgress, GenerationSummary, failure_reasons
+from ragtune.engine.evaluate.results import MetricRow, Recommendation, SuiteResult
+from ragtune.engine.generate.base import GenerationProgress, GenerationSummary, failure_reasons
 
 
 class _Count(ProgressColumn):
@@ -185,7 +185,7 @@ def generation_failures(summary: GenerationSummary) -> str:
 
 def gains_table(suite: SuiteResult) -> Table:
     """Per size, what training changed in nDCG@10 and whether the queries tell it from zero."""
-    from engine.evaluate.stats import CONFIDENCE
+    from ragtune.engine.evaluate.stats import CONFIDENCE
 
     first = next(iter(suite.gains.values()))
     table = Table(
@@ -247,7 +247,7 @@ def retrievers_table(
 ) -> Table:
     """Every retriever per size: the metric, then its change against the dense base with the
     95% paired-bootstrap interval, coloured by whether the queries tell it from zero."""
-    from engine.evaluate.stats import CONFIDENCE
+    from ragtune.engine.evaluate.stats import CONFIDENCE
 
     rows = suite.retriever_rows(metric)
     dims = sorted({d for r in rows for d in r.values}, reverse=True)

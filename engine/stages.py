@@ -1,25 +1,25 @@
 """The pipeline's stages in the order they run, and what is derived from the list: plans,
 status, stage names. Each stage declares itself in its own package (``<package>/spec.py``);
-this is the one place that names them all, above ``engine.core``, which knows none of them."""
+this is the one place that names them all, above ``ragtune.engine.core``, which knows none of them."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from engine.core.stages import Stage, StagePlan, StageStatus
-from engine.data.spec import STAGE as PREPARE
-from engine.deploy.spec import STAGE as DEPLOY
-from engine.embedder.spec import STAGE as TRAIN
-from engine.evaluate.spec import STAGE as EVALUATE
-from engine.export.spec import STAGE as EXPORT
-from engine.generate.spec import STAGE as GENERATE
-from engine.ingest.spec import STAGE as INGEST
-from engine.reranker.spec import STAGE as RERANK
-from engine.retrieval.spec import STAGE as INDEX
+from ragtune.engine.core.stages import Stage, StagePlan, StageStatus
+from ragtune.engine.data.spec import STAGE as PREPARE
+from ragtune.engine.deploy.spec import STAGE as DEPLOY
+from ragtune.engine.embedder.spec import STAGE as TRAIN
+from ragtune.engine.evaluate.spec import STAGE as EVALUATE
+from ragtune.engine.export.spec import STAGE as EXPORT
+from ragtune.engine.generate.spec import STAGE as GENERATE
+from ragtune.engine.ingest.spec import STAGE as INGEST
+from ragtune.engine.reranker.spec import STAGE as RERANK
+from ragtune.engine.retrieval.spec import STAGE as INDEX
 
 if TYPE_CHECKING:
-    from engine.config import RunConfig
-    from engine.core.workspace import Workspace
+    from ragtune.engine.config import RunConfig
+    from ragtune.engine.core.workspace import Workspace
 
 PIPELINE: tuple[Stage, ...] = (
     INGEST,
@@ -44,10 +44,10 @@ def stage_statuses(ws: Workspace, cfg: Any = None) -> dict[str, StageStatus]:
 
     Without a config it reads the workspace's own ``config.toml``.
     """
-    from engine.core.errors import RagtuneError
+    from ragtune.engine.core.errors import RagtuneError
 
     if cfg is None:
-        from engine.config import load_config
+        from ragtune.engine.config import load_config
 
         try:
             cfg = load_config(ws.config_path)

@@ -107,8 +107,8 @@ def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path
 @pytest.fixture(scope="session")
 def deploy_run(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path):
     pytest.importorskip("onnxruntime")
-    from engine.api import run_pipeline
-    from engine.core.events import Emitter
+    from ragtune.engine.api import run_pipeline
+    from ragtune.engine.core.events import Emitter
     from tests.test_pipeline import tiny_config
 
     cfg = tiny_config(tmp_path_factory.mktemp("deploy"), tiny_bert)

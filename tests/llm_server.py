@@ -403,7 +403,7 @@ TOPICS = (
 
 def make_chunks(n: int, sources: int = 3) -> list:
     """``n`` distinct passages spread over ``sources`` files, like a small handbook."""
-    from engine.core.records import Chunk, chunk_id_for
+    from ragtune.engine.core.records import Chunk, chunk_id_for
 
     chunks = []
     for i in range(n):
@@ -428,7 +428,7 @@ def make_chunks(n: int, sources: int = 3) -> list:
 
 def llm_run_config(url: str, workspace: str = "", **llm: Any) -> Any:
     """A RunConfig pointing litellm's ``openai/`` provider at this server."""
-    from engine.config import RunConfig
+    from ragtune.engine.config import RunConfig
 
     settings = {
         "model": "openai/fake",

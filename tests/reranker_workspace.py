@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.config import RunConfig
-from engine.config.data import DataConfig
-from engine.core.events import Emitter
-from engine.core.records import Chunk, chunk_id_for, write_chunks
-from engine.core.workspace import Workspace
-from engine.data.prepare import run_prepare
-from engine.generate.rows import CallRecord, GeneratedRow, RecordWriter
+from ragtune.engine.config import RunConfig
+from ragtune.engine.config.data import DataConfig
+from ragtune.engine.core.events import Emitter
+from ragtune.engine.core.records import Chunk, chunk_id_for, write_chunks
+from ragtune.engine.core.workspace import Workspace
+from ragtune.engine.data.prepare import run_prepare
+from ragtune.engine.generate.rows import CallRecord, GeneratedRow, RecordWriter
 
 CREATURES = [
     "glimmerfox",

@@ -45,4 +45,4 @@ def test_core_importing_a_stage_package_breaks_the_contract(tmp_path: Path) -> N
     )
     out = _lint(tmp_path)
     assert out.returncode != 0
-    assert "engine.core.events -> engine.ingest.spec" in out.stdout
+    assert "ragtune.engine.core.events -> engine.ingest.spec" in out.stdout

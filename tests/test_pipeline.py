@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.api import run_pipeline
-from engine.config import RunConfig, load_config
-from engine.core.errors import Cancelled, ConfigError
-from engine.core.events import Emitter, StageFinished, StageSkipped, TrainLog, read_events
+from ragtune.engine.api import run_pipeline
+from ragtune.engine.config import RunConfig, load_config
+from ragtune.engine.core.errors import Cancelled, ConfigError
+from ragtune.engine.core.events import Emitter, StageFinished, StageSkipped, TrainLog, read_events
 from tests.generate.test_llm_free import TEXTS
 
 TOPICS = [
@@ -156,7 +156,7 @@ def test_nothing_to_read_is_a_config_error(tmp_path: Path) -> None:
 def test_a_benchmark_that_cannot_be_read_stops_the_run_before_training(
     tmp_path: Path, tiny_bert: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from engine.cli import main
+    from ragtune.engine.cli import main
 
     cfg = tiny_config(tmp_path, tiny_bert)
     cfg.eval.benchmark = "docs"  # documents, not labelled questions
@@ -170,7 +170,7 @@ def test_a_benchmark_that_cannot_be_read_stops_the_run_before_training(
 def test_cli_reports_a_bad_config_without_a_traceback(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from engine.cli import main
+    from ragtune.engine.cli import main
 
     bad = tmp_path / "c.toml"
     bad.write_text('[embedder]\nloss = "triplet"\n')
@@ -183,7 +183,7 @@ def test_cli_reports_a_bad_config_without_a_traceback(
 def test_cli_eval_prints_every_dim_as_json(
     tmp_path: Path, tiny_bert: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from engine.cli import main
+    from ragtune.engine.cli import main
 
     folder = tmp_path / "beir"
     folder.mkdir()

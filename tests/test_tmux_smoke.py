@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import RunConfig, load_config
-from engine.stages import STAGES
+from ragtune.engine.config import RunConfig, load_config
+from ragtune.engine.stages import STAGES
 from tests.test_pipeline import write_docs
 
 pytestmark = [
@@ -59,7 +59,7 @@ def _cli(*args: str) -> str:
     repo = Path(__file__).resolve().parents[1]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(repo)}
     done = subprocess.run(
-        [sys.executable, "-m", "engine", *args],
+        [sys.executable, "-m", "ragtune.engine", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -101,9 +101,9 @@ def test_wizard_runs_the_pipeline_to_the_results_screen(tmp_path: Path, tiny_ber
     fine-tuned model yet), run it to the end, check the rejected row is not in the training
     data, try a query (the fine-tuned model's own hits, as `ragtune ask` gives them), change
     a setting (stale on Train and Start), start a new run."""
-    from engine.core.workspace import Workspace
-    from engine.generate.review import load_review
-    from engine.generate.rows import read_rows
+    from ragtune.engine.core.workspace import Workspace
+    from ragtune.engine.generate.review import load_review
+    from ragtune.engine.generate.rows import read_rows
 
     write_docs(tmp_path / "docs")
     ws = tmp_path / "runs" / "smoke"  # where Start lists the runs
@@ -124,7 +124,7 @@ def test_wizard_runs_the_pipeline_to_the_results_screen(tmp_path: Path, tiny_ber
     )
     cfg.save(ws / "config.toml")
     ragtune = Path(sys.executable).parent / "ragtune"
-    command = str(ragtune) if ragtune.exists() else f"{sys.executable} -m tui"
+    command = str(ragtune) if ragtune.exists() else f"{sys.executable} -m ragtune.tui"
     session = f"ragtune-smoke-{os.getpid()}"
     # this checkout's code, also when a tmux server started elsewhere runs the session
     repo = Path(__file__).resolve().parents[1]

@@ -1,1 +1,1 @@
-"""The ragtune terminal wizard (Textual); it drives ``engine.api`` and renders engine events."""
+"""The ragtune terminal wizard (Textual); it drives ``ragtune.engine.api`` and renders engine events."""

@@ -1,7 +1,7 @@
-"""``python -m tui`` starts the wizard, like the ``ragtune`` script."""
+"""``python -m ragtune.tui`` starts the wizard, like the ``ragtune`` script."""
 
 import sys
 
-from tui.launch import main
+from ragtune.tui.launch import main
 
 sys.exit(main())

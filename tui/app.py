@@ -17,26 +17,26 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widget import AwaitMount
 
-from engine.config import RunConfig, load_config
-from engine.core.errors import RagtuneError
-from engine.core.workspace import Workspace
-from themes import BUNDLED_DIR
-from tui.commands import WizardCommands
-from tui.engine_client import EngineClient, WizardEngine
-from tui.screens.chunking import ChunkingScreen
-from tui.screens.confirm import ConfirmDialog
-from tui.screens.export import ExportScreen
-from tui.screens.help import HelpScreen
-from tui.screens.llm import LlmScreen
-from tui.screens.results import ResultsScreen
-from tui.screens.samples import SamplesScreen
-from tui.screens.sources import SourcesScreen
-from tui.screens.start import StartScreen
-from tui.screens.training import TrainingScreen
-from tui.screens.training_settings import TrainingSettingsScreen
-from tui.settings import UserSettings
-from tui.state import WizardState
-from tui.widgets.step_bar import STEP_NAMES
+from ragtune.engine.config import RunConfig, load_config
+from ragtune.engine.core.errors import RagtuneError
+from ragtune.engine.core.workspace import Workspace
+from ragtune.themes import BUNDLED_DIR
+from ragtune.tui.commands import WizardCommands
+from ragtune.tui.engine_client import EngineClient, WizardEngine
+from ragtune.tui.screens.chunking import ChunkingScreen
+from ragtune.tui.screens.confirm import ConfirmDialog
+from ragtune.tui.screens.export import ExportScreen
+from ragtune.tui.screens.help import HelpScreen
+from ragtune.tui.screens.llm import LlmScreen
+from ragtune.tui.screens.results import ResultsScreen
+from ragtune.tui.screens.samples import SamplesScreen
+from ragtune.tui.screens.sources import SourcesScreen
+from ragtune.tui.screens.start import StartScreen
+from ragtune.tui.screens.training import TrainingScreen
+from ragtune.tui.screens.training_settings import TrainingSettingsScreen
+from ragtune.tui.settings import UserSettings
+from ragtune.tui.state import WizardState
+from ragtune.tui.widgets.step_bar import STEP_NAMES
 
 
 class RagtuneApp(App[int]):
@@ -222,7 +222,7 @@ class RagtuneApp(App[int]):
     # -- themes ----------------------------------------------------------
 
     def on_mount(self) -> None:
-        from themes import DEFAULT_THEME, load_themes
+        from ragtune.themes import DEFAULT_THEME, load_themes
 
         loaded = load_themes(self.user_settings.themes_dir)
         for theme in loaded.themes:

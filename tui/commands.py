@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from tui.widgets.step_bar import STEPS
+from ragtune.tui.widgets.step_bar import STEPS
 
 if TYPE_CHECKING:
-    from tui.app import RagtuneApp
+    from ragtune.tui.app import RagtuneApp
 
 
 class WizardCommands(Provider):

@@ -15,18 +15,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
-    from engine.config import LlmConfig, RunConfig
-    from engine.core.gpu import BatchProposal
-    from engine.core.records import Chunk
-    from engine.core.stages import StageStatus
-    from engine.core.workspace import Workspace
-    from engine.deploy.results import DeployResults
-    from engine.evaluate.results import Results
-    from engine.generate.llm_connection import ConnectionResult
-    from engine.generate.llm_cost import CostEstimate
-    from engine.generate.rows import GeneratedRow
-    from engine.ingest.chunking import ChunkStats
-    from engine.serve.ask import AskResult
+    from ragtune.engine.config import LlmConfig, RunConfig
+    from ragtune.engine.core.gpu import BatchProposal
+    from ragtune.engine.core.records import Chunk
+    from ragtune.engine.core.stages import StageStatus
+    from ragtune.engine.core.workspace import Workspace
+    from ragtune.engine.deploy.results import DeployResults
+    from ragtune.engine.evaluate.results import Results
+    from ragtune.engine.generate.llm_connection import ConnectionResult
+    from ragtune.engine.generate.llm_cost import CostEstimate
+    from ragtune.engine.generate.rows import GeneratedRow
+    from ragtune.engine.ingest.chunking import ChunkStats
+    from ragtune.engine.serve.ask import AskResult
 
 
 @dataclass
@@ -154,7 +154,7 @@ def _ingest(cfg: RunConfig) -> None:
     ``run_pipeline`` already writes ``events.jsonl``; passing a workspace emitter
     as well wrote every ingest event twice.
     """
-    from engine.api import run_pipeline
+    from ragtune.engine.api import run_pipeline
 
     run_pipeline(cfg, stages=["ingest"])
 
@@ -170,8 +170,8 @@ class EngineClient:
         """The model's embedding size, from the model itself (its modules decide it)."""
         key = (name, trust_remote_code)
         if key not in self._dims:
-            from engine.core.models import load_embedder
-            from engine.embedder.train import embedding_dim
+            from ragtune.engine.core.models import load_embedder
+            from ragtune.engine.embedder.train import embedding_dim
 
             model = load_embedder(name, device="cpu", trust_remote_code=trust_remote_code)
             self._dims[key] = embedding_dim(model)
@@ -180,7 +180,7 @@ class EngineClient:
     def propose_batch(self, cfg: RunConfig) -> BatchProposal:
         """The embedder's training batch for the smallest visible GPU's memory and why; with
         no GPU, ``cfg.embedder.batch_size`` unchanged and the reason."""
-        from engine.core.gpu import propose_batch_size
+        from ragtune.engine.core.gpu import propose_batch_size
 
         return propose_batch_size(cfg.embedder)
 
@@ -188,9 +188,9 @@ class EngineClient:
         """What the engine checks before training (Matryoshka sizes against the model, the
         best-model metric against the sizes, the GPL teacher), and whether the rerank stage
         will train a reranker: the same functions the run calls."""
-        from engine.core.errors import ConfigError, RagtuneError
-        from engine.core.models import available_here, derive_dims, hub_reachable
-        from engine.embedder.train import check_best_metric, model_dims
+        from ragtune.engine.core.errors import ConfigError, RagtuneError
+        from ragtune.engine.core.models import available_here, derive_dims, hub_reachable
+        from ragtune.engine.embedder.train import check_best_metric, model_dims
 
         out = SettingsCheck()
         ecfg = cfg.embedder
@@ -223,9 +223,9 @@ class EngineClient:
     def _reranker_skip(cfg: RunConfig, ws: Workspace) -> str:
         """Why the rerank stage will not train, from the engine's own rule; the training
         queries are the prepared data's when there is some, else the rule's threshold."""
-        from engine.core.errors import RagtuneError
-        from engine.core.payloads import PrepareSummary
-        from engine.reranker.train import has_classifier_head, untrainable_reason
+        from ragtune.engine.core.errors import RagtuneError
+        from ragtune.engine.core.payloads import PrepareSummary
+        from ragtune.engine.reranker.train import has_classifier_head, untrainable_reason
 
         rc = cfg.reranker
         prepared = PrepareSummary.from_dict(ws.stage_summary("prepare"))
@@ -247,8 +247,8 @@ class EngineClient:
 
     def discover(self, cfg: RunConfig) -> ScanResult:
         """Every file that would be read, each opened once so unreadable ones are named now."""
-        from engine.core.errors import RagtuneError
-        from engine.ingest import discover_sources, read_file
+        from ragtune.engine.core.errors import RagtuneError
+        from ragtune.engine.ingest import discover_sources, read_file
 
         result = ScanResult()
         for path, name in discover_sources(cfg.sources, cfg.base_dir).items():
@@ -262,7 +262,7 @@ class EngineClient:
         return result
 
     def preview_dataset(self, cfg: RunConfig, n: int = 5) -> DatasetPreview:
-        from engine.ingest import preview_dataset
+        from ragtune.engine.ingest import preview_dataset
 
         src = cfg.sources
         columns, rows = preview_dataset(
@@ -275,32 +275,32 @@ class EngineClient:
         return DatasetPreview(columns=list(columns), rows=[dict(r) for r in rows])
 
     def preview_chunks(self, cfg: RunConfig) -> ChunkPreview:
-        from engine.ingest.stage import preview_chunks
+        from ragtune.engine.ingest.stage import preview_chunks
 
         chunks, stats = preview_chunks(cfg, limit_docs=50, sample=5)
         return ChunkPreview(chunks=list(chunks), stats=stats)
 
     def llm_ready(self) -> bool:
-        from engine.generate.llm_connection import llm_ready
+        from ragtune.engine.generate.llm_connection import llm_ready
 
         return llm_ready()
 
     def warm_llm(self) -> float:
         """Import litellm now (seconds, once per process) so the first test or sample is quick."""
-        from engine.generate.llm_connection import warm_up
+        from ragtune.engine.generate.llm_connection import warm_up
 
         return warm_up()
 
     def test_connection(self, llm: LlmConfig, api_key: str | None) -> ConnectionResult:
-        from engine.generate.llm_connection import test_connection
+        from ragtune.engine.generate.llm_connection import test_connection
 
         return test_connection(llm, api_key=api_key)
 
     def estimate_cost(self, cfg: RunConfig, ws: Workspace) -> CostEstimate:
         """The full run's calls, tokens and price, from the workspace's own prompts (edits
         included); chunks the documents first when needed."""
-        from engine.core.records import read_chunks
-        from engine.generate.llm_cost import estimate_workspace_cost
+        from ragtune.engine.core.records import read_chunks
+        from ragtune.engine.generate.llm_cost import estimate_workspace_cost
 
         _ingest(cfg)
         return estimate_workspace_cost(
@@ -316,7 +316,7 @@ class EngineClient:
     ) -> list[GeneratedRow]:
         """``ragtune generate --sample``'s own sampler: chunks brought up to date, the
         workspace lock held (refused while a run writes here); the LLM path sends real calls."""
-        from engine.api import sample_generation
+        from ragtune.engine.api import sample_generation
 
         return sample_generation(cfg, k=k, api_key=api_key)[0]
 
@@ -324,12 +324,12 @@ class EngineClient:
         self, config_path: Path, stages: list[str] | None = None, api_key: str | None = None
     ) -> RunHandle:
         """``api_key``: one typed into the wizard, handed to the child in its environment."""
-        from engine.api import start_run_process
+        from ragtune.engine.api import start_run_process
 
         return start_run_process(config_path, stages=stages, api_key=api_key)
 
     def attach(self, ws: Workspace) -> RunHandle | None:
-        from engine.api import attach_run_process
+        from ragtune.engine.api import attach_run_process
 
         return attach_run_process(ws)
 
@@ -337,36 +337,36 @@ class EngineClient:
         self, ws: Workspace, question: str, top_k: int = 5, dim: int | None = None
     ) -> AskResult:
         """Tuned hits in ``.hits``, the base models' in ``.base_hits``."""
-        from engine.serve.ask import ask
+        from ragtune.engine.serve.ask import ask
 
         return ask(ws, question, top_k=top_k, dim=dim, compare=True)
 
     def stage_status(self, cfg: RunConfig, ws: Workspace) -> dict[str, StageStatus]:
         """Per stage done / stale (and what changed) / to do / running, for the wizard's
         config as it is now: the engine's own plan, what ``ragtune status`` prints."""
-        from engine.stages import stage_statuses
+        from ragtune.engine.stages import stage_statuses
 
         return stage_statuses(ws, cfg.for_workspace(ws.root))
 
     def results(self, ws: Workspace) -> Results:
-        from engine.evaluate.results import read_results
+        from ragtune.engine.evaluate.results import read_results
 
         return read_results(ws.metrics_path)
 
     def deploy_results(self, ws: Workspace) -> DeployResults:
-        from engine.deploy.results import read_deploy
+        from ragtune.engine.deploy.results import read_deploy
 
         return read_deploy(ws.metrics_path)
 
     def export(self, cfg: RunConfig, ws: Workspace, push: bool) -> ExportResult:
-        from engine.api import workspace_emitter
-        from engine.export.stage import export_models
+        from ragtune.engine.api import workspace_emitter
+        from ragtune.engine.export.stage import export_models
 
         out = export_models(cfg, ws, workspace_emitter(ws), push=push)
         return export_result(out)
 
     def model_card(self, cfg: RunConfig, ws: Workspace) -> str:
-        from engine.export.stage import model_card_text
+        from ragtune.engine.export.stage import model_card_text
 
         return model_card_text(cfg, ws)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.core.errors import RagtuneError
+from ragtune.engine.core.errors import RagtuneError
 
 
 def friendly(error: BaseException | None) -> str:

@@ -9,8 +9,8 @@ from pathlib import Path
 from textual.message_pump import MessagePump
 from textual.worker import get_current_worker
 
-from engine.core.events import EventTail
-from tui.messages import EventsRead, ProcessSample, RunAlive
+from ragtune.engine.core.events import EventTail
+from ragtune.tui.messages import EventsRead, ProcessSample, RunAlive
 
 POLL_S = 0.25
 

@@ -40,7 +40,7 @@ def is_tui_invocation(argv: Sequence[str]) -> bool:
 
 def prepare_environment(args: argparse.Namespace) -> None:
     """Textual reads these at import / App() time, so they are set first."""
-    from engine.core.quiet import quiet_libraries
+    from ragtune.engine.core.quiet import quiet_libraries
 
     quiet_libraries()
     if args.color_system:
@@ -52,7 +52,7 @@ def prepare_environment(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not is_tui_invocation(args_list):
-        from engine.cli import main as cli_main
+        from ragtune.engine.cli import main as cli_main
 
         return int(cli_main(args_list) or 0)
     if args_list and args_list[0] == "tui":
@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(args_list)
     prepare_environment(args)
 
-    from tui.app import RagtuneApp
+    from ragtune.tui.app import RagtuneApp
 
     app = RagtuneApp(workspace=args.workspace, theme=args.theme)
     app.run(inline=args.inline)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from engine.core.events import Event
+from ragtune.engine.core.events import Event
 
 
 @dataclass

@@ -16,13 +16,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.core.event_text import (
+from ragtune.engine.core.event_text import (
     message_text,
     run_failed_text,
     stage_finished_text,
     stage_skipped_text,
 )
-from engine.core.events import (
+from ragtune.engine.core.events import (
     EvalRow,
     Event,
     GpuSample,
@@ -35,7 +35,7 @@ from engine.core.events import (
     StageStarted,
     TrainLog,
 )
-from engine.core.payloads import StepProgress
+from ragtune.engine.core.payloads import StepProgress
 
 GPU_HISTORY = 120
 LOG_LINES = 400

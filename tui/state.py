@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.config import RunConfig, load_config
-from engine.core.workspace import Workspace
+from ragtune.engine.config import RunConfig, load_config
+from ragtune.engine.core.workspace import Workspace
 
 if TYPE_CHECKING:
-    from engine.generate.llm_cost import CostEstimate
-    from engine.generate.review import ReviewEntry
-    from tui.engine_client import RunHandle
+    from ragtune.engine.generate.llm_cost import CostEstimate
+    from ragtune.engine.generate.review import ReviewEntry
+    from ragtune.tui.engine_client import RunHandle
 
 
 @dataclass
@@ -41,7 +41,7 @@ class WizardState:
     @classmethod
     def new_run(cls, name: str, root: Path) -> WizardState:
         """A clean config for a new run writing into ``root``, with models that can load here."""
-        from engine.core.models import offline_defaults
+        from ragtune.engine.core.models import offline_defaults
 
         cfg = RunConfig()
         cfg.run.name = name
@@ -57,7 +57,7 @@ class WizardState:
         The review is read here so a reopened run shows its reviewed rows as they were
         saved (edited text included) before anything is sampled again.
         """
-        from engine.generate.review import load_review
+        from ragtune.engine.generate.review import load_review
 
         root = root.expanduser().resolve()
         config = root / "config.toml"

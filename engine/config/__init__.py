@@ -9,20 +9,20 @@ from typing import Any
 
 import tomli_w
 
-from engine.config.base import Section, setting
-from engine.config.chunking import ChunkingConfig
-from engine.config.data import DataConfig
-from engine.config.deploy import DeployConfig
-from engine.config.distributed import DistributedConfig
-from engine.config.evaluation import EvalConfig
-from engine.config.export import ExportConfig
-from engine.config.generation import GenerationConfig, LlmFreeConfig
-from engine.config.llm import LlmConfig
-from engine.config.reranker import RerankerConfig
-from engine.config.retrieval import RetrievalConfig
-from engine.config.sources import SourcesConfig
-from engine.config.training import EmbedderConfig
-from engine.core.errors import ConfigError
+from ragtune.engine.config.base import Section, setting
+from ragtune.engine.config.chunking import ChunkingConfig
+from ragtune.engine.config.data import DataConfig
+from ragtune.engine.config.deploy import DeployConfig
+from ragtune.engine.config.distributed import DistributedConfig
+from ragtune.engine.config.evaluation import EvalConfig
+from ragtune.engine.config.export import ExportConfig
+from ragtune.engine.config.generation import GenerationConfig, LlmFreeConfig
+from ragtune.engine.config.llm import LlmConfig
+from ragtune.engine.config.reranker import RerankerConfig
+from ragtune.engine.config.retrieval import RetrievalConfig
+from ragtune.engine.config.sources import SourcesConfig
+from ragtune.engine.config.training import EmbedderConfig
+from ragtune.engine.core.errors import ConfigError
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -8,8 +8,8 @@ import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from typing import Any, TypeVar
 
-from engine.core.errors import ConfigError
-from engine.core.redact import Hidden, shown
+from ragtune.engine.core.errors import ConfigError
+from ragtune.engine.core.redact import Hidden, shown
 
 S = TypeVar("S", bound="Section")
 

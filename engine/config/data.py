@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.config.base import Section, setting
+from ragtune.engine.config.base import Section, setting
 
 
 @dataclass

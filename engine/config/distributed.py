@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.config.base import Section, setting
-from engine.core.errors import ConfigError
+from ragtune.engine.config.base import Section, setting
+from ragtune.engine.core.errors import ConfigError
 
 
 @dataclass

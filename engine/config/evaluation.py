@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.config.base import Section, setting
+from ragtune.engine.config.base import Section, setting
 
 
 @dataclass
@@ -31,6 +31,6 @@ class EvalConfig(Section):
 
     def encode_batch(self, device: str) -> int:
         """``batch_size`` with 0 resolved for ``device`` (see ``encode_batch_size``)."""
-        from engine.core.models import encode_batch_size
+        from ragtune.engine.core.models import encode_batch_size
 
         return encode_batch_size(self.batch_size, device)

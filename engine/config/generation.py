@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.config.base import Section, setting
-from engine.config.llm import LlmConfig
+from ragtune.engine.config.base import Section, setting
+from ragtune.engine.config.llm import LlmConfig
 
 
 @dataclass
@@ -44,7 +44,7 @@ class LlmFreeConfig(Section):
 
 @dataclass(frozen=True)
 class GeneratorChoice:
-    """A generator a run can pick. Its implementation is ``engine.generate.registry``'s entry of
+    """A generator a run can pick. Its implementation is ``ragtune.engine.generate.registry``'s entry of
     the same name (config sits below the stage packages, so the two are tied by a test)."""
 
     name: str

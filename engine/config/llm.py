@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from engine.config.base import Section, setting
-from engine.core.errors import ConfigError
-from engine.core.redact import looks_like_key, shown
+from ragtune.engine.config.base import Section, setting
+from ragtune.engine.core.errors import ConfigError
+from ragtune.engine.core.redact import looks_like_key, shown
 
 TASKS = ("queries", "answer", "hard_negative_query", "reranking_passages")
 JSON_MODES = ("auto", "schema", "object", "prompt")

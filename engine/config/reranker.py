@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.config.base import Section, setting
-from engine.config.training import PRECISIONS
-from engine.core.errors import ConfigError
+from ragtune.engine.config.base import Section, setting
+from ragtune.engine.config.training import PRECISIONS
+from ragtune.engine.core.errors import ConfigError
 
 
 @dataclass

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.config.base import Section, setting
+from ragtune.engine.config.base import Section, setting
 
-# The file types a reader in ``engine.ingest.readers.READERS`` takes (a test ties the two).
+# The file types a reader in ``ragtune.engine.ingest.readers.READERS`` takes (a test ties the two).
 DOCUMENT_SUFFIXES = (".pdf", ".docx", ".md", ".markdown", ".txt")
 DEFAULT_INCLUDE = [f"**/*{suffix}" for suffix in DOCUMENT_SUFFIXES]
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.config.base import Section, setting
-from engine.core.errors import ConfigError
+from ragtune.engine.config.base import Section, setting
+from ragtune.engine.core.errors import ConfigError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
 class LossChoice:
-    """An embedder loss a run can pick. It is built by ``engine.embedder.losses.LOSSES``'s
+    """An embedder loss a run can pick. It is built by ``ragtune.engine.embedder.losses.LOSSES``'s
     builder of the same name (config sits below the stage packages; a test ties the two)."""
 
     name: str

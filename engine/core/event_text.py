@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.core.events import Message, RunFailed, StageFinished, StageSkipped
-from engine.core.payloads import RerankSummary
+from ragtune.engine.core.events import Message, RunFailed, StageFinished, StageSkipped
+from ragtune.engine.core.payloads import RerankSummary
 
 
 def _fix(hint: str) -> str:

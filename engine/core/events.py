@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
-from engine.core.dist import is_main_process
-from engine.core.payloads import Payload
-from engine.core.redact import redact
+from ragtune.engine.core.dist import is_main_process
+from ragtune.engine.core.payloads import Payload
+from ragtune.engine.core.redact import redact
 
 
 @dataclass(kw_only=True)
@@ -42,7 +42,7 @@ class StageFinished(Event):
     kind: ClassVar[str] = "stage_finished"
     seconds: float = 0.0
     summary: dict[str, Any] = field(default_factory=dict)
-    """A payload's ``to_dict`` (``engine.core.payloads``); read it back with its ``from_dict``."""
+    """A payload's ``to_dict`` (``ragtune.engine.core.payloads``); read it back with its ``from_dict``."""
 
 
 @dataclass(kw_only=True)
@@ -209,7 +209,7 @@ class Emitter:
         extra: Payload | None = None,
     ) -> None:
         """Emit progress at most every ``every`` seconds, always the first and last;
-        ``extra`` is the stage's own counters (``engine.core.payloads``)."""
+        ``extra`` is the stage's own counters (``ragtune.engine.core.payloads``)."""
         now = time.monotonic()
         last = self._last_progress.get(self.stage)
         final = total is not None and done >= total

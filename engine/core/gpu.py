@@ -11,12 +11,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from engine.core.errors import OutOfMemory, RagtuneError
-from engine.core.events import Emitter, GpuSample
+from ragtune.engine.core.errors import OutOfMemory, RagtuneError
+from ragtune.engine.core.events import Emitter, GpuSample
 
 if TYPE_CHECKING:
-    from engine.config import RunConfig
-    from engine.config.training import EmbedderConfig
+    from ragtune.engine.config import RunConfig
+    from ragtune.engine.config.training import EmbedderConfig
 
 
 def _nvml() -> Any | None:
@@ -148,7 +148,7 @@ def out_of_memory_error(
     detail = _first_sentences(exc)
     encoding = bool(phase) or stage not in ("train", "rerank")
     if encoding:
-        from engine.core.models import ENCODE_BATCH_CPU, last_auto_batch
+        from ragtune.engine.core.models import ENCODE_BATCH_CPU, last_auto_batch
 
         batch = cfg.eval.batch_size
         what = phase or f"stage {stage}"
@@ -240,7 +240,7 @@ def model_shape(name: str, *, trust_remote_code: bool = False) -> ModelShape | N
     import json
     from pathlib import Path
 
-    from engine.core.models import hub_kwargs, resolve_model
+    from ragtune.engine.core.models import hub_kwargs, resolve_model
 
     resolved = resolve_model(name)
     try:

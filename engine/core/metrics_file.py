@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from engine.core.errors import RagtuneError
+from ragtune.engine.core.errors import RagtuneError
 
 
 class MetricsFileError(RagtuneError):

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.core.errors import InputError, OfflineError, RagtuneError
+from ragtune.engine.core.errors import InputError, OfflineError, RagtuneError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.core.metrics_file import MetricsFile
+from ragtune.engine.core.metrics_file import MetricsFile
 
 if TYPE_CHECKING:
-    from engine.core.workspace import Workspace
+    from ragtune.engine.core.workspace import Workspace
 
 
 @dataclass(frozen=True)

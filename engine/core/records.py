@@ -105,7 +105,7 @@ def iter_chunks(path: Path, batch_size: int = 4096) -> Iterator[Chunk]:
     try:
         pf = pq.ParquetFile(str(path))
     except (OSError, pa.ArrowException) as exc:
-        from engine.core.errors import InputError
+        from ragtune.engine.core.errors import InputError
 
         raise InputError(
             f"the chunks file cannot be read ({type(exc).__name__}: {exc})",

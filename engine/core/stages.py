@@ -4,7 +4,7 @@ the stages' declarations.
 A stage's fingerprint hashes the result-changing settings it declares (see
 ``setting(fingerprint=False)``) and its upstream stages' fingerprints, so changing any
 setting re-runs exactly the stages that read it, and everything downstream of them. The
-stages themselves live in their packages and are listed in order in ``engine.stages``: this
+stages themselves live in their packages and are listed in order in ``ragtune.engine.stages``: this
 module knows none of them.
 """
 
@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.core.outputs import Output, problems
+from ragtune.engine.core.outputs import Output, problems
 
 if TYPE_CHECKING:
-    from engine.config import RunConfig
-    from engine.core.events import Emitter
-    from engine.core.workspace import Workspace
+    from ragtune.engine.config import RunConfig
+    from ragtune.engine.core.events import Emitter
+    from ragtune.engine.core.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ EMBEDDER_USE = (
 
 
 def _setting(cfg: RunConfig, dotted: str) -> Any:
-    from engine.config.base import Section
+    from ragtune.engine.config.base import Section
 
     node: Any = cfg
     parts = dotted.split(".")
@@ -117,13 +117,13 @@ def _changed(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
 
 @functools.lru_cache(maxsize=1)
 def _defaults() -> Any:
-    from engine.config import RunConfig
+    from ragtune.engine.config import RunConfig
 
     return RunConfig()
 
 
 def _is_default(key: str, value: Any) -> bool:
-    from engine.config.base import Section
+    from ragtune.engine.config.base import Section
 
     node: Any = _defaults()
     for part in key.split("."):
@@ -138,7 +138,7 @@ def _is_default(key: str, value: Any) -> bool:
 class StagePlan:
     """Fingerprints and inputs of every stage for one config, computed once each.
 
-    ``stages`` is the ordered pipeline (``engine.stages.PIPELINE``; ``engine.stages.plan``
+    ``stages`` is the ordered pipeline (``ragtune.engine.stages.PIPELINE``; ``ragtune.engine.stages.plan``
     builds this for it).
     """
 
@@ -237,7 +237,7 @@ class StagePlan:
 
     def resumes_from(self, stage: str, ws: Workspace) -> str | None:
         """The checkpoint the next run of ``stage`` resumes, if it left one for these settings."""
-        from engine.core.workspace import resumable_checkpoint
+        from ragtune.engine.core.workspace import resumable_checkpoint
 
         where = self.specs[stage].partial
         if where is None or not where(ws).is_dir():

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.core.errors import RagtuneError
-from engine.core.stages import digest
+from ragtune.engine.core.errors import RagtuneError
+from ragtune.engine.core.stages import digest
 
 
 def fingerprint(*parts: Any) -> str:

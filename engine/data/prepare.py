@@ -10,13 +10,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from engine.config.data import DataConfig
-from engine.core.errors import InputError
-from engine.core.events import Emitter
-from engine.core.payloads import PrepareSummary
-from engine.core.records import Chunk
-from engine.core.workspace import Workspace
-from engine.generate.rows import GeneratedRow
+from ragtune.engine.config.data import DataConfig
+from ragtune.engine.core.errors import InputError
+from ragtune.engine.core.events import Emitter
+from ragtune.engine.core.payloads import PrepareSummary
+from ragtune.engine.core.records import Chunk
+from ragtune.engine.core.workspace import Workspace
+from ragtune.engine.generate.rows import GeneratedRow
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -45,7 +45,7 @@ class Prepared:
     eval_chunks: set[str] = field(default_factory=set)
 
     def ir_data(self) -> Any:
-        from engine.evaluate.beir import IRData
+        from ragtune.engine.evaluate.beir import IRData
 
         return IRData(
             queries=self.eval_queries, corpus=self.corpus, relevant=self.eval_relevant, titles={}

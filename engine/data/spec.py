@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.core.outputs import Output, dataset_reads
-from engine.core.stages import Stage, StageContext
+from ragtune.engine.core.outputs import Output, dataset_reads
+from ragtune.engine.core.stages import Stage, StageContext
 
 
 def _run(ctx: StageContext) -> dict[str, Any]:
-    from engine.core.records import read_chunks
-    from engine.data.prepare import run_prepare
-    from engine.generate.rows import read_rows
+    from ragtune.engine.core.records import read_chunks
+    from ragtune.engine.data.prepare import run_prepare
+    from ragtune.engine.generate.rows import read_rows
 
     ws = ctx.ws
     keys_file = ws.state_dir / "generate_keys.txt"

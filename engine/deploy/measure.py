@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.evaluate.ir import ndcg_per_query
+from ragtune.engine.evaluate.ir import ndcg_per_query
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-    from engine.evaluate.beir import IRData
-    from engine.evaluate.ir import SuiteEmbeddings
+    from ragtune.engine.evaluate.beir import IRData
+    from ragtune.engine.evaluate.ir import SuiteEmbeddings
 
 PRECISIONS = ("float32", "int8", "binary")
 K = 10
@@ -120,7 +120,7 @@ def _signs(codes: np.ndarray, dim: int) -> np.ndarray:
 
 
 def per_query_ndcg(queries: np.ndarray, corpus: np.ndarray, enc: Encoded) -> np.ndarray:
-    from engine.core.search import topk_search
+    from ragtune.engine.core.search import topk_search
 
     # A deeper search than 10 keeps ties at rank 10 ordered by id, not by where search cut.
     scores, indices = topk_search(queries, corpus, SEARCH_DEPTH)
@@ -138,7 +138,7 @@ def per_query_ndcg(queries: np.ndarray, corpus: np.ndarray, enc: Encoded) -> np.
 
 def score(enc: Encoded, dim: int, precision: str) -> tuple[np.ndarray, int, float]:
     """Per-query nDCG@10, bytes per passage, and seconds to quantise the corpus."""
-    from engine.core.search import truncate_normalize
+    from ragtune.engine.core.search import truncate_normalize
 
     queries = truncate_normalize(enc.queries, dim)
     corpus = truncate_normalize(enc.corpus, dim)

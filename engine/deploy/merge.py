@@ -60,7 +60,7 @@ def interpolate(
             device=str(tuned.device),
         )
     else:
-        from engine.embedder.train import soup
+        from ragtune.engine.embedder.train import soup
 
         merged = copy.deepcopy(tuned)
         soup(merged, base, weight)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine.deploy.results import ENCODER_LABELS, DeployResults, DeploySuite, Interpolation
-from engine.evaluate.stats import Interval
+from ragtune.engine.deploy.results import ENCODER_LABELS, DeployResults, DeploySuite, Interpolation
+from ragtune.engine.evaluate.stats import Interval
 
 
 def _signed(value: Interval) -> str:

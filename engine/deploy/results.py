@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.core.metrics_file import MetricsFile
-from engine.evaluate.stats import Interval
+from ragtune.engine.core.metrics_file import MetricsFile
+from ragtune.engine.evaluate.stats import Interval
 
 KEY = "deploy"
 ENCODER_LABELS = {"torch": "torch", "onnx": "ONNX", "onnx-int8": "int8 ONNX"}

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.core.outputs import Output, metrics_has
-from engine.core.stages import EMBEDDER_USE, Stage, StageContext
-from engine.evaluate.spec import _benchmark_files
+from ragtune.engine.core.outputs import Output, metrics_has
+from ragtune.engine.core.stages import EMBEDDER_USE, Stage, StageContext
+from ragtune.engine.evaluate.spec import _benchmark_files
 
 
 def _run(ctx: StageContext) -> dict[str, Any]:
-    from engine.deploy.stage import run_deploy
-    from engine.evaluate.report import write_report
+    from ragtune.engine.deploy.stage import run_deploy
+    from ragtune.engine.evaluate.report import write_report
 
     summary = run_deploy(ctx.cfg, ctx.ws, ctx.events)
     write_report(ctx.cfg, ctx.ws)

@@ -16,15 +16,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.config import RunConfig
-from engine.core.events import Emitter
-from engine.core.metrics_file import MetricsFile
-from engine.core.payloads import DeploySummary
-from engine.core.workspace import Workspace
-from engine.deploy.measure import PRECISIONS, Encoded, encode_suite, judged, score, texts_per_second
-from engine.deploy.results import KEY, interval_dict
-from engine.evaluate.keys import metric_key
-from engine.evaluate.stats import Interval, bootstrap_mean, paired_gain
+from ragtune.engine.config import RunConfig
+from ragtune.engine.core.events import Emitter
+from ragtune.engine.core.metrics_file import MetricsFile
+from ragtune.engine.core.payloads import DeploySummary
+from ragtune.engine.core.workspace import Workspace
+from ragtune.engine.deploy.measure import (
+    PRECISIONS,
+    Encoded,
+    encode_suite,
+    judged,
+    score,
+    texts_per_second,
+)
+from ragtune.engine.deploy.results import KEY, interval_dict
+from ragtune.engine.evaluate.keys import metric_key
+from ragtune.engine.evaluate.stats import Interval, bootstrap_mean, paired_gain
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -40,11 +47,11 @@ def interpolated_dir(ws: Workspace) -> Path:
 
 
 def run_deploy(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, Any]:
-    from engine.core.models import for_inference, load_embedder, pick_device
-    from engine.data.prepare import load_prepared
-    from engine.embedder.train import column_prompts, model_dims
-    from engine.evaluate.saved import saved_or_encoded
-    from engine.evaluate.stage import load_benchmark
+    from ragtune.engine.core.models import for_inference, load_embedder, pick_device
+    from ragtune.engine.data.prepare import load_prepared
+    from ragtune.engine.embedder.train import column_prompts, model_dims
+    from ragtune.engine.evaluate.saved import saved_or_encoded
+    from ragtune.engine.evaluate.stage import load_benchmark
 
     dcfg = cfg.deploy
     prepared = load_prepared(ws)
@@ -100,8 +107,8 @@ def run_deploy(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, Any]
             cfg, ws, tuned, suites, corpus, dims, encode_args, events, torch_encoded
         )
     MetricsFile(ws.metrics_path).write(KEY, out)
-    from engine.deploy.report import render_markdown
-    from engine.deploy.results import parse_deploy
+    from ragtune.engine.deploy.report import render_markdown
+    from ragtune.engine.deploy.results import parse_deploy
 
     results = parse_deploy(out)
     (ws.root / "report_deploy.md").write_text(render_markdown(results), encoding="utf-8")
@@ -120,8 +127,8 @@ def _backends(
     loaded back; the same files ``ragtune export`` writes."""
     if not names:
         return {}
-    from engine.embedder.train import embedding_dim
-    from engine.export.onnx import export_formats, load_exported
+    from ragtune.engine.embedder.train import embedding_dim
+    from ragtune.engine.export.onnx import export_formats, load_exported
 
     sample = [prepared.corpus[c] for c in sorted(prepared.corpus)][:32]
     folder = tmp / "export"
@@ -240,9 +247,9 @@ def _interpolation(
     the benchmark (never used to choose), against the fine-tuned model and base + rotation."""
     import torch
 
-    from engine.core.models import inference_autocast, load_embedder
-    from engine.deploy.merge import interpolate, merge_method, strip_rotation
-    from engine.evaluate.ir import primary_dim
+    from ragtune.engine.core.models import inference_autocast, load_embedder
+    from ragtune.engine.deploy.merge import interpolate, merge_method, strip_rotation
+    from ragtune.engine.evaluate.ir import primary_dim
 
     dim = primary_dim(dims)
     device, trust = str(tuned.device), cfg.embedder.trust_remote_code
@@ -263,7 +270,7 @@ def _interpolation(
     def build(weight: float) -> SentenceTransformer:
         model = interpolate(core, base, weight)
         if cfg.embedder.corpus_rotation:
-            from engine.embedder.rotation import rotate_for_corpus
+            from ragtune.engine.embedder.rotation import rotate_for_corpus
 
             rotate_for_corpus(
                 model,

@@ -7,7 +7,7 @@ what the lexical side adds (SPAR, Chen et al. 2022: a dense model taught to imit
 matches hybrids; Tamber et al. 2025: listwise distillation from fused retrievers beats
 contrastive training on synthetic queries).
 
-The fusion is the project's hybrid retriever (``engine.retrieval``: BM25 with bm25s, z-score
+The fusion is the project's hybrid retriever (``ragtune.engine.retrieval``: BM25 with bm25s, z-score
 fusion of each list's top ``depth``, BM25 weight ``bm25_weight``). The fused score is put
 back in the base model's cosine units (the mean and spread of its top-``depth`` cosines),
 so the teacher's logits are ``scale`` times a cosine-like score: the units of the student's
@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.data.mining import match_key
-from engine.embedder.teacher import TEACHER_COLUMN, precompute_teacher, with_column
-from engine.retrieval import Bm25Index
+from ragtune.engine.data.mining import match_key
+from ragtune.engine.embedder.teacher import TEACHER_COLUMN, precompute_teacher, with_column
+from ragtune.engine.retrieval import Bm25Index
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -50,7 +50,7 @@ def fused_ranking(
 ) -> tuple[list[str], dict[str, float]]:
     """One query's fused ranking (best first) and each ranked passage's fused score in the
     base model's cosine units; ``cosines`` are the base model's over the whole pool."""
-    from engine.retrieval import FusionSettings, fuse
+    from ragtune.engine.retrieval import FusionSettings, fuse
 
     depth = min(teacher.depth, len(ids))
     top = np.argpartition(-cosines, depth - 1)[:depth]

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 if TYPE_CHECKING:
-    from engine.config.training import EmbedderConfig
+    from ragtune.engine.config.training import EmbedderConfig
 
 
 class MatryoshkaDistillLoss(nn.Module):
@@ -26,7 +26,7 @@ class MatryoshkaDistillLoss(nn.Module):
     the latest step (batch x world size when gathering); ``seen_candidates`` keeps it for the
     process, so a training worker can report it without holding the loss object.
 
-    With ``listwise_weight`` above 0 (the hybrid teacher, ``engine.embedder.hybrid_teacher``)
+    With ``listwise_weight`` above 0 (the hybrid teacher, ``ragtune.engine.embedder.hybrid_teacher``)
     the columns after the positive are each query's own candidates, not in-batch ones: the
     student's distribution over (positive, candidates) is pulled at every size towards the
     teacher's logits, which the rows carry in the last row of their label.
@@ -215,7 +215,7 @@ class MatryoshkaMarginMSELoss(nn.Module):
         }
 
 
-# -- the registry: one builder per ``embedder.loss`` choice (``engine.config.training.LOSSES``)
+# -- the registry: one builder per ``embedder.loss`` choice (``ragtune.engine.config.training.LOSSES``)
 
 LossBuilder = Callable[[Any, "EmbedderConfig", list[int], bool], nn.Module]
 LOSSES: dict[str, LossBuilder] = {}
@@ -263,7 +263,7 @@ def _cached_mnrl(model: Any, cfg: EmbedderConfig, dims: list[int], distributed: 
 def _gist(model: Any, cfg: EmbedderConfig, dims: list[int], distributed: bool) -> nn.Module:
     from sentence_transformers.sentence_transformer.losses import GISTEmbedLoss
 
-    from engine.core.models import load_embedder
+    from ragtune.engine.core.models import load_embedder
 
     guide = load_embedder(
         cfg.base_model, device=str(model.device), trust_remote_code=cfg.trust_remote_code

@@ -12,9 +12,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from engine.config.training import EmbedderConfig
-from engine.core.events import Emitter
-from engine.data.mining import MiningWindow, QueryGroup, add_random_negatives, build_groups, mine
+from ragtune.engine.config.training import EmbedderConfig
+from ragtune.engine.core.events import Emitter
+from ragtune.engine.data.mining import (
+    MiningWindow,
+    QueryGroup,
+    add_random_negatives,
+    build_groups,
+    mine,
+)
 
 if TYPE_CHECKING:
     from datasets import Dataset

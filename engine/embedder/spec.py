@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.core.outputs import Output, model_reads
-from engine.core.stages import Stage, StageContext
+from ragtune.engine.core.outputs import Output, model_reads
+from ragtune.engine.core.stages import Stage, StageContext
 
 
 def uses_launcher(cfg: Any, which: str = "embedder") -> bool:
     """Several processes (or nodes, or one GPU pinned among several) train through torchrun;
     one trains here."""
-    from engine.training.launch import uses_launcher as launched
+    from ragtune.engine.training.launch import uses_launcher as launched
 
     return launched(cfg, which)
 
@@ -22,7 +22,7 @@ def world_inputs(which: str) -> Any:
     batch, and a run with "auto" on one GPU stays current against one recorded with 1."""
 
     def derived(cfg: Any) -> dict[str, Any]:
-        from engine.training.launch import planned_processes
+        from ragtune.engine.training.launch import planned_processes
 
         return {
             "distributed.nproc_per_node": planned_processes(cfg, which),
@@ -34,11 +34,11 @@ def world_inputs(which: str) -> Any:
 
 def _run(ctx: StageContext) -> dict[str, Any]:
     if uses_launcher(ctx.cfg):
-        from engine.training.launch import launch_training
+        from ragtune.engine.training.launch import launch_training
 
         return launch_training(ctx.cfg, ctx.ws, ctx.events, "embedder", ctx.cancel)
-    from engine.core.gpu import GpuMonitor
-    from engine.embedder.train import train_embedder
+    from ragtune.engine.core.gpu import GpuMonitor
+    from ragtune.engine.embedder.train import train_embedder
 
     with GpuMonitor(ctx.events):
         return train_embedder(ctx.cfg, ctx.ws, ctx.events, ctx.cancel)

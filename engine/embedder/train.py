@@ -6,24 +6,24 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.config import RunConfig
-from engine.config.training import EmbedderConfig
-from engine.core.dist import world_size
-from engine.core.errors import Cancelled, ConfigError, RagtuneError
-from engine.core.events import Emitter
-from engine.core.models import derive_dims, load_embedder, pick_device, precision_flags
-from engine.core.payloads import TrainSummary
-from engine.core.workspace import Workspace
-from engine.data.prepare import Prepared, load_prepared
-from engine.stages import plan as stage_plan
-from engine.training.arguments import (
+from ragtune.engine.config import RunConfig
+from ragtune.engine.config.training import EmbedderConfig
+from ragtune.engine.core.dist import world_size
+from ragtune.engine.core.errors import Cancelled, ConfigError, RagtuneError
+from ragtune.engine.core.events import Emitter
+from ragtune.engine.core.models import derive_dims, load_embedder, pick_device, precision_flags
+from ragtune.engine.core.payloads import TrainSummary
+from ragtune.engine.core.workspace import Workspace
+from ragtune.engine.data.prepare import Prepared, load_prepared
+from ragtune.engine.stages import plan as stage_plan
+from ragtune.engine.training.arguments import (
     common_arguments,
     reset_stale_checkpoints,
     train_resuming,
 )
-from engine.training.callbacks import EventsCallback
-from engine.training.checkpointing import enable_checkpointing
-from engine.training.prework import embedder_rows
+from ragtune.engine.training.callbacks import EventsCallback
+from ragtune.engine.training.checkpointing import enable_checkpointing
+from ragtune.engine.training.prework import embedder_rows
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -86,7 +86,7 @@ def attach_prompts(model: SentenceTransformer, cfg: EmbedderConfig) -> SentenceT
 def check_best_metric(metric: str, dims: list[int]) -> None:
     """Fail before training, not after the first epoch, when the metric names a size that is
     not evaluated."""
-    from engine.evaluate.keys import TRAINER_PREFIX, metric_key, parse_metric_key
+    from ragtune.engine.evaluate.keys import TRAINER_PREFIX, metric_key, parse_metric_key
 
     parsed = parse_metric_key(metric, TRAINER_PREFIX)
     if parsed and parsed[0] not in dims:
@@ -99,7 +99,7 @@ def check_best_metric(metric: str, dims: list[int]) -> None:
 
 
 def build_loss(model: SentenceTransformer, cfg: EmbedderConfig, dims: list[int]) -> Any:
-    from engine.embedder.losses import LOSSES
+    from ragtune.engine.embedder.losses import LOSSES
 
     return LOSSES[cfg.loss](model, cfg, dims, world_size() > 1)
 
@@ -193,15 +193,15 @@ def training_rows(
         return hybrid_rows(cfg, prepared, model, events)
     if ecfg.hard_negatives < 1:
         return prepared.train.select_columns(["anchor", "positive"]), {}
-    from engine.core.dist import broadcast_from_main, is_main_process
-    from engine.embedder.negatives import mined_groups, negative_columns, pseudo_labelled
+    from ragtune.engine.core.dist import broadcast_from_main, is_main_process
+    from ragtune.engine.embedder.negatives import mined_groups, negative_columns, pseudo_labelled
 
     summary: dict[str, Any] = {}
     rows = None
     if is_main_process():
         cross_encoder = None
         if ecfg.loss == "gpl":
-            from engine.core.models import load_cross_encoder
+            from ragtune.engine.core.models import load_cross_encoder
 
             # Loaded first: a cross-encoder this machine cannot get fails before mining.
             try:
@@ -250,8 +250,8 @@ def hybrid_rows(
 ) -> tuple[Any, dict[str, Any]]:
     """Rows for ``hybrid_distill``, built once on rank 0 (as mining is) from the pool without
     the held-out chunks, with ``model`` still holding the base weights."""
-    from engine.core.dist import broadcast_from_main, is_main_process
-    from engine.embedder.hybrid_teacher import HybridTeacher, hybrid_teacher_rows
+    from ragtune.engine.core.dist import broadcast_from_main, is_main_process
+    from ragtune.engine.embedder.hybrid_teacher import HybridTeacher, hybrid_teacher_rows
 
     ecfg = cfg.embedder
     rows, summary = None, {}
@@ -295,8 +295,8 @@ def with_teacher_embeddings(
     the rows and the ranks exchange them, so no rank waits on another's work; a stage that
     ran before the ranks started may have added the column already.
     """
-    from engine.core.dist import rank
-    from engine.embedder.teacher import TEACHER_COLUMN, precompute_teacher
+    from ragtune.engine.core.dist import rank
+    from ragtune.engine.embedder.teacher import TEACHER_COLUMN, precompute_teacher
 
     if TEACHER_COLUMN in rows.column_names:
         return rows
@@ -320,7 +320,7 @@ def with_teacher_embeddings(
     import numpy as np
     import torch.distributed as dist
 
-    from engine.embedder.teacher import with_column
+    from ragtune.engine.embedder.teacher import with_column
 
     mine = precompute_teacher(
         model,
@@ -368,7 +368,7 @@ def train_embedder(
     """
     from sentence_transformers import SentenceTransformerTrainer
 
-    from engine.evaluate.ir import MatryoshkaIREvaluator
+    from ragtune.engine.evaluate.ir import MatryoshkaIREvaluator
 
     ecfg = cfg.embedder
     prepared = prepared or load_prepared(ws)
@@ -428,7 +428,7 @@ def train_embedder(
         )
         soup(model, base, ecfg.soup_alpha)
     if ecfg.corpus_rotation:
-        from engine.embedder.rotation import rotate_for_corpus
+        from ragtune.engine.embedder.rotation import rotate_for_corpus
 
         events.info("fitting the corpus rotation for truncated sizes")
         rotate_for_corpus(

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.core.errors import InputError
-from engine.core.events import Emitter
+from ragtune.engine.core.errors import InputError
+from ragtune.engine.core.events import Emitter
 
 logger = logging.getLogger(__name__)
 

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.evaluate.beir import IRData
-from engine.evaluate.ir import judged_queries, metric_key, ranking_metrics
-from engine.retrieval.fusion import FusionSettings, fuse
+from ragtune.engine.evaluate.beir import IRData
+from ragtune.engine.evaluate.ir import judged_queries, metric_key, ranking_metrics
+from ragtune.engine.retrieval.fusion import FusionSettings, fuse
 
 if TYPE_CHECKING:
-    from engine.retrieval.bm25 import Bm25Index
+    from ragtune.engine.retrieval.bm25 import Bm25Index
 
 Ranked = list[tuple[str, float]]
 
@@ -20,7 +20,7 @@ Ranked = list[tuple[str, float]]
 def index_for(data: IRData, index: Bm25Index | None, settings: Any) -> Bm25Index:
     """``index`` when it covers exactly this corpus (the run's chunks), else one built over
     the corpus in memory (a benchmark that brings its own passages)."""
-    from engine.retrieval.bm25 import Bm25Index
+    from ragtune.engine.retrieval.bm25 import Bm25Index
 
     if index is not None and len(index) == len(data.corpus) and set(index.ids) == set(data.corpus):
         return index
@@ -77,8 +77,8 @@ def evaluate_with_bm25(
     """One model on one labelled folder beside BM25 over that folder's corpus and their
     fusion, in metrics.json's suite layout (``results.parse_suite`` reads it): what
     ``ragtune eval`` reports, with ``base`` standing for the model evaluated."""
-    from engine.evaluate.ir import evaluate_retrieval, training_gains
-    from engine.retrieval.settings import bm25_settings, fusion_settings
+    from ragtune.engine.evaluate.ir import evaluate_retrieval, training_gains
+    from ragtune.engine.retrieval.settings import bm25_settings, fusion_settings
 
     per_query: dict[str, dict[str, np.ndarray]] = {"base": {}}
     rankings: dict[int, list[Ranked]] = {}

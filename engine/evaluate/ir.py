@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.core.errors import ConfigError, InputError
-from engine.core.events import Emitter, EvalRow
-from engine.core.payloads import EncodeProgress
-from engine.evaluate.beir import IRData
-from engine.evaluate.keys import metric_key, parse_metric_key
+from ragtune.engine.core.errors import ConfigError, InputError
+from ragtune.engine.core.events import Emitter, EvalRow
+from ragtune.engine.core.payloads import EncodeProgress
+from ragtune.engine.evaluate.beir import IRData
+from ragtune.engine.evaluate.keys import metric_key, parse_metric_key
 
 if TYPE_CHECKING:
     import torch
@@ -201,7 +201,7 @@ def evaluate_retrieval(
     (keys ``{prefix}dim_{d}_cosine_{metric}``). They can differ only where a relevant and a
     non-relevant document score exactly the same, as the order of exact ties is arbitrary in both.
     """
-    from engine.core.search import topk_search, truncate_normalize
+    from ragtune.engine.core.search import topk_search, truncate_normalize
 
     full_dim = _embedding_dim(model)
     dims = _check_dims(dims, full_dim or max(dims))
@@ -446,7 +446,7 @@ def training_gains(
 ) -> dict[str, dict[str, float]]:
     """Per size, the mean per-query nDCG@10 change with its paired-bootstrap interval:
     whether the change training made is more than the queries' noise."""
-    from engine.evaluate.stats import paired_gain
+    from ragtune.engine.evaluate.stats import paired_gain
 
     out: dict[str, dict[str, float]] = {}
     for dim in dims:
@@ -468,7 +468,7 @@ def gain_verdict(gain: dict[str, float]) -> str:
 def render_gains_markdown(gains: dict[str, dict[str, float]], queries: int, against: str) -> str:
     """The headline a user can act on: per size, the nDCG@10 change and whether the queries
     tell it from zero."""
-    from engine.evaluate.stats import CONFIDENCE
+    from ragtune.engine.evaluate.stats import CONFIDENCE
 
     lines = [
         f"nDCG@10 change, fine-tuned − {against}, with its {CONFIDENCE:.0%} paired-bootstrap "

@@ -13,10 +13,10 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.core.errors import InputError
-from engine.core.events import Emitter
-from engine.core.records import Chunk
-from engine.evaluate.beir import IRData
+from ragtune.engine.core.errors import InputError
+from ragtune.engine.core.events import Emitter
+from ragtune.engine.core.records import Chunk
+from ragtune.engine.evaluate.beir import IRData
 
 _SPACE = re.compile(r"\s+")
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.config.generation import GENERATORS
-from engine.evaluate.results import RETRIEVER_LABELS
+from ragtune.engine.config.generation import GENERATORS
+from ragtune.engine.evaluate.results import RETRIEVER_LABELS
 
 # Shippable candidates; on an exact tie the earlier one wins (fewer parts to run).
 CANDIDATES = ("tuned", "base", "hybrid_tuned", "hybrid_base", "bm25")
@@ -54,8 +54,8 @@ def recommend(
     ``per_query`` maps each measured retriever to its per-query nDCG@10 at ``dim``, on the
     same queries in the same order.
     """
-    from engine.evaluate.ir import gain_verdict
-    from engine.evaluate.stats import paired_gain
+    from ragtune.engine.evaluate.ir import gain_verdict
+    from ragtune.engine.evaluate.stats import paired_gain
 
     caveats: list[str] = []
     pool = [c for c in CANDIDATES if c in per_query]

@@ -3,8 +3,8 @@ adds one so the file always matches metrics.json."""
 
 from __future__ import annotations
 
-from engine.config import RunConfig
-from engine.core.workspace import Workspace
+from ragtune.engine.config import RunConfig
+from ragtune.engine.core.workspace import Workspace
 
 SECTIONS = ("report_embedder.md", "report_deploy.md", "report_reranker.md")
 

@@ -1,10 +1,10 @@
 """Typed reading of ``metrics.json``: base vs tuned per suite and dim, and quality per reranker system.
 
 ``metrics.json`` is shared by stages, each owning one top-level key: ``embedder``
-(written by ``engine.evaluate.stage``: one section per suite, "held-out" and
+(written by ``ragtune.engine.evaluate.stage``: one section per suite, "held-out" and
 optionally "benchmark", each with flat ``dim_<d>_cosine_<metric>`` dicts for
 the base and the tuned model) and ``reranker`` (written by
-``engine.reranker.train``: bookkeeping plus ``evaluation.rows``, candidate set →
+``ragtune.engine.reranker.train``: bookkeeping plus ``evaluation.rows``, candidate set →
 system → metrics). Front ends render these dataclasses instead of guessing
 at the JSON, so a mislabelled table cannot happen silently.
 """
@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.core.metrics_file import MetricsFile
-from engine.evaluate.keys import parse_metric_key
-from engine.retrieval.fusion import DEFAULT_DEPTH, DEFAULT_RRF_K, FusionSettings
+from ragtune.engine.core.metrics_file import MetricsFile
+from ragtune.engine.evaluate.keys import parse_metric_key
+from ragtune.engine.retrieval.fusion import DEFAULT_DEPTH, DEFAULT_RRF_K, FusionSettings
 
 SUITES = ("held-out", "benchmark")
 SUITE_TITLES = {
@@ -80,7 +80,7 @@ class Gain:
     @property
     def verdict(self) -> str:
         """gain, loss, or within noise: whether the queries tell the change from zero."""
-        from engine.evaluate.ir import gain_verdict
+        from ragtune.engine.evaluate.ir import gain_verdict
 
         return gain_verdict({"low": self.low, "high": self.high})
 

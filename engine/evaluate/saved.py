@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.core.stages import digest
-from engine.evaluate.ir import SuiteEmbeddings, encode_suite, judged_queries
+from ragtune.engine.core.stages import digest
+from ragtune.engine.evaluate.ir import SuiteEmbeddings, encode_suite, judged_queries
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-    from engine.core.events import Emitter
-    from engine.core.workspace import Workspace
-    from engine.evaluate.beir import IRData
+    from ragtune.engine.core.events import Emitter
+    from ragtune.engine.core.workspace import Workspace
+    from ragtune.engine.evaluate.beir import IRData
 
 FOLDER = "embeddings"
 FORMAT = 1
@@ -35,7 +35,7 @@ def model_identity(name: str) -> Any:
     retrained or replaced model is a new identity; a workspace moved with its mtimes kept is
     not, nor is a model that export put the BM25 index and retrieval.json beside); a Hub name
     as itself."""
-    from engine.retrieval.export import RETRIEVAL_FILE
+    from ragtune.engine.retrieval.export import RETRIEVAL_FILE
 
     path = Path(name)
     if not path.is_dir():
@@ -67,7 +67,7 @@ def suite_fingerprint(
 ) -> str:
     """What the suite's embeddings depend on: the model (files, own prompts, input length,
     dtype), the prompts passed to it, and the judged queries' and passages' texts."""
-    from engine.core.models import resolve_model
+    from ragtune.engine.core.models import resolve_model
 
     query_ids = judged_queries(data)
     return digest(
@@ -99,7 +99,7 @@ def corpus_fingerprint(
 ) -> str:
     """What a corpus's embeddings alone depend on, so a reader without the suite's queries
     (``ask`` over the workspace's chunks) can find them: model, prompt in use, passages."""
-    from engine.core.models import resolve_model
+    from ragtune.engine.core.models import resolve_model
 
     return digest(
         [

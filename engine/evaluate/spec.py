@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from engine.core.outputs import Output, metrics_has
-from engine.core.payloads import EvaluateSummary
-from engine.core.stages import EMBEDDER_USE, Stage, StageContext
+from ragtune.engine.core.outputs import Output, metrics_has
+from ragtune.engine.core.payloads import EvaluateSummary
+from ragtune.engine.core.stages import EMBEDDER_USE, Stage, StageContext
 
 if TYPE_CHECKING:
-    from engine.config import RunConfig
+    from ragtune.engine.config import RunConfig
 
 
 def _benchmark_files(cfg: RunConfig) -> dict[str, Any]:
@@ -24,8 +24,8 @@ def _benchmark_files(cfg: RunConfig) -> dict[str, Any]:
 
 
 def _run(ctx: StageContext) -> dict[str, Any]:
-    from engine.evaluate.report import write_report
-    from engine.evaluate.stage import run_evaluate
+    from ragtune.engine.evaluate.report import write_report
+    from ragtune.engine.evaluate.stage import run_evaluate
 
     summary = run_evaluate(ctx.cfg, ctx.ws, ctx.events)
     write_report(ctx.cfg, ctx.ws)

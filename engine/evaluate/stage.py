@@ -5,20 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.config import RunConfig
-from engine.core.events import Emitter
-from engine.core.metrics_file import MetricsFile
-from engine.core.models import for_inference, load_embedder, pick_device
-from engine.core.workspace import Workspace
-from engine.data.prepare import load_prepared
-from engine.embedder.train import column_prompts, model_dims
+from ragtune.engine.config import RunConfig
+from ragtune.engine.core.events import Emitter
+from ragtune.engine.core.metrics_file import MetricsFile
+from ragtune.engine.core.models import for_inference, load_embedder, pick_device
+from ragtune.engine.core.workspace import Workspace
+from ragtune.engine.data.prepare import load_prepared
+from ragtune.engine.embedder.train import column_prompts, model_dims
 
 
 def load_benchmark(cfg: RunConfig, ws: Workspace, events: Emitter) -> Any:
     """A BEIR folder as is, or quote-labelled questions mapped onto this run's chunks."""
-    from engine.core.records import read_chunks
-    from engine.evaluate.beir import load_beir
-    from engine.evaluate.labels import is_quote_folder, load_quote_labels
+    from ragtune.engine.core.records import read_chunks
+    from ragtune.engine.evaluate.beir import load_beir
+    from ragtune.engine.evaluate.labels import is_quote_folder, load_quote_labels
 
     folder = cfg.resolve(cfg.eval.benchmark)
     if is_quote_folder(folder):
@@ -34,7 +34,7 @@ def corpus_rotation(cfg: RunConfig, prepared: Any, corpus: Any, device: str, bas
     import numpy as np
     import torch
 
-    from engine.embedder.rotation import (
+    from ragtune.engine.embedder.rotation import (
         MAX_TEXTS,
         fit_rotation,
         rotation_from_embeddings,
@@ -61,7 +61,7 @@ def corpus_rotation(cfg: RunConfig, prepared: Any, corpus: Any, device: str, bas
 
 
 def run_evaluate(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, Any]:
-    from engine.evaluate.ir import (
+    from ragtune.engine.evaluate.ir import (
         COMPARE_METRICS,
         compare,
         evaluate_retrieval,
@@ -159,8 +159,8 @@ def run_evaluate(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, An
         results["base"] = results[primary]["base"]
         results["tuned"] = results[primary]["tuned"]
     MetricsFile(ws.metrics_path).write("embedder", results)
-    from engine.evaluate.results import read_results
-    from engine.evaluate.tables import recommendation_markdown, retrievers_markdown
+    from ragtune.engine.evaluate.results import read_results
+    from ragtune.engine.evaluate.tables import recommendation_markdown, retrievers_markdown
 
     typed = read_results(ws.metrics_path)
     for i, (suite, _) in enumerate(suites):
@@ -187,8 +187,8 @@ def _encode_suites(
 ) -> dict[str, Any]:
     """One model's embeddings of every suite, a corpus that two suites share encoded once,
     saved in the workspace for the deploy stage and for a rerun with the same model."""
-    from engine.core.stages import digest
-    from engine.evaluate.saved import saved_or_encoded
+    from ragtune.engine.core.stages import digest
+    from ragtune.engine.evaluate.saved import saved_or_encoded
 
     out: dict[str, Any] = {}
     by_corpus: dict[str, Any] = {}
@@ -236,12 +236,17 @@ def add_retrievers(
 ) -> None:
     """BM25 and the hybrids on every suite, each retriever's change against the dense base,
     and the recommendation, into ``results`` (metrics.json's embedder section)."""
-    from engine.evaluate.hybrid import bm25_rankings, index_for, score_bm25, score_hybrid
-    from engine.evaluate.ir import metric_key, training_gains
-    from engine.evaluate.recommend import can_judge_fusion, judging_suite, query_source, recommend
-    from engine.retrieval.fusion import DEFAULT_WEIGHT
-    from engine.retrieval.settings import bm25_settings, fusion_settings
-    from engine.retrieval.stage import index_dir, load_index
+    from ragtune.engine.evaluate.hybrid import bm25_rankings, index_for, score_bm25, score_hybrid
+    from ragtune.engine.evaluate.ir import metric_key, training_gains
+    from ragtune.engine.evaluate.recommend import (
+        can_judge_fusion,
+        judging_suite,
+        query_source,
+        recommend,
+    )
+    from ragtune.engine.retrieval.fusion import DEFAULT_WEIGHT
+    from ragtune.engine.retrieval.settings import bm25_settings, fusion_settings
+    from ragtune.engine.retrieval.stage import index_dir, load_index
 
     rc = cfg.retrieval
     workspace_index = load_index(ws) if index_dir(ws.root).is_dir() else None
@@ -328,7 +333,7 @@ def _judged(per_query: dict[str, Any]) -> int:
 
 def headline(results: dict[str, Any], metric: str = "ndcg@10") -> list[tuple[int, float, float]]:
     """(dim, base, tuned) for the primary metric of the first suite, for a one-line summary."""
-    from engine.evaluate.keys import metric_key
+    from ragtune.engine.evaluate.keys import metric_key
 
     for suite in ("benchmark", "held-out"):
         if suite in results:

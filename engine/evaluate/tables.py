@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from engine.evaluate.results import Recommendation, SuiteResult
+from ragtune.engine.evaluate.results import Recommendation, SuiteResult
 
 
 def retrievers_markdown(suite: SuiteResult, metric: str = "ndcg@10") -> str:
     """Every retriever per size, with its change against the dense base and the 95%
     paired-bootstrap interval."""
-    from engine.evaluate.stats import CONFIDENCE
+    from ragtune.engine.evaluate.stats import CONFIDENCE
 
     rows = suite.retriever_rows(metric)
     if not rows:

@@ -1,5 +1,5 @@
 """The export stage: model cards with the measured tables, and the Hub push."""
 
-from engine.export.stage import export_models, push_folder
+from ragtune.engine.export.stage import export_models, push_folder
 
 __all__ = ["export_models", "push_folder"]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.core.errors import InputError
+from ragtune.engine.core.errors import InputError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

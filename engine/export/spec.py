@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.core.stages import Stage, StageContext
+from ragtune.engine.core.stages import Stage, StageContext
 
 
 def _run(ctx: StageContext) -> dict[str, Any]:
-    from engine.export.stage import export_models
+    from ragtune.engine.export.stage import export_models
 
     return export_models(ctx.cfg, ctx.ws, ctx.events, push=ctx.cfg.export.push_to_hub)
 

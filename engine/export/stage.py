@@ -6,15 +6,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-from engine.config import RunConfig
-from engine.config.training import EmbedderConfig
-from engine.core.errors import OfflineError, RagtuneError
-from engine.core.events import Emitter
-from engine.core.metrics_file import MetricsFile
-from engine.core.models import hub_reachable, is_network_error
-from engine.core.payloads import ExportSummary, PrepareSummary
-from engine.core.workspace import Workspace
-from engine.evaluate.keys import metric_key
+from ragtune.engine.config import RunConfig
+from ragtune.engine.config.training import EmbedderConfig
+from ragtune.engine.core.errors import OfflineError, RagtuneError
+from ragtune.engine.core.events import Emitter
+from ragtune.engine.core.metrics_file import MetricsFile
+from ragtune.engine.core.models import hub_reachable, is_network_error
+from ragtune.engine.core.payloads import ExportSummary, PrepareSummary
+from ragtune.engine.core.workspace import Workspace
+from ragtune.engine.evaluate.keys import metric_key
 
 BEGIN = "<!-- ragtune:begin -->"
 END = "<!-- ragtune:end -->"
@@ -63,10 +63,10 @@ def model_card_text(cfg: RunConfig, ws: Workspace) -> str:
             ]
         gains = emb[suite].get("gains")
         if gains:
-            from engine.evaluate.ir import render_gains_markdown
+            from ragtune.engine.evaluate.ir import render_gains_markdown
 
             lines += [render_gains_markdown(gains["by_dim"], gains["queries"], gains["against"])]
-    from engine.retrieval.export import retrieval_card
+    from ragtune.engine.retrieval.export import retrieval_card
 
     lines += [retrieval_card(ws)]
     lines += _deploy_lines(ws)
@@ -92,8 +92,8 @@ def model_card_text(cfg: RunConfig, ws: Workspace) -> str:
 
 def _deploy_lines(ws: Workspace) -> list[str]:
     """The deploy table and interpolation, when the deploy stage ran."""
-    from engine.deploy.report import render_markdown
-    from engine.deploy.results import read_deploy
+    from ragtune.engine.deploy.report import render_markdown
+    from ragtune.engine.deploy.results import read_deploy
 
     results = read_deploy(ws.metrics_path)
     if results.empty:
@@ -106,12 +106,12 @@ def deploy_formats(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, 
     """``export.formats`` written to models/embedder-deploy, each loaded back and compared."""
     from dataclasses import asdict
 
-    from engine.core.models import load_embedder
-    from engine.data.prepare import load_prepared
-    from engine.deploy.results import read_deploy
-    from engine.deploy.stage import interpolated_dir
-    from engine.embedder.train import column_prompts, embedding_dim
-    from engine.export.onnx import export_formats, require
+    from ragtune.engine.core.models import load_embedder
+    from ragtune.engine.data.prepare import load_prepared
+    from ragtune.engine.deploy.results import read_deploy
+    from ragtune.engine.deploy.stage import interpolated_dir
+    from ragtune.engine.embedder.train import column_prompts, embedding_dim
+    from ragtune.engine.export.onnx import export_formats, require
 
     for fmt in cfg.export.formats:
         require(fmt)
@@ -283,7 +283,7 @@ def export_models(
             hint="run the train stage first",
         )
     write_card_section(ws.embedder_dir, model_card_text(cfg, ws))
-    from engine.retrieval.export import export_retrieval
+    from ragtune.engine.retrieval.export import export_retrieval
 
     retrieval = export_retrieval(ws, ws.embedder_dir)
     out = ExportSummary(

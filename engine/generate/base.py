@@ -6,10 +6,10 @@ import threading
 from collections.abc import Sequence
 from typing import Protocol
 
-from engine.core.events import Emitter
-from engine.core.payloads import GenerationProgress, GenerationSummary
-from engine.core.records import Chunk
-from engine.core.workspace import Workspace
+from ragtune.engine.core.events import Emitter
+from ragtune.engine.core.payloads import GenerationProgress, GenerationSummary
+from ragtune.engine.core.records import Chunk
+from ragtune.engine.core.workspace import Workspace
 
 __all__ = ["GenerationProgress", "GenerationSummary", "Generator", "failure_reasons"]
 

@@ -22,14 +22,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from engine.config import RunConfig
-from engine.config.llm import LlmConfig
-from engine.core.errors import Cancelled
-from engine.core.events import Emitter
-from engine.core.records import Chunk
-from engine.core.workspace import Workspace
-from engine.generate.base import GenerationProgress, GenerationSummary
-from engine.generate.llm_client import (
+from ragtune.engine.config import RunConfig
+from ragtune.engine.config.llm import LlmConfig
+from ragtune.engine.core.errors import Cancelled
+from ragtune.engine.core.events import Emitter
+from ragtune.engine.core.records import Chunk
+from ragtune.engine.core.workspace import Workspace
+from ragtune.engine.generate.base import GenerationProgress, GenerationSummary
+from ragtune.engine.generate.llm_client import (
     ClientStats,
     LlmClient,
     RateLimiter,
@@ -37,19 +37,19 @@ from engine.generate.llm_client import (
     resolve_api_key,
     run_sync,
 )
-from engine.generate.llm_connection import ConnectionResult, test_connection
-from engine.generate.llm_cost import CostEstimate, estimate_cost
-from engine.generate.llm_describe import draft_system_prompt, synthesize_chunks
-from engine.generate.llm_parse import (
+from ragtune.engine.generate.llm_connection import ConnectionResult, test_connection
+from ragtune.engine.generate.llm_cost import CostEstimate, estimate_cost
+from ragtune.engine.generate.llm_describe import draft_system_prompt, synthesize_chunks
+from ragtune.engine.generate.llm_parse import (
     list_schema,
     queries_schema,
     rows_from_reply,
     strings_from_reply,
 )
-from engine.generate.llm_prompts import Prompts, answer_message, queries_message
-from engine.generate.quality import GateSettings, quality_gate
-from engine.generate.review import apply_review, few_shot_examples
-from engine.generate.rows import (
+from ragtune.engine.generate.llm_prompts import Prompts, answer_message, queries_message
+from ragtune.engine.generate.quality import GateSettings, quality_gate
+from ragtune.engine.generate.review import apply_review, few_shot_examples
+from ragtune.engine.generate.rows import (
     CallRecord,
     GeneratedRow,
     RecordWriter,
@@ -384,7 +384,7 @@ class LlmGenerator:
         settings = self._gate_settings()
         embedder = self._embedder
         if embedder is None and settings.needs_embedder and events is not None and rows:
-            from engine.core.models import load_embedder
+            from ragtune.engine.core.models import load_embedder
 
             embedder = self._embedder = load_embedder(self.cfg.embedder.base_model)
         passages = {c.chunk_id: c.text for c in chunks}
@@ -551,7 +551,7 @@ def run_llm_generation(
     system prompt later regenerates rows, not the passages they came from).
     """
     if not chunks and cfg.sources.description and not cfg.sources.has_documents:
-        from engine.core.records import read_chunks, write_chunks
+        from ragtune.engine.core.records import read_chunks, write_chunks
 
         if ws.chunks_path.exists():
             chunks = read_chunks(ws.chunks_path)

@@ -22,9 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.config.llm import LlmConfig
-from engine.core.errors import ConfigError, OfflineError, RagtuneError
-from engine.generate.llm_parse import MalformedReply, extract_json
+from ragtune.engine.config.llm import LlmConfig
+from ragtune.engine.core.errors import ConfigError, OfflineError, RagtuneError
+from ragtune.engine.generate.llm_parse import MalformedReply, extract_json
 
 # Without this litellm fetches its price map from GitHub at import; we must stay offline.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")

@@ -6,9 +6,9 @@ import threading
 import time
 from dataclasses import dataclass, replace
 
-from engine.config.llm import LlmConfig
-from engine.core.errors import RagtuneError
-from engine.generate.llm_client import LlmClient, import_litellm, resolve_api_key, run_sync
+from ragtune.engine.config.llm import LlmConfig
+from ragtune.engine.core.errors import RagtuneError
+from ragtune.engine.generate.llm_client import LlmClient, import_litellm, resolve_api_key, run_sync
 
 
 @dataclass

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.config.llm import LlmConfig
-from engine.core.records import Chunk
-from engine.generate.llm_client import import_litellm
-from engine.generate.llm_prompts import Prompts, answer_message, queries_message
+from ragtune.engine.config.llm import LlmConfig
+from ragtune.engine.core.records import Chunk
+from ragtune.engine.generate.llm_client import import_litellm
+from ragtune.engine.generate.llm_prompts import Prompts, answer_message, queries_message
 
 # Rough reply sizes in tokens; the estimate says so in its note.
 QUERY_TOKENS = 25

@@ -15,16 +15,22 @@ import math
 import re
 import threading
 
-from engine.config import RunConfig
-from engine.config.llm import LlmConfig
-from engine.core.errors import Cancelled, RagtuneError
-from engine.core.events import Emitter
-from engine.core.records import Chunk, Document, chunk_id_for
-from engine.core.workspace import Workspace
-from engine.generate.llm_client import LlmClient, resolve_api_key, run_sync
-from engine.generate.llm_parse import MalformedReply, list_schema, strings_from_reply
-from engine.generate.llm_prompts import PROMPT_FILES, Prompts, render, write_prompt
-from engine.generate.rows import CallRecord, GeneratedRow, RecordWriter, latest_records, make_key
+from ragtune.engine.config import RunConfig
+from ragtune.engine.config.llm import LlmConfig
+from ragtune.engine.core.errors import Cancelled, RagtuneError
+from ragtune.engine.core.events import Emitter
+from ragtune.engine.core.records import Chunk, Document, chunk_id_for
+from ragtune.engine.core.workspace import Workspace
+from ragtune.engine.generate.llm_client import LlmClient, resolve_api_key, run_sync
+from ragtune.engine.generate.llm_parse import MalformedReply, list_schema, strings_from_reply
+from ragtune.engine.generate.llm_prompts import PROMPT_FILES, Prompts, render, write_prompt
+from ragtune.engine.generate.rows import (
+    CallRecord,
+    GeneratedRow,
+    RecordWriter,
+    latest_records,
+    make_key,
+)
 
 SYNTHETIC_SOURCE = "synthetic"
 _LEAD_IN = re.compile(r"^\s*(?:sure|okay|certainly)?[!,.\s]*here(?:'s| is)[^:\n]*:\s*\n", re.I)

@@ -19,14 +19,14 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict
 
-from engine.config.generation import LlmFreeConfig
-from engine.core.errors import Cancelled
-from engine.core.events import Emitter
-from engine.core.records import Chunk
-from engine.core.workspace import Workspace
-from engine.generate.base import GenerationProgress, GenerationSummary
-from engine.generate.review import apply_review
-from engine.generate.rows import (
+from ragtune.engine.config.generation import LlmFreeConfig
+from ragtune.engine.core.errors import Cancelled
+from ragtune.engine.core.events import Emitter
+from ragtune.engine.core.records import Chunk
+from ragtune.engine.core.workspace import Workspace
+from ragtune.engine.generate.base import GenerationProgress, GenerationSummary
+from ragtune.engine.generate.review import apply_review
+from ragtune.engine.generate.rows import (
     CallRecord,
     GeneratedRow,
     RecordWriter,
@@ -186,7 +186,7 @@ class LlmFreeGenerator:
     def sample(self, chunks: Sequence[Chunk], k: int) -> list[GeneratedRow]:
         """``k`` rows from chunks spread over the sources, exactly as the full run writes them:
         every kind a chunk gives, chunk after chunk."""
-        from engine.generate.llm import spread_sample
+        from ragtune.engine.generate.llm import spread_sample
 
         df = DocumentFrequencies(chunks)
         rows: list[GeneratedRow] = []

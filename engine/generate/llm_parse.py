@@ -11,9 +11,9 @@ import json
 import re
 from typing import Any
 
-from engine.config.llm import LlmConfig
-from engine.core.records import Chunk
-from engine.generate.rows import GeneratedRow
+from ragtune.engine.config.llm import LlmConfig
+from ragtune.engine.core.records import Chunk
+from ragtune.engine.generate.rows import GeneratedRow
 
 STYLES = ("question", "keyword", "paraphrase")
 

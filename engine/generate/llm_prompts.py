@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.config.llm import LlmConfig
+from ragtune.engine.config.llm import LlmConfig
 
 DEFAULT_SYSTEM = """\
 You write training data for a search engine over a team's internal documents.

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from engine.config.llm import LlmConfig
-from engine.core.events import Emitter
-from engine.generate.rows import GeneratedRow
+from ragtune.engine.config.llm import LlmConfig
+from ragtune.engine.core.events import Emitter
+from ragtune.engine.generate.rows import GeneratedRow
 
 FILTERS = (
     "empty",

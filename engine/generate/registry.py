@@ -2,7 +2,7 @@
 
 An entry says what the generator reads (the settings that change its rows, for the
 stage's fingerprint), how the stage runs it, and how the wizard's samples are drawn. Adding a
-generator is its module, one entry here, its name in ``engine.config.generation.GENERATORS``,
+generator is its module, one entry here, its name in ``ragtune.engine.config.generation.GENERATORS``,
 and a test; ``tests/generate/test_registry.py`` checks that the two lists agree.
 """
 
@@ -12,16 +12,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from engine.config.generation import LITELLM, LLM_FREE
+from ragtune.engine.config.generation import LITELLM, LLM_FREE
 
 if TYPE_CHECKING:
-    from engine.config import RunConfig
-    from engine.core.records import Chunk
-    from engine.core.stages import StageContext
-    from engine.core.workspace import Workspace
-    from engine.generate.base import GenerationSummary
-    from engine.generate.llm_cost import CostEstimate
-    from engine.generate.rows import GeneratedRow
+    from ragtune.engine.config import RunConfig
+    from ragtune.engine.core.records import Chunk
+    from ragtune.engine.core.stages import StageContext
+    from ragtune.engine.core.workspace import Workspace
+    from ragtune.engine.generate.base import GenerationSummary
+    from ragtune.engine.generate.llm_cost import CostEstimate
+    from ragtune.engine.generate.rows import GeneratedRow
 
 Sample = tuple["list[GeneratedRow]", "CostEstimate | None"]
 
@@ -53,7 +53,7 @@ def generator_for(cfg: RunConfig) -> GeneratorEntry:
 
 
 def _llm_free_inputs(cfg: RunConfig) -> dict[str, Any]:
-    from engine.core.stages import flatten_into
+    from ragtune.engine.core.stages import flatten_into
 
     out: dict[str, Any] = {}
     flatten_into("generation.llm_free", cfg.generation.llm_free.result_settings(), out)
@@ -61,7 +61,7 @@ def _llm_free_inputs(cfg: RunConfig) -> dict[str, Any]:
 
 
 def _llm_free_run(ctx: StageContext, chunks: list[Chunk]) -> GenerationSummary:
-    from engine.generate.llm_free import LlmFreeGenerator
+    from ragtune.engine.generate.llm_free import LlmFreeGenerator
 
     generator = LlmFreeGenerator(ctx.cfg.generation.llm_free)
     return generator.generate(chunks, ctx.ws, ctx.events, ctx.cancel)
@@ -70,7 +70,7 @@ def _llm_free_run(ctx: StageContext, chunks: list[Chunk]) -> GenerationSummary:
 def _llm_free_sample(
     cfg: RunConfig, ws: Workspace, chunks: Sequence[Chunk], k: int, api_key: str | None
 ) -> Sample:
-    from engine.generate.llm_free import LlmFreeGenerator
+    from ragtune.engine.generate.llm_free import LlmFreeGenerator
 
     return LlmFreeGenerator(cfg.generation.llm_free).sample(chunks, k), None
 
@@ -82,8 +82,8 @@ register(GeneratorEntry(LLM_FREE, _llm_free_inputs, _llm_free_run, _llm_free_sam
 
 
 def _litellm_inputs(cfg: RunConfig) -> dict[str, Any]:
-    from engine.core.stages import flatten_into
-    from engine.generate.spec import GENERATE_PROMPTS, prompt_inputs
+    from ragtune.engine.core.stages import flatten_into
+    from ragtune.engine.generate.spec import GENERATE_PROMPTS, prompt_inputs
 
     out: dict[str, Any] = {}
     flatten_into("generation.llm", cfg.generation.llm.result_settings(), out)
@@ -95,7 +95,7 @@ def _litellm_inputs(cfg: RunConfig) -> dict[str, Any]:
 
 
 def _litellm_run(ctx: StageContext, chunks: list[Chunk]) -> GenerationSummary:
-    from engine.generate.llm import run_llm_generation
+    from ragtune.engine.generate.llm import run_llm_generation
 
     return run_llm_generation(
         ctx.cfg, ctx.ws, chunks, ctx.events, cancel=ctx.cancel, api_key=ctx.api_key
@@ -105,8 +105,8 @@ def _litellm_run(ctx: StageContext, chunks: list[Chunk]) -> GenerationSummary:
 def _litellm_sample(
     cfg: RunConfig, ws: Workspace, chunks: Sequence[Chunk], k: int, api_key: str | None
 ) -> Sample:
-    from engine.generate.llm import sample_rows
-    from engine.generate.llm_cost import estimate_workspace_cost
+    from ragtune.engine.generate.llm import sample_rows
+    from ragtune.engine.generate.llm_cost import estimate_workspace_cost
 
     rows = sample_rows(cfg, ws, chunks, k=k, api_key=api_key)
     # After sampling: the prompts the full run will send, as written to the workspace.

@@ -23,8 +23,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.core.workspace import Workspace
-from engine.generate.rows import CallRecord, GeneratedRow, RecordWriter, latest_records, make_key
+from ragtune.engine.core.workspace import Workspace
+from ragtune.engine.generate.rows import (
+    CallRecord,
+    GeneratedRow,
+    RecordWriter,
+    latest_records,
+    make_key,
+)
 
 REVIEW_FILE = "review.json"
 STATUSES = ("new", "accepted", "rejected", "edited")

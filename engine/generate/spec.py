@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from engine.core.errors import StageStopped
-from engine.core.outputs import Output, is_file
-from engine.core.stages import Stage, StageContext, digest
+from ragtune.engine.core.errors import StageStopped
+from ragtune.engine.core.outputs import Output, is_file
+from ragtune.engine.core.stages import Stage, StageContext, digest
 
 if TYPE_CHECKING:
-    from engine.config import RunConfig
+    from ragtune.engine.config import RunConfig
 
 # Which prompt files each stage reads: editing one re-runs only the stage that sends it.
 GENERATE_PROMPTS = ("system", "queries", "answer")
@@ -24,8 +24,8 @@ def prompt_inputs(cfg: RunConfig, names: tuple[str, ...]) -> dict[str, Any]:
     drafted from the description counts as "drafted" (the description is an input already),
     so the files a run itself writes do not make it stale.
     """
-    from engine.generate.llm_prompts import PROMPT_FILES
-    from engine.generate.rows import make_key
+    from ragtune.engine.generate.llm_prompts import PROMPT_FILES
+    from ragtune.engine.generate.rows import make_key
 
     folder = cfg.workspace_dir / "prompts"
     out: dict[str, str] = {}
@@ -48,7 +48,7 @@ def prompt_inputs(cfg: RunConfig, names: tuple[str, ...]) -> dict[str, Any]:
 
 def _inputs(cfg: RunConfig) -> dict[str, Any]:
     """Only the generator that runs: an LLM setting does not redo LLM-free rows and back."""
-    from engine.generate.registry import generator_for
+    from ragtune.engine.generate.registry import generator_for
 
     out: dict[str, Any] = {"generator": cfg.generation.resolved}
     out.update(generator_for(cfg).inputs(cfg))
@@ -58,17 +58,17 @@ def _inputs(cfg: RunConfig) -> dict[str, Any]:
 
 def _review(cfg: RunConfig) -> str:
     """The reviewed sample rows: rejecting or editing one changes what generation writes."""
-    from engine.core.workspace import Workspace
-    from engine.generate.review import load_review, review_digest
+    from ragtune.engine.core.workspace import Workspace
+    from ragtune.engine.generate.review import load_review, review_digest
 
     return review_digest(load_review(Workspace(cfg.workspace_dir)))
 
 
 def _run(ctx: StageContext) -> dict[str, Any]:
-    from engine.core.records import read_chunks
+    from ragtune.engine.core.records import read_chunks
 
     cfg, ws, ev = ctx.cfg, ctx.ws, ctx.events
-    from engine.generate.registry import generator_for
+    from ragtune.engine.generate.registry import generator_for
 
     chunks = read_chunks(ws.chunks_path)
     summary = generator_for(cfg).run(ctx, chunks)
@@ -95,7 +95,7 @@ def _run(ctx: StageContext) -> dict[str, Any]:
 
 
 def _failed_calls(summary: Any) -> str:
-    from engine.generate.base import failure_reasons
+    from ragtune.engine.generate.base import failure_reasons
 
     reasons = failure_reasons(summary.failures_by_reason)
     return f"{summary.failed} chunks failed" + (f" ({reasons})" if reasons else "")

@@ -1,13 +1,13 @@
 """The ingest stage: documents and datasets into token-aware chunks with stable ids."""
 
-from engine.ingest.datasets import load_dataset_rows, preview_dataset
-from engine.ingest.discovery import (
+from ragtune.engine.ingest.datasets import load_dataset_rows, preview_dataset
+from ragtune.engine.ingest.discovery import (
     FILE_SUFFIXES,
     discover_files,
     discover_sources,
 )
-from engine.ingest.readers import decode_text, read_file, source_name
-from engine.ingest.stage import (
+from ragtune.engine.ingest.readers import decode_text, read_file, source_name
+from ragtune.engine.ingest.stage import (
     iter_documents,
     make_chunker,
     preview_chunks,

@@ -13,9 +13,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from engine.config import ChunkingConfig
-from engine.core.errors import ConfigError
-from engine.core.records import Chunk, Document, chunk_id_for
+from ragtune.engine.config import ChunkingConfig
+from ragtune.engine.core.errors import ConfigError
+from ragtune.engine.core.records import Chunk, Document, chunk_id_for
 
 # Tokenizers that report no real limit use a huge sentinel (1e30); treat those as "unknown".
 _NO_LIMIT = 1_000_000
@@ -37,14 +37,14 @@ _SENTENCE = re.compile(
 @lru_cache(maxsize=4)
 def cached_tokenizer(name: str, trust_remote_code: bool = False) -> Any:
     """The TUI re-chunks on every settings change; loading a tokenizer each time would lag."""
-    from engine.core.models import load_tokenizer
+    from ragtune.engine.core.models import load_tokenizer
 
     return load_tokenizer(name, trust_remote_code=trust_remote_code)
 
 
 def model_max_tokens(name: str, tokenizer: Any) -> int | None:
     """The sequence limit the embedder will use: sentence-transformers' own, else the tokenizer's."""
-    from engine.core.models import resolve_model
+    from ragtune.engine.core.models import resolve_model
 
     folder = Path(resolve_model(name))
     st_config = folder / "sentence_bert_config.json"

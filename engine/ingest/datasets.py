@@ -6,11 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from engine.config import SourcesConfig
-from engine.core.errors import InputError, OfflineError, RagtuneError
-from engine.core.records import Document
-from engine.ingest.discovery import DATASET_BUILDERS
-from engine.ingest.readers import source_name
+from ragtune.engine.config import SourcesConfig
+from ragtune.engine.core.errors import InputError, OfflineError, RagtuneError
+from ragtune.engine.core.records import Document
+from ragtune.engine.ingest.discovery import DATASET_BUILDERS
+from ragtune.engine.ingest.readers import source_name
 
 
 def _open_dataset(
@@ -97,7 +97,7 @@ def _open_dataset(
 def _check_hub_dataset(name: str) -> None:
     """Fail at once when the Hub cannot be reached and the dataset is not cached: ``datasets``
     retries for 25-50 s before it says so."""
-    from engine.core.models import hub_reachable, is_cached
+    from ragtune.engine.core.models import hub_reachable, is_cached
 
     if hub_reachable() or is_cached(name, kind="datasets"):
         return

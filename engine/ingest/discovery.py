@@ -7,9 +7,9 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.config import SourcesConfig
-from engine.core.errors import InputError
-from engine.ingest.readers import READERS
+from ragtune.engine.config import SourcesConfig
+from ragtune.engine.core.errors import InputError
+from ragtune.engine.ingest.readers import READERS
 
 FILE_SUFFIXES = set(READERS)
 """Every file type a reader takes."""

@@ -2,7 +2,7 @@
 
 ``READERS`` maps a file suffix to its reader; discovery, the error for an unsupported file and
 the wizard's file check all read it, so a new file type is one ``@reads(...)`` function here,
-its suffix in ``engine.config.sources.DOCUMENT_SUFFIXES`` (the default include globs), and a test.
+its suffix in ``ragtune.engine.config.sources.DOCUMENT_SUFFIXES`` (the default include globs), and a test.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from engine.core.errors import InputError, RagtuneError
-from engine.core.records import Document
+from ragtune.engine.core.errors import InputError, RagtuneError
+from ragtune.engine.core.records import Document
 
 _ENCODINGS = ("utf-8", "cp1252", "latin-1")
 _FRONT_MATTER = re.compile(r"\A---\r?\n.*?\r?\n(?:---|\.\.\.)\r?\n", re.DOTALL)
@@ -49,7 +49,7 @@ def _first_heading(text: str) -> str:
     return m.group(1).strip() if m else ""
 
 
-_log = logging.getLogger("engine.ingest")
+_log = logging.getLogger("ragtune.engine.ingest")
 
 Read = tuple[str, str, "list[tuple[int, int]] | None"]
 """A reader's result: the text, a title ("" when the file names none), page starts (PDF)."""

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from engine.core.outputs import Output, parquet_reads
-from engine.core.payloads import IngestSummary
-from engine.core.stages import Stage, StageContext, flatten_into
+from ragtune.engine.core.outputs import Output, parquet_reads
+from ragtune.engine.core.payloads import IngestSummary
+from ragtune.engine.core.stages import Stage, StageContext, flatten_into
 
 if TYPE_CHECKING:
-    from engine.config import RunConfig
-    from engine.core.workspace import Workspace
+    from ragtune.engine.config import RunConfig
+    from ragtune.engine.core.workspace import Workspace
 
 # Where the sources sit is not among them: the files and dataset read are inputs by name,
 # size and mtime (``_inputs``), so a moved or cloned project is the same run.
@@ -34,8 +34,8 @@ SOURCE_SETTINGS = tuple(
 def _inputs(cfg: RunConfig) -> dict[str, Any]:
     """The files read (size and mtime), the tokenizer that cuts them, and, for a run with only
     a description, what the LLM is asked to write the passages from."""
-    from engine.generate.spec import DESCRIBE_PROMPTS, prompt_inputs
-    from engine.ingest import discover_sources, source_name
+    from ragtune.engine.generate.spec import DESCRIBE_PROMPTS, prompt_inputs
+    from ragtune.engine.ingest import discover_sources, source_name
 
     src = cfg.sources
     files = []
@@ -63,13 +63,13 @@ def _inputs(cfg: RunConfig) -> dict[str, Any]:
 def _run(ctx: StageContext) -> dict[str, Any]:
     cfg, ws = ctx.cfg, ctx.ws
     if not cfg.sources.has_documents:
-        from engine.core.records import write_chunks
-        from engine.generate.llm_describe import synthesize_chunks
+        from ragtune.engine.core.records import write_chunks
+        from ragtune.engine.generate.llm_describe import synthesize_chunks
 
         chunks = synthesize_chunks(cfg, ws, ctx.events, cancel=ctx.cancel, api_key=ctx.api_key)
         written = write_chunks(ws.chunks_path, chunks)
         return IngestSummary(documents=0, synthetic_chunks=written).to_dict()
-    from engine.ingest.stage import run_ingest
+    from ragtune.engine.ingest.stage import run_ingest
 
     return run_ingest(cfg, ws, ctx.events)
 

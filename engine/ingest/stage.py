@@ -6,22 +6,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from engine.config import RunConfig, SourcesConfig
-from engine.core.errors import InputError
-from engine.core.events import Emitter
-from engine.core.payloads import IngestSummary
-from engine.core.records import Chunk, ChunkWriter, Document
-from engine.core.workspace import Workspace
-from engine.ingest.chunking import (
+from ragtune.engine.config import RunConfig, SourcesConfig
+from ragtune.engine.core.errors import InputError
+from ragtune.engine.core.events import Emitter
+from ragtune.engine.core.payloads import IngestSummary
+from ragtune.engine.core.records import Chunk, ChunkWriter, Document
+from ragtune.engine.core.workspace import Workspace
+from ragtune.engine.ingest.chunking import (
     Chunker,
     ChunkStats,
     cached_tokenizer,
     chunk_documents,
     model_max_tokens,
 )
-from engine.ingest.datasets import load_dataset_rows
-from engine.ingest.discovery import discover_sources
-from engine.ingest.readers import read_file
+from ragtune.engine.ingest.datasets import load_dataset_rows
+from ragtune.engine.ingest.discovery import discover_sources
+from ragtune.engine.ingest.readers import read_file
 
 
 def iter_documents(

@@ -9,14 +9,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.core.search import topk_search, truncate_normalize
-from engine.evaluate.stats import CONFIDENCE, Interval, bootstrap_mean, paired_gain
-from engine.reranker.selection import MIN_SPLIT_QUERIES, decide, per_query_ndcg, three_splits
+from ragtune.engine.core.search import topk_search, truncate_normalize
+from ragtune.engine.evaluate.stats import CONFIDENCE, Interval, bootstrap_mean, paired_gain
+from ragtune.engine.reranker.selection import (
+    MIN_SPLIT_QUERIES,
+    decide,
+    per_query_ndcg,
+    three_splits,
+)
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder, SentenceTransformer
 
-    from engine.evaluate.beir import IRData
+    from ragtune.engine.evaluate.beir import IRData
 
 METRICS = ("ndcg@10", "mrr@10", "map@100")
 WEIGHT_GRID = tuple(round(i / 10, 1) for i in range(11))

@@ -7,9 +7,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from engine.config.reranker import RerankerConfig
-from engine.core.events import Emitter
-from engine.data.mining import (
+from ragtune.engine.config.reranker import RerankerConfig
+from ragtune.engine.core.events import Emitter
+from ragtune.engine.data.mining import (
     MiningWindow,
     QueryGroup,
     add_random_negatives,
@@ -18,7 +18,7 @@ from engine.data.mining import (
     match_key,
     mine,
 )
-from engine.generate.rows import GeneratedRow
+from ragtune.engine.generate.rows import GeneratedRow
 
 if TYPE_CHECKING:
     from datasets import Dataset

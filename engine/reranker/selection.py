@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.evaluate.stats import CONFIDENCE, Interval, paired_gain
+from ragtune.engine.evaluate.stats import CONFIDENCE, Interval, paired_gain
 
 # Fewer queries than this per split cannot show a reranker's gain over the retriever.
 MIN_SPLIT_QUERIES = 10

@@ -5,22 +5,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.core.outputs import Output, metrics_has, model_reads
-from engine.core.payloads import RerankSummary
-from engine.core.stages import EMBEDDER_USE, Stage, StageContext
-from engine.embedder.spec import uses_launcher, world_inputs
+from ragtune.engine.core.outputs import Output, metrics_has, model_reads
+from ragtune.engine.core.payloads import RerankSummary
+from ragtune.engine.core.stages import EMBEDDER_USE, Stage, StageContext
+from ragtune.engine.embedder.spec import uses_launcher, world_inputs
 
 
 def _run(ctx: StageContext) -> dict[str, Any]:
-    from engine.evaluate.report import write_report
+    from ragtune.engine.evaluate.report import write_report
 
     if uses_launcher(ctx.cfg, "reranker"):
-        from engine.training.launch import launch_training
+        from ragtune.engine.training.launch import launch_training
 
         summary = launch_training(ctx.cfg, ctx.ws, ctx.events, "reranker", ctx.cancel)
     else:
-        from engine.core.gpu import GpuMonitor
-        from engine.reranker.train import run_reranker_stage
+        from ragtune.engine.core.gpu import GpuMonitor
+        from ragtune.engine.reranker.train import run_reranker_stage
 
         with GpuMonitor(ctx.events):
             summary = run_reranker_stage(ctx.cfg, ctx.ws, ctx.events, ctx.cancel)

@@ -9,12 +9,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.config import RunConfig
-from engine.config.reranker import RerankerConfig
-from engine.core.errors import Cancelled, OfflineError
-from engine.core.events import Emitter, EvalRow, is_main_process
-from engine.core.metrics_file import MetricsFile
-from engine.core.models import (
+from ragtune.engine.config import RunConfig
+from ragtune.engine.config.reranker import RerankerConfig
+from ragtune.engine.core.errors import Cancelled, OfflineError
+from ragtune.engine.core.events import Emitter, EvalRow, is_main_process
+from ragtune.engine.core.metrics_file import MetricsFile
+from ragtune.engine.core.models import (
     for_inference,
     hub_kwargs,
     hub_reachable,
@@ -24,26 +24,26 @@ from engine.core.models import (
     pick_device,
     resolve_model,
 )
-from engine.core.payloads import RerankSummary
-from engine.core.workspace import Workspace
-from engine.data.prepare import load_prepared
-from engine.embedder.train import attach_prompts
-from engine.reranker.evaluate import (
+from ragtune.engine.core.payloads import RerankSummary
+from ragtune.engine.core.workspace import Workspace
+from ragtune.engine.data.prepare import load_prepared
+from ragtune.engine.embedder.train import attach_prompts
+from ragtune.engine.reranker.evaluate import (
     Candidates,
     RerankReport,
     checkpoint_queries,
     evaluate_rerankers,
     retrieve_candidates,
 )
-from engine.reranker.negatives import NegativesResult, collect_negatives
-from engine.stages import plan as stage_plan
-from engine.training.arguments import (
+from ragtune.engine.reranker.negatives import NegativesResult, collect_negatives
+from ragtune.engine.stages import plan as stage_plan
+from ragtune.engine.training.arguments import (
     common_arguments,
     reset_stale_checkpoints,
     train_resuming,
 )
-from engine.training.callbacks import EventsCallback
-from engine.training.checkpointing import enable_checkpointing
+from ragtune.engine.training.callbacks import EventsCallback
+from ragtune.engine.training.checkpointing import enable_checkpointing
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
@@ -332,13 +332,13 @@ def mine_reranker_negatives(
 ) -> NegativesResult:
     """Mined, LLM-written and random negatives for the training queries. One process does this
     for all: under torchrun the launcher runs it before the ranks start
-    (``engine.training.prework``), since ranks mining on their own could keep different
+    (``ragtune.engine.training.prework``), since ranks mining on their own could keep different
     negatives, run different step counts, and hang."""
     rc = cfg.reranker
     rescorer = load_cross_encoder(rc.rescore_model, device=device) if rc.rescore_model else None
     llm_rows = []
     if rc.llm_negatives and ws.generated_path.exists():
-        from engine.generate.rows import read_rows
+        from ragtune.engine.generate.rows import read_rows
 
         llm_rows = read_rows(ws.generated_path)
     return collect_negatives(
@@ -384,7 +384,7 @@ def run_reranker_stage(
         rc.top_k,
         batch_size=batch,
     )
-    from engine.training.prework import reranker_negatives
+    from ragtune.engine.training.prework import reranker_negatives
 
     negatives = reranker_negatives(cfg, ws, prepared, embedder, device, events)
     del embedder

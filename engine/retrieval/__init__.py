@@ -1,7 +1,7 @@
 """Lexical retrieval and its fusion with the dense model: BM25 over the chunks, RRF and score fusion."""
 
-from engine.retrieval.bm25 import Bm25Index, Bm25Settings
-from engine.retrieval.fusion import (
+from ragtune.engine.retrieval.bm25 import Bm25Index, Bm25Settings
+from ragtune.engine.retrieval.fusion import (
     DEFAULT_DEPTH,
     DEFAULT_METHOD,
     DEFAULT_RRF_K,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.core.errors import InputError
+from ragtune.engine.core.errors import InputError
 
 if TYPE_CHECKING:
     import bm25s

@@ -7,9 +7,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from engine.core.workspace import Workspace
-from engine.retrieval.bm25 import SETTINGS_FILE
-from engine.retrieval.stage import index_dir
+from ragtune.engine.core.workspace import Workspace
+from ragtune.engine.retrieval.bm25 import SETTINGS_FILE
+from ragtune.engine.retrieval.stage import index_dir
 
 RETRIEVAL_FILE = "retrieval.json"
 BM25_FOLDER = "bm25"
@@ -18,7 +18,7 @@ BM25_FOLDER = "bm25"
 def export_retrieval(ws: Workspace, folder: Path) -> dict[str, Any]:
     """Copy the BM25 index into ``folder/bm25`` and write ``folder/retrieval.json``: which
     retriever evaluation recommended and the fusion to rebuild it (docs/hybrid.md)."""
-    from engine.evaluate.results import read_results
+    from ragtune.engine.evaluate.results import read_results
 
     results = read_results(ws.metrics_path)
     rec, fusion = results.recommendation, results.fusion
@@ -58,15 +58,15 @@ def export_retrieval(ws: Workspace, folder: Path) -> dict[str, Any]:
 
 
 def _base_model(ws: Workspace) -> str:
-    from engine.config import load_config
+    from ragtune.engine.config import load_config
 
     return load_config(ws.config_path).embedder.base_model if ws.config_path.exists() else ""
 
 
 def retrieval_card(ws: Workspace) -> str:
     """The model card's section: the recommended retriever, why, and every retriever's table."""
-    from engine.evaluate.results import read_results
-    from engine.evaluate.tables import recommendation_markdown, retrievers_markdown
+    from ragtune.engine.evaluate.results import read_results
+    from ragtune.engine.evaluate.tables import recommendation_markdown, retrievers_markdown
 
     results = read_results(ws.metrics_path)
     if results.recommendation is None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from engine.config.retrieval import RetrievalConfig
-from engine.retrieval.bm25 import Bm25Settings
-from engine.retrieval.fusion import DEFAULT_WEIGHT, FusionSettings
+from ragtune.engine.config.retrieval import RetrievalConfig
+from ragtune.engine.retrieval.bm25 import Bm25Settings
+from ragtune.engine.retrieval.fusion import DEFAULT_WEIGHT, FusionSettings
 
 
 def bm25_settings(rc: RetrievalConfig) -> Bm25Settings:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from engine.core.outputs import Output
-from engine.core.stages import Stage, StageContext
+from ragtune.engine.core.outputs import Output
+from ragtune.engine.core.stages import Stage, StageContext
 
 # The BM25 settings; the fusion settings change only what evaluation reports.
 BM25_SETTINGS = tuple(f"retrieval.{key}" for key in ("k1", "b", "stemmer", "stopwords"))
@@ -16,7 +16,7 @@ def _index_reads(path: Path) -> str:
     """bm25s's arrays and our settings file are there and the settings parse."""
     import json
 
-    from engine.retrieval.bm25 import INDEX_FILES, SETTINGS_FILE
+    from ragtune.engine.retrieval.bm25 import INDEX_FILES, SETTINGS_FILE
 
     missing = [f for f in (*INDEX_FILES, SETTINGS_FILE) if not (path / f).is_file()]
     if missing:
@@ -29,13 +29,13 @@ def _index_reads(path: Path) -> str:
 
 
 def _run(ctx: StageContext) -> dict[str, Any]:
-    from engine.retrieval.stage import run_index
+    from ragtune.engine.retrieval.stage import run_index
 
     return run_index(ctx.cfg, ctx.ws, ctx.events)
 
 
 def _index_path(ws: Any) -> Path:
-    from engine.retrieval.stage import index_dir
+    from ragtune.engine.retrieval.stage import index_dir
 
     return index_dir(ws.root)
 

@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from engine.config import RunConfig
-from engine.core.events import Emitter
-from engine.core.payloads import IndexSummary
-from engine.core.workspace import Workspace
-from engine.retrieval.bm25 import Bm25Index
-from engine.retrieval.settings import bm25_settings
+from ragtune.engine.config import RunConfig
+from ragtune.engine.core.events import Emitter
+from ragtune.engine.core.payloads import IndexSummary
+from ragtune.engine.core.workspace import Workspace
+from ragtune.engine.retrieval.bm25 import Bm25Index
+from ragtune.engine.retrieval.settings import bm25_settings
 
 
 def index_dir(root: Path) -> Path:
@@ -22,7 +22,7 @@ def index_dir(root: Path) -> Path:
 def run_index(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
-    from engine.core.records import iter_chunks
+    from ragtune.engine.core.records import iter_chunks
 
     total = pq.ParquetFile(str(ws.chunks_path)).metadata.num_rows
 

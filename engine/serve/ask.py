@@ -12,16 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.config import EmbedderConfig, RunConfig, load_config
-from engine.core.errors import InputError, OfflineError, RagtuneError
-from engine.core.records import Chunk, read_chunks
-from engine.core.search import topk_search, truncate_normalize
-from engine.core.workspace import Workspace, fingerprint
-from engine.evaluate.saved import model_identity
-from engine.reranker.evaluate import encode_corpus, encode_queries
-from engine.reranker.evaluate import fuse as fuse_reranker
-from engine.retrieval.bm25 import Bm25Index
-from engine.retrieval.fusion import FusionSettings, fuse
+from ragtune.engine.config import EmbedderConfig, RunConfig, load_config
+from ragtune.engine.core.errors import InputError, OfflineError, RagtuneError
+from ragtune.engine.core.records import Chunk, read_chunks
+from ragtune.engine.core.search import topk_search, truncate_normalize
+from ragtune.engine.core.workspace import Workspace, fingerprint
+from ragtune.engine.evaluate.saved import model_identity
+from ragtune.engine.reranker.evaluate import encode_corpus, encode_queries
+from ragtune.engine.reranker.evaluate import fuse as fuse_reranker
+from ragtune.engine.retrieval.bm25 import Bm25Index
+from ragtune.engine.retrieval.fusion import FusionSettings, fuse
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder, SentenceTransformer
@@ -115,13 +115,13 @@ class Searcher:
         With ``bm25`` the dense ranking is fused with BM25's (``fusion``); with an empty
         ``embedder`` BM25 alone searches. Models run in the inference dtype for ``precision``
         (bf16/fp16 on a CUDA GPU, float32 elsewhere); ``batch_size`` 0 is sized to the device."""
-        from engine.core.models import (
+        from ragtune.engine.core.models import (
             encode_batch_size,
             for_inference,
             load_cross_encoder,
             load_embedder,
         )
-        from engine.embedder.train import attach_prompts
+        from ragtune.engine.embedder.train import attach_prompts
 
         if not ws.chunks_path.exists():
             raise InputError(
@@ -198,8 +198,8 @@ class Searcher:
     def _evaluated_corpus(self) -> np.ndarray | None:
         """The evaluate stage's embeddings of these chunks by this model, unit length in
         chunk order, when it saved them (same model files, prompt, dtype and texts)."""
-        from engine.core.search import truncate_normalize
-        from engine.evaluate.saved import corpus_fingerprint, saved_corpus
+        from ragtune.engine.core.search import truncate_normalize
+        from ragtune.engine.evaluate.saved import corpus_fingerprint, saved_corpus
 
         assert self.embedder is not None
         corpus = {c.chunk_id: c.text for c in self.chunks}
@@ -315,7 +315,7 @@ class Searcher:
 
 
 def reranker_settings(ws: Workspace) -> dict[str, Any]:
-    from engine.reranker.train import SETTINGS_FILE
+    from ragtune.engine.reranker.train import SETTINGS_FILE
 
     path = ws.reranker_dir / SETTINGS_FILE
     if not path.exists():
@@ -331,9 +331,9 @@ def recommended_retriever(
 ) -> tuple[str, Bm25Index | None, FusionSettings | None, str]:
     """The dense model (empty for none), BM25 index and fusion that evaluation recommended,
     and a note saying so; the fine-tuned dense model when nothing was recommended yet."""
-    from engine.evaluate.results import read_results
-    from engine.reranker.train import embedder_source
-    from engine.retrieval.stage import load_index
+    from ragtune.engine.evaluate.results import read_results
+    from ragtune.engine.reranker.train import embedder_source
+    from ragtune.engine.retrieval.stage import load_index
 
     results = read_results(ws.metrics_path)
     rec = results.recommendation
@@ -363,8 +363,8 @@ def clear_cache() -> None:
 
 
 def _build(ws: Workspace, which: str, device: str | None) -> Searcher:
-    from engine.evaluate.results import read_results
-    from engine.reranker.train import has_classifier_head
+    from ragtune.engine.evaluate.results import read_results
+    from ragtune.engine.reranker.train import has_classifier_head
 
     cfg = workspace_config(ws)
     top = cfg.reranker.top_k
@@ -443,7 +443,7 @@ def models_identity(ws: Workspace, which: str = "tuned") -> Any:
     A searcher cached in a long-lived process (the wizard) is rebuilt when this changes, so a
     model that training saved after the first question is the one the next question uses.
     """
-    from engine.reranker.train import SETTINGS_FILE
+    from ragtune.engine.reranker.train import SETTINGS_FILE
 
     def stamp(path: Path) -> Any:
         return (path.stat().st_size, path.stat().st_mtime_ns) if path.exists() else None
@@ -504,7 +504,7 @@ def cited(answer: str, hits: list[Hit]) -> list[Hit]:
 
 def llm_answer_text(cfg: RunConfig, question: str, hits: list[Hit]) -> str:
     """One chat call through the generation engineer's resilient client (retries, key handling)."""
-    from engine.generate.llm_client import LlmClient, resolve_api_key
+    from ragtune.engine.generate.llm_client import LlmClient, resolve_api_key
 
     llm = cfg.generation.llm
     messages = build_answer_messages(question, hits)

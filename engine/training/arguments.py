@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from engine.core.errors import RagtuneError
-from engine.core.models import precision_flags
+from ragtune.engine.core.errors import RagtuneError
+from ragtune.engine.core.models import precision_flags
 
 
 def common_arguments(
@@ -58,7 +58,7 @@ def reset_stale_checkpoints(folder: Path, fingerprint: str) -> None:
     and the other ranks wait, so every rank sees the same folder."""
     import shutil
 
-    from engine.core.dist import barrier, is_main_process
+    from ragtune.engine.core.dist import barrier, is_main_process
 
     marker = folder / "ragtune_fingerprint"
     if is_main_process():
@@ -98,7 +98,7 @@ def agreed_checkpoint(folder: Path) -> str | None:
     """
     import torch.distributed as dist
 
-    from engine.core.dist import broadcast_from_main, rank
+    from ragtune.engine.core.dist import broadcast_from_main, rank
 
     chosen = broadcast_from_main(last_checkpoint(folder))
     name = Path(chosen).name if chosen else None

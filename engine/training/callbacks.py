@@ -9,8 +9,8 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from engine.core.events import Emitter, TrainLog
-from engine.core.payloads import StepProgress
+from ragtune.engine.core.events import Emitter, TrainLog
+from ragtune.engine.core.payloads import StepProgress
 
 
 def _finite(value: Any) -> float | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.core.errors import ConfigError
+from ragtune.engine.core.errors import ConfigError
 
 # Non-reentrant checkpointing works with frozen embeddings (LoRA), with inputs that need no
 # gradient, and under DDP without find_unused_parameters; transformers 5 defaults to it too.

@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.config import RunConfig
-from engine.core.errors import Cancelled, ConfigError, RagtuneError
-from engine.core.events import Emitter, EventTail
-from engine.core.gpu import named_oom
-from engine.core.workspace import Workspace
-from engine.training.prework import STAGE_OF, run_prework
+from ragtune.engine.config import RunConfig
+from ragtune.engine.core.errors import Cancelled, ConfigError, RagtuneError
+from ragtune.engine.core.events import Emitter, EventTail
+from ragtune.engine.core.gpu import named_oom
+from ragtune.engine.core.workspace import Workspace
+from ragtune.engine.training.prework import STAGE_OF, run_prework
 
 WHICH = ("embedder", "reranker")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +42,7 @@ def choose_backend(preference: str, device: str) -> str:
 
 
 def training_device(cfg: RunConfig, which: str) -> str:
-    from engine.core.models import pick_device
+    from ragtune.engine.core.models import pick_device
 
     section = cfg.embedder if which == "embedder" else cfg.reranker
     return pick_device(section.device)
@@ -74,7 +74,7 @@ def planned_processes(cfg: RunConfig, which: str) -> int:
     section = cfg.embedder if which == "embedder" else cfg.reranker
     if section.device not in ("auto", "cuda"):
         return 1
-    from engine.core.gpu import visible_gpus
+    from ragtune.engine.core.gpu import visible_gpus
 
     return max(1, len(visible_gpus()))
 
@@ -169,7 +169,7 @@ def torchrun_command(
     return [
         *cmd,
         "-m",
-        "engine.training.worker",
+        "ragtune.engine.training.worker",
         "--config",
         str(config_path),
         "--which",
@@ -230,7 +230,7 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 
 def _rank_error(run_dir: Path) -> RagtuneError | None:
     """The error a rank recorded, lowest rank first, rebuilt as the same RagtuneError class."""
-    import engine.core.errors as errors
+    import ragtune.engine.core.errors as errors
 
     files = sorted(run_dir.glob("error.rank*.json"), key=lambda p: int(p.stem.split("rank")[1]))
     for path in files:
@@ -285,7 +285,7 @@ class _GpuRelay:
         return self.first_rank + local if local < self.nproc else -1
 
     def __enter__(self) -> _GpuRelay:
-        from engine.core.gpu import read_gpus
+        from ragtune.engine.core.gpu import read_gpus
 
         if read_gpus():
             self._thread = threading.Thread(target=self._loop, daemon=True, name="gpu-relay")
@@ -293,7 +293,7 @@ class _GpuRelay:
         return self
 
     def _loop(self) -> None:
-        from engine.core.gpu import read_gpus
+        from ragtune.engine.core.gpu import read_gpus
 
         while not self._stop.wait(self.interval):
             for sample in read_gpus():

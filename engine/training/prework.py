@@ -6,7 +6,7 @@ timeout on any corpus whose mining takes longer. The launcher now runs them in i
 first (`run_prework`); each rank reads the folder (`read_prework`) and refuses one made for
 other inputs. A job started by hand (srun, torchrun) runs the same step first:
 
-    python -m engine.training.prework --config runs/x/config.toml --which embedder
+    python -m ragtune.engine.training.prework --config runs/x/config.toml --which embedder
 """
 
 from __future__ import annotations
@@ -21,16 +21,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.core.dist import world_size
-from engine.core.errors import RagtuneError
-from engine.core.events import Emitter
-from engine.core.gpu import named_oom
+from ragtune.engine.core.dist import world_size
+from ragtune.engine.core.errors import RagtuneError
+from ragtune.engine.core.events import Emitter
+from ragtune.engine.core.gpu import named_oom
 
 if TYPE_CHECKING:
-    from engine.config import RunConfig
-    from engine.core.workspace import Workspace
-    from engine.data.prepare import Prepared
-    from engine.reranker.negatives import NegativesResult
+    from ragtune.engine.config import RunConfig
+    from ragtune.engine.core.workspace import Workspace
+    from ragtune.engine.data.prepare import Prepared
+    from ragtune.engine.reranker.negatives import NegativesResult
 
 STAGE_OF = {"embedder": "train", "reranker": "rerank"}
 MANIFEST = "manifest.json"
@@ -52,7 +52,7 @@ def prework_dir(ws: Workspace, which: str) -> Path:
 
 def stage_fingerprint(cfg: RunConfig, ws: Workspace, which: str) -> str:
     # Keyed like the stage's checkpoints: by the fingerprint only the stage list computes.
-    from engine.stages import plan
+    from ragtune.engine.stages import plan
 
     return plan(cfg, ws).fingerprint(STAGE_OF[which])
 
@@ -85,7 +85,7 @@ def _encoding(device: str, precision: str) -> contextlib.AbstractContextManager[
     """Mining with the fp32 weights about to be trained still encodes in the training dtype."""
     import torch
 
-    from engine.core.models import inference_dtype
+    from ragtune.engine.core.models import inference_dtype
 
     dtype = inference_dtype(precision, device)
     if dtype == torch.float32:
@@ -97,9 +97,9 @@ def _encoding(device: str, precision: str) -> contextlib.AbstractContextManager[
 
 
 def _embedder_rows(cfg: RunConfig, ws: Workspace, events: Emitter) -> tuple[Any, dict[str, Any]]:
-    from engine.core.models import for_inference, load_embedder, pick_device
-    from engine.data.prepare import load_prepared
-    from engine.embedder.train import training_rows
+    from ragtune.engine.core.models import for_inference, load_embedder, pick_device
+    from ragtune.engine.data.prepare import load_prepared
+    from ragtune.engine.embedder.train import training_rows
 
     ecfg = cfg.embedder
     prepared = load_prepared(ws)
@@ -113,10 +113,14 @@ def _embedder_rows(cfg: RunConfig, ws: Workspace, events: Emitter) -> tuple[Any,
 
 
 def _reranker_negatives(cfg: RunConfig, ws: Workspace, events: Emitter) -> NegativesResult | None:
-    from engine.core.models import for_inference, load_embedder, pick_device
-    from engine.data.prepare import load_prepared
-    from engine.embedder.train import attach_prompts
-    from engine.reranker.train import embedder_source, mine_reranker_negatives, untrainable_reason
+    from ragtune.engine.core.models import for_inference, load_embedder, pick_device
+    from ragtune.engine.data.prepare import load_prepared
+    from ragtune.engine.embedder.train import attach_prompts
+    from ragtune.engine.reranker.train import (
+        embedder_source,
+        mine_reranker_negatives,
+        untrainable_reason,
+    )
 
     rc = cfg.reranker
     prepared = load_prepared(ws)
@@ -188,7 +192,7 @@ def read_prework(
     config = ws.config_path
     hint = (
         "ragtune's launcher makes it before starting the ranks; for a job started by hand run "
-        f"`python -m engine.training.prework --config {config} --which {which}` first, "
+        f"`python -m ragtune.engine.training.prework --config {config} --which {which}` first, "
         "on a filesystem every node shares"
     )
     manifest_path = folder / MANIFEST
@@ -215,8 +219,8 @@ def read_prework(
 
 
 def _load_negatives(folder: Path) -> NegativesResult:
-    from engine.data.mining import QueryGroup
-    from engine.reranker.negatives import NegativesResult
+    from ragtune.engine.data.mining import QueryGroup
+    from ragtune.engine.reranker.negatives import NegativesResult
 
     data = json.loads((folder / "negatives.json").read_text(encoding="utf-8"))
     groups = [
@@ -255,7 +259,7 @@ def embedder_rows(
 ) -> tuple[Any, dict[str, Any]]:
     """The embedder's training rows: from the prework when the launcher made one, else mined
     here (alone, in this process)."""
-    from engine.embedder.train import training_rows
+    from ragtune.engine.embedder.train import training_rows
 
     done = _ready(cfg, ws, "embedder") if needs_prework(cfg, "embedder") else None
     if done is not None:
@@ -282,7 +286,7 @@ def reranker_negatives(
     done = _ready(cfg, ws, "reranker")
     if done is not None:
         return _load_negatives(done.folder)
-    from engine.reranker.train import mine_reranker_negatives
+    from ragtune.engine.reranker.train import mine_reranker_negatives
 
     with (
         named_oom("rerank", cfg, phase="mining reranker negatives"),
@@ -292,13 +296,15 @@ def reranker_negatives(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m engine.training.prework", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m ragtune.engine.training.prework", description=__doc__
+    )
     p.add_argument("--config", required=True, help="config.toml, or a workspace folder")
     p.add_argument("--which", choices=tuple(STAGE_OF), default="embedder")
     args = p.parse_args(argv)
-    from engine.config import load_config
-    from engine.core.quiet import quiet_libraries
-    from engine.core.workspace import Workspace
+    from ragtune.engine.config import load_config
+    from ragtune.engine.core.quiet import quiet_libraries
+    from ragtune.engine.core.workspace import Workspace
 
     quiet_libraries()
     config = Path(args.config)

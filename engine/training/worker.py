@@ -1,6 +1,6 @@
 """One rank of a distributed training stage, started by torchrun (by ragtune or by hand).
 
-    torchrun --nproc_per_node 4 -m engine.training.worker --config runs/x/config.toml
+    torchrun --nproc_per_node 4 -m ragtune.engine.training.worker --config runs/x/config.toml
 
 Rank 0 writes events, the model and a JSON summary; every rank records a RagtuneError it
 hits, so the launcher can show the user the real cause instead of torchrun's exit code.
@@ -17,10 +17,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from engine.core.dist import barrier, rank, world_size
-from engine.core.errors import RagtuneError
-from engine.core.events import Emitter, JsonlEventLog, StageFinished, StageStarted
-from engine.training.prework import STAGE_OF
+from ragtune.engine.core.dist import barrier, rank, world_size
+from ragtune.engine.core.errors import RagtuneError
+from ragtune.engine.core.events import Emitter, JsonlEventLog, StageFinished, StageStarted
+from ragtune.engine.training.prework import STAGE_OF
 
 
 class DistributedCancel(threading.Event):
@@ -100,10 +100,10 @@ def init_distributed(backend: str, timeout_s: float) -> None:
 
 def run_stage(which: str, cfg: Any, ws: Any, events: Emitter, cancel: threading.Event) -> dict:
     if which == "embedder":
-        from engine.embedder.train import train_embedder
+        from ragtune.engine.embedder.train import train_embedder
 
         return train_embedder(cfg, ws, events, cancel)
-    from engine.reranker.train import run_reranker_stage
+    from ragtune.engine.reranker.train import run_reranker_stage
 
     return run_reranker_stage(cfg, ws, events, cancel)
 
@@ -117,7 +117,7 @@ def write_json(path: Path, data: Any) -> None:
 
 def mark_done(cfg: Any, ws: Any, which: str, summary: dict[str, Any], events: Emitter) -> None:
     """Record the stage as the pipeline would, so a later `ragtune run` continues after it."""
-    from engine.stages import plan
+    from ragtune.engine.stages import plan
 
     stage = STAGE_OF[which]
     try:
@@ -129,7 +129,9 @@ def mark_done(cfg: Any, ws: Any, which: str, summary: dict[str, Any], events: Em
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m engine.training.worker", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m ragtune.engine.training.worker", description=__doc__
+    )
     p.add_argument("--config", required=True, help="config.toml, or a workspace folder")
     p.add_argument("--which", choices=tuple(STAGE_OF), default="embedder")
     p.add_argument("--backend", default="", help="gloo or nccl; default from [distributed]")
@@ -157,13 +159,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from engine.core.quiet import quiet_libraries
+    from ragtune.engine.core.quiet import quiet_libraries
 
     quiet_libraries()
-    from engine.config import load_config
-    from engine.core.gpu import named_oom
-    from engine.core.workspace import Workspace
-    from engine.training.launch import choose_backend, process_group_timeout, training_device
+    from ragtune.engine.config import load_config
+    from ragtune.engine.core.gpu import named_oom
+    from ragtune.engine.core.workspace import Workspace
+    from ragtune.engine.training.launch import (
+        choose_backend,
+        process_group_timeout,
+        training_device,
+    )
 
     summary_path = Path(args.summary) if args.summary else None
     error_dir = summary_path.parent if summary_path else None
@@ -224,7 +230,7 @@ def _candidates_per_query(which: str) -> int | None:
     """In-batch candidates per query of the last step, when the loss records them."""
     if which != "embedder":
         return None
-    from engine.embedder.losses import MatryoshkaDistillLoss
+    from ragtune.engine.embedder.losses import MatryoshkaDistillLoss
 
     return MatryoshkaDistillLoss.seen_candidates
 

@@ -1,6 +1,6 @@
 """The CLI on bad input: a named error and the fix, the documented exit code, never "this is a bug".
 
-Every test calls ``engine.cli.main`` for real, as a user would type the command.
+Every test calls ``ragtune.engine.cli.main`` for real, as a user would type the command.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from llm_server import FakeLlmServer
 
-from engine.cli import main
-from engine.config import RunConfig
-from engine.core.errors import EXIT_CODES, ConfigError, InputError
-from engine.core.events import RunFailed, StageFinished, StageStarted
-from engine.core.records import Chunk, chunk_id_for, write_chunks
-from engine.core.workspace import Workspace
+from ragtune.engine.cli import main
+from ragtune.engine.config import RunConfig
+from ragtune.engine.core.errors import EXIT_CODES, ConfigError, InputError
+from ragtune.engine.core.events import RunFailed, StageFinished, StageStarted
+from ragtune.engine.core.records import Chunk, chunk_id_for, write_chunks
+from ragtune.engine.core.workspace import Workspace
 
 BAD_CONFIG, BAD_INPUT = EXIT_CODES["config"], EXIT_CODES["input"]
 
@@ -195,8 +195,8 @@ def test_export_without_a_trained_model(
 def test_generate_sample_prints_a_readable_estimate(
     config: Path, capsys: pytest.CaptureFixture[str], monkeypatch, usd, price
 ) -> None:
-    from engine import api
-    from engine.generate.llm_cost import CostEstimate
+    from ragtune.engine import api
+    from ragtune.engine.generate.llm_cost import CostEstimate
 
     estimate = CostEstimate(
         calls=180, input_tokens=72_000, output_tokens=54_000, usd=usd, note="model openai/x"
@@ -213,7 +213,7 @@ def test_generate_sample_prints_a_readable_estimate(
 def render(*events) -> str:
     from rich.console import Console
 
-    from engine.render import RichRenderer
+    from ragtune.engine.render import RichRenderer
 
     buf = io.StringIO()
     renderer = RichRenderer(Console(file=buf, width=200, color_system=None))
@@ -230,7 +230,7 @@ def test_run_failed_names_the_stage_or_the_run() -> None:
 
 
 def test_generate_bar_counts_retries_by_reason_while_it_waits() -> None:
-    from engine.core.events import Progress
+    from ragtune.engine.core.events import Progress
 
     waiting = Progress(
         stage="generate",
@@ -256,8 +256,8 @@ def test_generate_bar_counts_failed_chunks_by_reason() -> None:
     out = render(StageFinished(stage="generate", seconds=3.0, summary=summary))
     assert "158/180" in out and "22 failed (timeout 12, malformed_json 10)" in out
 
-    from engine.generate.base import GenerationSummary
-    from engine.render import generation_failures
+    from ragtune.engine.generate.base import GenerationSummary
+    from ragtune.engine.render import generation_failures
 
     assert generation_failures(GenerationSummary.from_dict(summary)) == (
         "generate: 22 of 180 chunks failed (timeout 12, malformed_json 10); "
@@ -436,7 +436,7 @@ def test_a_key_in_the_config_is_refused_and_never_written_or_shown(
     log = tmp_path / "run.log"
     with log.open("wb") as out:
         child = subprocess.run(
-            [sys.executable, "-m", "engine", "run", str(config), "--quiet"],
+            [sys.executable, "-m", "ragtune.engine", "run", str(config), "--quiet"],
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=Path(__file__).resolve().parents[2],
@@ -520,7 +520,7 @@ def test_a_sample_after_a_chunking_change_comes_from_the_new_chunks(
     config: Path, minilm_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The CLI sampled the old chunks until a full run re-chunked; the wizard did not."""
-    from engine.core.records import read_chunks
+    from ragtune.engine.core.records import read_chunks
 
     docs = config.parent / "docs"
     (docs / "a.md").write_text(

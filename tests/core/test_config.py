@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import RunConfig, load_config, to_toml
-from engine.config.training import EmbedderConfig
-from engine.core.errors import ConfigError
+from ragtune.engine.config import RunConfig, load_config, to_toml
+from ragtune.engine.config.training import EmbedderConfig
+from ragtune.engine.core.errors import ConfigError
 
 
 def test_default_config_round_trips_through_toml(tmp_path: Path) -> None:
@@ -88,8 +88,8 @@ def test_init_writes_a_config_that_runs_from_where_it_lies(
 ) -> None:
     """Sources typed relative to the shell's folder are stored so the config's folder reads
     the same files, and with no Hub the base models are ones this machine has."""
-    from engine.cli import main
-    from engine.ingest import discover_files
+    from ragtune.engine.cli import main
+    from ragtune.engine.ingest import discover_files
 
     (tmp_path / "team" / "docs").mkdir(parents=True)
     (tmp_path / "team" / "docs" / "a.md").write_text("# A\n\ntext")

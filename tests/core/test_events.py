@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.core.events import (
+from ragtune.engine.core.events import (
     Emitter,
     EvalRow,
     EventTail,

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.core.errors import RagtuneError
-from engine.core.metrics_file import MetricsFile, MetricsFileError
-from engine.deploy.results import read_deploy
-from engine.evaluate.results import read_results
+from ragtune.engine.core.errors import RagtuneError
+from ragtune.engine.core.metrics_file import MetricsFile, MetricsFileError
+from ragtune.engine.deploy.results import read_deploy
+from ragtune.engine.evaluate.results import read_results
 
 EMBEDDER = {"suite": "held-out", "held-out": {"base": {"dim_64_cosine_ndcg@10": 0.41}}}
 
@@ -114,8 +114,8 @@ def test_a_run_that_did_not_rebuild_a_damaged_file_warns_and_succeeds(
 ) -> None:
     """``ragtune run --stages ingest`` ran what it was asked; the results it prints after are
     what is damaged, so it names the file and the fix on stderr instead of failing."""
-    from engine.cli import _print_results
-    from engine.core.workspace import Workspace
+    from ragtune.engine.cli import _print_results
+    from ragtune.engine.core.workspace import Workspace
 
     ws = Workspace.create(tmp_path / "ws")
     ws.metrics_path.write_text('{"embedder": {"suite": "held')

@@ -8,15 +8,15 @@ from pathlib import Path
 
 from rich.console import Console
 
-from engine.core.event_text import not_trained, stage_finished_text
-from engine.core.events import (
+from ragtune.engine.core.event_text import not_trained, stage_finished_text
+from ragtune.engine.core.events import (
     Emitter,
     JsonlEventLog,
     Progress,
     StageFinished,
     read_events,
 )
-from engine.core.payloads import (
+from ragtune.engine.core.payloads import (
     DeploySummary,
     EncodeProgress,
     EvaluateSummary,
@@ -30,7 +30,7 @@ from engine.core.payloads import (
     StepProgress,
     TrainSummary,
 )
-from engine.render import RichRenderer
+from ragtune.engine.render import RichRenderer
 
 RECORDED = Path(__file__).parents[1] / "tui" / "data" / "run_events.jsonl"
 
@@ -131,7 +131,7 @@ def test_the_wire_keeps_the_keys_it_had() -> None:
 def test_ingest_summary_holds_every_chunk_count() -> None:
     """``IngestSummary`` is built from ``ChunkStats.to_dict()``: a count added there must be
     a field here, or ingest fails on its first run instead of dropping it."""
-    from engine.ingest.chunking import ChunkStats
+    from ragtune.engine.ingest.chunking import ChunkStats
 
     stats = ChunkStats(documents=2, chunks=5, duplicates=1, max_tokens=128)
     stats.add_length(40)
@@ -189,8 +189,8 @@ def test_the_old_dict_shapes_render_as_before() -> None:
 
 
 def test_a_prepare_record_without_a_count_says_unknown_not_zero(tmp_path: Path) -> None:
-    from engine.core.workspace import Workspace
-    from engine.export.stage import _data_line
+    from ragtune.engine.core.workspace import Workspace
+    from ragtune.engine.export.stage import _data_line
 
     made = PrepareSummary(rows_in=9, train_pairs=7, eval_queries=2, eval_chunks=2, corpus=5)
     assert set(made.to_dict()) == {

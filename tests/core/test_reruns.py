@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 
-from engine.api import run_pipeline
-from engine.config import RunConfig, load_config
-from engine.core.errors import Cancelled
-from engine.core.events import (
+from ragtune.engine.api import run_pipeline
+from ragtune.engine.config import RunConfig, load_config
+from ragtune.engine.core.errors import Cancelled
+from ragtune.engine.core.events import (
     Emitter,
     Message,
     StageSkipped,
@@ -33,8 +33,8 @@ from engine.core.events import (
     TrainLog,
     read_events,
 )
-from engine.core.workspace import Workspace
-from engine.stages import STAGES
+from ragtune.engine.core.workspace import Workspace
+from ragtune.engine.stages import STAGES
 from tests.test_pipeline import tiny_config
 
 pytestmark = pytest.mark.slow
@@ -55,7 +55,7 @@ RERANKER = {
 
 def _reranker_settings(model: Path) -> dict[str, Any]:
     """The tiny reranker: the random BERT with a fresh head, trained even on few queries."""
-    from engine.config.reranker import RerankerConfig
+    from ragtune.engine.config.reranker import RerankerConfig
 
     out: dict[str, Any] = {**RERANKER, "base_model": str(model)}
     if "min_queries_fresh_head" in RerankerConfig.__dataclass_fields__:
@@ -134,7 +134,7 @@ def changed(root: Path, **settings: Any) -> RunConfig:
 
 def status(root: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
     """``ragtune status <workspace>`` as a user reads it."""
-    from engine.cli import main
+    from ragtune.engine.cli import main
 
     capsys.readouterr()
     assert main(["status", str(root)]) == 0
@@ -245,8 +245,8 @@ def test_a_query_prompt_retrains_and_travels_with_the_model(copy: Path) -> None:
 def test_a_moved_or_cloned_project_is_the_same_run(tmp_path: Path, tiny_bert: Path) -> None:
     """Chunk ids, the held-out split and the fingerprints come from names inside the
     project, so README numbers reproduce in any clone and a moved project re-runs nothing."""
-    from engine.core.records import read_chunks
-    from engine.data.prepare import load_prepared
+    from ragtune.engine.core.records import read_chunks
+    from ragtune.engine.data.prepare import load_prepared
 
     first = tmp_path / "a" / "project"
     first.mkdir(parents=True)
@@ -367,8 +367,8 @@ def test_evaluation_encodes_each_corpus_once_per_model(
 ) -> None:
     """Base, base + rotation, fine-tuned, BM25 and both hybrids from two corpus encodes: the
     rotation is a linear map of the base model's embeddings, the hybrids reuse the rankings."""
-    import engine.embedder.rotation as rotation
-    import engine.evaluate.ir as ir
+    import ragtune.engine.embedder.rotation as rotation
+    import ragtune.engine.evaluate.ir as ir
 
     encodes: list[tuple[str, int]] = []
     real = ir._encode
@@ -454,7 +454,7 @@ def test_a_killed_run_resumes_its_checkpoint(
     cfg.save(path)
     ckpts = cfg.workspace_dir / "checkpoints" / "embedder"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine", "run", str(path), "--quiet"],
+        [sys.executable, "-m", "ragtune.engine", "run", str(path), "--quiet"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -523,7 +523,7 @@ EPOCHS_KILLED = 6.0
 
 
 def test_a_checkpoint_torn_by_a_kill_is_not_resumed(tmp_path: Path) -> None:
-    from engine.training.arguments import last_checkpoint
+    from ragtune.engine.training.arguments import last_checkpoint
 
     whole = tmp_path / "checkpoint-4"
     whole.mkdir()
@@ -537,7 +537,7 @@ HOLDER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from engine.core.workspace import Workspace
+    from ragtune.engine.core.workspace import Workspace
 
     with Workspace(Path(sys.argv[1])).lock():
         print("held", flush=True)
@@ -558,7 +558,7 @@ def snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
 def test_a_run_refused_by_the_lock_changes_no_file(
     copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from engine.cli import main
+    from ragtune.engine.cli import main
 
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(copy)],
@@ -637,7 +637,7 @@ def test_failed_llm_calls_leave_generate_incomplete_and_the_next_run_retries_onl
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from engine.cli import main
+    from ragtune.engine.cli import main
     from tests.llm_server import FakeLlmServer
 
     monkeypatch.setenv("RAGTUNE_TEST_KEY", "sk-test")
@@ -681,7 +681,7 @@ def test_failures_over_max_failed_share_stop_the_run(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from engine.cli import main
+    from ragtune.engine.cli import main
     from tests.llm_server import FakeLlmServer
 
     monkeypatch.setenv("RAGTUNE_TEST_KEY", "sk-test")
@@ -759,7 +759,7 @@ def test_a_workspace_turned_read_only_mid_train_names_the_file_and_the_fix(
 ) -> None:
     """It ended with "OSError: Read-only file system: '.state/run.lock'" and "this is a bug":
     the lock's cleanup replaced the run's own error."""
-    from engine.cli import main
+    from ragtune.engine.cli import main
 
     cfg = _config(tmp_path, tiny_bert, reranker=False)
     path = tmp_path / "config.toml"

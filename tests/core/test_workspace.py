@@ -9,10 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from engine.core.errors import RagtuneError
-from engine.core.workspace import Workspace, fingerprint
-from engine.generate.rows import CallRecord, GeneratedRow, RecordWriter, latest_records, read_rows
-from engine.stages import status_text
+from ragtune.engine.core.errors import RagtuneError
+from ragtune.engine.core.workspace import Workspace, fingerprint
+from ragtune.engine.generate.rows import (
+    CallRecord,
+    GeneratedRow,
+    RecordWriter,
+    latest_records,
+    read_rows,
+)
+from ragtune.engine.stages import status_text
 
 
 def test_markers_follow_the_fingerprint(tmp_path: Path) -> None:

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from engine.core.events import Emitter
-from engine.core.workspace import Workspace
+from ragtune.engine.core.events import Emitter
+from ragtune.engine.core.workspace import Workspace
 
 
 @pytest.fixture(scope="module")
 def prepared_ws(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path):
     from sentence_transformers import SentenceTransformer
 
-    from engine.api import run_pipeline
+    from ragtune.engine.api import run_pipeline
     from tests.test_pipeline import tiny_config
 
     cfg = tiny_config(tmp_path_factory.mktemp("reuse"), tiny_bert)
@@ -55,7 +55,7 @@ class Encodes:
 
 
 def _corpus_size(ws: Workspace) -> int:
-    from engine.data.prepare import load_prepared
+    from ragtune.engine.data.prepare import load_prepared
 
     return len(load_prepared(ws).corpus)
 
@@ -64,10 +64,10 @@ def test_cpu_metrics_equal_the_float32_batch_64_evaluation(prepared_ws) -> None:
     """On CPU the stage encodes as before (float32, batch 64): the same numbers exactly."""
     from sentence_transformers import SentenceTransformer
 
-    from engine.data.prepare import load_prepared
-    from engine.embedder.train import column_prompts, model_dims
-    from engine.evaluate.ir import evaluate_retrieval
-    from engine.evaluate.stage import run_evaluate
+    from ragtune.engine.data.prepare import load_prepared
+    from ragtune.engine.embedder.train import column_prompts, model_dims
+    from ragtune.engine.evaluate.ir import evaluate_retrieval
+    from ragtune.engine.evaluate.stage import run_evaluate
 
     cfg, ws = prepared_ws
     shutil.rmtree(ws.root / "embeddings", ignore_errors=True)
@@ -91,8 +91,8 @@ def test_cpu_metrics_equal_the_float32_batch_64_evaluation(prepared_ws) -> None:
 
 
 def test_deploy_reads_what_evaluate_encoded(prepared_ws, monkeypatch: pytest.MonkeyPatch) -> None:
-    from engine.deploy.stage import run_deploy
-    from engine.evaluate.stage import run_evaluate
+    from ragtune.engine.deploy.stage import run_deploy
+    from ragtune.engine.evaluate.stage import run_evaluate
 
     cfg, ws = prepared_ws
     n = _corpus_size(ws)
@@ -129,8 +129,8 @@ def test_deploy_reads_what_evaluate_encoded(prepared_ws, monkeypatch: pytest.Mon
 def test_a_changed_or_missing_model_is_encoded_again(
     prepared_ws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engine.deploy.stage import run_deploy
-    from engine.evaluate.stage import run_evaluate
+    from ragtune.engine.deploy.stage import run_deploy
+    from ragtune.engine.evaluate.stage import run_evaluate
 
     cfg, ws = prepared_ws
     n = _corpus_size(ws)
@@ -158,8 +158,8 @@ def test_the_fingerprint_follows_the_texts_and_the_dtype(tiny_bert: Path, tmp_pa
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from engine.evaluate.beir import IRData
-    from engine.evaluate.saved import load_saved, saved_or_encoded, suite_fingerprint
+    from ragtune.engine.evaluate.beir import IRData
+    from ragtune.engine.evaluate.saved import load_saved, saved_or_encoded, suite_fingerprint
 
     ws = Workspace.create(tmp_path / "ws")
     data = IRData(
@@ -190,9 +190,9 @@ def test_ask_searches_the_corpus_evaluate_encoded(
 ) -> None:
     import numpy as np
 
-    from engine.evaluate.stage import run_evaluate
-    from engine.reranker.evaluate import encode_corpus
-    from engine.serve.ask import Searcher
+    from ragtune.engine.evaluate.stage import run_evaluate
+    from ragtune.engine.reranker.evaluate import encode_corpus
+    from ragtune.engine.serve.ask import Searcher
 
     cfg, ws = prepared_ws
     n = _corpus_size(ws)
@@ -218,7 +218,7 @@ def test_ask_searches_the_corpus_evaluate_encoded(
 def test_the_model_identity_is_its_modules_files(tiny_bert: Path, tmp_path: Path) -> None:
     """A moved copy (mtimes kept) is the same model, and so is one that export put the BM25
     index and retrieval.json beside; a rewritten weights file is not."""
-    from engine.evaluate.saved import model_identity
+    from ragtune.engine.evaluate.saved import model_identity
 
     first = model_identity(str(tiny_bert))
     moved = tmp_path / "moved"

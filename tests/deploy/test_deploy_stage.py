@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.core.events import StageFinished
-from engine.deploy.results import read_deploy
+from ragtune.engine.core.events import StageFinished
+from ragtune.engine.deploy.results import read_deploy
 
 pytest.importorskip("onnxruntime")
 
@@ -69,7 +69,15 @@ def test_deploy_table_interpolation_and_export(deploy_run) -> None:
     # ragtune export --format writes both files at the suggested size and states the check.
     env = {"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     proc = subprocess.run(
-        [sys.executable, "-m", "engine", "export", str(ws.root), "--format", "onnx,onnx-int8"],
+        [
+            sys.executable,
+            "-m",
+            "ragtune.engine",
+            "export",
+            str(ws.root),
+            "--format",
+            "onnx,onnx-int8",
+        ],
         capture_output=True,
         text=True,
         env={**os.environ, **env},
@@ -85,7 +93,7 @@ def test_deploy_table_interpolation_and_export(deploy_run) -> None:
 
 
 def test_suggestion_names_the_full_size_it_saves_against() -> None:
-    from engine.deploy.stage import _suggest
+    from ragtune.engine.deploy.stage import _suggest
 
     def row(dim: int, precision: str, size: int, mean: float, high: float) -> dict:
         return {

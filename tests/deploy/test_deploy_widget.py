@@ -6,8 +6,8 @@ import pytest
 from textual.app import App, ComposeResult
 from textual.widgets import DataTable, Static
 
-from engine.deploy.results import DeployResults, read_deploy
-from tui.widgets.deploy_table import DeployTable
+from ragtune.engine.deploy.results import DeployResults, read_deploy
+from ragtune.tui.widgets.deploy_table import DeployTable
 
 
 class _Host(App):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.deploy.merge import interpolate, merge_method, strip_rotation
+from ragtune.engine.deploy.merge import interpolate, merge_method, strip_rotation
 
 
 def _pair(tiny_bert: Path):
@@ -59,7 +59,7 @@ def test_interpolation_ends_and_middle(
 def test_strip_rotation_removes_only_the_rotation(tiny_bert: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
-    from engine.embedder.rotation import append_rotation, fit_rotation
+    from ragtune.engine.embedder.rotation import append_rotation, fit_rotation
 
     model = SentenceTransformer(str(tiny_bert), device="cpu")
     plain = len(model)

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.config import RunConfig
-from engine.config.training import EmbedderConfig
-from engine.core.errors import ConfigError
-from engine.core.events import Emitter
-from engine.data.prepare import load_prepared
+from ragtune.engine.config import RunConfig
+from ragtune.engine.config.training import EmbedderConfig
+from ragtune.engine.core.errors import ConfigError
+from ragtune.engine.core.events import Emitter
+from ragtune.engine.data.prepare import load_prepared
 from tests.reranker_workspace import build_workspace, one_torch_thread
 
 single_thread = pytest.fixture(autouse=True)(one_torch_thread)
@@ -39,7 +39,7 @@ def _cfg(ws_root: Path, embedder: Path, **embedder_kw: object) -> RunConfig:
 
 
 def _mine(prepared, model, cfg: EmbedderConfig):
-    from engine.embedder.negatives import mined_groups
+    from ragtune.engine.embedder.negatives import mined_groups
 
     return mined_groups(
         prepared.train,
@@ -63,7 +63,7 @@ def test_gpl_needs_a_mined_negative() -> None:
 def test_mined_rows_never_use_held_out_or_own_chunks(tmp_path: Path, tiny_bert: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
-    from engine.embedder.negatives import negative_columns
+    from ragtune.engine.embedder.negatives import negative_columns
 
     ws = build_workspace(tmp_path / "ws")
     prepared = load_prepared(ws)
@@ -87,7 +87,7 @@ def test_pseudo_labels_are_the_cross_encoders_logit_margins(
     import torch
     from sentence_transformers import CrossEncoder, SentenceTransformer
 
-    from engine.embedder.negatives import pseudo_labelled
+    from ragtune.engine.embedder.negatives import pseudo_labelled
 
     ws = build_workspace(tmp_path / "ws")
     prepared = load_prepared(ws)
@@ -113,7 +113,7 @@ def test_margin_mse_learns_the_margins(tiny_bert: Path) -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from engine.embedder.losses import MatryoshkaMarginMSELoss
+    from ragtune.engine.embedder.losses import MatryoshkaMarginMSELoss
 
     torch.manual_seed(0)
     model = SentenceTransformer(str(tiny_bert), device="cpu")
@@ -144,7 +144,7 @@ def test_gpl_train_stage_end_to_end(
     trains, saves a model that encodes, and says what it labelled."""
     from sentence_transformers import SentenceTransformer
 
-    from engine.embedder.train import train_embedder
+    from ragtune.engine.embedder.train import train_embedder
 
     ws = build_workspace(tmp_path / "ws")
     cfg = _cfg(
@@ -166,7 +166,7 @@ def test_gpl_train_stage_end_to_end(
     assert summary["negatives"]["mined"] > 0
     emb = SentenceTransformer(str(ws.embedder_dir), device="cpu").encode(["glimmerfox diet"])
     assert emb.shape == (1, 64)
-    from engine.export.stage import model_card_text
+    from ragtune.engine.export.stage import model_card_text
 
     card = model_card_text(cfg, ws)
     assert f"GPL: MarginMSE on the score margins of `{tiny_cross_encoder}`" in card
@@ -174,7 +174,7 @@ def test_gpl_train_stage_end_to_end(
 
 
 def test_hard_negatives_feed_the_distill_loss(tmp_path: Path, tiny_bert: Path) -> None:
-    from engine.embedder.train import train_embedder
+    from ragtune.engine.embedder.train import train_embedder
 
     ws = build_workspace(tmp_path / "ws")
     cfg = _cfg(ws.root, tiny_bert, loss="distill", hard_negatives=1)

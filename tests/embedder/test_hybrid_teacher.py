@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from engine.config import RunConfig
-from engine.config.training import EmbedderConfig
-from engine.core.errors import ConfigError
-from engine.core.events import Emitter
-from engine.data.prepare import load_prepared
-from engine.embedder.hybrid_teacher import HybridTeacher, fused_ranking, hybrid_teacher_rows
-from engine.embedder.teacher import TEACHER_COLUMN
+from ragtune.engine.config import RunConfig
+from ragtune.engine.config.training import EmbedderConfig
+from ragtune.engine.core.errors import ConfigError
+from ragtune.engine.core.events import Emitter
+from ragtune.engine.data.prepare import load_prepared
+from ragtune.engine.embedder.hybrid_teacher import HybridTeacher, fused_ranking, hybrid_teacher_rows
+from ragtune.engine.embedder.teacher import TEACHER_COLUMN
 from tests.reranker_workspace import CREATURES, build_workspace, one_torch_thread
 
 single_thread = pytest.fixture(autouse=True)(one_torch_thread)
@@ -32,7 +32,7 @@ def _pool(prepared) -> dict[str, str]:
 
 
 def test_fused_scores_are_the_project_fusion_in_cosine_units() -> None:
-    from engine.retrieval import FusionSettings, fuse
+    from ragtune.engine.retrieval import FusionSettings, fuse
 
     cosines = np.array([0.2, 0.4, 0.6, 0.1])
     ids = ["a", "b", "c", "d"]
@@ -100,7 +100,7 @@ def test_candidates_and_teacher_come_from_the_fused_ranking(workspace, tiny_bert
     mixed, _ = hybrid_teacher_rows(
         prepared.train, pool, model, HybridTeacher(candidates=2, bm25_weight=0.3), PROMPTS
     )
-    from engine.retrieval import Bm25Index
+    from ragtune.engine.retrieval import Bm25Index
 
     index = Bm25Index.build(pool.items())
     for q, (row, chunk_id) in enumerate(zip(mixed, prepared.train["chunk_id"], strict=True)):
@@ -122,7 +122,7 @@ def test_the_listwise_term_is_the_kl_over_each_querys_own_candidates(
     import torch.nn.functional as F
     from sentence_transformers import SentenceTransformer
 
-    from engine.embedder.losses import MatryoshkaDistillLoss
+    from ragtune.engine.embedder.losses import MatryoshkaDistillLoss
 
     torch.manual_seed(0)
     model = SentenceTransformer(str(tiny_bert), device="cpu")
@@ -177,7 +177,7 @@ def test_hybrid_distill_trains_through_the_stage(
 ) -> None:
     from sentence_transformers import SentenceTransformer
 
-    from engine.embedder.train import train_embedder
+    from ragtune.engine.embedder.train import train_embedder
 
     cfg = RunConfig.from_dict(
         {

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.config.training import EmbedderConfig
+from ragtune.engine.config.training import EmbedderConfig
 
 TEXTS = ["cold chain pallets at 2-8 C", "forklift battery charging", "leave request form"]
 
@@ -33,7 +33,7 @@ def _train_a_little(model) -> None:
 def test_lora_trains_merges_and_loads_without_peft(tiny_bert: Path, tmp_path: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
-    from engine.embedder.train import apply_lora, merge_lora
+    from ragtune.engine.embedder.train import apply_lora, merge_lora
 
     model = SentenceTransformer(str(tiny_bert), device="cpu")
     before = model.encode(TEXTS, convert_to_numpy=True)
@@ -75,8 +75,8 @@ print(json.dumps(float(np.abs(emb - ref).max())))
 def test_lora_needs_targets_for_unknown_families(tiny_bert: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
-    from engine.core.errors import ConfigError
-    from engine.embedder.train import apply_lora
+    from ragtune.engine.core.errors import ConfigError
+    from ragtune.engine.embedder.train import apply_lora
 
     model = SentenceTransformer(str(tiny_bert), device="cpu")
     model[0].auto_model.config.model_type = "no-such-family"

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from engine.config.training import LOSSES as CHOICES
-from engine.config.training import EmbedderConfig
-from engine.embedder.losses import (
+from ragtune.engine.config.training import LOSSES as CHOICES
+from ragtune.engine.config.training import EmbedderConfig
+from ragtune.engine.embedder.losses import (
     LOSSES,
     MatryoshkaDistillLoss,
     MatryoshkaMarginMSELoss,
 )
-from engine.embedder.train import build_loss
+from ragtune.engine.embedder.train import build_loss
 
 
 def test_every_choice_has_a_builder_and_no_other_exists() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.embedder.losses import MatryoshkaDistillLoss
+from ragtune.engine.embedder.losses import MatryoshkaDistillLoss
 
 
 def test_distill_starts_at_zero_for_the_full_size_and_trains_the_student(tiny_bert: Path) -> None:

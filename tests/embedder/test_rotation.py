@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.embedder.rotation import append_rotation, fit_rotation
+from ragtune.engine.embedder.rotation import append_rotation, fit_rotation
 from tests.generate.test_llm_free import TEXTS
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.embedder.losses import MatryoshkaDistillLoss
-from engine.embedder.teacher import TEACHER_COLUMN, precompute_teacher
+from ragtune.engine.embedder.losses import MatryoshkaDistillLoss
+from ragtune.engine.embedder.teacher import TEACHER_COLUMN, precompute_teacher
 
 ROWS = {
     "anchor": ["forklift battery change", "annual leave request", "reefer pre-cooling", "dock"],

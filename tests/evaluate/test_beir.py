@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from conftest import TEST_DATA
 
-from engine.core.errors import InputError
-from engine.core.events import Emitter, Event, Message
-from engine.evaluate.beir import IRData, load_beir
+from ragtune.engine.core.errors import InputError
+from ragtune.engine.core.events import Emitter, Event, Message
+from ragtune.engine.evaluate.beir import IRData, load_beir
 
 
 def _write(folder: Path, corpus: list, queries: list, qrels: str) -> Path:
@@ -120,8 +120,8 @@ def _quote_run(tmp_path: Path, model: Path) -> tuple[Path, Path]:
     quoting their answers."""
     import shutil
 
-    from engine.core.records import Chunk, chunk_id_for, write_chunks
-    from engine.core.workspace import Workspace
+    from ragtune.engine.core.records import Chunk, chunk_id_for, write_chunks
+    from ragtune.engine.core.workspace import Workspace
 
     ws = Workspace.create(tmp_path / "runs" / "r")
     texts = {
@@ -153,7 +153,7 @@ def test_cli_eval_reads_quote_labelled_questions(
 ) -> None:
     import json
 
-    from engine.cli import main
+    from ragtune.engine.cli import main
 
     root, labels = _quote_run(tmp_path, tiny_bert)
     model = root / "models" / "embedder"

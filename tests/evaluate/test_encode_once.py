@@ -6,18 +6,18 @@ from pathlib import Path
 
 from conftest import TEST_DATA
 
-from engine.config import RunConfig
-from engine.data.prepare import Prepared
-from engine.evaluate.beir import load_beir
-from engine.evaluate.ir import encode_suite, evaluate_retrieval
+from ragtune.engine.config import RunConfig
+from ragtune.engine.data.prepare import Prepared
+from ragtune.engine.evaluate.beir import load_beir
+from ragtune.engine.evaluate.ir import encode_suite, evaluate_retrieval
 
 
 def test_rotation_applied_to_base_embeddings_matches_the_rotated_model(minilm_path: Path) -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from engine.embedder.rotation import append_rotation, fit_rotation
-    from engine.evaluate.stage import corpus_rotation
+    from ragtune.engine.embedder.rotation import append_rotation, fit_rotation
+    from ragtune.engine.evaluate.stage import corpus_rotation
 
     data = load_beir(TEST_DATA / "medline_slice")
     base = SentenceTransformer(str(minilm_path), device="cpu")

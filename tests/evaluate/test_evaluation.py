@@ -12,11 +12,11 @@ import pytest
 import torch
 from conftest import REPO, TEST_DATA
 
-from engine.core.errors import ConfigError
-from engine.core.events import Emitter, EvalRow, Event, Progress
-from engine.core.search import topk_search, truncate_normalize
-from engine.evaluate.beir import IRData, load_beir
-from engine.evaluate.ir import (
+from ragtune.engine.core.errors import ConfigError
+from ragtune.engine.core.events import Emitter, EvalRow, Event, Progress
+from ragtune.engine.core.search import topk_search, truncate_normalize
+from ragtune.engine.evaluate.beir import IRData, load_beir
+from ragtune.engine.evaluate.ir import (
     compare,
     evaluate_retrieval,
     ir_metrics,
@@ -175,7 +175,7 @@ def test_trainer_evaluator_events_and_primary_metric(
 ) -> None:
     from sentence_transformers import SentenceTransformer
 
-    from engine.evaluate.ir import MatryoshkaIREvaluator
+    from ragtune.engine.evaluate.ir import MatryoshkaIREvaluator
 
     model = SentenceTransformer(str(tiny_bert), device="cpu")
     seen: list[Event] = []
@@ -204,7 +204,7 @@ def test_trainer_reports_all_dims(tiny_bert: Path, medline_slice: IRData, tmp_pa
     )
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-    from engine.evaluate.ir import MatryoshkaIREvaluator
+    from ragtune.engine.evaluate.ir import MatryoshkaIREvaluator
 
     model = SentenceTransformer(str(tiny_bert), device="cpu")
     train = Dataset.from_dict({"anchor": ["a b", "c d"], "positive": ["a", "c"]})
@@ -271,7 +271,7 @@ def test_import_does_not_load_torch() -> None:
 
 
 def test_training_gains_tell_a_real_change_from_noise() -> None:
-    from engine.evaluate.ir import gain_verdict, training_gains
+    from ragtune.engine.evaluate.ir import gain_verdict, training_gains
 
     rng = np.random.default_rng(0)
     base = rng.uniform(0.2, 0.8, 60)

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from engine.config import RunConfig
-from engine.core import models
-from engine.core.gpu import out_of_memory_error
-from engine.core.models import encode_batch_size, inference_dtype
-from engine.stages import plan
+from ragtune.engine.config import RunConfig
+from ragtune.engine.core import models
+from ragtune.engine.core.gpu import out_of_memory_error
+from ragtune.engine.core.models import encode_batch_size, inference_dtype
+from ragtune.engine.stages import plan
 
 
 def _probe_must_not_run(device: str) -> float:
@@ -35,7 +35,7 @@ def test_auto_is_the_default_and_is_64_on_cpu_as_before(monkeypatch: pytest.Monk
 def _help(name: str) -> str:
     from dataclasses import fields
 
-    from engine.config.evaluation import EvalConfig
+    from ragtune.engine.config.evaluation import EvalConfig
 
     return next(f.metadata["help"] for f in fields(EvalConfig) if f.name == name)
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.evaluate.keys import TRAINER_PREFIX, metric_key, parse_metric_key
-from engine.evaluate.results import split_flat
+from ragtune.engine.evaluate.keys import TRAINER_PREFIX, metric_key, parse_metric_key
+from ragtune.engine.evaluate.results import split_flat
 
 
 @pytest.mark.parametrize("dim", [8, 64, 128, 1024])
@@ -59,8 +59,8 @@ def test_parser_reads_sentence_transformers_own_ir_evaluator(tiny_bert: Path) ->
 
 
 def test_best_checkpoint_metric_at_an_untrained_size_is_refused_with_a_key_that_exists() -> None:
-    from engine.core.errors import ConfigError
-    from engine.embedder.train import check_best_metric
+    from ragtune.engine.core.errors import ConfigError
+    from ragtune.engine.embedder.train import check_best_metric
 
     check_best_metric("eval_dim_32_cosine_ndcg@10", [64, 32])
     check_best_metric("eval_loss", [64, 32])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.evaluate.recommend import (
+from ragtune.engine.evaluate.recommend import (
     BENCHMARK,
     LLM_QUERIES,
     PSEUDO_QUERIES,
@@ -15,7 +15,7 @@ from engine.evaluate.recommend import (
     query_source,
     recommend,
 )
-from engine.evaluate.results import parse_results
+from ragtune.engine.evaluate.results import parse_results
 
 RNG = np.random.default_rng(0)
 BASE = RNG.uniform(0.2, 0.8, size=60)

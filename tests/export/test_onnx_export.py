@@ -7,7 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.export.onnx import ONNX_FILE, MissingExtra, export_formats, load_exported, require
+from ragtune.engine.export.onnx import (
+    ONNX_FILE,
+    MissingExtra,
+    export_formats,
+    load_exported,
+    require,
+)
 from tests.generate.test_llm_free import TEXTS
 
 pytest.importorskip("onnxruntime")
@@ -20,7 +26,7 @@ SAMPLE = [t for _, t in TEXTS] + [
 def _rotated(tiny_bert: Path):
     from sentence_transformers import SentenceTransformer
 
-    from engine.embedder.rotation import append_rotation, fit_rotation
+    from ragtune.engine.embedder.rotation import append_rotation, fit_rotation
 
     model = SentenceTransformer(str(tiny_bert), device="cpu")
     append_rotation(model, fit_rotation(model, SAMPLE))
@@ -30,7 +36,7 @@ def _rotated(tiny_bert: Path):
 def test_onnx_and_int8_match_the_rotated_truncated_torch_vectors(
     tmp_path: Path, tiny_bert: Path
 ) -> None:
-    from engine.core.search import truncate_normalize
+    from ragtune.engine.core.search import truncate_normalize
 
     model = _rotated(tiny_bert)
     # What evaluation scores at size 16: the rotated vectors, first 16 coordinates, unit length.

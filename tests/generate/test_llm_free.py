@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.config.data import DataConfig
-from engine.config.generation import LlmFreeConfig
-from engine.core.events import Emitter
-from engine.core.records import Chunk, chunk_id_for
-from engine.core.workspace import Workspace
-from engine.data.prepare import load_prepared, run_prepare
-from engine.generate.llm_free import DocumentFrequencies, LlmFreeGenerator, split_sentences
-from engine.generate.rows import iter_records, read_rows
+from ragtune.engine.config.data import DataConfig
+from ragtune.engine.config.generation import LlmFreeConfig
+from ragtune.engine.core.events import Emitter
+from ragtune.engine.core.records import Chunk, chunk_id_for
+from ragtune.engine.core.workspace import Workspace
+from ragtune.engine.data.prepare import load_prepared, run_prepare
+from ragtune.engine.generate.llm_free import DocumentFrequencies, LlmFreeGenerator, split_sentences
+from ragtune.engine.generate.rows import iter_records, read_rows
 
 TEXTS = [
     (

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from llm_server import FakeLlmServer, always, first_attempt, llm_run_config, make_chunks
 
-from engine.core.errors import Cancelled, RagtuneError
-from engine.core.events import Emitter, Progress
-from engine.core.records import write_chunks
-from engine.core.workspace import Workspace
-from engine.generate.llm import run_llm_generation, sample_rows
-from engine.generate.rows import iter_records, latest_records
+from ragtune.engine.core.errors import Cancelled, RagtuneError
+from ragtune.engine.core.events import Emitter, Progress
+from ragtune.engine.core.records import write_chunks
+from ragtune.engine.core.workspace import Workspace
+from ragtune.engine.generate.llm import run_llm_generation, sample_rows
+from ragtune.engine.generate.rows import iter_records, latest_records
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -254,11 +254,11 @@ def test_missing_key_variable_is_a_clear_error(tmp_path: Path, monkeypatch) -> N
 
 CHILD = """
 import sys
-from engine.config import load_config
-from engine.core.events import Emitter
-from engine.generate.llm import run_llm_generation
-from engine.core.records import read_chunks
-from engine.core.workspace import Workspace
+from ragtune.engine.config import load_config
+from ragtune.engine.core.events import Emitter
+from ragtune.engine.generate.llm import run_llm_generation
+from ragtune.engine.core.records import read_chunks
+from ragtune.engine.core.workspace import Workspace
 cfg = load_config(sys.argv[1])
 ws = Workspace.create(cfg.workspace_dir)
 run_llm_generation(cfg, ws, read_chunks(ws.chunks_path), Emitter())

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from llm_server import FakeLlmServer, default_reply, llm_run_config, make_chunks
 
-from engine.config.llm import LlmConfig
-from engine.core.events import Emitter
-from engine.core.records import Chunk
-from engine.core.workspace import Workspace
-from engine.generate.llm import run_llm_generation
-from engine.generate.llm_parse import MalformedReply, extract_json, rows_from_reply
-from engine.generate.rows import iter_records
+from ragtune.engine.config.llm import LlmConfig
+from ragtune.engine.core.events import Emitter
+from ragtune.engine.core.records import Chunk
+from ragtune.engine.core.workspace import Workspace
+from ragtune.engine.generate.llm import run_llm_generation
+from ragtune.engine.generate.llm_parse import MalformedReply, extract_json, rows_from_reply
+from ragtune.engine.generate.rows import iter_records
 
 # A reply the way models really write one: an extra field *before* the one asked for,
 # so a parser that falls back to "the first inner array" picks the wrong one.

@@ -6,19 +6,19 @@ import json
 
 import pytest
 
-from engine.config.llm import LlmConfig
-from engine.core.events import Emitter, Message
-from engine.core.records import Chunk
-from engine.generate.llm_parse import (
+from ragtune.engine.config.llm import LlmConfig
+from ragtune.engine.core.events import Emitter, Message
+from ragtune.engine.core.records import Chunk
+from ragtune.engine.generate.llm_parse import (
     MalformedReply,
     extract_json,
     queries_schema,
     rows_from_reply,
     strings_from_reply,
 )
-from engine.generate.llm_prompts import Prompts, queries_message, render
-from engine.generate.quality import GateSettings, clean_query, quality_gate
-from engine.generate.rows import GeneratedRow
+from ragtune.engine.generate.llm_prompts import Prompts, queries_message, render
+from ragtune.engine.generate.quality import GateSettings, clean_query, quality_gate
+from ragtune.engine.generate.rows import GeneratedRow
 
 FORKLIFT = (
     "Forklift batteries are charged only in the charging bay. Operators must wear a face shield "

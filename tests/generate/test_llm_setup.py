@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 from llm_server import FakeLlmServer, llm_run_config, make_chunks
 
-from engine.config.llm import LlmConfig
-from engine.core.errors import RagtuneError
-from engine.core.events import Emitter, JsonlEventLog
-from engine.core.records import read_chunks
-from engine.core.workspace import Workspace
-from engine.generate.llm import run_llm_generation, sample_rows
-from engine.generate.llm_connection import test_connection as check_connection
-from engine.generate.llm_cost import estimate_cost, estimate_workspace_cost
-from engine.generate.llm_describe import draft_system_prompt, ensure_system_prompt
-from engine.generate.rows import iter_records
+from ragtune.engine.config.llm import LlmConfig
+from ragtune.engine.core.errors import RagtuneError
+from ragtune.engine.core.events import Emitter, JsonlEventLog
+from ragtune.engine.core.records import read_chunks
+from ragtune.engine.core.workspace import Workspace
+from ragtune.engine.generate.llm import run_llm_generation, sample_rows
+from ragtune.engine.generate.llm_connection import test_connection as check_connection
+from ragtune.engine.generate.llm_cost import estimate_cost, estimate_workspace_cost
+from ragtune.engine.generate.llm_describe import draft_system_prompt, ensure_system_prompt
+from ragtune.engine.generate.rows import iter_records
 
 DESCRIPTION = (
     "A cold-chain logistics company: warehouse staff, reefer technicians and dispatchers "
@@ -56,7 +56,7 @@ def test_cost_estimate_uses_the_price_map() -> None:
 def test_cost_estimate_counts_the_workspace_prompts(tmp_path: Path) -> None:
     from dataclasses import replace
 
-    from engine.generate.llm_prompts import Prompts, write_prompt
+    from ragtune.engine.generate.llm_prompts import Prompts, write_prompt
 
     chunks = make_chunks(5)
     cfg = LlmConfig(model="gpt-4o-mini")

@@ -7,13 +7,13 @@ from pathlib import Path
 from llm_server import FakeLlmServer, llm_run_config
 from test_llm_free import corpus
 
-from engine.config import RunConfig
-from engine.config.generation import GENERATORS as CHOICES
-from engine.config.generation import GenerationConfig
-from engine.core.workspace import Workspace
-from engine.generate.llm_free import LlmFreeGenerator
-from engine.generate.registry import GENERATORS, generator_for
-from engine.generate.spec import STAGE
+from ragtune.engine.config import RunConfig
+from ragtune.engine.config.generation import GENERATORS as CHOICES
+from ragtune.engine.config.generation import GenerationConfig
+from ragtune.engine.core.workspace import Workspace
+from ragtune.engine.generate.llm_free import LlmFreeGenerator
+from ragtune.engine.generate.registry import GENERATORS, generator_for
+from ragtune.engine.generate.spec import STAGE
 
 
 def test_every_choice_has_an_implementation_and_no_other_exists() -> None:

@@ -6,21 +6,21 @@ from dataclasses import replace
 
 from llm_server import FakeLlmServer, llm_run_config, make_chunks
 
-from engine.config import RunConfig
-from engine.config.data import DataConfig
-from engine.core.events import Emitter
-from engine.core.workspace import Workspace
-from engine.data.prepare import run_prepare
-from engine.generate.llm import run_llm_generation, sample_rows
-from engine.generate.llm_free import LlmFreeGenerator
-from engine.generate.review import (
+from ragtune.engine.config import RunConfig
+from ragtune.engine.config.data import DataConfig
+from ragtune.engine.core.events import Emitter
+from ragtune.engine.core.workspace import Workspace
+from ragtune.engine.data.prepare import run_prepare
+from ragtune.engine.generate.llm import run_llm_generation, sample_rows
+from ragtune.engine.generate.llm_free import LlmFreeGenerator
+from ragtune.engine.generate.review import (
     ReviewEntry,
     load_review,
     review_path,
     save_review,
     with_decisions,
 )
-from engine.generate.rows import read_rows
+from ragtune.engine.generate.rows import read_rows
 
 
 def test_llm_free_full_run_honours_rejected_and_edited_rows(tmp_path):

@@ -7,14 +7,14 @@ import re
 
 import pytest
 
-from engine.config import ChunkingConfig
-from engine.core.records import Document
-from engine.ingest.chunking import Chunker, ChunkStats, chunk_documents
+from ragtune.engine.config import ChunkingConfig
+from ragtune.engine.core.records import Document
+from ragtune.engine.ingest.chunking import Chunker, ChunkStats, chunk_documents
 
 
 @pytest.fixture(scope="module")
 def tokenizer(minilm_path):
-    from engine.core.models import load_tokenizer
+    from ragtune.engine.core.models import load_tokenizer
 
     return load_tokenizer(str(minilm_path))
 

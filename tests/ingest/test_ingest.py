@@ -10,12 +10,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from engine.config import RunConfig, SourcesConfig
-from engine.core.errors import InputError, OfflineError
-from engine.core.events import Emitter, Message, Progress
-from engine.core.records import read_chunks
-from engine.core.workspace import Workspace
-from engine.ingest import (
+from ragtune.engine.config import RunConfig, SourcesConfig
+from ragtune.engine.core.errors import InputError, OfflineError
+from ragtune.engine.core.events import Emitter, Message, Progress
+from ragtune.engine.core.records import read_chunks
+from ragtune.engine.core.workspace import Workspace
+from ragtune.engine.ingest import (
     discover_files,
     discover_sources,
     iter_documents,
@@ -395,7 +395,7 @@ def test_pypdf_warnings_do_not_reach_the_terminal(
     import logging
 
     pdfs = broken_pdfs(tmp_path)
-    with caplog.at_level(logging.DEBUG, logger="engine.ingest"):
+    with caplog.at_level(logging.DEBUG, logger="ragtune.engine.ingest"):
         repaired = read_file(pdfs["badxref.pdf"])  # pypdf repairs it: kept, quietly
     assert "forklift rule number 0" in repaired.text
     assert any("startxref" in r.getMessage() for r in caplog.records)  # there were notes

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from test_ingest import make_docx, make_pdf, sentences
 
-from engine.config.sources import DEFAULT_INCLUDE, DOCUMENT_SUFFIXES
-from engine.core.errors import InputError
-from engine.ingest import read_file
-from engine.ingest.discovery import FILE_SUFFIXES
-from engine.ingest.readers import READERS, Read
+from ragtune.engine.config.sources import DEFAULT_INCLUDE, DOCUMENT_SUFFIXES
+from ragtune.engine.core.errors import InputError
+from ragtune.engine.ingest import read_file
+from ragtune.engine.ingest.discovery import FILE_SUFFIXES
+from ragtune.engine.ingest.readers import READERS, Read
 
 
 def test_every_document_suffix_has_a_reader_and_is_included_by_default() -> None:

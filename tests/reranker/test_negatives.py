@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from reranker_workspace import build_workspace, one_torch_thread
 
-from engine.config.reranker import RerankerConfig
-from engine.core.errors import ConfigError
-from engine.core.models import load_embedder
-from engine.data.prepare import load_prepared
-from engine.generate.rows import read_rows
-from engine.reranker.negatives import collect_negatives
+from ragtune.engine.config.reranker import RerankerConfig
+from ragtune.engine.core.errors import ConfigError
+from ragtune.engine.core.models import load_embedder
+from ragtune.engine.data.prepare import load_prepared
+from ragtune.engine.generate.rows import read_rows
+from ragtune.engine.reranker.negatives import collect_negatives
 
 _threads = pytest.fixture(scope="module", autouse=True)(one_torch_thread)
 

@@ -11,17 +11,17 @@ import numpy as np
 import pytest
 from reranker_workspace import build_workspace, one_torch_thread, tiny_config
 
-from engine.core.errors import Cancelled
-from engine.core.events import EvalRow, Message, Progress, TrainLog
-from engine.core.workspace import Workspace
-from engine.reranker.evaluate import (
+from ragtune.engine.core.errors import Cancelled
+from ragtune.engine.core.events import EvalRow, Message, Progress, TrainLog
+from ragtune.engine.core.workspace import Workspace
+from ragtune.engine.reranker.evaluate import (
     Candidates,
     choose_weight,
     fuse,
     metrics_for,
     ranking_metrics,
 )
-from engine.reranker.train import SETTINGS_FILE, has_classifier_head, run_reranker_stage
+from ragtune.engine.reranker.train import SETTINGS_FILE, has_classifier_head, run_reranker_stage
 
 _threads = pytest.fixture(scope="module", autouse=True)(one_torch_thread)
 
@@ -81,7 +81,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path):
     ws = build_workspace(tmp_path_factory.mktemp("rrws"))
     cfg = tiny_config(ws, tiny_bert, tiny_bert, epochs=1.0)
     events: list = []
-    from engine.core.events import Emitter
+    from ragtune.engine.core.events import Emitter
 
     summary = run_reranker_stage(cfg, ws, Emitter(events.append, stage="rerank"))
     return ws, cfg, summary, events
@@ -133,7 +133,7 @@ def test_fused_row_never_below_retriever_when_weight_zero(trained) -> None:
 
 
 def test_cancel_keeps_checkpoint_and_resumes(tmp_path: Path, tiny_bert: Path) -> None:
-    from engine.core.events import Emitter
+    from ragtune.engine.core.events import Emitter
 
     ws = build_workspace(tmp_path / "ws", n=24, llm_negatives=False)
     cfg = tiny_config(ws, tiny_bert, tiny_bert, eval_strategy="no")
@@ -155,7 +155,7 @@ def test_cancel_keeps_checkpoint_and_resumes(tmp_path: Path, tiny_bert: Path) ->
 
 @pytest.mark.parametrize("loss", ["lambda", "mnrl"])
 def test_listwise_and_in_batch_losses_train(tmp_path: Path, tiny_bert: Path, loss: str) -> None:
-    from engine.core.events import Emitter
+    from ragtune.engine.core.events import Emitter
 
     ws = build_workspace(tmp_path / "ws", n=24, llm_negatives=False)
     cfg = tiny_config(ws, tiny_bert, tiny_bert, loss=loss, eval_strategy="no", fusion_weight=0.5)

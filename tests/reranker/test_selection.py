@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.config.reranker import RerankerConfig
-from engine.evaluate.stats import paired_gain
-from engine.reranker.evaluate import Candidates, _choose_and_decide
-from engine.reranker.selection import decide, three_splits
-from engine.reranker.train import untrainable_reason
+from ragtune.engine.config.reranker import RerankerConfig
+from ragtune.engine.evaluate.stats import paired_gain
+from ragtune.engine.reranker.evaluate import Candidates, _choose_and_decide
+from ragtune.engine.reranker.selection import decide, three_splits
+from ragtune.engine.reranker.train import untrainable_reason
 
 
 def _candidates(n: int) -> Candidates:
@@ -92,8 +92,8 @@ def test_beir_report_has_intervals_and_weight_zero_is_the_retriever(
     gain over the retriever, which is exactly zero for the fused ranking at w = 0."""
     from sentence_transformers import CrossEncoder, SentenceTransformer
 
-    from engine.evaluate.beir import IRData
-    from engine.reranker.evaluate import evaluate_reranking_on_beir
+    from ragtune.engine.evaluate.beir import IRData
+    from ragtune.engine.reranker.evaluate import evaluate_reranking_on_beir
     from tests.reranker_workspace import fact_chunks
 
     items = fact_chunks(40)

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.core.errors import InputError
-from engine.retrieval import Bm25Index, Bm25Settings
+from ragtune.engine.core.errors import InputError
+from ragtune.engine.retrieval import Bm25Index, Bm25Settings
 
 SLICE = Path(__file__).resolve().parents[1] / "data" / "medline_slice"
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from engine.retrieval import FusionSettings, fuse, fuse_many, normalize, rrf, score_fusion
+from ragtune.engine.retrieval import FusionSettings, fuse, fuse_many, normalize, rrf, score_fusion
 
 DENSE = [("a", 0.9), ("b", 0.8), ("c", 0.5)]
 BM25 = [("c", 12.0), ("d", 6.0), ("a", 3.0)]

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.core.workspace import Workspace
-from engine.evaluate.results import read_results
-from engine.retrieval import Bm25Index
-from engine.retrieval.stage import index_dir
-from engine.stages import STAGES
+from ragtune.engine.core.workspace import Workspace
+from ragtune.engine.evaluate.results import read_results
+from ragtune.engine.retrieval import Bm25Index
+from ragtune.engine.retrieval.stage import index_dir
+from ragtune.engine.stages import STAGES
 from tests.core.test_reruns import Run, changed
 from tests.test_pipeline import tiny_config
 
@@ -40,7 +40,7 @@ def _index_files(root: Path) -> dict[str, bytes]:
 
 
 def test_a_run_builds_the_index_and_evaluates_every_retriever(finished: Path) -> None:
-    from engine.core.records import read_chunks
+    from ragtune.engine.core.records import read_chunks
 
     index = Bm25Index.load(index_dir(finished))
     assert sorted(index.ids) == sorted(c.chunk_id for c in read_chunks(finished / "chunks.parquet"))
@@ -111,7 +111,7 @@ def test_a_chunking_setting_rebuilds_the_index(copy: Path) -> None:
 def test_ask_searches_with_the_recommended_retriever_and_shows_provenance(copy: Path) -> None:
     import json
 
-    from engine.serve.ask import ask, clear_cache
+    from ragtune.engine.serve.ask import ask, clear_cache
 
     metrics = json.loads((copy / "metrics.json").read_text())
     clear_cache()
@@ -142,7 +142,7 @@ def test_ask_searches_with_the_recommended_retriever_and_shows_provenance(copy: 
 def test_the_cli_prints_the_retrievers_and_the_recommendation(
     finished: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from engine.cli import _print_results
+    from ragtune.engine.cli import _print_results
 
     _print_results(Workspace(finished), as_json=False)
     out = capsys.readouterr().out
@@ -154,7 +154,7 @@ def test_the_cli_prints_the_retrievers_and_the_recommendation(
 def test_choosing_the_weight_uses_labelled_questions_never_pseudo_queries(copy: Path) -> None:
     import json
 
-    from engine.core.records import read_chunks
+    from ragtune.engine.core.records import read_chunks
     from tests.test_pipeline import TOPICS
 
     run = Run(changed(copy, retrieval__weight=-1.0))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from engine.config import RunConfig
-from engine.core.errors import ConfigError
-from engine.retrieval.fusion import DEFAULT_WEIGHT
-from engine.retrieval.settings import bm25_settings, fusion_settings
-from engine.stages import PIPELINE
+from ragtune.engine.config import RunConfig
+from ragtune.engine.core.errors import ConfigError
+from ragtune.engine.retrieval.fusion import DEFAULT_WEIGHT
+from ragtune.engine.retrieval.settings import bm25_settings, fusion_settings
+from ragtune.engine.stages import PIPELINE
 
 
 def test_defaults_are_the_documented_fusion() -> None:

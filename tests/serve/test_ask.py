@@ -9,12 +9,12 @@ import pytest
 from llm_server import FakeLlmServer
 from reranker_workspace import build_workspace, one_torch_thread, tiny_config
 
-from engine.config import load_config
-from engine.core.errors import InputError
-from engine.core.events import Emitter
-from engine.reranker.evaluate import fuse
-from engine.reranker.train import run_reranker_stage
-from engine.serve.ask import Searcher, ask, clear_cache, get_searcher
+from ragtune.engine.config import load_config
+from ragtune.engine.core.errors import InputError
+from ragtune.engine.core.events import Emitter
+from ragtune.engine.reranker.evaluate import fuse
+from ragtune.engine.reranker.train import run_reranker_stage
+from ragtune.engine.serve.ask import Searcher, ask, clear_cache, get_searcher
 
 _threads = pytest.fixture(scope="module", autouse=True)(one_torch_thread)
 
@@ -115,7 +115,7 @@ def test_llm_answer_cites_passages(ws) -> None:
 def test_render_result_for_the_cli(ws) -> None:
     from rich.console import Console
 
-    from engine.serve.ask import render_result
+    from ragtune.engine.serve.ask import render_result
 
     result = ask(ws, "Where does the driftseal live?", top_k=2, compare=True)
     console = Console(record=True, width=160)
@@ -132,7 +132,7 @@ def test_a_model_saved_after_the_first_question_is_what_the_next_one_uses(
     must not pin the base model for the questions after it."""
     import shutil
 
-    from engine.core.workspace import Workspace
+    from ragtune.engine.core.workspace import Workspace
 
     copy = Workspace(tmp_path / "ws")
     shutil.copytree(ws.root, copy.root)

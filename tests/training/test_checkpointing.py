@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from engine.core.events import Emitter, StageFinished
-from engine.training import checkpointing
-from engine.training.checkpointing import enable_checkpointing, is_checkpointing
+from ragtune.engine.core.events import Emitter, StageFinished
+from ragtune.engine.training import checkpointing
+from ragtune.engine.training.checkpointing import enable_checkpointing, is_checkpointing
 
 
 def _layer_calls(model: Any, train_step: Any) -> int:
@@ -68,7 +68,7 @@ def test_the_cross_encoder_is_checkpointed_too(tiny_cross_encoder: Path) -> None
 def test_a_model_without_support_is_a_config_error_naming_the_setting() -> None:
     import torch
 
-    from engine.core.errors import ConfigError
+    from ragtune.engine.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"embedder\.gradient_checkpointing"):
         enable_checkpointing(torch.nn.Linear(2, 2), "embedder.gradient_checkpointing")
@@ -90,8 +90,8 @@ def _spy(monkeypatch: pytest.MonkeyPatch, module: Any) -> list[Any]:
 def test_the_embedder_trains_with_checkpointing_on(
     tmp_path: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import engine.embedder.train as train_module
-    from engine.api import run_pipeline
+    import ragtune.engine.embedder.train as train_module
+    from ragtune.engine.api import run_pipeline
     from tests.test_pipeline import tiny_config
 
     seen = _spy(monkeypatch, train_module)
@@ -114,8 +114,8 @@ def test_the_embedder_trains_with_checkpointing_on(
 def test_the_reranker_trains_with_checkpointing_on(
     tmp_path: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import engine.reranker.train as train_module
-    from engine.reranker.train import run_reranker_stage
+    import ragtune.engine.reranker.train as train_module
+    from ragtune.engine.reranker.train import run_reranker_stage
     from tests.reranker_workspace import build_workspace
     from tests.reranker_workspace import tiny_config as reranker_config
 

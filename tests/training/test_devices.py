@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import RunConfig
-from engine.config.training import EmbedderConfig
-from engine.core.errors import ConfigError
-from engine.core.gpu import propose_batch_size
-from engine.core.models import encode_batch_size, inference_dtype
-from engine.training.launch import (
+from ragtune.engine.config import RunConfig
+from ragtune.engine.config.training import EmbedderConfig
+from ragtune.engine.core.errors import ConfigError
+from ragtune.engine.core.gpu import propose_batch_size
+from ragtune.engine.core.models import encode_batch_size, inference_dtype
+from ragtune.engine.training.launch import (
     check_distributed,
     pinned_gpu,
     planned_processes,

@@ -9,18 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from engine.api import run_pipeline
-from engine.config import RunConfig
-from engine.core.errors import Cancelled, ConfigError, InputError
-from engine.core.events import Emitter, Message, StageFinished, TrainLog, read_events
-from engine.core.workspace import Workspace
-from engine.training.launch import (
+from ragtune.engine.api import run_pipeline
+from ragtune.engine.config import RunConfig
+from ragtune.engine.core.errors import Cancelled, ConfigError, InputError
+from ragtune.engine.core.events import Emitter, Message, StageFinished, TrainLog, read_events
+from ragtune.engine.core.workspace import Workspace
+from ragtune.engine.training.launch import (
     check_distributed,
     choose_backend,
     launch_training,
     torchrun_command,
 )
-from engine.training.worker import DistributedCancel
+from ragtune.engine.training.worker import DistributedCancel
 from tests.test_pipeline import tiny_config
 
 TWO_RANKS = {"distributed": {"nproc_per_node": 2, "backend": "gloo"}}
@@ -106,7 +106,7 @@ def test_single_node_uses_standalone_and_several_nodes_a_fixed_rank_zero(tmp_pat
     cmd = torchrun_command(cfg, tmp_path / "config.toml", "embedder", "gloo", tmp_path)
     assert cmd[:3] == [sys.executable, "-m", "torch.distributed.run"]
     assert "--standalone" in cmd and "--nproc_per_node=2" in cmd
-    assert cmd[cmd.index("-m", 3) + 1] == "engine.training.worker"
+    assert cmd[cmd.index("-m", 3) + 1] == "ragtune.engine.training.worker"
     assert cmd[cmd.index("--summary") + 1] == str(tmp_path / "summary.json")
 
     multi = RunConfig.from_dict(
@@ -158,7 +158,7 @@ def test_cancel_file_or_signal_sets_the_cancel_without_a_process_group(tmp_path:
 
 
 def test_summary_json_is_what_launch_returns(tmp_path: Path) -> None:
-    from engine.training.launch import _result
+    from ragtune.engine.training.launch import _result
 
     (tmp_path / "summary.json").write_text(json.dumps({"steps": 3}))
     assert _result(0, tmp_path, tmp_path / "log", cancelled=False) == {"steps": 3}

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.config import RunConfig
-from engine.core.errors import OutOfMemory, RagtuneError
-from engine.core.events import RunFailed, read_events
-from engine.core.gpu import is_out_of_memory, named_oom, out_of_memory_error
+from ragtune.engine.config import RunConfig
+from ragtune.engine.core.errors import OutOfMemory, RagtuneError
+from ragtune.engine.core.events import RunFailed, read_events
+from ragtune.engine.core.gpu import is_out_of_memory, named_oom, out_of_memory_error
 
 TORCH_MESSAGE = (
     "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 23.53 GiB "
@@ -30,7 +30,7 @@ def test_oom_in_training_exits_1_with_the_batch_and_the_fixes(
 ) -> None:
     from sentence_transformers import SentenceTransformerTrainer
 
-    from engine.cli import main
+    from ragtune.engine.cli import main
     from tests.test_pipeline import tiny_config
 
     cfg = tiny_config(tmp_path, tiny_bert)
@@ -110,7 +110,7 @@ def test_only_out_of_memory_is_renamed() -> None:
 
 
 def test_a_rank_out_of_memory_comes_back_as_the_same_class(tmp_path: Path) -> None:
-    from engine.training.launch import _rank_error
+    from ragtune.engine.training.launch import _rank_error
 
     err = out_of_memory_error("train", RunConfig(), _oom())
     (tmp_path / "error.rank1.json").write_text(

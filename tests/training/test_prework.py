@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from engine.api import run_pipeline
-from engine.core.errors import RagtuneError
-from engine.core.events import Emitter, Message, StageFinished
-from engine.core.workspace import Workspace
-from engine.training.prework import (
+from ragtune.engine.api import run_pipeline
+from ragtune.engine.core.errors import RagtuneError
+from ragtune.engine.core.events import Emitter, Message, StageFinished
+from ragtune.engine.core.workspace import Workspace
+from ragtune.engine.training.prework import (
     needs_prework,
     prework_dir,
     read_prework,
@@ -58,7 +58,7 @@ def test_slow_mining_runs_before_the_ranks_start_so_a_short_timeout_holds(
     tmp_path: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Mining here takes longer than the process group's timeout; the ranks never wait on it."""
-    import engine.embedder.train as train_module
+    import ragtune.engine.embedder.train as train_module
 
     real = train_module.training_rows
     calls: list[float] = []
@@ -98,7 +98,7 @@ def test_the_ranks_refuse_a_missing_stale_or_changed_prework(
     assert needs_prework(cfg, "embedder") and needs_prework(cfg, "reranker")
     with pytest.raises(RagtuneError, match="missing") as missing:
         read_prework(cfg, ws, "embedder")
-    assert "python -m engine.training.prework" in missing.value.hint
+    assert "python -m ragtune.engine.training.prework" in missing.value.hint
 
     out = run_prework(cfg, ws, Emitter(), "embedder")
     assert out is not None and out.folder == prework_dir(ws, "embedder")
@@ -126,10 +126,10 @@ def test_the_timeout_setting_reaches_the_process_group(tmp_path: Path) -> None:
     result = _torchrun(
         """
         import time
-        from engine.config import RunConfig
-        from engine.core.dist import barrier, rank
-        from engine.training.launch import process_group_timeout
-        from engine.training.worker import init_distributed
+        from ragtune.engine.config import RunConfig
+        from ragtune.engine.core.dist import barrier, rank
+        from ragtune.engine.training.launch import process_group_timeout
+        from ragtune.engine.training.worker import init_distributed
 
         cfg = RunConfig.from_dict({"distributed": {"timeout_minutes": 0.05}})
         init_distributed("gloo", process_group_timeout(cfg))
@@ -161,10 +161,10 @@ def test_every_rank_resumes_rank_zeros_checkpoint_or_all_fail(tmp_path: Path) ->
         """
         import json, os
         from pathlib import Path
-        from engine.core.dist import rank
-        from engine.core.errors import RagtuneError
-        from engine.training.arguments import agreed_checkpoint
-        from engine.training.worker import init_distributed
+        from ragtune.engine.core.dist import rank
+        from ragtune.engine.core.errors import RagtuneError
+        from ragtune.engine.training.arguments import agreed_checkpoint
+        from ragtune.engine.training.worker import init_distributed
 
         init_distributed("gloo", 60.0)
         out = Path(os.environ["OUT"])

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tui.engine_client import EngineClient
+from ragtune.tui.engine_client import EngineClient
 
 DATA = Path(__file__).parent / "data"
 RUN_EVENTS = DATA / "run_events.jsonl"
@@ -39,7 +39,7 @@ class FakeEngine:
             raise self.fail[name]
 
     def discover(self, cfg):
-        from tui.engine_client import ScanResult
+        from ragtune.tui.engine_client import ScanResult
 
         self._call("discover", list(cfg.sources.paths))
         files, errors = [], []
@@ -54,7 +54,7 @@ class FakeEngine:
         return ScanResult(files=files, errors=errors)
 
     def preview_dataset(self, cfg, n: int = 5):
-        from tui.engine_client import DatasetPreview
+        from ragtune.tui.engine_client import DatasetPreview
 
         self._call("preview_dataset", cfg.sources.dataset)
         rows = [{"id": i, "body": f"passage {i}", "title": f"t{i}"} for i in range(n)]
@@ -63,9 +63,9 @@ class FakeEngine:
     def preview_chunks(self, cfg):
         from collections import Counter
 
-        from engine.core.records import Chunk
-        from engine.ingest.chunking import ChunkStats
-        from tui.engine_client import ChunkPreview
+        from ragtune.engine.core.records import Chunk
+        from ragtune.engine.ingest.chunking import ChunkStats
+        from ragtune.tui.engine_client import ChunkPreview
 
         self._call("preview_chunks", cfg.chunking.max_tokens)
         chunks = [
@@ -95,7 +95,7 @@ class FakeEngine:
         return 0.0
 
     def test_connection(self, llm, api_key):
-        from engine.generate.llm_connection import ConnectionResult
+        from ragtune.engine.generate.llm_connection import ConnectionResult
 
         self._call("test_connection", llm.model, api_key is not None)
         if llm.api_base.endswith(":9"):
@@ -103,7 +103,7 @@ class FakeEngine:
         return ConnectionResult(True, f"{llm.model} answered", 0.42)
 
     def estimate_cost(self, cfg, ws):
-        from engine.generate.llm_cost import CostEstimate
+        from ragtune.engine.generate.llm_cost import CostEstimate
 
         self._call("estimate_cost", cfg.generation.llm.model)
         return CostEstimate(212, 98_000, 61_000, 0.05, "litellm price map")
@@ -112,7 +112,7 @@ class FakeEngine:
         self._call("ingest")
 
     def sample_rows(self, cfg, ws, k, api_key):
-        from engine.generate.rows import GeneratedRow
+        from ragtune.engine.generate.rows import GeneratedRow
 
         self._call("sample_rows", k)
         return [
@@ -127,7 +127,7 @@ class FakeEngine:
         ]
 
     def start_run(self, config_path, stages=None, api_key=None):
-        from tui.replay import ReplayRun
+        from ragtune.tui.replay import ReplayRun
 
         self._call("start_run", str(config_path), stages)
         run = ReplayRun(RUN_EVENTS, Path(config_path).parent, rate=self.rate)
@@ -139,7 +139,7 @@ class FakeEngine:
         return None
 
     def ask(self, ws, question, top_k=5, dim=None):
-        from engine.serve.ask import AskResult, Hit
+        from ragtune.engine.serve.ask import AskResult, Hit
 
         self._call("ask", question)
 
@@ -164,8 +164,8 @@ class FakeEngine:
     """Stage states the fake reports; every stage done (the recorded run finished) unless set."""
 
     def stage_status(self, cfg, ws):
-        from engine.core.stages import StageStatus
-        from engine.stages import STAGES
+        from ragtune.engine.core.stages import StageStatus
+        from ragtune.engine.stages import STAGES
 
         self._call("stage_status")
         states = self.status or {}
@@ -173,21 +173,21 @@ class FakeEngine:
 
     def check_settings(self, cfg, ws):
         """Nothing found: a stable picture loads no model and probes no Hub."""
-        from tui.engine_client import SettingsCheck
+        from ragtune.tui.engine_client import SettingsCheck
 
         self._call("check_settings", cfg.embedder.base_model)
         return SettingsCheck()
 
     def propose_batch(self, cfg):
         """The engine's answer on a machine without a GPU, on every machine: a stable picture."""
-        from engine.core.gpu import BatchProposal
+        from ragtune.engine.core.gpu import BatchProposal
 
         self._call("propose_batch", cfg.embedder.batch_size)
         size = cfg.embedder.batch_size
         return BatchProposal(size, f"no GPU detected: the batch stays at {size}")
 
     def export(self, cfg, ws, push):
-        from tui.engine_client import ExportResult
+        from ragtune.tui.engine_client import ExportResult
 
         self._call("export", push)
         return ExportResult(paths={"embedder": str(ws.embedder_dir)})
@@ -225,7 +225,7 @@ def docs(tmp_path: Path) -> Path:
 @pytest.fixture
 def finished_run(tmp_path: Path) -> Path:
     """A workspace whose run has finished: events, metrics and a config."""
-    from engine.config import RunConfig
+    from ragtune.engine.config import RunConfig
 
     ws = tmp_path / "runs" / "handbook"
     (ws / ".state").mkdir(parents=True)
@@ -245,8 +245,8 @@ def tuned_run(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path):
     """Every stage on the tiny model; the reranker is trained and used by search (w set)."""
     from test_real_engine import tiny_run_config
 
-    from engine.api import run_pipeline
-    from engine.config import RunConfig
+    from ragtune.engine.api import run_pipeline
+    from ragtune.engine.config import RunConfig
 
     root = tmp_path_factory.mktemp("tuned")
     cfg = tiny_run_config(root, tiny_bert)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from textual.widgets import Checkbox, DataTable, Input, Select, Static, TextArea
 
-from engine.config import load_config
-from tui.app import RagtuneApp
-from tui.screens.confirm import ConfirmDialog
-from tui.screens.help import HelpScreen
-from tui.widgets.config_form import ConfigForm
+from ragtune.engine.config import load_config
+from ragtune.tui.app import RagtuneApp
+from ragtune.tui.screens.confirm import ConfirmDialog
+from ragtune.tui.screens.help import HelpScreen
+from ragtune.tui.widgets.config_form import ConfigForm
 
 SIZE = (100, 32)
 
@@ -342,7 +342,7 @@ async def test_export_needs_a_token_before_push(tmp_path, fake_engine, finished_
 
 
 async def test_engine_error_becomes_a_notification_with_the_fix(tmp_path, fake_engine, docs):
-    from engine.core.errors import InputError
+    from ragtune.engine.core.errors import InputError
 
     fake_engine.fail["discover"] = InputError(
         "folder not found", where="docs/missing", hint="check the path"
@@ -370,7 +370,7 @@ async def test_help_and_palette_commands(tmp_path, fake_engine):
         await pilot.press("f1")
         await pilot.pause()
         assert not isinstance(app.screen, HelpScreen)
-        from tui.commands import WizardCommands
+        from ragtune.tui.commands import WizardCommands
 
         titles = [t for t, _, _ in WizardCommands(app.screen)._commands()]
         assert "Go to step 7: Train" in titles and "Theme: high-contrast" in titles
@@ -382,8 +382,8 @@ async def test_help_and_palette_commands(tmp_path, fake_engine):
 def test_cost_table_formats_money_and_unknown_prices():
     from rich.console import Console
 
-    from engine.generate.llm_cost import CostEstimate
-    from tui.screens.llm import cost_table
+    from ragtune.engine.generate.llm_cost import CostEstimate
+    from ragtune.tui.screens.llm import cost_table
 
     console = Console(width=80, record=True)
     console.print(cost_table(CostEstimate(212, 98_000, 61_000, 1234.5, "price map")))

@@ -11,10 +11,10 @@ import pytest
 from test_app_flow import make_app, settle
 from textual.widgets import Input, Static
 
-from engine.core import gpu
-from engine.core.events import GpuSample
-from engine.core.gpu import propose_batch_size
-from tui.engine_client import EngineClient
+from ragtune.engine.core import gpu
+from ragtune.engine.core.events import GpuSample
+from ragtune.engine.core.gpu import propose_batch_size
+from ragtune.tui.engine_client import EngineClient
 
 WIDE = (120, 36)
 RTX = GpuSample(name="NVIDIA GeForce RTX 4060", memory_total_mb=8188.0)

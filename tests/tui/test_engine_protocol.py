@@ -6,7 +6,7 @@ import inspect
 
 from conftest import FakeEngine
 
-from tui.engine_client import EngineClient, WizardEngine
+from ragtune.tui.engine_client import EngineClient, WizardEngine
 
 
 def protocol_methods() -> dict[str, inspect.Signature]:
@@ -25,7 +25,7 @@ def test_the_protocol_covers_every_engine_call_the_wizard_makes() -> None:
     import re
     from pathlib import Path
 
-    import tui
+    from ragtune import tui
 
     called = set()
     for path in Path(tui.__file__).parent.rglob("*.py"):

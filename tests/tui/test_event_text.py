@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import io
 
-from engine.core.events import Message, RunFailed, StageFinished, StageSkipped, StageStarted
-from engine.render import RichRenderer
-from tui.run_model import RunView
+from ragtune.engine.core.events import Message, RunFailed, StageFinished, StageSkipped, StageStarted
+from ragtune.engine.render import RichRenderer
+from ragtune.tui.run_model import RunView
 
 
 def cli_lines(*events) -> list[str]:

@@ -17,16 +17,16 @@ from test_keys_and_focus import screen_lines
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Input, Select, Static, TextArea
 
-from engine.config import load_config
-from engine.core.errors import InputError
-from engine.generate.review import load_review
+from ragtune.engine.config import load_config
+from ragtune.engine.core.errors import InputError
+from ragtune.engine.generate.review import load_review
+from ragtune.tui.app import RagtuneApp
+from ragtune.tui.engine_client import EngineClient
+from ragtune.tui.screens.confirm import ConfirmDialog
+from ragtune.tui.screens.help import HelpScreen
+from ragtune.tui.screens.samples import RowEditor
+from ragtune.tui.screens.sources import PickTree
 from tests.test_pipeline import write_docs
-from tui.app import RagtuneApp
-from tui.engine_client import EngineClient
-from tui.screens.confirm import ConfirmDialog
-from tui.screens.help import HelpScreen
-from tui.screens.samples import RowEditor
-from tui.screens.sources import PickTree
 
 SMALL = (80, 24)
 WIDE = (120, 36)

@@ -7,11 +7,11 @@ from test_app_flow import make_app, settle
 from textual import events
 from textual.widgets import Footer, Input, Label, Select
 
-from tui.app import RagtuneApp
-from tui.commands import WizardCommands
-from tui.screens.sources import PickTree
-from tui.widgets.plots import GroupedBars
-from tui.widgets.tickbox import TickBox
+from ragtune.tui.app import RagtuneApp
+from ragtune.tui.commands import WizardCommands
+from ragtune.tui.screens.sources import PickTree
+from ragtune.tui.widgets.plots import GroupedBars
+from ragtune.tui.widgets.tickbox import TickBox
 
 SMALL = (80, 24)
 STEPS = ["start", "sources", "chunking", "llm", "samples", "settings", "training", "results"]

@@ -22,7 +22,7 @@ from test_app_flow import make_app, settle
 from test_real_engine import tiny_run_config
 from textual.widgets import DataTable, Input, RichLog, Select, Static, TabbedContent
 
-from engine.core.events import (
+from ragtune.engine.core.events import (
     JsonlEventLog,
     Progress,
     RunFinished,
@@ -30,14 +30,14 @@ from engine.core.events import (
     StageStarted,
     TrainLog,
 )
-from engine.core.workspace import Workspace
-from engine.generate.llm_cost import CostEstimate
-from tui.engine_client import EngineClient
-from tui.screens.confirm import ConfirmDialog
-from tui.screens.help import HelpScreen
-from tui.screens.llm import duration
-from tui.widgets.plots import LossPlot, step_ticks
-from tui.widgets.step_bar import STEPS, StepBar
+from ragtune.engine.core.workspace import Workspace
+from ragtune.engine.generate.llm_cost import CostEstimate
+from ragtune.tui.engine_client import EngineClient
+from ragtune.tui.screens.confirm import ConfirmDialog
+from ragtune.tui.screens.help import HelpScreen
+from ragtune.tui.screens.llm import duration
+from ragtune.tui.widgets.plots import LossPlot, step_ticks
+from ragtune.tui.widgets.step_bar import STEPS, StepBar
 
 WIDE = (120, 40)
 NARROW = (80, 24)
@@ -174,7 +174,7 @@ async def test_cpu_run_shows_cpu_memory_and_rate(tmp_path, fake_engine):
 
 
 def test_time_estimate_from_limits_and_a_timed_call() -> None:
-    from engine.config import LlmConfig
+    from ragtune.engine.config import LlmConfig
 
     est = CostEstimate(600, 300_000, 60_000, 1.2, "litellm price map")
     llm = LlmConfig(model="openai/x", concurrency=4, requests_per_minute=60)

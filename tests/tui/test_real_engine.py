@@ -14,18 +14,18 @@ import pytest
 from test_app_flow import make_app, settle
 from textual.widgets import DataTable, Input, Select, Static, TextArea
 
-from engine.config import RunConfig
-from engine.core.records import Chunk
-from engine.evaluate.results import Results
-from engine.generate.llm_connection import ConnectionResult
-from engine.generate.llm_cost import CostEstimate
-from engine.generate.review import load_review
-from engine.generate.rows import GeneratedRow, read_rows
-from engine.ingest.chunking import ChunkStats
-from engine.serve.ask import AskResult, Hit
+from ragtune.engine.config import RunConfig
+from ragtune.engine.core.records import Chunk
+from ragtune.engine.evaluate.results import Results
+from ragtune.engine.generate.llm_connection import ConnectionResult
+from ragtune.engine.generate.llm_cost import CostEstimate
+from ragtune.engine.generate.review import load_review
+from ragtune.engine.generate.rows import GeneratedRow, read_rows
+from ragtune.engine.ingest.chunking import ChunkStats
+from ragtune.engine.serve.ask import AskResult, Hit
+from ragtune.tui.engine_client import ChunkPreview, EngineClient, ExportResult, ScanResult
+from ragtune.tui.screens.confirm import ConfirmDialog
 from tests.test_pipeline import write_docs
-from tui.engine_client import ChunkPreview, EngineClient, ExportResult, ScanResult
-from tui.screens.confirm import ConfirmDialog
 
 SIZE = (110, 34)
 
@@ -59,7 +59,7 @@ def tiny_run_config(root: Path, model: Path, *, reranker: bool = True) -> RunCon
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path) -> RunConfig:
     """Every stage run once on the tiny model; tests copy the workspace before changing it."""
-    from engine.api import run_pipeline
+    from ragtune.engine.api import run_pipeline
 
     root = tmp_path_factory.mktemp("trained")
     cfg = tiny_run_config(root, tiny_bert)
@@ -70,7 +70,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path) -> Ru
 def test_contract_every_client_method_returns_engine_dataclasses(
     tmp_path: Path, trained_run: RunConfig
 ) -> None:
-    from engine.core.workspace import Workspace
+    from ragtune.engine.core.workspace import Workspace
 
     client = EngineClient()
     cfg = trained_run
@@ -216,7 +216,7 @@ def test_a_key_typed_in_the_wizard_reaches_the_run_and_no_file(
 
     from llm_server import FakeLlmServer
 
-    from engine.core.workspace import Workspace
+    from ragtune.engine.core.workspace import Workspace
 
     monkeypatch.delenv("RAGTUNE_LLM_API_KEY", raising=False)
     monkeypatch.delenv(key_env or "RAGTUNE_LLM_API_KEY", raising=False)

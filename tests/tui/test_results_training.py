@@ -17,8 +17,8 @@ from test_app_flow import make_app, settle
 from test_real_engine import tiny_run_config
 from textual.widgets import DataTable, Input, RichLog, Static
 
-from engine.config import RunConfig, load_config
-from engine.core.events import (
+from ragtune.engine.config import RunConfig, load_config
+from ragtune.engine.core.events import (
     JsonlEventLog,
     Message,
     Progress,
@@ -29,12 +29,12 @@ from engine.core.events import (
     StageStarted,
     TrainLog,
 )
-from engine.evaluate.results import read_results
-from engine.stages import STAGES
-from tui.engine_client import EngineClient
-from tui.screens.confirm import ConfirmDialog
-from tui.screens.start import SHORT
-from tui.widgets.plots import GroupedBars, LossPlot
+from ragtune.engine.evaluate.results import read_results
+from ragtune.engine.stages import STAGES
+from ragtune.tui.engine_client import EngineClient
+from ragtune.tui.screens.confirm import ConfirmDialog
+from ragtune.tui.screens.start import SHORT
+from ragtune.tui.widgets.plots import GroupedBars, LossPlot
 
 WIDE = (120, 36)
 NARROW = (80, 24)
@@ -54,7 +54,7 @@ def row_cells(table: DataTable, i: int) -> list[str]:
 
 def declined_reranker(cfg: RunConfig, dest: Path) -> Path:
     """A copy whose rerank stage, re-run by the engine, decides not to train a fresh head."""
-    from engine.api import run_pipeline
+    from ragtune.engine.api import run_pipeline
 
     root = copy_run(cfg, dest)
     replay = load_config(root / "config.toml")
@@ -407,7 +407,7 @@ async def test_chunk_preview_run_is_not_shown_as_a_finished_run(tmp_path, tiny_b
     cfg = tiny_run_config(tmp_path, tiny_bert, reranker=False)
     client = EngineClient()
     ws = cfg.workspace_dir
-    from engine.core.workspace import Workspace
+    from ragtune.engine.core.workspace import Workspace
 
     client.ingest(cfg, Workspace.create(ws))
     client.ingest(cfg, Workspace.create(ws))  # the preview again: ingest up to date
@@ -688,8 +688,8 @@ async def test_loss_plot_shows_one_model_and_says_what_its_loss_is(tmp_path, fak
 def test_replayed_cancel_is_the_engines_cancelled_event(tmp_path):
     from conftest import RUN_EVENTS
 
-    from engine.core.events import read_events
-    from tui.replay import ReplayRun
+    from ragtune.engine.core.events import read_events
+    from ragtune.tui.replay import ReplayRun
 
     run = ReplayRun(RUN_EVENTS, tmp_path, rate=200)
     run.cancel()

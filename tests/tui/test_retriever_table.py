@@ -5,8 +5,8 @@ from __future__ import annotations
 from textual.app import App, ComposeResult
 from textual.widgets import DataTable, Static
 
-from engine.evaluate.results import parse_results
-from tui.widgets.retriever_table import RetrieverTable
+from ragtune.engine.evaluate.results import parse_results
+from ragtune.tui.widgets.retriever_table import RetrieverTable
 
 DIMS = (384, 256, 128, 64)
 

@@ -11,8 +11,8 @@ import pytest
 from conftest import METRICS, RUN_EVENTS, FakeEngine
 from test_app_flow import settle
 
-from engine.config import RunConfig
-from tui.app import RagtuneApp
+from ragtune.engine.config import RunConfig
+from ragtune.tui.app import RagtuneApp
 
 SIZES = [(120, 40), (80, 24)]
 STEPS = [

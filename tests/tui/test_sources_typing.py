@@ -16,10 +16,10 @@ from test_inputs_flow import new_run, text_of
 from textual import events
 from textual.widgets import DataTable, Input, Static
 
+from ragtune.tui.app import RagtuneApp
+from ragtune.tui.engine_client import EngineClient
+from ragtune.tui.screens.sources import PickTree
 from tests.test_pipeline import write_docs
-from tui.app import RagtuneApp
-from tui.engine_client import EngineClient
-from tui.screens.sources import PickTree
 
 WIDE = (120, 36)
 

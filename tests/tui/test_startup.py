@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tui.launch import build_parser, is_tui_invocation, prepare_environment
+from ragtune.tui.launch import build_parser, is_tui_invocation, prepare_environment
 
 REPO = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "litellm", "sentence_transformers", "transformers", "datasets")
@@ -46,8 +46,8 @@ def test_colour_options_reach_the_environment_before_textual(monkeypatch):
 
 
 async def test_theme_is_remembered_and_a_bad_one_falls_back(tmp_path, user_config):
-    from tui.app import RagtuneApp
-    from tui.settings import UserSettings
+    from ragtune.tui.app import RagtuneApp
+    from ragtune.tui.settings import UserSettings
 
     app = RagtuneApp(theme="high-contrast", runs_dir=tmp_path)
     async with app.run_test(size=(80, 24)):
@@ -70,7 +70,7 @@ async def test_theme_is_remembered_and_a_bad_one_falls_back(tmp_path, user_confi
 
 
 def test_bundled_themes_include_the_four_kinds():
-    from themes import load_themes
+    from ragtune.themes import load_themes
 
     loaded = load_themes()
     assert not loaded.errors
@@ -80,7 +80,7 @@ def test_bundled_themes_include_the_four_kinds():
 
 
 def test_downsample_keeps_spikes_and_bounds_points():
-    from tui.run_model import downsample
+    from ragtune.tui.run_model import downsample
 
     points = [(float(i), 1.0) for i in range(1000)]
     points[537] = (537.0, 9.0)

@@ -20,9 +20,9 @@ from test_app_flow import make_app, settle
 from test_real_engine import SIZE, tiny_run_config
 from textual.widgets import DataTable, Input, Markdown, Static
 
-from engine.config import RunConfig
+from ragtune.engine.config import RunConfig
+from ragtune.tui.engine_client import EngineClient
 from tests.test_pipeline import write_docs
-from tui.engine_client import EngineClient
 
 
 class HeldFirstCall:
@@ -62,7 +62,7 @@ async def wait_for(event: threading.Event) -> None:
 async def test_chunk_preview_superseded_by_new_settings_is_dropped(
     tmp_path: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engine.ingest import stage
+    from ragtune.engine.ingest import stage
 
     held = HeldFirstCall(stage.preview_chunks)
     monkeypatch.setattr(stage, "preview_chunks", held)
@@ -101,7 +101,7 @@ async def test_chunk_preview_superseded_by_new_settings_is_dropped(
 async def test_model_card_superseded_by_a_return_to_the_step_is_dropped(
     tmp_path: Path, tuned_run: RunConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engine.export import stage
+    from ragtune.engine.export import stage
 
     held = HeldFirstCall(stage.model_card_text)
     monkeypatch.setattr(stage, "model_card_text", held)
@@ -130,7 +130,7 @@ async def test_connection_test_superseded_by_a_new_endpoint_is_dropped(
 ) -> None:
     from llm_server import FakeLlmServer
 
-    from engine.generate import llm_connection
+    from ragtune.engine.generate import llm_connection
 
     held = HeldFirstCall(llm_connection.test_connection)
     monkeypatch.setattr(llm_connection, "test_connection", held)
@@ -164,7 +164,7 @@ async def test_connection_test_superseded_by_a_new_endpoint_is_dropped(
 async def test_sample_superseded_by_a_new_sample_is_dropped(
     tmp_path: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engine import api
+    from ragtune.engine import api
 
     held = HeldFirstCall(api.sample_generation)
     monkeypatch.setattr(api, "sample_generation", held)
@@ -195,7 +195,7 @@ async def test_sample_superseded_by_a_new_sample_is_dropped(
 async def test_metrics_load_superseded_by_a_reload_is_dropped(
     tmp_path: Path, tuned_run: RunConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engine.evaluate import results
+    from ragtune.engine.evaluate import results
 
     held = HeldFirstCall(results.read_results)
     monkeypatch.setattr(results, "read_results", held)

@@ -19,11 +19,11 @@ from test_app_flow import make_app, settle
 from test_real_engine import tiny_run_config
 from textual.widgets import DataTable, Input, Select, Static
 
-from engine.config import RunConfig, load_config
-from engine.core.workspace import Workspace
-from engine.stages import STAGES, status_text
-from tui.engine_client import EngineClient
-from tui.screens.training_settings import PRESETS, governed, preset_values
+from ragtune.engine.config import RunConfig, load_config
+from ragtune.engine.core.workspace import Workspace
+from ragtune.engine.stages import STAGES, status_text
+from ragtune.tui.engine_client import EngineClient
+from ragtune.tui.screens.training_settings import PRESETS, governed, preset_values
 
 WIDE = (120, 36)
 NARROW = (80, 24)
@@ -42,7 +42,7 @@ def header_labels(table: DataTable) -> list[str]:
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "engine", *args],
+        [sys.executable, "-m", "ragtune.engine", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -137,7 +137,7 @@ async def test_try_a_query_before_and_after_training_in_one_session(tmp_path, tu
 
 
 async def test_generation_alone_is_not_a_finished_training(tmp_path, tiny_bert):
-    from engine.api import run_pipeline
+    from ragtune.engine.api import run_pipeline
 
     cfg = tiny_run_config(tmp_path, tiny_bert, reranker=False)
     run_pipeline(cfg, stages=["ingest", "generate"])
@@ -236,8 +236,8 @@ async def set_field(app, pilot, control_id: str, value: str) -> None:
 
 
 async def test_matryoshka_sizes_are_checked_against_the_model(tmp_path, tiny_bert):
-    from engine.core.models import load_embedder
-    from engine.embedder.train import embedding_dim
+    from ragtune.engine.core.models import load_embedder
+    from ragtune.engine.embedder.train import embedding_dim
 
     full = embedding_dim(load_embedder(str(tiny_bert), device="cpu"))
     cfg = tiny_run_config(tmp_path, tiny_bert)

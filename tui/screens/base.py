@@ -10,11 +10,11 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
-from tui.errors import friendly
-from tui.widgets.step_bar import StepBar
+from ragtune.tui.errors import friendly
+from ragtune.tui.widgets.step_bar import StepBar
 
 if TYPE_CHECKING:
-    from tui.app import RagtuneApp
+    from ragtune.tui.app import RagtuneApp
 
 
 class WizardScreen(Screen):

@@ -14,11 +14,11 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState
 
-from engine.config import RunConfig
-from tui.engine_client import ChunkPreview
-from tui.screens.base import WizardScreen
-from tui.widgets.config_form import ConfigForm
-from tui.widgets.plots import BarChart
+from ragtune.engine.config import RunConfig
+from ragtune.tui.engine_client import ChunkPreview
+from ragtune.tui.screens.base import WizardScreen
+from ragtune.tui.widgets.config_form import ConfigForm
+from ragtune.tui.widgets.plots import BarChart
 
 FIELDS = ["max_tokens", "overlap_tokens", "min_tokens", "tokenizer", "respect_headings"]
 
@@ -136,7 +136,7 @@ class ChunkingScreen(WizardScreen):
 
     def show_chunk(self, row: int) -> None:
         """The highlighted chunk whole: its source as the run names it, tokens, heading."""
-        from tui.screens.results import readable
+        from ragtune.tui.screens.results import readable
 
         detail = self.query_one("#chunk-detail", Static)
         chunks = self.preview.chunks if self.preview is not None else []
@@ -154,7 +154,7 @@ class ChunkingScreen(WizardScreen):
 
     def worker_failed(self, worker) -> None:
         """Say why instead of leaving "chunking a sample…" up forever."""
-        from tui.errors import friendly
+        from ragtune.tui.errors import friendly
 
         self.query_one("#chunk-stats", Static).update(
             Text(f"✘ chunk preview failed: {friendly(worker.error)}", style="red")

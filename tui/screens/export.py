@@ -13,14 +13,14 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Markdown, Static
 from textual.worker import Worker, WorkerState
 
-from tui.screens.base import WizardScreen
-from tui.screens.confirm import ConfirmDialog
-from tui.widgets.config_form import ConfigForm
+from ragtune.tui.screens.base import WizardScreen
+from ragtune.tui.screens.confirm import ConfirmDialog
+from ragtune.tui.widgets.config_form import ConfigForm
 
 if TYPE_CHECKING:
-    from engine.core.workspace import Workspace
-    from engine.evaluate.results import RerankResult, Results
-    from tui.engine_client import ExportResult
+    from ragtune.engine.core.workspace import Workspace
+    from ragtune.engine.evaluate.results import RerankResult, Results
+    from ragtune.tui.engine_client import ExportResult
 
 FIELDS = ["embedder_repo", "reranker_repo", "private", "token_env"]
 

@@ -14,13 +14,13 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Input, Label, Static
 from textual.worker import Worker, WorkerState
 
-from tui.screens.base import WizardScreen
-from tui.widgets.config_form import ConfigForm
+from ragtune.tui.screens.base import WizardScreen
+from ragtune.tui.widgets.config_form import ConfigForm
 
 if TYPE_CHECKING:
-    from engine.config import LlmConfig
-    from engine.generate.llm_connection import ConnectionResult
-    from engine.generate.llm_cost import CostEstimate
+    from ragtune.engine.config import LlmConfig
+    from ragtune.engine.generate.llm_connection import ConnectionResult
+    from ragtune.engine.generate.llm_cost import CostEstimate
 
 LLM_FIELDS = [
     "model",
@@ -38,7 +38,7 @@ LLM_FIELDS = [
 def duration(estimate: CostEstimate, llm: LlmConfig, latency_s: float | None) -> str:
     """How long the full generation takes: the rate limits set a floor, and one call's
     measured round trip (F5 Test) over the calls sent at once gives the rest."""
-    from tui.run_model import format_eta
+    from ragtune.tui.run_model import format_eta
 
     floors = []
     if llm.requests_per_minute:

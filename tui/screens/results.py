@@ -14,15 +14,15 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
-from engine.evaluate.results import RERANK_METRICS, Results, SuiteResult
-from tui.screens.base import WizardScreen
-from tui.widgets.deploy_table import DeployTable
-from tui.widgets.plots import GroupedBars
-from tui.widgets.retriever_table import RetrieverTable
+from ragtune.engine.evaluate.results import RERANK_METRICS, Results, SuiteResult
+from ragtune.tui.screens.base import WizardScreen
+from ragtune.tui.widgets.deploy_table import DeployTable
+from ragtune.tui.widgets.plots import GroupedBars
+from ragtune.tui.widgets.retriever_table import RetrieverTable
 
 if TYPE_CHECKING:
-    from engine.deploy.results import DeployResults
-    from engine.serve.ask import AskResult, Hit
+    from ragtune.engine.deploy.results import DeployResults
+    from ragtune.engine.serve.ask import AskResult, Hit
 
 CHART_MIN_WIDTH = 24
 """Narrower than this beside the table, the chart goes: it only repeats the table's numbers."""
@@ -591,7 +591,7 @@ class ResultsScreen(WizardScreen):
         passage.update(head)
 
     def worker_failed(self, worker) -> None:
-        from tui.errors import friendly
+        from ragtune.tui.errors import friendly
 
         self.query_one("#results-status", Static).update(
             Text(f"✘ {worker.description} failed: {friendly(worker.error)}", style="red")

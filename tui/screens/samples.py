@@ -17,7 +17,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Footer, Label, Static, TextArea
 from textual.worker import Worker, WorkerState
 
-from engine.core.events import (
+from ragtune.engine.core.events import (
     Event,
     Progress,
     RunFailed,
@@ -25,13 +25,13 @@ from engine.core.events import (
     StageSkipped,
     StageStarted,
 )
-from engine.core.payloads import GenerationProgress
-from engine.generate.review import DECIDED, ReviewEntry, save_review
-from engine.generate.rows import GeneratedRow
-from tui.follow import follow_events
-from tui.messages import EventsRead, RunAlive
-from tui.screens.base import WizardScreen
-from tui.screens.confirm import ConfirmDialog
+from ragtune.engine.core.payloads import GenerationProgress
+from ragtune.engine.generate.review import DECIDED, ReviewEntry, save_review
+from ragtune.engine.generate.rows import GeneratedRow
+from ragtune.tui.follow import follow_events
+from ragtune.tui.messages import EventsRead, RunAlive
+from ragtune.tui.screens.base import WizardScreen
+from ragtune.tui.screens.confirm import ConfirmDialog
 
 EDITABLE = ("question", "response", "negative_retrieval")
 QUIET_S = 10
@@ -273,7 +273,7 @@ class SamplesScreen(WizardScreen):
             area.read_only = True
             self.prompt_path = None
             return
-        from engine.generate.llm_prompts import PROMPT_FILES, Prompts
+        from ragtune.engine.generate.llm_prompts import PROMPT_FILES, Prompts
 
         Prompts.load(ws.prompts_dir)
         self.prompt_path = ws.prompts_dir / PROMPT_FILES["queries"][0]
@@ -306,7 +306,7 @@ class SamplesScreen(WizardScreen):
         description="Sample generation",
     )
     def sample_worker(self, api_key: str | None) -> list[ReviewEntry]:
-        from engine.generate.review import load_review
+        from ragtune.engine.generate.review import load_review
 
         app = self.wizard
         ws = app.ensure_workspace()
@@ -335,7 +335,7 @@ class SamplesScreen(WizardScreen):
 
     def show_row(self, i: int) -> None:
         """The highlighted row whole: question, answer, hard negative and its passage."""
-        from tui.screens.results import readable
+        from ragtune.tui.screens.results import readable
 
         detail = self.query_one("#sample-detail", Static)
         if not self.entries:
@@ -534,7 +534,7 @@ class SamplesScreen(WizardScreen):
             self.query_one("#sample-table", DataTable).focus()
 
     def worker_failed(self, worker) -> None:
-        from tui.errors import friendly
+        from ragtune.tui.errors import friendly
 
         self.query_one("#gen-progress", Static).update(
             Text(f"✘ {worker.description} failed: {friendly(worker.error)}", style="red")

@@ -31,10 +31,10 @@ from textual.widgets import (
 from textual.widgets._tree import TreeNode
 from textual.worker import Worker, WorkerState
 
-from tui.engine_client import DatasetPreview, ScanResult
-from tui.errors import friendly
-from tui.screens.base import WizardScreen
-from tui.widgets.tickbox import TickBox
+from ragtune.tui.engine_client import DatasetPreview, ScanResult
+from ragtune.tui.errors import friendly
+from ragtune.tui.screens.base import WizardScreen
+from ragtune.tui.widgets.tickbox import TickBox
 
 FILE_TYPES = {"pdf": ("pdf",), "docx": ("docx",), "md": ("md", "markdown"), "txt": ("txt",)}
 TYPE_GLOBS = {t: [f"**/*.{s}" for s in suffixes] for t, suffixes in FILE_TYPES.items()}
@@ -61,7 +61,7 @@ def typed_path(text: str, base: Path) -> Path:
 
 def path_problem(path: Path, typed: str, base: Path) -> str | None:
     """Why a typed path cannot be picked, in words that say what to do instead."""
-    from engine.ingest.discovery import DATASET_BUILDERS, FILE_SUFFIXES
+    from ragtune.engine.ingest.discovery import DATASET_BUILDERS, FILE_SUFFIXES
 
     if not path.exists():
         where = "" if typed.startswith(("/", "~")) else f" (relative to {base})"

@@ -12,11 +12,11 @@ from textual.containers import Horizontal
 from textual.widgets import Button, DataTable, Input, Label, Static
 from textual.widgets.data_table import RowDoesNotExist
 
-from engine.config import RunConfig
-from engine.core.workspace import Workspace
-from engine.stages import STAGES, stage_statuses
-from tui.screens.base import WizardScreen
-from tui.screens.confirm import ConfirmDialog
+from ragtune.engine.config import RunConfig
+from ragtune.engine.core.workspace import Workspace
+from ragtune.engine.stages import STAGES, stage_statuses
+from ragtune.tui.screens.base import WizardScreen
+from ragtune.tui.screens.confirm import ConfirmDialog
 
 STAGE_MARK = {
     "done": "✔",
@@ -245,7 +245,7 @@ class StartScreen(WizardScreen):
         try:
             app.open_workspace(root)
         except Exception as exc:
-            from tui.errors import friendly
+            from ragtune.tui.errors import friendly
 
             self.notify(friendly(exc), title="cannot open run", severity="error")
             return

@@ -19,16 +19,16 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import RichLog, Static
 from textual.worker import Worker, WorkerState
 
-from engine.config.training import LOSSES
-from engine.core.event_text import not_trained
-from engine.core.stages import StageStatus
-from engine.stages import STAGES
-from tui.follow import follow_events
-from tui.messages import EventsRead, ProcessSample, RunAlive
-from tui.run_model import TRAINING_STAGES, RunSegment, RunView, format_eta
-from tui.screens.base import WizardScreen
-from tui.screens.confirm import ConfirmDialog
-from tui.widgets.plots import GpuPanel, LossPlot
+from ragtune.engine.config.training import LOSSES
+from ragtune.engine.core.event_text import not_trained
+from ragtune.engine.core.stages import StageStatus
+from ragtune.engine.stages import STAGES
+from ragtune.tui.follow import follow_events
+from ragtune.tui.messages import EventsRead, ProcessSample, RunAlive
+from ragtune.tui.run_model import TRAINING_STAGES, RunSegment, RunView, format_eta
+from ragtune.tui.screens.base import WizardScreen
+from ragtune.tui.screens.confirm import ConfirmDialog
+from ragtune.tui.widgets.plots import GpuPanel, LossPlot
 
 REDRAW_S = 0.5
 LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "info": ""}

@@ -14,13 +14,13 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
-from engine.config import RunConfig
-from tui.engine_client import SettingsCheck
+from ragtune.engine.config import RunConfig
+from ragtune.tui.engine_client import SettingsCheck
 
 if TYPE_CHECKING:
-    from engine.core.gpu import BatchProposal
-from tui.screens.base import WizardScreen
-from tui.widgets.config_form import ConfigForm
+    from ragtune.engine.core.gpu import BatchProposal
+from ragtune.tui.screens.base import WizardScreen
+from ragtune.tui.widgets.config_form import ConfigForm
 
 EMBEDDER_FIELDS = [
     "base_model",
@@ -101,7 +101,7 @@ def governed(part: str) -> list[str]:
 def preset_values(name: str) -> dict[str, dict[str, Any]]:
     """The preset as a complete statement: each governed setting it does not name at its
     default, so the result never depends on which presets were applied before."""
-    from engine.config import RunConfig
+    from ragtune.engine.config import RunConfig
 
     defaults = RunConfig()
     out: dict[str, dict[str, Any]] = {}
@@ -132,8 +132,8 @@ def benchmark_folder(text: str, base: Path) -> Path:
 def benchmark_problem(text: str, base: Path) -> str | None:
     """Why the labelled folder cannot be evaluated on, said now instead of after training
     (the engine's own check, which ``ragtune run`` makes before its first stage)."""
-    from engine.core.errors import InputError
-    from engine.evaluate.labels import check_benchmark
+    from ragtune.engine.core.errors import InputError
+    from ragtune.engine.evaluate.labels import check_benchmark
 
     if not text.strip():
         return None
@@ -263,7 +263,7 @@ class TrainingSettingsScreen(WizardScreen):
 
     def offline_swaps(self, preset: dict[str, dict[str, Any]]) -> list[str]:
         """Drop preset models this machine cannot load (no Hub, not cached, not packaged)."""
-        from engine.core.models import available_here, hub_reachable
+        from ragtune.engine.core.models import available_here, hub_reachable
 
         wanted = [
             (part, values["base_model"])

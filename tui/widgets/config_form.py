@@ -18,9 +18,9 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
-from engine.config.base import Section
-from engine.core.errors import ConfigError
-from tui.widgets.tickbox import TickBox
+from ragtune.engine.config.base import Section
+from ragtune.engine.core.errors import ConfigError
+from ragtune.tui.widgets.tickbox import TickBox
 
 
 def _kind(tp: Any) -> str:

@@ -1,6 +1,6 @@
 """The deploy table: quality, index bytes and encode speed of each way to ship the embedder.
 
-Reads the engine's typed ``DeployResults`` (``engine.deploy.results``); fits 80 columns. Rows
+Reads the engine's typed ``DeployResults`` (``ragtune.engine.deploy.results``); fits 80 columns. Rows
 the deciding queries cannot tell from the best carry ``≈``, the suggested row ``◀``, so both
 read under NO_COLOR too.
 """
@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
-from engine.deploy.results import ENCODER_LABELS, DeployResults, DeploySuite
+from ragtune.engine.deploy.results import ENCODER_LABELS, DeployResults, DeploySuite
 
 COLUMNS = ("dim", "stored", "encoder", "nDCG@10", "95% CI", "vs best", "B/psg", "speed")
 

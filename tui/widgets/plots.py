@@ -10,7 +10,7 @@ from textual.content import Content
 from textual.widgets import Label, Sparkline, Static
 from textual_plotext import PlotextPlot
 
-from tui.run_model import GpuSeries, downsample
+from ragtune.tui.run_model import GpuSeries, downsample
 
 
 class LossPlot(PlotextPlot):

@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
-from engine.evaluate.results import Recommendation, SuiteResult
+from ragtune.engine.evaluate.results import Recommendation, SuiteResult
 
 MARKS = {"gain": ("▲", "green"), "loss": ("▼", "red")}
 # Shorter than the engine's labels, so four sizes fit in 80 columns.

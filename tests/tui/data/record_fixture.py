@@ -12,7 +12,7 @@ import math
 import random
 from pathlib import Path
 
-from engine.core.events import (
+from ragtune.engine.core.events import (
     EvalRow,
     GpuSample,
     Message,
