@@ -13,7 +13,6 @@ model with the corpus rotation (no training), which is what the table then descr
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -83,6 +82,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from ragtune.engine.api import run_pipeline
+    from ragtune.engine.core.metrics_file import MetricsFile
     from ragtune.engine.core.workspace import Workspace
     from ragtune.engine.deploy.report import render_markdown
     from ragtune.engine.deploy.results import read_deploy
@@ -103,11 +103,12 @@ def main() -> int:
     model = "fine-tuned" if args.train else "base + corpus rotation (no training)"
     print(f"\n{args.collection}, all-MiniLM-L6-v2, deployed model: {model}")
     print(f"up to evaluate: {t1 - t0:.0f}s; deploy stage: {t2 - t1:.0f}s")
-    speeds = json.loads(ws.metrics_path.read_text())["deploy"]["texts_per_second"]
+    metrics = MetricsFile(ws.metrics_path)
+    speeds = metrics.read()["deploy"]["texts_per_second"]
     print("passages/s: " + ", ".join(f"{k} {v:.1f}" for k, v in speeds.items()))
     print(render_markdown(results))
     if args.out:
-        Path(args.out).write_text(json.dumps(json.loads(ws.metrics_path.read_text()), indent=2))
+        Path(args.out).write_text(metrics.text())
     return 0
 
 

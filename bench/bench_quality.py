@@ -16,7 +16,6 @@ training beats base + rotation at the smallest dim (issue 11's bar) is printed t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -55,10 +54,11 @@ def run_collection(name: str, overrides: list[str], root: Path) -> dict:
     t0 = time.monotonic()
     ws = run_pipeline(cfg, stages=["ingest", "index", "generate", "prepare", "train", "evaluate"])
     seconds = time.monotonic() - t0
+    from ragtune.engine.core.metrics_file import MetricsFile
     from ragtune.engine.evaluate.keys import metric_key
     from ragtune.engine.evaluate.results import read_results
 
-    emb = json.loads(ws.metrics_path.read_text())["embedder"]
+    emb = MetricsFile(ws.metrics_path).read()["embedder"]
     bench = emb["benchmark"]
     rotated = bench.get("base_rotated", bench["base"])
     rows = {

@@ -115,11 +115,11 @@ def stage_only(args: argparse.Namespace, ws_dir: Path) -> tuple[Workspace, dict]
 
 def full_pipeline(args: argparse.Namespace, ws_dir: Path) -> tuple[Workspace, dict]:
     from ragtune.engine.api import run_pipeline
+    from ragtune.engine.core.metrics_file import MetricsFile
 
     cfg = reranker_config(args, ws_dir, MINILM)
     ws = run_pipeline(cfg, events=Emitter(printer))
-    metrics = json.loads(ws.metrics_path.read_text())
-    return ws, metrics.get("reranker", {})
+    return ws, MetricsFile(ws.metrics_path).section("reranker") or {}
 
 
 def main() -> None:

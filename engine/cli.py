@@ -222,8 +222,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_results(ws: Any, *, as_json: bool) -> None:
+    from ragtune.engine.core.metrics_file import MetricsFile, MetricsFileError
     from ragtune.engine.evaluate.ir import COMPARE_METRICS
     from ragtune.engine.evaluate.results import read_results
+    from ragtune.engine.generate.base import GenerationSummary
     from ragtune.engine.render import (
         gains_table,
         generation_failures,
@@ -234,17 +236,25 @@ def _print_results(ws: Any, *, as_json: bool) -> None:
 
     out = _console()
     state = ws.stage_state("generate") or {}
-    failures = generation_failures(state.get("summary") or {}) if state.get("incomplete") else ""
+    generated = GenerationSummary.from_dict(state.get("summary"))
+    failures = generation_failures(generated) if state.get("incomplete") else ""
     if failures:
         # on stderr, so `--json` stdout stays data; after the live display, so it is seen
         _console(stderr=True).print(f"[yellow]{failures}[/]", soft_wrap=True, highlight=False)
-    if not ws.metrics_path.exists():
+    metrics = MetricsFile(ws.metrics_path)
+    if not metrics.exists():
         out.print(f"workspace: {ws.root}")
         return
-    if as_json:
-        print(ws.metrics_path.read_text(encoding="utf-8"))
+    try:
+        if as_json:
+            print(metrics.text())
+            return
+        results = read_results(metrics.path)
+    except MetricsFileError as exc:
+        # The stages asked for ran (a --stages run may not rebuild it): say so, do not fail.
+        _console(stderr=True).print(str(exc), style="yellow", soft_wrap=True, markup=False)
+        out.print(f"workspace: {ws.root}")
         return
-    results = read_results(ws.metrics_path)
     for name in ("benchmark", "held-out"):
         suite = results.suite(name)
         if suite is None:

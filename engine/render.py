@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID, TextColumn
@@ -24,7 +22,7 @@ from ragtune.engine.core.events import (
     Progress as ProgressEvent,
 )
 from ragtune.engine.evaluate.results import MetricRow, Recommendation, SuiteResult
-from ragtune.engine.generate.base import failure_reasons
+from ragtune.engine.generate.base import GenerationProgress, GenerationSummary, failure_reasons
 
 
 class _Count(ProgressColumn):
@@ -84,16 +82,17 @@ class RichRenderer:
         elif isinstance(event, ProgressEvent):
             note = self._loss.get(event.stage, "")
             done = event.done
-            extra = event.extra if isinstance(event.extra, dict) else {}
-            failures = extra.get("failures")
-            retries = extra.get("retries")
-            if isinstance(retries, dict) and any(retries.values()):
+            counters = GenerationProgress.from_dict(event.extra)
+            failures, retries = counters.failures, counters.retries
+            if any(retries.values()):
                 # a run waiting on 429s or timeouts says so while it waits, not only at the end
                 self._retries[event.stage] = f"retries: {failure_reasons(retries)}"
-            if failures and isinstance(failures, dict):
+            if failures:
                 # live, so a run stopped by too many failures still shows how many and why;
                 # the bar counts the chunks that succeeded, not those merely attempted
-                summary = {"failed": sum(failures.values()), "failures_by_reason": failures}
+                summary = GenerationSummary(
+                    failed=sum(failures.values()), failures_by_reason=failures
+                )
                 note = f"[yellow]{escape(failed_note(summary))}[/]"
                 done = max(0, done - _failed_count(summary))
             note = _joined(note, self._retries.get(event.stage, ""))
@@ -115,12 +114,13 @@ class RichRenderer:
             task = self._task(event.stage)
             total = self.progress.tasks[task].total or 1
             note = self._loss.get(event.stage, "")
-            failed = _failed_count(event.summary) if event.stage == "generate" else 0
+            generated = GenerationSummary.from_dict(event.summary)
+            failed = _failed_count(generated) if event.stage == "generate" else 0
             if failed:
                 # the bar must not read "180/180" when 22 of those calls failed
-                total = int(event.summary.get("chunks") or total)
+                total = int(generated.chunks or total)
                 done = max(0, total - failed)
-                note = f"[yellow]{escape(failed_note(event.summary))}[/]"
+                note = f"[yellow]{escape(failed_note(generated))}[/]"
             else:
                 done = total
             note = _joined(note, self._retries.get(event.stage, ""))
@@ -146,28 +146,28 @@ class RichRenderer:
             self.progress.stop()
 
 
-def _failed_count(summary: dict[str, Any]) -> int:
+def _failed_count(summary: GenerationSummary) -> int:
     try:
-        return int(summary.get("failed") or 0)
+        return int(summary.failed or 0)
     except (TypeError, ValueError):
         return 0
 
 
-def _reasons(summary: dict[str, Any]) -> str:
-    return failure_reasons(summary.get("failures_by_reason") or {})
+def _reasons(summary: GenerationSummary) -> str:
+    return failure_reasons(summary.failures_by_reason)
 
 
 def _joined(note: str, more: str) -> str:
     return f"{note} · [dim]{escape(more)}[/]" if note and more else note or escape(more)
 
 
-def failed_note(summary: dict[str, Any]) -> str:
+def failed_note(summary: GenerationSummary) -> str:
     """The short note on the generate bar: ``22 failed (timeout 12, bad_json 10)``."""
     reasons = _reasons(summary)
     return f"{_failed_count(summary)} failed" + (f" ({reasons})" if reasons else "")
 
 
-def generation_failures(summary: dict[str, Any]) -> str:
+def generation_failures(summary: GenerationSummary) -> str:
     """One line for a generate stage that left failed calls, or "" when none failed.
 
     ``generate: 22 of 180 chunks failed (timeout 12, bad_json 10); the next run retries
@@ -177,8 +177,7 @@ def generation_failures(summary: dict[str, Any]) -> str:
     failed = _failed_count(summary)
     if not failed:
         return ""
-    chunks = summary.get("chunks")
-    of = f" of {chunks}" if chunks else ""
+    of = f" of {summary.chunks}" if summary.chunks else ""
     reasons = _reasons(summary)
     because = f" ({reasons})" if reasons else ""
     return f"generate: {failed}{of} chunks failed{because}; the next run retries them"

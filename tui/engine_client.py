@@ -259,13 +259,14 @@ class EngineClient:
         """Why the rerank stage will not train, from the engine's own rule; the training
         queries are the prepared data's when there is some, else the rule's threshold."""
         from ragtune.engine.core.errors import RagtuneError
+        from ragtune.engine.core.payloads import PrepareSummary
         from ragtune.engine.reranker.train import has_classifier_head, untrainable_reason
 
         rc = cfg.reranker
-        prepared = ws.stage_summary("prepare") or {}
+        prepared = PrepareSummary.from_dict(ws.stage_summary("prepare"))
         try:
-            if "train_pairs" in prepared:
-                reason = untrainable_reason(rc, int(prepared["train_pairs"]))
+            if prepared.train_pairs is not None:
+                reason = untrainable_reason(rc, int(prepared.train_pairs))
                 return f"it will not be trained: {reason}" if reason else ""
             if rc.min_queries_fresh_head == 0 or has_classifier_head(
                 rc.base_model, trust_remote_code=rc.trust_remote_code

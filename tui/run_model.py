@@ -35,6 +35,7 @@ from ragtune.engine.core.events import (
     StageStarted,
     TrainLog,
 )
+from ragtune.engine.core.payloads import StepProgress
 
 GPU_HISTORY = 120
 LOG_LINES = 400
@@ -259,7 +260,7 @@ class RunView:
         elif isinstance(ev, Progress):
             run.progress[ev.stage] = (ev.done, ev.total, ev.unit, ev.extra)
             if ev.stage in TRAINING_STAGES and ev.unit == "steps" and ev.total:
-                model = str(ev.extra.get("model") or run.training.model)
+                model = StepProgress.from_dict(ev.extra).model or run.training.model
                 if model != run.training.model:
                     run.training = TrainingProgress(model=model)
                 run.training.advance(ev.time, ev.done, ev.total)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ragtune.engine.core.events import Message, RunFailed, StageFinished, StageSkipped
+from ragtune.engine.core.payloads import RerankSummary
 
 
 def _fix(hint: str) -> str:
@@ -29,13 +30,14 @@ def stage_skipped_text(ev: StageSkipped) -> str:
 
 def not_trained(summary: dict[str, Any] | None) -> bool:
     """A rerank stage that finished by deciding not to train (its summary says why)."""
-    return bool(summary) and summary.get("trained") is False  # type: ignore[union-attr]
+    return RerankSummary.from_dict(summary).not_trained
 
 
 def stage_finished_text(ev: StageFinished) -> str:
     """``✔ train in 12.3s``, or why a reranker stage finished without training one."""
-    if not_trained(ev.summary):
-        return f"✔ {ev.stage}: no reranker trained ({ev.summary.get('reason')})"
+    rerank = RerankSummary.from_dict(ev.summary)
+    if rerank.not_trained:
+        return f"✔ {ev.stage}: no reranker trained ({rerank.reason})"
     return f"✔ {ev.stage} in {ev.seconds:.1f}s"
 
 

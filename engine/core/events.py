@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ragtune.engine.core.dist import is_main_process
+from ragtune.engine.core.payloads import Payload
 from ragtune.engine.core.redact import redact
 
 
@@ -41,6 +42,7 @@ class StageFinished(Event):
     kind: ClassVar[str] = "stage_finished"
     seconds: float = 0.0
     summary: dict[str, Any] = field(default_factory=dict)
+    """A payload's ``to_dict`` (``ragtune.engine.core.payloads``); read it back with its ``from_dict``."""
 
 
 @dataclass(kw_only=True)
@@ -58,6 +60,7 @@ class Progress(Event):
     total: int | None = None
     unit: str = "items"
     extra: dict[str, Any] = field(default_factory=dict)
+    """A payload's ``to_dict``; read it back with that payload's ``from_dict``."""
 
 
 @dataclass(kw_only=True)
@@ -203,16 +206,19 @@ class Emitter:
         unit: str = "items",
         *,
         every: float = 0.25,
-        **extra: Any,
+        extra: Payload | None = None,
     ) -> None:
-        """Emit progress at most every ``every`` seconds, always the first and last."""
+        """Emit progress at most every ``every`` seconds, always the first and last;
+        ``extra`` is the stage's own counters (``ragtune.engine.core.payloads``)."""
         now = time.monotonic()
         last = self._last_progress.get(self.stage)
         final = total is not None and done >= total
         if last is not None and not final and now - last < every:
             return
         self._last_progress[self.stage] = now
-        self.emit(Progress(done=done, total=total, unit=unit, extra=extra))
+        self.emit(
+            Progress(done=done, total=total, unit=unit, extra=extra.to_dict() if extra else {})
+        )
 
     def info(self, text: str, **kw: str) -> None:
         self.emit(Message(level="info", text=text, **kw))

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ragtune.engine.core.metrics_file import MetricsFile
+
 if TYPE_CHECKING:
     from ragtune.engine.core.workspace import Workspace
 
@@ -65,17 +67,9 @@ def json_reads(path: Path) -> str:
     return ""
 
 
-def json_has(key: str) -> Callable[[Path], str]:
-    """metrics.json is shared: each stage checks the top-level key it owns."""
-
-    def check(path: Path) -> str:
-        problem = json_reads(path)
-        if problem:
-            return problem
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return "" if isinstance(data, dict) and key in data else f"has no {key!r} results"
-
-    return check
+def metrics_has(key: str) -> Callable[[Path], str]:
+    """metrics.json is shared: each stage checks the top-level section it owns."""
+    return lambda path: MetricsFile(path).problem(key)
 
 
 def is_file(path: Path) -> str:

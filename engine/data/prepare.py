@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ragtune.engine.config.data import DataConfig
 from ragtune.engine.core.errors import InputError
 from ragtune.engine.core.events import Emitter
+from ragtune.engine.core.payloads import PrepareSummary
 from ragtune.engine.core.records import Chunk
 from ragtune.engine.core.workspace import Workspace
 from ragtune.engine.generate.rows import GeneratedRow
@@ -137,18 +138,18 @@ def run_prepare(
     with (ws.dataset_dir / "corpus.jsonl").open("w", encoding="utf-8") as fh:
         for c in chunks:
             fh.write(json.dumps({"_id": c.chunk_id, "text": c.text}, ensure_ascii=False) + "\n")
-    summary = {
-        "rows_in": len(rows),
-        "train_pairs": len(train_rows),
-        "eval_queries": len(eval_rows),
-        "eval_chunks": len(eval_chunks),
-        "corpus": len(chunks),
-        "dropped": {k: v for k, v in dropped.items() if v},
-    }
+    summary = PrepareSummary(
+        rows_in=len(rows),
+        train_pairs=len(train_rows),
+        eval_queries=len(eval_rows),
+        eval_chunks=len(eval_chunks),
+        corpus=len(chunks),
+        dropped={k: v for k, v in dropped.items() if v},
+    )
     for name, count in dropped.items():
         if count:
             events.info(f"dropped {count} rows: {name.replace('_', ' ')}")
-    return summary
+    return summary.to_dict()
 
 
 def load_prepared(ws: Workspace) -> Prepared:

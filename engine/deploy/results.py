@@ -5,11 +5,11 @@ Torch-free, so the wizard and the CLI render these dataclasses without loading a
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ragtune.engine.core.metrics_file import MetricsFile
 from ragtune.engine.evaluate.stats import Interval
 
 KEY = "deploy"
@@ -207,10 +207,7 @@ def parse_deploy(data: dict[str, Any] | None) -> DeployResults:
 
 def read_deploy(metrics_path: str | Path) -> DeployResults:
     """The deploy results of a workspace's metrics.json (empty when the stage has not run)."""
-    path = Path(metrics_path)
-    if not path.is_file():
-        return parse_deploy(None)
-    return parse_deploy(json.loads(path.read_text(encoding="utf-8")).get(KEY))
+    return parse_deploy(MetricsFile(metrics_path).section(KEY))
 
 
 def interval_dict(value: Interval) -> dict[str, float]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ragtune.engine.core.outputs import Output, json_has
+from ragtune.engine.core.outputs import Output, metrics_has
 from ragtune.engine.core.stages import EMBEDDER_USE, Stage, StageContext
 from ragtune.engine.evaluate.spec import _benchmark_files
 
@@ -32,7 +32,7 @@ STAGE = Stage(
     # Not evaluate: its k-values and metric names change nothing here (the untrained
     # baseline it copies from metrics.json changes only with the inputs listed above).
     upstream=("train",),
-    outputs=(Output("deploy table", lambda ws: ws.metrics_path, json_has("deploy")),),
+    outputs=(Output("deploy table", lambda ws: ws.metrics_path, metrics_has("deploy")),),
     derived=_benchmark_files,
     enabled=lambda cfg: cfg.deploy.enabled,
     run=_run,

@@ -18,6 +18,8 @@ import numpy as np
 
 from ragtune.engine.config import RunConfig
 from ragtune.engine.core.events import Emitter
+from ragtune.engine.core.metrics_file import MetricsFile
+from ragtune.engine.core.payloads import DeploySummary
 from ragtune.engine.core.workspace import Workspace
 from ragtune.engine.deploy.measure import (
     PRECISIONS,
@@ -49,7 +51,7 @@ def run_deploy(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, Any]
     from ragtune.engine.data.prepare import load_prepared
     from ragtune.engine.embedder.train import column_prompts, model_dims
     from ragtune.engine.evaluate.saved import saved_or_encoded
-    from ragtune.engine.evaluate.stage import load_benchmark, update_metrics
+    from ragtune.engine.evaluate.stage import load_benchmark
 
     dcfg = cfg.deploy
     prepared = load_prepared(ws)
@@ -99,24 +101,23 @@ def run_deploy(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, Any]
         out["suggestion"] = _suggest(out["suites"][decide], decide)
     if dcfg.interpolate and prepared.eval_queries:
         # The table is kept even when the slower interpolation is stopped or fails.
-        update_metrics(ws.metrics_path, KEY, out)
+        MetricsFile(ws.metrics_path).write(KEY, out)
         corpus = list(prepared.corpus.values())
         out["interpolation"] = _interpolation(
             cfg, ws, tuned, suites, corpus, dims, encode_args, events, torch_encoded
         )
-    update_metrics(ws.metrics_path, KEY, out)
+    MetricsFile(ws.metrics_path).write(KEY, out)
     from ragtune.engine.deploy.report import render_markdown
     from ragtune.engine.deploy.results import parse_deploy
 
     results = parse_deploy(out)
     (ws.root / "report_deploy.md").write_text(render_markdown(results), encoding="utf-8")
-    summary: dict[str, Any] = {"rows": sum(len(s["rows"]) for s in out["suites"].values())}
-    if results.suggestion:
-        s = results.suggestion
-        summary["suggestion"] = f"{s.encoder} {s.dim} {s.precision}"
-    if results.interpolation:
-        summary["interpolation_weight"] = results.interpolation.chosen
-    return summary
+    best, interp = results.suggestion, results.interpolation
+    return DeploySummary(
+        rows=sum(len(suite["rows"]) for suite in out["suites"].values()),
+        suggestion=f"{best.encoder} {best.dim} {best.precision}" if best else None,
+        interpolation_weight=interp.chosen if interp else None,
+    ).to_dict()
 
 
 def _backends(
@@ -192,11 +193,7 @@ def _suite_table(
 
 def _baseline(ws: Workspace, suite: str, dims: list[int]) -> tuple[str, dict[int, float]]:
     """The evaluate stage's untrained baseline on this suite: base + rotation, else base."""
-    import json
-
-    if not ws.metrics_path.is_file():
-        return "base", {}
-    emb = json.loads(ws.metrics_path.read_text()).get("embedder", {}).get(suite, {})
+    emb = (MetricsFile(ws.metrics_path).section("embedder") or {}).get(suite, {})
     name = "base_rotated" if "base_rotated" in emb else "base"
     scores = emb.get(name, {})
     label = "base + rotation" if name == "base_rotated" else "base"

@@ -18,6 +18,7 @@ from ragtune.engine.core.models import (
     pick_device,
     precision_flags,
 )
+from ragtune.engine.core.payloads import TrainSummary
 from ragtune.engine.core.workspace import Workspace
 from ragtune.engine.data.prepare import Prepared, load_prepared
 from ragtune.engine.stages import plan as stage_plan
@@ -454,17 +455,20 @@ def train_embedder(
     if trainer.is_world_process_zero():
         model.save(str(ws.embedder_dir))
     state = trainer.state
-    return {
-        "dims": dims,
-        "train_pairs": len(train),
-        **data_summary,
-        "steps": state.global_step,
-        "best_metric": state.best_metric,
-        "best_checkpoint": Path(state.best_model_checkpoint).name
+    mined = TrainSummary.from_dict(data_summary)
+    return TrainSummary(
+        dims=dims,
+        train_pairs=len(train),
+        negatives=mined.negatives,
+        pseudo_labels=mined.pseudo_labels,
+        hybrid_teacher=mined.hybrid_teacher,
+        steps=state.global_step,
+        best_metric=state.best_metric,
+        best_checkpoint=Path(state.best_model_checkpoint).name
         if state.best_model_checkpoint
         else None,
-        "device": device,
-        "precision": next(
+        device=device,
+        precision=next(
             (k for k, v in precision_flags(ecfg.precision, device).items() if v), "fp32"
         ),
-    }
+    ).to_dict()

@@ -15,6 +15,7 @@ import numpy as np
 
 from ragtune.engine.core.errors import ConfigError, InputError
 from ragtune.engine.core.events import Emitter, EvalRow
+from ragtune.engine.core.payloads import EncodeProgress
 from ragtune.engine.evaluate.beir import IRData
 from ragtune.engine.evaluate.keys import metric_key, parse_metric_key
 
@@ -139,7 +140,12 @@ def _encode(
         )
         parts.append(emb.float())
         if events is not None:
-            events.progress(done + start + len(chunk), total, unit="texts", model=label, part=kind)
+            events.progress(
+                done + start + len(chunk),
+                total,
+                unit="texts",
+                extra=EncodeProgress(model=label, part=kind),
+            )
     if not parts:
         return torch.empty(0, _embedding_dim(model) or 0)
     stacked = torch.cat(parts)

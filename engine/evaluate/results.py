@@ -11,11 +11,11 @@ at the JSON, so a mislabelled table cannot happen silently.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ragtune.engine.core.metrics_file import MetricsFile
 from ragtune.engine.evaluate.keys import parse_metric_key
 from ragtune.engine.retrieval.fusion import DEFAULT_DEPTH, DEFAULT_RRF_K, FusionSettings
 
@@ -371,10 +371,7 @@ def _recommendation(data: Any) -> Recommendation | None:
     )
 
 
-def read_results(metrics_path: Path) -> Results:
-    """Empty results for a missing or half-written file: the evaluation has not finished."""
-    try:
-        data = json.loads(Path(metrics_path).read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        return Results()
-    return parse_results(data)
+def read_results(metrics_path: str | Path) -> Results:
+    """Empty results when no stage has written the file yet; a damaged one is
+    ``MetricsFileError``, which names the file and the fix."""
+    return parse_results(MetricsFile(metrics_path).read())

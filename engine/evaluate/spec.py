@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ragtune.engine.core.outputs import Output, json_has
+from ragtune.engine.core.outputs import Output, metrics_has
+from ragtune.engine.core.payloads import EvaluateSummary
 from ragtune.engine.core.stages import EMBEDDER_USE, Stage, StageContext
 
 if TYPE_CHECKING:
@@ -28,14 +29,14 @@ def _run(ctx: StageContext) -> dict[str, Any]:
 
     summary = run_evaluate(ctx.cfg, ctx.ws, ctx.events)
     write_report(ctx.cfg, ctx.ws)
-    return {"suites": summary["suites"]}
+    return EvaluateSummary(suites=summary["suites"]).to_dict()
 
 
 STAGE = Stage(
     "evaluate",
     settings=("eval", "retrieval", *EMBEDDER_USE, "embedder.matryoshka_dims"),
     upstream=("train", "index"),
-    outputs=(Output("metrics", lambda ws: ws.metrics_path, json_has("embedder")),),
+    outputs=(Output("metrics", lambda ws: ws.metrics_path, metrics_has("embedder")),),
     derived=_benchmark_files,
     run=_run,
 )

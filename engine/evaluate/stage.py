@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ragtune.engine.config import RunConfig
 from ragtune.engine.core.events import Emitter
+from ragtune.engine.core.metrics_file import MetricsFile
 from ragtune.engine.core.models import for_inference, load_embedder, pick_device
 from ragtune.engine.core.workspace import Workspace
 from ragtune.engine.data.prepare import load_prepared
 from ragtune.engine.embedder.train import column_prompts, model_dims
-
-
-def update_metrics(path: Path, key: str, value: Any) -> None:
-    """metrics.json is shared by stages: each owns one top-level key. A damaged file is
-    started afresh: the stages whose keys it lost see them missing and run again."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, UnicodeDecodeError, json.JSONDecodeError):
-        data = {}
-    if not isinstance(data, dict):
-        data = {}
-    data[key] = value
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    tmp.replace(path)
 
 
 def load_benchmark(cfg: RunConfig, ws: Workspace, events: Emitter) -> Any:
@@ -174,7 +158,7 @@ def run_evaluate(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, An
         results["suite"] = primary
         results["base"] = results[primary]["base"]
         results["tuned"] = results[primary]["tuned"]
-    update_metrics(ws.metrics_path, "embedder", results)
+    MetricsFile(ws.metrics_path).write("embedder", results)
     from ragtune.engine.evaluate.results import read_results
     from ragtune.engine.evaluate.tables import recommendation_markdown, retrievers_markdown
 

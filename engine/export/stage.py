@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,9 @@ from ragtune.engine.config import RunConfig
 from ragtune.engine.config.training import LOSSES, EmbedderConfig
 from ragtune.engine.core.errors import OfflineError, RagtuneError
 from ragtune.engine.core.events import Emitter
+from ragtune.engine.core.metrics_file import MetricsFile
 from ragtune.engine.core.models import hub_reachable, is_network_error
+from ragtune.engine.core.payloads import ExportSummary, PrepareSummary
 from ragtune.engine.core.workspace import Workspace
 from ragtune.engine.evaluate.keys import metric_key
 
@@ -19,15 +20,9 @@ BEGIN = "<!-- ragtune:begin -->"
 END = "<!-- ragtune:end -->"
 
 
-def _metrics(ws: Workspace) -> dict[str, Any]:
-    if not ws.metrics_path.exists():
-        return {}
-    return json.loads(ws.metrics_path.read_text())
-
-
 def model_card_text(cfg: RunConfig, ws: Workspace) -> str:
     """The ragtune section of the embedder's card: what it was trained on and what it scores."""
-    emb = _metrics(ws).get("embedder", {})
+    emb = MetricsFile(ws.metrics_path).section("embedder") or {}
     dims = emb.get("dims", [])
     lines = [
         "## Fine-tuned with ragtune",
@@ -195,13 +190,14 @@ def _loss_line(ecfg: EmbedderConfig) -> str:
 
 
 def _data_line(ws: Workspace) -> str:
-    summary = ws.stage_summary("prepare") or {}
-    if not summary:
+    recorded = ws.stage_summary("prepare")
+    if not recorded:
         return "unknown"
-    return (
-        f"{summary.get('train_pairs', '?')} query–passage pairs from "
-        f"{summary.get('corpus', '?')} passages; {summary.get('eval_queries', '?')} held-out queries"
+    s = PrepareSummary.from_dict(recorded)
+    pairs, corpus, queries = (
+        "?" if n is None else n for n in (s.train_pairs, s.corpus, s.eval_queries)
     )
+    return f"{pairs} query–passage pairs from {corpus} passages; {queries} held-out queries"
 
 
 def write_card_section(folder: Path, section: str) -> Path:
@@ -266,22 +262,27 @@ def export_models(
             where=str(ws.embedder_dir),
             hint="run the train stage first",
         )
-    out: dict[str, Any] = {"embedder": str(ws.embedder_dir)}
     write_card_section(ws.embedder_dir, model_card_text(cfg, ws))
     from ragtune.engine.retrieval.export import export_retrieval
 
-    out.update(export_retrieval(ws, ws.embedder_dir))
+    retrieval = export_retrieval(ws, ws.embedder_dir)
+    out = ExportSummary(
+        embedder=str(ws.embedder_dir),
+        retrieval=retrieval["retrieval"],
+        bm25_index=retrieval["bm25_index"],
+    )
     # A reranker left by an earlier run is not this run's once the stage is switched off.
     reranker = ws.reranker_dir.exists() and cfg.reranker.enabled
     if reranker:
-        out["reranker"] = str(ws.reranker_dir)
+        out.reranker = str(ws.reranker_dir)
     if cfg.export.formats:
-        out["deploy"] = deploy_formats(cfg, ws, events)
+        out.deploy = deploy_formats(cfg, ws, events)
     if push:
         token = hub_token(cfg)
         targets = [(ws.embedder_dir, cfg.export.embedder_repo, "export.embedder_repo")]
         if reranker:
             targets.append((ws.reranker_dir, cfg.export.reranker_repo, "export.reranker_repo"))
+        urls: dict[Path, str] = {}
         for folder, repo, key in targets:
             if not repo:
                 raise RagtuneError(
@@ -290,7 +291,7 @@ def export_models(
                     hint="set it to user/name, e.g. me/handbook-embed",
                 )
             events.info(f"pushing {folder.name} to {repo}")
-            out[f"{folder.name}_url"] = push_folder(
-                folder, repo, token=token, private=cfg.export.private
-            )
-    return out
+            urls[folder] = push_folder(folder, repo, token=token, private=cfg.export.private)
+        out.embedder_url = urls.get(ws.embedder_dir)
+        out.reranker_url = urls.get(ws.reranker_dir)
+    return out.to_dict()

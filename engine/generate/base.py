@@ -4,27 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from ragtune.engine.core.events import Emitter
+from ragtune.engine.core.payloads import GenerationProgress, GenerationSummary
 from ragtune.engine.core.records import Chunk
 from ragtune.engine.core.workspace import Workspace
 
-
-@dataclass
-class GenerationSummary:
-    chunks: int = 0
-    done: int = 0
-    skipped: int = 0
-    failed: int = 0
-    rows: int = 0
-    keys: list[str] = field(default_factory=list)
-    failures_by_reason: dict[str, int] = field(default_factory=dict)
-    dropped_by_filter: dict[str, int] = field(default_factory=dict)
-    cost_usd: float | None = None
-    input_tokens: int = 0
-    output_tokens: int = 0
+__all__ = ["GenerationProgress", "GenerationSummary", "Generator", "failure_reasons"]
 
 
 class Generator(Protocol):

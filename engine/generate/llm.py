@@ -28,7 +28,7 @@ from ragtune.engine.core.errors import Cancelled
 from ragtune.engine.core.events import Emitter
 from ragtune.engine.core.records import Chunk
 from ragtune.engine.core.workspace import Workspace
-from ragtune.engine.generate.base import GenerationSummary
+from ragtune.engine.generate.base import GenerationProgress, GenerationSummary
 from ragtune.engine.generate.llm_client import (
     ClientStats,
     LlmClient,
@@ -258,14 +258,16 @@ class LlmGenerator:
                 state["finished"],
                 len(chunks),
                 unit="chunks",
-                rows=state["rows"],
-                rows_per_s=round(state["rows"] / elapsed, 2),
-                calls=stats.calls,
-                input_tokens=stats.input_tokens,
-                output_tokens=stats.output_tokens,
-                failures=dict(failures),
-                retries=dict(+stats.retries_by_reason),
-                cost_usd=round(stats.cost_usd, 6) if stats.cost_known else None,
+                extra=GenerationProgress(
+                    rows=state["rows"],
+                    rows_per_s=round(state["rows"] / elapsed, 2),
+                    calls=stats.calls,
+                    input_tokens=stats.input_tokens,
+                    output_tokens=stats.output_tokens,
+                    failures=dict(failures),
+                    retries=dict(+stats.retries_by_reason),
+                    cost_usd=round(stats.cost_usd, 6) if stats.cost_known else None,
+                ),
             )
 
         async def worker() -> None:

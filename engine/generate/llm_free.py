@@ -24,7 +24,7 @@ from ragtune.engine.core.errors import Cancelled
 from ragtune.engine.core.events import Emitter
 from ragtune.engine.core.records import Chunk
 from ragtune.engine.core.workspace import Workspace
-from ragtune.engine.generate.base import GenerationSummary
+from ragtune.engine.generate.base import GenerationProgress, GenerationSummary
 from ragtune.engine.generate.review import apply_review
 from ragtune.engine.generate.rows import (
     CallRecord,
@@ -225,7 +225,9 @@ class LlmFreeGenerator:
                 )
                 summary.done += 1
                 summary.rows += len(rows)
-                events.progress(n, len(todo), unit="chunks", rows=summary.rows)
+                events.progress(
+                    n, len(todo), unit="chunks", extra=GenerationProgress(rows=summary.rows)
+                )
         events.info("pseudo-queries by kind: " + ", ".join(f"{k} {v}" for k, v in kinds.items()))
         summary.rows += sum(len(r.rows) for k, r in latest_records(ws.generated_path, done).items())
         return summary

@@ -3,7 +3,6 @@ prompts, the sample review), what it leaves, and how it runs."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from ragtune.engine.core.errors import StageStopped
@@ -74,8 +73,7 @@ def _run(ctx: StageContext) -> dict[str, Any]:
     chunks = read_chunks(ws.chunks_path)
     summary = generator_for(cfg).run(ctx, chunks)
     (ws.state_dir / "generate_keys.txt").write_text("\n".join(summary.keys))
-    out = asdict(summary)
-    out.pop("keys")
+    out = summary.to_dict()
     if summary.failed:
         out["incomplete"] = _failed_calls(summary)
         share = summary.failed / max(1, summary.chunks)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ragtune.engine.core.outputs import Output, parquet_reads
+from ragtune.engine.core.payloads import IngestSummary
 from ragtune.engine.core.stages import Stage, StageContext, flatten_into
 
 if TYPE_CHECKING:
@@ -66,7 +67,8 @@ def _run(ctx: StageContext) -> dict[str, Any]:
         from ragtune.engine.generate.llm_describe import synthesize_chunks
 
         chunks = synthesize_chunks(cfg, ws, ctx.events, cancel=ctx.cancel, api_key=ctx.api_key)
-        return {"documents": 0, "synthetic_chunks": write_chunks(ws.chunks_path, chunks)}
+        written = write_chunks(ws.chunks_path, chunks)
+        return IngestSummary(documents=0, synthetic_chunks=written).to_dict()
     from ragtune.engine.ingest.stage import run_ingest
 
     return run_ingest(cfg, ws, ctx.events)

@@ -9,6 +9,7 @@ from typing import Any
 from ragtune.engine.config import RunConfig, SourcesConfig
 from ragtune.engine.core.errors import InputError
 from ragtune.engine.core.events import Emitter
+from ragtune.engine.core.payloads import IngestSummary
 from ragtune.engine.core.records import Chunk, ChunkWriter, Document
 from ragtune.engine.core.workspace import Workspace
 from ragtune.engine.ingest.chunking import (
@@ -127,10 +128,9 @@ def run_ingest(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, Any]
         writer.abort()
         raise
     writer.close()
-    summary = stats.to_dict()
-    summary["tokenizer"] = tokenizer_name(cfg)
-    summary["chunks_path"] = str(ws.chunks_path)
-    return summary
+    return IngestSummary(
+        **stats.to_dict(), tokenizer=tokenizer_name(cfg), chunks_path=str(ws.chunks_path)
+    ).to_dict()
 
 
 def preview_chunks(

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ragtune.engine.core.outputs import Output, json_has, model_reads
+from ragtune.engine.core.outputs import Output, metrics_has, model_reads
+from ragtune.engine.core.payloads import RerankSummary
 from ragtune.engine.core.stages import EMBEDDER_USE, Stage, StageContext
 from ragtune.engine.embedder.spec import uses_launcher, world_inputs
 
@@ -36,13 +37,13 @@ STAGE = Stage(
     derived=world_inputs("reranker"),
     upstream=("train",),
     outputs=(
-        Output("reranker metrics", lambda ws: ws.metrics_path, json_has("reranker")),
+        Output("reranker metrics", lambda ws: ws.metrics_path, metrics_has("reranker")),
         Output(
             "reranker",
             lambda ws: ws.reranker_dir,
             model_reads,
             # A reranker the stage decided not to train leaves no folder, and says so.
-            when=lambda summary: summary.get("trained", True) is not False,
+            when=lambda summary: not RerankSummary.from_dict(summary).not_trained,
         ),
     ),
     enabled=lambda cfg: cfg.reranker.enabled,

@@ -13,6 +13,7 @@ from ragtune.engine.config import RunConfig
 from ragtune.engine.config.reranker import RerankerConfig
 from ragtune.engine.core.errors import Cancelled, OfflineError
 from ragtune.engine.core.events import Emitter, EvalRow, is_main_process
+from ragtune.engine.core.metrics_file import MetricsFile
 from ragtune.engine.core.models import (
     for_inference,
     hub_kwargs,
@@ -23,6 +24,7 @@ from ragtune.engine.core.models import (
     pick_device,
     resolve_model,
 )
+from ragtune.engine.core.payloads import RerankSummary
 from ragtune.engine.core.workspace import Workspace
 from ragtune.engine.data.prepare import load_prepared
 from ragtune.engine.embedder.train import attach_prompts
@@ -124,9 +126,9 @@ def _not_trained(ws: Workspace, rc: RerankerConfig, reason: str, events: Emitter
     events.warning(f"reranker not trained: {reason}", hint=hint)
     if is_main_process() and ws.reranker_dir.exists():
         shutil.rmtree(ws.reranker_dir)
-    summary: dict[str, Any] = {"trained": False, "reason": reason, "base_model": rc.base_model}
+    summary = RerankSummary(trained=False, reason=reason, base_model=rc.base_model).to_dict()
     if is_main_process():
-        update_metrics(ws.metrics_path, "reranker", summary)
+        MetricsFile(ws.metrics_path).write("reranker", summary)
     summary["report"] = "\n".join(
         [
             "## Reranker",
@@ -226,20 +228,6 @@ def train_reranker(
         else None,
         "resumed_from": Path(resume).name if resume else None,
     }
-
-
-def update_metrics(path: Path, key: str, value: Any) -> None:
-    """metrics.json is shared by stages: rewrite only our key, atomically."""
-    data: dict[str, Any] = {}
-    if path.exists():
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            data = {}
-    data[key] = value
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
-    tmp.replace(path)
 
 
 def model_card(
@@ -472,17 +460,17 @@ def run_reranker_stage(
     if is_main_process():
         _save_reranker(model, ws, rc, fresh, emb_name, weight, negatives, report, training)
 
-    summary: dict[str, Any] = {
-        "negatives": negatives.counts,
-        "pos_weight": round(negatives.pos_weight, 3),
-        "training": training,
-        "fusion_weight": weight,
-        "fresh_head": fresh,
-        "embedder": emb_name,
-        "base_model": rc.base_model,
-    }
+    summary = RerankSummary(
+        negatives=negatives.counts,
+        pos_weight=round(negatives.pos_weight, 3),
+        training=training,
+        fusion_weight=weight,
+        fresh_head=fresh,
+        embedder=emb_name,
+        base_model=rc.base_model,
+        evaluation=report.to_dict() if report is not None else None,
+    ).to_dict()
     if report is not None:
-        summary["evaluation"] = report.to_dict()
         for system, metrics in report.rows["retrieved top-k"].items():
             events.emit(EvalRow(model=system, dim=0, metrics=metrics))
         # The decision itself, made on the split no choice saw, not a second verdict
@@ -496,7 +484,7 @@ def run_reranker_stage(
                 "reranker.base_model, or more epochs may help",
             )
     if is_main_process():
-        update_metrics(ws.metrics_path, "reranker", summary)
+        MetricsFile(ws.metrics_path).write("reranker", summary)
     negs = negatives.counts
     lines = [
         "## Reranker",

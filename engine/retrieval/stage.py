@@ -8,6 +8,7 @@ from typing import Any
 
 from ragtune.engine.config import RunConfig
 from ragtune.engine.core.events import Emitter
+from ragtune.engine.core.payloads import IndexSummary
 from ragtune.engine.core.workspace import Workspace
 from ragtune.engine.retrieval.bm25 import Bm25Index
 from ragtune.engine.retrieval.settings import bm25_settings
@@ -32,7 +33,7 @@ def run_index(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, Any]:
 
     index = Bm25Index.build(docs(), bm25_settings(cfg.retrieval))
     index.save(index_dir(ws.root))
-    return {"documents": len(index), "terms": len(index.retriever.vocab_dict)}
+    return IndexSummary(documents=len(index), terms=len(index.retriever.vocab_dict)).to_dict()
 
 
 def load_index(ws: Workspace) -> Bm25Index:

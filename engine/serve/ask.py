@@ -408,10 +408,7 @@ def _build(ws: Workspace, which: str, device: str | None) -> Searcher:
         searcher.fine_tuned = (
             (ws.embedder_dir / "modules.json").exists()
             or bool(reranker)
-            or (
-                ws.metrics_path.exists()
-                and read_results(ws.metrics_path).recommendation is not None
-            )
+            or read_results(ws.metrics_path).recommendation is not None
         )
         return searcher
     notes = []

@@ -10,6 +10,7 @@ from typing import Any
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from ragtune.engine.core.events import Emitter, TrainLog
+from ragtune.engine.core.payloads import StepProgress
 
 
 def _finite(value: Any) -> float | None:
@@ -49,8 +50,9 @@ class EventsCallback(TrainerCallback):
                 state.global_step,
                 state.max_steps,
                 unit="steps",
-                model=self.model,
-                elapsed=round(time.monotonic() - self._started, 1),
+                extra=StepProgress(
+                    model=self.model, elapsed=round(time.monotonic() - self._started, 1)
+                ),
             )
 
     def on_log(

@@ -256,13 +256,14 @@ def test_generate_bar_counts_failed_chunks_by_reason() -> None:
     out = render(StageFinished(stage="generate", seconds=3.0, summary=summary))
     assert "158/180" in out and "22 failed (timeout 12, malformed_json 10)" in out
 
+    from ragtune.engine.generate.base import GenerationSummary
     from ragtune.engine.render import generation_failures
 
-    assert generation_failures(summary) == (
+    assert generation_failures(GenerationSummary.from_dict(summary)) == (
         "generate: 22 of 180 chunks failed (timeout 12, malformed_json 10); "
         "the next run retries them"
     )
-    assert generation_failures({"chunks": 3, "failed": 0}) == ""
+    assert generation_failures(GenerationSummary.from_dict({"chunks": 3, "failed": 0})) == ""
 
 
 def llm_config(tmp_path: Path, url: str, minilm: Path, **generation) -> Path:

@@ -132,15 +132,6 @@ def test_fused_row_never_below_retriever_when_weight_zero(trained) -> None:
         assert any(isinstance(e, Message) and e.level == "warning" for e in events)
 
 
-def test_metrics_json_keeps_other_keys(tmp_path: Path) -> None:
-    from ragtune.engine.reranker.train import update_metrics
-
-    path = tmp_path / "metrics.json"
-    path.write_text(json.dumps({"embedder": {"x": 1}, "reranker": {"old": True}}))
-    update_metrics(path, "reranker", {"new": 2})
-    assert json.loads(path.read_text()) == {"embedder": {"x": 1}, "reranker": {"new": 2}}
-
-
 def test_cancel_keeps_checkpoint_and_resumes(tmp_path: Path, tiny_bert: Path) -> None:
     from ragtune.engine.core.events import Emitter
 

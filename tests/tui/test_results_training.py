@@ -158,6 +158,22 @@ async def test_results_without_rotation_say_vs_base_and_fit_80_columns(tmp_path,
         assert chart.display and chart.content_size.width >= 20, "room left for the chart"
 
 
+async def test_a_damaged_metrics_json_is_named_with_the_fix(tmp_path, finished_run):
+    """Cut off (a full disk, an editor): the step says which file and how to get it back,
+    instead of "no evaluation yet" over a run that has one."""
+    path = finished_run / "metrics.json"
+    path.write_text(path.read_text()[:200])
+    app = make_app(tmp_path, EngineClient(), workspace=finished_run)
+    async with app.run_test(size=NARROW) as pilot:
+        app.goto("results")
+        await settle(app)
+        await pilot.pause(0.3)
+        status = " ".join(text_of(app.screen.query_one("#results-status", Static)).split())
+        assert "metrics.json: cannot be read (JSONDecodeError" in status
+        assert "fix: run `ragtune run` again" in status
+        assert "no evaluation yet" not in status
+
+
 # -- Try a query: readable passages, short sources, columns that exist -------------------
 
 

@@ -6,7 +6,7 @@ import os
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -26,6 +26,7 @@ from ragtune.engine.core.events import (
     StageSkipped,
     StageStarted,
 )
+from ragtune.engine.core.payloads import GenerationProgress
 from ragtune.engine.generate.review import DECIDED, ReviewEntry, save_review
 from ragtune.engine.generate.rows import GeneratedRow
 from ragtune.tui.follow import follow_events
@@ -130,25 +131,25 @@ def by_reason(counts: dict[str, int]) -> str:
     return ", ".join(f"{REASONS.get(k, k.replace('_', ' '))} {v}" for k, v in counts.items() if v)
 
 
-def describe_progress(done: int, total: int | None, extra: dict[str, Any]) -> str:
+def describe_progress(done: int, total: int | None, extra: GenerationProgress) -> str:
     """The generate stage's own progress fields: chunks done, rows written, calls, tokens,
     cost, and retries and failures by reason (a run waiting on 429s says so)."""
     parts = [f"{done}/{total}" if total else f"{done}", "chunks"]
-    if extra.get("rows") is not None:
-        parts.append(f"· {extra['rows']} rows written")
-    if extra.get("rows_per_s"):
-        parts.append(f"· {extra['rows_per_s']:.2f} rows/s")
-    if extra.get("calls"):
-        parts.append(f"· {extra['calls']} calls")
-    tokens_in, tokens_out = extra.get("input_tokens"), extra.get("output_tokens")
+    if extra.rows is not None:
+        parts.append(f"· {extra.rows} rows written")
+    if extra.rows_per_s:
+        parts.append(f"· {extra.rows_per_s:.2f} rows/s")
+    if extra.calls:
+        parts.append(f"· {extra.calls} calls")
+    tokens_in, tokens_out = extra.input_tokens, extra.output_tokens
     if tokens_in or tokens_out:
-        parts.append(f"· {tokens_in or 0:,} in / {tokens_out or 0:,} out tokens")
-    if extra.get("cost_usd") is not None:
-        parts.append(f"· ${extra['cost_usd']:.2f}")
-    retries = by_reason(extra.get("retries") or {})
+        parts.append(f"· {tokens_in:,} in / {tokens_out:,} out tokens")
+    if extra.cost_usd is not None:
+        parts.append(f"· ${extra.cost_usd:.2f}")
+    retries = by_reason(extra.retries)
     if retries:
         parts.append(f"· retries: {retries}")
-    failures = by_reason(extra.get("failures") or {})
+    failures = by_reason(extra.failures)
     if failures:
         parts.append(f"· failed: {failures}")
     return " ".join(parts)
@@ -496,7 +497,7 @@ class SamplesScreen(WizardScreen):
             text += Content.styled("generation: ", "bold")
         if ev is not None:
             text += (": " if ended is not None else "") + describe_progress(
-                ev.done, ev.total, ev.extra
+                ev.done, ev.total, GenerationProgress.from_dict(ev.extra)
             )
             quiet = time.time() - ev.time
             if ended is None and quiet >= QUIET_S:
