@@ -11,10 +11,11 @@ from ragtune.tui.app import RagtuneApp
 from ragtune.tui.commands import WizardCommands
 from ragtune.tui.screens.sources import PickTree
 from ragtune.tui.widgets.plots import GroupedBars
+from ragtune.tui.widgets.step_bar import STEP_NAMES
 from ragtune.tui.widgets.tickbox import TickBox
 
 SMALL = (80, 24)
-STEPS = ["start", "sources", "chunking", "llm", "samples", "settings", "training", "results"]
+STEPS = [step for step in STEP_NAMES if step != "export"]  # the last step has no F3 Next
 
 
 def screen_lines(app: RagtuneApp) -> list[str]:

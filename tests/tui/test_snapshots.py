@@ -13,19 +13,10 @@ from test_app_flow import settle
 
 from ragtune.engine.config import RunConfig
 from ragtune.tui.app import RagtuneApp
+from ragtune.tui.widgets.step_bar import STEP_NAMES
 
 SIZES = [(120, 40), (80, 24)]
-STEPS = [
-    "start",
-    "sources",
-    "chunking",
-    "llm",
-    "samples",
-    "settings",
-    "training",
-    "results",
-    "export",
-]
+STEPS = list(STEP_NAMES)  # every step the wizard has: a new screen gets its snapshot
 FIXED = Path("/tmp/ragtune-snapshots")
 
 
@@ -64,6 +55,11 @@ def build_app(step: str) -> RagtuneApp:
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_every_step_has_one_screen_and_one_place_in_the_bar() -> None:
+    """The step bar's list is the registry: the palette, the snapshots and these modes read it."""
+    assert list(RagtuneApp.MODES) == list(STEP_NAMES)
+
+
 @pytest.mark.parametrize("step", STEPS)
 def test_step_snapshot(snap_compare, step: str, size: tuple[int, int]) -> None:
     app = build_app(step)
