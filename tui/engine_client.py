@@ -99,6 +99,11 @@ class RunHandle(Protocol):
     def cancel(self) -> None: ...
 
 
+def is_run_folder(path: Path) -> bool:
+    """A folder ragtune ran in (or started to): the Start step lists it and never reuses it."""
+    return (path / "config.toml").exists() or (path / ".state").is_dir()
+
+
 class WizardEngine(Protocol):
     """What the wizard calls on the engine, all from thread workers (every call may block).
 
@@ -140,6 +145,12 @@ class WizardEngine(Protocol):
     def attach(self, ws: Workspace) -> RunHandle | None: ...
 
     def stage_status(self, cfg: RunConfig, ws: Workspace) -> dict[str, StageStatus]: ...
+
+    def run_status(self, root: Path, cfg: RunConfig | None = None) -> dict[str, str]: ...
+
+    def run_statuses(
+        self, runs_dir: Path, current: RunConfig | None = None
+    ) -> list[tuple[Path, dict[str, str]]]: ...
 
     def ask(
         self, ws: Workspace, question: str, top_k: int = 5, dim: int | None = None
@@ -382,6 +393,32 @@ class EngineClient:
         from ragtune.engine.stages import stage_statuses
 
         return stage_statuses(ws, cfg.for_workspace(ws.root))
+
+    def run_status(self, root: Path, cfg: RunConfig | None = None) -> dict[str, str]:
+        """Each stage's state in the run folder ``root``, judged by ``cfg`` (the wizard's
+        config as it is now) or, without one, by the folder's own config.toml."""
+        from ragtune.engine.core.workspace import Workspace
+        from ragtune.engine.stages import stage_statuses
+
+        ws = Workspace(root)
+        cfg = cfg.for_workspace(ws.root) if cfg is not None else None
+        return {stage: st.state for stage, st in stage_statuses(ws, cfg).items()}
+
+    def run_statuses(
+        self, runs_dir: Path, current: RunConfig | None = None
+    ) -> list[tuple[Path, dict[str, str]]]:
+        """Run folders under ``runs_dir`` and their stage states. ``current`` is the open
+        run's config as the wizard holds it, so a setting changed a moment ago marks its
+        stages stale before it reaches config.toml."""
+        if not runs_dir.is_dir():
+            return []
+        out = []
+        for child in sorted(runs_dir.iterdir()):
+            if child.is_dir() and is_run_folder(child):
+                root = child.resolve()
+                cfg = current if current is not None and current.workspace_dir == root else None
+                out.append((child, self.run_status(root, cfg)))
+        return out
 
     def results(self, ws: Workspace) -> Results:
         from ragtune.engine.evaluate.results import read_results

@@ -163,6 +163,15 @@ class FakeEngine:
     status: dict[str, Any] | None = None
     """Stage states the fake reports; every stage done (the recorded run finished) unless set."""
 
+    def run_status(self, root, cfg=None):
+        """The real states of the run folder on disk (tests make real workspaces)."""
+        self._call("run_status", str(root))
+        return self.real.run_status(root, cfg)
+
+    def run_statuses(self, runs_dir, current=None):
+        self._call("run_statuses", str(runs_dir))
+        return self.real.run_statuses(runs_dir, current)
+
     def stage_status(self, cfg, ws):
         from ragtune.engine.core.stages import StageStatus
         from ragtune.engine.stages import STAGES

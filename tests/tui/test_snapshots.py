@@ -54,12 +54,12 @@ def build_app(step: str) -> RagtuneApp:
     return app
 
 
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_every_step_has_one_screen_and_one_place_in_the_bar() -> None:
     """The step bar's list is the registry: the palette, the snapshots and these modes read it."""
     assert list(RagtuneApp.MODES) == list(STEP_NAMES)
 
 
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 @pytest.mark.parametrize("step", STEPS)
 def test_step_snapshot(snap_compare, step: str, size: tuple[int, int]) -> None:
     app = build_app(step)

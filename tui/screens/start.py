@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 from contextlib import suppress
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -14,11 +15,13 @@ from textual.widgets import Button, DataTable, Input, Label, Static
 from textual.widgets.data_table import RowDoesNotExist
 from textual.worker import Worker, WorkerState
 
-from ragtune.engine.config import RunConfig
-from ragtune.engine.core.workspace import Workspace
-from ragtune.engine.stages import STAGES, stage_statuses
+from ragtune.engine.stages import STAGES
+from ragtune.tui.engine_client import is_run_folder
 from ragtune.tui.screens.base import WizardScreen
 from ragtune.tui.screens.confirm import ConfirmDialog
+
+if TYPE_CHECKING:
+    from ragtune.engine.config import RunConfig
 
 STAGE_MARK = {
     "done": "✔",
@@ -32,34 +35,6 @@ STAGE_MARK = {
 # below this width the longest stage names are shortened so every column is on screen
 NARROW = 100
 SHORT = {"generate": "gen", "prepare": "prep", "evaluate": "eval"}
-
-
-def list_workspaces(
-    runs_dir: Path, current: RunConfig | None = None
-) -> list[tuple[Path, dict[str, str]]]:
-    """Run folders under ``runs_dir`` (those with a config or a state dir) and their stage status.
-
-    ``current``: the open run's config as the wizard holds it, so a setting changed a moment
-    ago marks its stages stale here before it reaches config.toml.
-    """
-    if not runs_dir.is_dir():
-        return []
-    out = []
-    for child in sorted(runs_dir.iterdir()):
-        if child.is_dir() and is_run_folder(child):
-            root = child.resolve()
-            cfg = current if current is not None and current.workspace_dir == root else None
-            out.append((child, _states(Workspace(root), cfg)))
-    return out
-
-
-def is_run_folder(path: Path) -> bool:
-    return (path / "config.toml").exists() or (path / ".state").is_dir()
-
-
-def _states(ws: Workspace, cfg: RunConfig | None = None) -> dict[str, str]:
-    cfg = cfg.for_workspace(ws.root) if cfg is not None else None
-    return {stage: st.state for stage, st in stage_statuses(ws, cfg).items()}
 
 
 def next_step_for(status: dict[str, str]) -> str:
@@ -151,10 +126,27 @@ class StartScreen(WizardScreen):
         name.focus()
 
     def refresh_runs(self) -> None:
+        """The marks check every run's outputs and sources (stat calls, parquet footers,
+        model configs): slow on a big corpus or a network mount, so a worker reads them."""
+        app = self.wizard
+        current = copy.deepcopy(app.cfg) if app.workspace is not None else None
+        self.runs_worker(app.runs_dir, current)
+
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="start-runs",
+        description="Reading each run's stage status",
+    )
+    def runs_worker(
+        self, runs_dir: Path, current: RunConfig | None
+    ) -> list[tuple[Path, dict[str, str]]]:
+        return self.wizard.engine.run_statuses(runs_dir, current)
+
+    def show_runs(self, runs: list[tuple[Path, dict[str, str]]]) -> None:
         table = self.query_one("#runs", DataTable)
         table.clear()
-        app = self.wizard
-        runs = list_workspaces(app.runs_dir, app.cfg if app.workspace is not None else None)
         for path, status in runs:
             marks = [STAGE_MARK.get(status[s], "?") for s in STAGES]
             table.add_row(path.name, *marks, key=str(path))
@@ -198,7 +190,18 @@ class StartScreen(WizardScreen):
         return name, self.wizard.engine.hub_reachable()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group != "start-hub" or event.state != WorkerState.SUCCESS:
+        group, state = event.worker.group, event.state
+        if group == "start-runs" and state == WorkerState.ERROR:
+            from ragtune.tui.errors import friendly
+
+            self.status(f"✘ {friendly(event.worker.error)}", "bad")
+            return
+        if state != WorkerState.SUCCESS:
+            return
+        if group == "start-runs":
+            self.show_runs(event.worker.result)
+            return
+        if group != "start-hub":
             return
         name, online = event.worker.result
         if not self.is_current or self.query_one("#run-name", Input).value.strip() != name:
@@ -281,4 +284,4 @@ class StartScreen(WizardScreen):
             self.notify(f"re-attached to the running process {handle.pid}")
             app.goto("training")
             return
-        app.goto(next_step_for(_states(ws)))
+        app.goto(next_step_for(app.engine.run_status(ws.root)))
