@@ -289,8 +289,8 @@ ModernBERT, DistilBERT and decoder families; GPT-2 style and nomic-bert)."""
 
 def attention_dropout_kwargs(name: str, p: float, *, trust_remote_code: bool = False) -> dict:
     """``config_kwargs`` that set a model's attention dropout to ``p`` when it is loaded
-    (modules read it when they are built), or nothing for ``p`` < 0 (as the model ships).
-    A model whose config names no such setting is refused rather than silently unchanged."""
+    (modules read it when they are built), or nothing for ``p`` < 0 (as the model ships) and
+    for a model whose config names no attention dropout."""
     if p < 0:
         return {}
     from transformers import AutoConfig
@@ -300,15 +300,13 @@ def attention_dropout_kwargs(name: str, p: float, *, trust_remote_code: bool = F
         config = AutoConfig.from_pretrained(
             resolved, trust_remote_code=trust_remote_code, **hub_kwargs(resolved)
         )
-    except OSError as exc:
-        raise _unloadable(name, exc) from None
+    except (OSError, ValueError):
+        # No config.json at the top (a sentence-transformers folder keeping its encoder in a
+        # subfolder): name every spelling; a config keeps the ones its model does not read.
+        return {"config_kwargs": dict.fromkeys(ATTENTION_DROPOUT_KEYS, p)}
     keys = [k for k in ATTENTION_DROPOUT_KEYS if hasattr(config, k)]
-    if not keys:
-        raise InputError(
-            f"embedder.attention_dropout: {name!r} ({config.model_type}) names none of "
-            f"{', '.join(ATTENTION_DROPOUT_KEYS)} in its config",
-            hint="set embedder.attention_dropout = -1 (as the model ships) for this model",
-        )
+    if not keys:  # nothing to set: such a model trains as it ships
+        return {}
     return {"config_kwargs": dict.fromkeys(keys, p)}
 
 
