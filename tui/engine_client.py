@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ragtune.engine.evaluate.results import Results
     from ragtune.engine.generate.llm_connection import ConnectionResult
     from ragtune.engine.generate.llm_cost import CostEstimate
+    from ragtune.engine.generate.review import ReviewEntry
     from ragtune.engine.generate.rows import GeneratedRow
     from ragtune.engine.ingest.chunking import ChunkStats
     from ragtune.engine.serve.ask import AskResult
@@ -145,6 +146,14 @@ class WizardEngine(Protocol):
     def attach(self, ws: Workspace) -> RunHandle | None: ...
 
     def stage_status(self, cfg: RunConfig, ws: Workspace) -> dict[str, StageStatus]: ...
+
+    def queries_prompt(self, ws: Workspace) -> tuple[Path, str]: ...
+
+    def save_queries_prompt(self, ws: Workspace, text: str) -> Path: ...
+
+    def saved_review(self, ws: Workspace) -> list[ReviewEntry]: ...
+
+    def save_review(self, ws: Workspace, entries: list[ReviewEntry]) -> None: ...
 
     def run_status(self, root: Path, cfg: RunConfig | None = None) -> dict[str, str]: ...
 
@@ -393,6 +402,30 @@ class EngineClient:
         from ragtune.engine.stages import stage_statuses
 
         return stage_statuses(ws, cfg.for_workspace(ws.root))
+
+    def queries_prompt(self, ws: Workspace) -> tuple[Path, str]:
+        """The file and text of the prompt the LLM gets per chunk (written from the default
+        when the workspace has none yet)."""
+        from ragtune.engine.generate.llm_prompts import PROMPT_FILES, Prompts
+
+        prompts = Prompts.load(ws.prompts_dir)
+        return ws.prompts_dir / PROMPT_FILES["queries"][0], prompts.queries
+
+    def save_queries_prompt(self, ws: Workspace, text: str) -> Path:
+        from ragtune.engine.generate.llm_prompts import write_prompt
+
+        return write_prompt(ws.prompts_dir, "queries", text)
+
+    def saved_review(self, ws: Workspace) -> list[ReviewEntry]:
+        from ragtune.engine.generate.review import load_review
+
+        return load_review(ws)
+
+    def save_review(self, ws: Workspace, entries: list[ReviewEntry]) -> None:
+        """The decisions, to review.json; the generate stage is marked to apply them."""
+        from ragtune.engine.generate.review import save_review
+
+        save_review(ws, entries)
 
     def run_status(self, root: Path, cfg: RunConfig | None = None) -> dict[str, str]:
         """Each stage's state in the run folder ``root``, judged by ``cfg`` (the wizard's

@@ -163,6 +163,23 @@ class FakeEngine:
     status: dict[str, Any] | None = None
     """Stage states the fake reports; every stage done (the recorded run finished) unless set."""
 
+    def queries_prompt(self, ws):
+        """The real prompt file of the test's workspace."""
+        self._call("queries_prompt")
+        return self.real.queries_prompt(ws)
+
+    def save_queries_prompt(self, ws, text):
+        self._call("save_queries_prompt")
+        return self.real.save_queries_prompt(ws, text)
+
+    def saved_review(self, ws):
+        self._call("saved_review")
+        return self.real.saved_review(ws)
+
+    def save_review(self, ws, entries):
+        self._call("save_review", len(entries))
+        self.real.save_review(ws, entries)
+
     def run_status(self, root, cfg=None):
         """The real states of the run folder on disk (tests make real workspaces)."""
         self._call("run_status", str(root))

@@ -101,6 +101,8 @@ async def test_quit_before_training_keeps_every_choice_but_the_key(tmp_path):
 
     again = make_app(tmp_path, EngineClient(), browse_root=launch)
     async with again.run_test(size=WIDE) as pilot:
+        await settle(again)  # the run list is read in a worker
+        await pilot.pause()
         again.screen.query_one("#runs", DataTable).focus()
         await pilot.press("f6")
         await pilot.pause(0.3)

@@ -287,6 +287,8 @@ async def test_new_run_with_a_taken_name_offers_to_open_it(tmp_path, docs):
         state = app.state
         table = app.screen.query_one("#runs", DataTable)
         await pilot.pause()
+        await settle(app)  # the run list is read in a worker
+        await pilot.pause()
         # 80 columns: the three longest stage names are shortened so every column shows
         assert header_labels(table) == ["run", *(SHORT.get(s, s) for s in STAGES)]
         assert sum(c.get_render_width(table) for c in table.columns.values()) <= table.size.width

@@ -300,6 +300,8 @@ async def test_changed_setting_shows_stale_on_train_and_start(tmp_path, tuned_ru
         assert "F3 shows the last results" in status, status
         await goto(app, pilot, "start")
         await pilot.pause(0.2)
+        await settle(app)  # the run list is read in a worker
+        await pilot.pause()
         table = app.screen.query_one("#runs", DataTable)
         row = [str(c) for c in table.get_row(str(root))]
         marks = dict(zip(["run", *STAGES], row, strict=True))

@@ -27,7 +27,7 @@ from ragtune.engine.core.events import (
     StageStarted,
 )
 from ragtune.engine.core.payloads import GenerationProgress
-from ragtune.engine.generate.review import DECIDED, ReviewEntry, save_review
+from ragtune.engine.generate.review import DECIDED, ReviewEntry
 from ragtune.engine.generate.rows import GeneratedRow
 from ragtune.tui.follow import follow_events
 from ragtune.tui.messages import EventsRead, RunAlive
@@ -274,11 +274,7 @@ class SamplesScreen(WizardScreen):
             area.read_only = True
             self.prompt_path = None
             return
-        from ragtune.engine.generate.llm_prompts import PROMPT_FILES, Prompts
-
-        Prompts.load(ws.prompts_dir)
-        self.prompt_path = ws.prompts_dir / PROMPT_FILES["queries"][0]
-        text = self.prompt_path.read_text(encoding="utf-8")
+        self.prompt_path, text = self.wizard.engine.queries_prompt(ws)
         if area.text != text:
             area.text = text
         area.read_only = False
@@ -286,7 +282,7 @@ class SamplesScreen(WizardScreen):
     def save_prompt(self) -> None:
         area = self.query_one("#prompt", TextArea)
         if self.prompt_path is not None and not area.read_only:
-            self.prompt_path.write_text(area.text, encoding="utf-8")
+            self.wizard.engine.save_queries_prompt(self.wizard.ensure_workspace(), area.text)
 
     # -- sampling and review --------------------------------------------
 
@@ -307,12 +303,10 @@ class SamplesScreen(WizardScreen):
         description="Sample generation",
     )
     def sample_worker(self, api_key: str | None) -> list[ReviewEntry]:
-        from ragtune.engine.generate.review import load_review
-
         app = self.wizard
         ws = app.ensure_workspace()
         rows = app.engine.sample_rows(app.cfg, ws, None, api_key)
-        return merge_review(rows, load_review(ws))
+        return merge_review(rows, app.engine.saved_review(ws))
 
     def render_rows(self) -> None:
         table = self.query_one("#sample-table", DataTable)
@@ -395,7 +389,7 @@ class SamplesScreen(WizardScreen):
 
     def save_review(self) -> None:
         """To the workspace's review.json, which the full run (wizard or ragtune run) applies."""
-        save_review(self.wizard.ensure_workspace(), self.entries)
+        self.wizard.engine.save_review(self.wizard.ensure_workspace(), self.entries)
 
     # -- full generation -------------------------------------------------
 
