@@ -106,7 +106,10 @@ def is_run_folder(path: Path) -> bool:
 
 
 class WizardEngine(Protocol):
-    """What the wizard calls on the engine, all from thread workers (every call may block).
+    """What the wizard calls on the engine. Anything that may block (a model, the network,
+    a scan of sources or outputs) is called from a thread worker; the few small reads and
+    writes of one workspace file (the prompt, the review decisions, a run's pid file and one
+    opened run's status) are made where the screen needs their answer.
 
     ``EngineClient`` is the real one; a test's fake implements this without subclassing it,
     and ``tests/tui/test_engine_protocol.py`` checks both against these signatures."""
