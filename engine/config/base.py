@@ -24,11 +24,14 @@ def setting(
     default_factory: Any = MISSING,
     secret: bool = False,
     fingerprint: bool = True,
+    before: Any = MISSING,
 ) -> Any:
     """A config field whose help text and limits live beside it, for the docs and the TUI.
 
     ``fingerprint=False`` marks a knob that changes speed or placement but not results
     (concurrency, device, batch size of encoding): changing it re-runs nothing.
+    ``before``: the value a run made before this setting existed behaved as, when that is not
+    its default; a stage recorded then counts as changed unless the setting holds it.
     """
     meta = {
         "help": help,
@@ -38,6 +41,8 @@ def setting(
         "secret": secret,
         "fingerprint": fingerprint,
     }
+    if before is not MISSING:
+        meta["before"] = before
     if default_factory is not MISSING:
         return field(default_factory=default_factory, metadata=meta)
     return field(default=default, metadata=meta)

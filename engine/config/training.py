@@ -181,6 +181,7 @@ class EmbedderConfig(Section):
         help="dropout on the attention probabilities while training; -1 = as the model ships (0.1 for BERT-style models such as MiniLM). 0 (the default) lets PyTorch use its fused attention, which on CPU keeps no per-head attention matrices: about 1.6 GiB less at batch 32 x 228 tokens, with no loss measured on medline or cisi (bench/README.md); the saved model's config records the value used",
         minimum=-1.0,
         maximum=0.9,
+        before=-1.0,
     )
     soup_alpha: float = setting(
         1.0,

@@ -123,15 +123,23 @@ def _defaults() -> Any:
 
 
 def _is_default(key: str, value: Any) -> bool:
+    """Whether ``value`` is what a run made before the setting ``key`` existed behaved as:
+    its default, or the ``before`` value of a setting whose default changed results."""
+    from dataclasses import fields
+
     from ragtune.engine.config.base import Section
 
     node: Any = _defaults()
+    meta: Any = {}
     for part in key.split("."):
         if not isinstance(node, Section) or not hasattr(node, part):
             return False
+        meta = next((f.metadata for f in fields(node) if f.name == part), {})
         node = getattr(node, part)
     if isinstance(node, Section):
         return False
+    if "before" in meta:
+        node = meta["before"]
     return digest(list(node) if isinstance(node, tuple) else node) == digest(value)
 
 

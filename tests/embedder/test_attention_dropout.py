@@ -28,3 +28,16 @@ def test_minus_one_leaves_the_model_as_it_ships(tiny_bert: Path) -> None:
 def test_a_model_without_an_attention_dropout_setting_trains_as_it_ships(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "t5"}))
     assert attention_dropout_kwargs(str(tmp_path), 0.0) == {}
+
+
+def test_a_run_trained_before_the_setting_existed_is_stale_under_the_new_default() -> None:
+    """Such a run trained with the model's own dropout (-1), not the default 0: status must
+    not call it done, and setting -1 makes it done again."""
+    from ragtune.engine.core.stages import _changed
+
+    recorded = {"embedder.epochs": 1.0}
+    key = "embedder.attention_dropout"
+    assert _changed(recorded, {**recorded, key: 0.0}) == [key]
+    assert _changed(recorded, {**recorded, key: -1.0}) == []
+    assert _changed({**recorded, key: 0.0}, {**recorded, key: 0.0}) == []
+    assert _changed(recorded, {**recorded, "embedder.soup_alpha": 1.0}) == []  # no `before`
