@@ -22,6 +22,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 
+from benchdata import beir_sources  # bench/, beside this script
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "bench-data"
 if not DATA.is_dir():
@@ -34,12 +36,7 @@ def config(name: str, root: Path, train: bool, overrides: list[str]):
     folder = DATA / name
     data = {
         "run": {"name": name, "workspace": str(root / name)},
-        "sources": {
-            "dataset": str(folder / "corpus.jsonl"),
-            "text_column": "text",
-            "title_column": "title",
-            "id_column": "_id",
-        },
+        "sources": beir_sources(folder),
         "embedder": {"base_model": "sentence-transformers/all-MiniLM-L6-v2"},
         "reranker": {"enabled": False},
         "eval": {"benchmark": str(folder)},

@@ -23,6 +23,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from benchdata import beir_sources  # bench/, beside this script
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "bench-data"
 DIMS = (384, 256, 128, 64)
@@ -93,12 +95,7 @@ def pseudo_queries(name: str, root: Path):
     cfg = RunConfig.from_dict(
         {
             "run": {"name": name, "workspace": str(root / name)},
-            "sources": {
-                "dataset": str(folder / "corpus.jsonl"),
-                "text_column": "text",
-                "title_column": "title",
-                "id_column": "_id",
-            },
+            "sources": beir_sources(folder),
             "embedder": {"base_model": "sentence-transformers/all-MiniLM-L6-v2"},
         }
     )

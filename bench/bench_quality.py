@@ -25,6 +25,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 
+from benchdata import beir_sources  # bench/, beside this script
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "bench-data"
 # Relative nDCG@10 gain training must add (full dim over base; smallest over base + rotation).
@@ -38,12 +40,7 @@ def run_collection(name: str, overrides: list[str], root: Path) -> dict:
     folder = DATA / name
     data = {
         "run": {"name": name, "workspace": str(root / name)},
-        "sources": {
-            "dataset": str(folder / "corpus.jsonl"),
-            "text_column": "text",
-            "title_column": "title",
-            "id_column": "_id",
-        },
+        "sources": beir_sources(folder),
         "embedder": {"base_model": "sentence-transformers/all-MiniLM-L6-v2"},
         "reranker": {"enabled": False},
         "eval": {"benchmark": str(folder)},
