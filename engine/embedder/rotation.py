@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
@@ -55,6 +55,19 @@ def rotation_from_embeddings(emb: np.ndarray) -> np.ndarray:
     eigvals, eigvecs = np.linalg.eigh(emb.T @ emb)
     order = np.argsort(eigvals)[::-1]
     return eigvecs[:, order].T.astype(np.float32)
+
+
+def rotation_for_corpus(ids: Sequence[str], embeddings: Any, seed: int) -> np.ndarray:
+    """The rotation ``fit_rotation`` fits, from embeddings already made of every passage:
+    ``ids`` in the corpus's own order (the sample is drawn from it), ``embeddings`` one row
+    per id in sorted-id order (a suite's corpus order), a tensor or an array."""
+    import numpy as np
+    import torch
+
+    row = {cid: i for i, cid in enumerate(sorted(ids))}
+    picked = [row[cid] for cid in rotation_sample(list(ids), MAX_TEXTS, seed)]
+    sample = torch.nn.functional.normalize(torch.as_tensor(embeddings)[picked].float(), dim=1)
+    return rotation_from_embeddings(sample.cpu().numpy().astype(np.float64))
 
 
 def rotation_sample(ids: Sequence[str], max_texts: int, seed: int) -> list[str]:

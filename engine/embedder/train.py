@@ -340,6 +340,32 @@ def with_teacher_embeddings(
     return with_column(rows, np.concatenate(shares))
 
 
+def fit_corpus_rotation(
+    cfg: RunConfig, model: SentenceTransformer, corpus: dict[str, str], document_prompt: str | None
+) -> Any:
+    """Append the corpus rotation to the trained model; return the rotated model's embeddings
+    of every passage (sorted-id order), which the evaluate stage would otherwise encode again.
+
+    Every passage is encoded, not only the rotation's sample: the fit and the held-out suite
+    then share one encode (the rotated model's output is these embeddings times the rotation).
+    """
+    import torch
+
+    from ragtune.engine.embedder.rotation import append_rotation, rotation_for_corpus
+    from ragtune.engine.evaluate.ir import encode_documents
+
+    ids = sorted(corpus)
+    emb = encode_documents(
+        model,
+        [corpus[i] for i in ids],
+        prompt=document_prompt,
+        batch_size=cfg.eval.encode_batch(str(model.device)),
+    )
+    rotation = rotation_for_corpus(list(corpus), emb, cfg.embedder.seed)
+    append_rotation(model, rotation)
+    return (emb @ torch.from_numpy(rotation).to(emb.device, emb.dtype).T).cpu().numpy()
+
+
 def training_arguments(
     cfg: EmbedderConfig, output_dir: Path, device: str, has_eval: bool, prompts: dict[str, str]
 ) -> Any:
@@ -440,20 +466,25 @@ def train_embedder(
             ecfg.base_model, device=str(model.device), trust_remote_code=ecfg.trust_remote_code
         )
         soup(model, base, ecfg.soup_alpha)
+    rotated = None
     if ecfg.corpus_rotation:
-        from ragtune.engine.embedder.rotation import rotate_for_corpus
-
         events.info("fitting the corpus rotation for truncated sizes")
-        rotate_for_corpus(
-            model,
-            prepared.corpus.values(),
-            batch_size=cfg.eval.encode_batch(str(model.device)),
-            document_prompt=prompts.get("positive"),
-            seed=ecfg.seed,
-        )
+        rotated = fit_corpus_rotation(cfg, model, prepared.corpus, prompts.get("positive"))
     attach_prompts(model, ecfg)
     if trainer.is_world_process_zero():
         model.save(str(ws.embedder_dir))
+        if rotated is not None:
+            from ragtune.engine.evaluate.saved import save_corpus
+
+            save_corpus(
+                ws,
+                "tuned",
+                model,
+                str(ws.embedder_dir),
+                prepared.corpus,
+                rotated,
+                prompts.get("positive"),
+            )
     state = trainer.state
     mined = TrainSummary.from_dict(data_summary)
     return TrainSummary(

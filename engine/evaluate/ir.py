@@ -154,6 +154,24 @@ def _encode(
     return result
 
 
+def encode_documents(
+    model: SentenceTransformer, texts: list[str], *, prompt: str | None, batch_size: int
+) -> torch.Tensor:
+    """Passages as ``encode_suite`` encodes a corpus (``encode_document``, same batches), for a
+    stage that encodes a suite's corpus before evaluate does and saves it for evaluate."""
+    return _encode(
+        model,
+        texts,
+        kind="document",
+        prompt=prompt,
+        batch_size=batch_size,
+        events=None,
+        done=0,
+        total=len(texts),
+        label="",
+    )
+
+
 def _check_dims(dims: Sequence[int], full_dim: int) -> list[int]:
     if not dims:
         raise ConfigError("evaluation dims", list(dims), "at least one embedding size")

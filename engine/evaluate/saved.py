@@ -6,6 +6,8 @@ Each ``embeddings/<suite>-<model>`` keeps the judged queries' and the corpus's f
 embeddings (two ``.npy``) and a sidecar ``.json`` with their fingerprint: the model's files,
 its prompts, input length and inference dtype, and the suite's texts. A stale or missing set
 is encoded again and overwritten; one written halfway is never read (the sidecar goes last).
+``embeddings/corpus-<model>`` keeps a corpus alone, made by the train stage while it fitted the
+rotation (the same model's passages, encoded once, read by evaluate and ``ask``).
 """
 
 from __future__ import annotations
@@ -131,6 +133,41 @@ def saved_corpus(ws: Workspace, fingerprint: str) -> tuple[list[str], np.ndarray
     return None
 
 
+def save_corpus(
+    ws: Workspace,
+    label: str,
+    model: SentenceTransformer,
+    name: str,
+    corpus: dict[str, str],
+    embeddings: Any,
+    document_prompt: str | None,
+) -> None:
+    """A corpus's embeddings made before evaluate (the train stage encodes every chunk with the
+    trained model to fit its rotation), so evaluate and ``ask`` read them instead of encoding
+    the corpus again: ``embeddings`` one row per id in sorted-id order, ``name`` the folder the
+    model was saved to (its identity is read from the saved files)."""
+    ids = sorted(corpus)
+    if len(ids) != len(embeddings):
+        raise ValueError(f"{len(embeddings)} embeddings for {len(ids)} passages")
+    stem = ws.root / FOLDER / f"corpus-{label}"
+    sidecar = stem.with_name(stem.name + ".json")
+    array = stem.with_name(stem.name + ".corpus.npy")
+    sidecar.parent.mkdir(parents=True, exist_ok=True)
+    sidecar.unlink(missing_ok=True)
+    tmp = array.with_suffix(".tmp.npy")
+    np.save(tmp, np.asarray(embeddings, dtype=np.float32))
+    tmp.replace(array)
+    meta = {
+        "corpus_fingerprint": corpus_fingerprint(model, name, corpus, document_prompt),
+        "corpus": len(ids),
+        "dim": int(np.shape(embeddings)[1]),
+        "corpus_ids": ids,
+    }
+    tmp = sidecar.with_suffix(".tmp")
+    tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    tmp.replace(sidecar)
+
+
 def _paths(ws: Workspace, suite: str, label: str) -> tuple[Path, Path, Path]:
     stem = ws.root / FOLDER / f"{suite}-{label}"
     return (
@@ -219,6 +256,18 @@ def saved_or_encoded(
         return SuiteEmbeddings(
             found.query_ids, found.corpus_ids, found.queries.to(device), found.corpus.to(device)
         )
+    corpus_fp = corpus_fingerprint(model, name, data.corpus, document_prompt)
+    if corpus is None:
+        made = saved_corpus(ws, corpus_fp)
+        if made is not None and made[0] == sorted(data.corpus):
+            import torch
+
+            corpus = torch.from_numpy(made[1]).to(model.device)
+            if events is not None:
+                events.info(
+                    f"{suite}/{label}: corpus embeddings read from {FOLDER}/ (made by an "
+                    "earlier stage with this model and these passages)"
+                )
     emb = encode_suite(
         model,
         data,
@@ -229,5 +278,5 @@ def saved_or_encoded(
         label=f"{suite}/{label}",
         corpus=corpus,
     )
-    save(ws, suite, label, fp, emb, corpus_fingerprint(model, name, data.corpus, document_prompt))
+    save(ws, suite, label, fp, emb, corpus_fp)
     return emb

@@ -31,15 +31,9 @@ def corpus_rotation(cfg: RunConfig, prepared: Any, corpus: Any, device: str, bas
     that shows what training itself added at truncated sizes. ``corpus`` is the base model's
     embeddings of ``prepared.corpus`` (id order) when a suite made them, so nothing is encoded
     twice; else the passages are encoded for the fit alone."""
-    import numpy as np
     import torch
 
-    from ragtune.engine.embedder.rotation import (
-        MAX_TEXTS,
-        fit_rotation,
-        rotation_from_embeddings,
-        rotation_sample,
-    )
+    from ragtune.engine.embedder.rotation import fit_rotation, rotation_for_corpus
 
     if corpus is None:
         prompts = column_prompts(base, cfg.embedder)
@@ -52,12 +46,7 @@ def corpus_rotation(cfg: RunConfig, prepared: Any, corpus: Any, device: str, bas
                 seed=cfg.embedder.seed,
             )
         )
-    row = {cid: i for i, cid in enumerate(sorted(prepared.corpus))}
-    picked = [
-        row[cid] for cid in rotation_sample(list(prepared.corpus), MAX_TEXTS, cfg.embedder.seed)
-    ]
-    sample = torch.nn.functional.normalize(corpus[picked].float(), dim=1).cpu().numpy()
-    return torch.from_numpy(rotation_from_embeddings(sample.astype(np.float64)))
+    return torch.from_numpy(rotation_for_corpus(list(prepared.corpus), corpus, cfg.embedder.seed))
 
 
 def run_evaluate(cfg: RunConfig, ws: Workspace, events: Emitter) -> dict[str, Any]:
