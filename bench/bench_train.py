@@ -124,6 +124,22 @@ def ragtune(anchors: list[str], positives: list[str], root: Path, seq: int, loss
     return time.perf_counter() - t0
 
 
+def teacher_pass(anchors: list[str], positives: list[str], seq: int) -> float:
+    """The distill teacher's cost alone: the base model encoding every distinct training text
+    once, as ragtune's train stage does before its first step."""
+    from datasets import Dataset
+
+    from ragtune.engine.core.models import load_embedder
+    from ragtune.engine.embedder.teacher import precompute_teacher
+
+    model = load_embedder(MODEL, device="cpu")
+    model.max_seq_length = seq
+    rows = Dataset.from_dict({"anchor": anchors, "positive": positives})
+    t0 = time.perf_counter()
+    precompute_teacher(model, rows, {})
+    return time.perf_counter() - t0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=512)
@@ -142,15 +158,25 @@ def main() -> int:
         for loss in targets:
             times[loss].append(ragtune(anchors, positives, base / f"{loss}{r}", args.seq, loss))
         print(f"round {r}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in times.items()))
-    p = statistics.median(times["plain"])
+    # Judged on each side's fastest round: another process on the machine only adds time, and
+    # the rounds of one command spread by about 10% on the shared 2-core machine.
+    p = min(times["plain"])
     ok = True
     for loss, target in targets.items():
-        g = statistics.median(times[loss])
+        g = min(times[loss])
         ok = ok and g / p <= target
         print(
-            f"{len(anchors)} pairs, 1 epoch: plain MNRL {p:.1f}s, ragtune loss={loss} {g:.1f}s, "
-            f"ratio {g / p:.3f} (target <= {target:.2f})"
+            f"{len(anchors)} pairs, 1 epoch, fastest of {args.rounds}: plain MNRL {p:.1f}s, "
+            f"ragtune loss={loss} {g:.1f}s, ratio {g / p:.3f} (target <= {target:.2f}); "
+            f"medians {statistics.median(times['plain']):.1f}s and "
+            f"{statistics.median(times[loss]):.1f}s, ratio "
+            f"{statistics.median(times[loss]) / statistics.median(times['plain']):.3f}"
         )
+    teacher = teacher_pass(anchors, positives, args.seq)
+    print(
+        f"of which the distill teacher's pass (every distinct text encoded once by the base "
+        f"model): {teacher:.1f}s, {teacher / p:.2f} of the plain script's time"
+    )
     return 0 if ok else 1
 
 
