@@ -18,6 +18,7 @@ from ragtune.engine.core.events import (
     StageStarted,
 )
 from ragtune.engine.core.gpu import named_oom
+from ragtune.engine.core.memory import release_freed_memory
 from ragtune.engine.core.stages import Stage, StageContext
 from ragtune.engine.core.workspace import Workspace
 from ragtune.engine.stages import PIPELINE, STAGES, plan
@@ -124,6 +125,8 @@ class Pipeline:
         except StageStopped as stopped:
             self.plan.record(stage, stopped.summary)  # incomplete: the next run retries the rest
             raise
+        finally:
+            release_freed_memory()
         ev.emit(StageFinished(seconds=time.monotonic() - t0, summary=summary))
 
     def record(self, stage: str, summary: dict[str, Any]) -> dict[str, Any]:
