@@ -126,3 +126,28 @@ def test_the_reranker_trains_with_checkpointing_on(
     assert summary["training"]["steps"] > 0
     assert len(seen) == 1 and is_checkpointing(seen[0])
     assert (ws.reranker_dir / "config.json").exists()
+
+
+@pytest.mark.slow
+def test_checkpointing_changes_no_result(tmp_path: Path, tiny_bert: Path) -> None:
+    """It is marked as a speed setting (not in the stage's fingerprint) and the bundled example
+    turns it on to save memory: the trained weights must be those of a run without it (the
+    recomputed forward replays the same dropout masks)."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from ragtune.engine.api import run_pipeline
+    from tests.test_pipeline import tiny_config
+
+    weights = []
+    for on in (False, True):
+        cfg = tiny_config(tmp_path / str(on), tiny_bert, gradient_checkpointing=on)
+        ws = run_pipeline(cfg, stages=["ingest", "generate", "prepare", "train"])
+        model = SentenceTransformer(str(ws.embedder_dir), device="cpu")
+        weights.append({k: v.clone() for k, v in model.state_dict().items()})
+    plain, checkpointed = weights
+    assert plain.keys() == checkpointed.keys()
+    moved = max((plain[k] - checkpointed[k]).abs().max().item() for k in plain)
+    assert moved < 1e-5, f"weights differ by {moved}"
+    base = SentenceTransformer(str(tiny_bert), device="cpu").state_dict()
+    assert any(not torch.equal(base[k], plain[k]) for k in base if k in plain)  # it trained
