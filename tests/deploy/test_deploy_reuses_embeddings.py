@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from ragtune.engine.config import RunConfig
 from ragtune.engine.core.events import Emitter
 from ragtune.engine.core.workspace import Workspace
+from ragtune.engine.evaluate.beir import IRData
 
 
 @pytest.fixture(scope="module")
@@ -60,13 +62,30 @@ def _corpus_size(ws: Workspace) -> int:
     return len(load_prepared(ws).corpus)
 
 
-def test_cpu_metrics_equal_the_float32_batch_64_evaluation(prepared_ws) -> None:
-    """On CPU the stage encodes as before (float32, batch 64): the same numbers exactly."""
+def evaluated_alone(name: str, cfg: RunConfig, data: IRData, batch_size: int) -> dict[str, float]:
+    """The model at ``name`` scored on ``data`` by encoding the suite itself, with the run's
+    prompts, sizes and k-values: what the evaluate stage must reproduce from saved vectors."""
     from sentence_transformers import SentenceTransformer
 
-    from ragtune.engine.data.prepare import load_prepared
     from ragtune.engine.embedder.train import column_prompts, model_dims
     from ragtune.engine.evaluate.ir import evaluate_retrieval
+
+    model = SentenceTransformer(name, device="cpu")
+    prompts = column_prompts(model, cfg.embedder)
+    return evaluate_retrieval(
+        model,
+        data,
+        model_dims(model, cfg.embedder),
+        k_values=tuple(cfg.eval.k_values),
+        batch_size=batch_size,
+        query_prompt=prompts.get("anchor"),
+        document_prompt=prompts.get("positive"),
+    )
+
+
+def test_cpu_metrics_equal_the_float32_batch_64_evaluation(prepared_ws) -> None:
+    """On CPU the stage encodes as before (float32, batch 64): the same numbers exactly."""
+    from ragtune.engine.data.prepare import load_prepared
     from ragtune.engine.evaluate.stage import run_evaluate
 
     cfg, ws = prepared_ws
@@ -76,18 +95,7 @@ def test_cpu_metrics_equal_the_float32_batch_64_evaluation(prepared_ws) -> None:
 
     data = load_prepared(ws).ir_data()
     for label, name in (("base", cfg.embedder.base_model), ("tuned", str(ws.embedder_dir))):
-        model = SentenceTransformer(name, device="cpu")
-        prompts = column_prompts(model, cfg.embedder)
-        before = evaluate_retrieval(
-            model,
-            data,
-            model_dims(model, cfg.embedder),
-            k_values=tuple(cfg.eval.k_values),
-            batch_size=64,
-            query_prompt=prompts.get("anchor"),
-            document_prompt=prompts.get("positive"),
-        )
-        assert held[label] == before
+        assert held[label] == evaluated_alone(name, cfg, data, batch_size=64)
 
 
 def test_deploy_reads_what_evaluate_encoded(prepared_ws, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,18 +11,14 @@ from pathlib import Path
 import pytest
 
 from ragtune.engine.core.events import Emitter
-from tests.deploy.test_deploy_reuses_embeddings import Encodes
+from tests.deploy.test_deploy_reuses_embeddings import Encodes, evaluated_alone
 
 
 def test_evaluate_reads_the_corpus_the_train_stage_encoded(
     tmp_path: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sentence_transformers import SentenceTransformer
-
     from ragtune.engine.api import run_pipeline
     from ragtune.engine.data.prepare import load_prepared
-    from ragtune.engine.embedder.train import column_prompts, model_dims
-    from ragtune.engine.evaluate.ir import evaluate_retrieval
     from ragtune.engine.evaluate.stage import run_evaluate
     from tests.test_pipeline import tiny_config
 
@@ -43,17 +39,7 @@ def test_evaluate_reads_the_corpus_the_train_stage_encoded(
     read = json.loads(ws.metrics_path.read_text())["embedder"]["held-out"]["tuned"]
 
     # The saved model (rotation included) encoding the suite itself gives the same numbers.
-    model = SentenceTransformer(str(ws.embedder_dir), device="cpu")
-    prompts = column_prompts(model, cfg.embedder)
-    fresh = evaluate_retrieval(
-        model,
-        data,
-        model_dims(model, cfg.embedder),
-        k_values=tuple(cfg.eval.k_values),
-        batch_size=cfg.eval.encode_batch("cpu"),
-        query_prompt=prompts.get("anchor"),
-        document_prompt=prompts.get("positive"),
-    )
+    fresh = evaluated_alone(str(ws.embedder_dir), cfg, data, cfg.eval.encode_batch("cpu"))
     assert sorted(read) == sorted(fresh)
     assert max(abs(read[k] - fresh[k]) for k in fresh) < 1e-6
 
