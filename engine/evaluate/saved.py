@@ -149,23 +149,14 @@ def save_corpus(
     ids = sorted(corpus)
     if len(ids) != len(embeddings):
         raise ValueError(f"{len(embeddings)} embeddings for {len(ids)} passages")
-    stem = ws.root / FOLDER / f"corpus-{label}"
-    sidecar = stem.with_name(stem.name + ".json")
-    array = stem.with_name(stem.name + ".corpus.npy")
-    sidecar.parent.mkdir(parents=True, exist_ok=True)
-    sidecar.unlink(missing_ok=True)
-    tmp = array.with_suffix(".tmp.npy")
-    np.save(tmp, np.asarray(embeddings, dtype=np.float32))
-    tmp.replace(array)
+    sidecar, _, corpus_path = _paths(ws, "corpus", label)
     meta = {
         "corpus_fingerprint": corpus_fingerprint(model, name, corpus, document_prompt),
         "corpus": len(ids),
         "dim": int(np.shape(embeddings)[1]),
         "corpus_ids": ids,
     }
-    tmp = sidecar.with_suffix(".tmp")
-    tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    tmp.replace(sidecar)
+    _write_set(sidecar, {corpus_path: np.asarray(embeddings, dtype=np.float32)}, meta)
 
 
 def _paths(ws: Workspace, suite: str, label: str) -> tuple[Path, Path, Path]:
@@ -209,12 +200,6 @@ def save(
     corpus_fp: str = "",
 ) -> None:
     sidecar, queries_path, corpus_path = _paths(ws, suite, label)
-    sidecar.parent.mkdir(parents=True, exist_ok=True)
-    sidecar.unlink(missing_ok=True)  # no sidecar, no read: the arrays below may be half written
-    for path, tensor in ((queries_path, emb.queries), (corpus_path, emb.corpus)):
-        tmp = path.with_suffix(".tmp.npy")
-        np.save(tmp, tensor.detach().float().cpu().numpy())
-        tmp.replace(path)
     meta = {
         "fingerprint": fingerprint,
         "corpus_fingerprint": corpus_fp,
@@ -223,6 +208,22 @@ def save(
         "dim": int(emb.corpus.shape[1]),
         "corpus_ids": emb.corpus_ids,
     }
+    arrays = {
+        queries_path: emb.queries.detach().float().cpu().numpy(),
+        corpus_path: emb.corpus.detach().float().cpu().numpy(),
+    }
+    _write_set(sidecar, arrays, meta)
+
+
+def _write_set(sidecar: Path, arrays: dict[Path, np.ndarray], meta: dict[str, Any]) -> None:
+    """The arrays first, the sidecar last: a set written halfway has no sidecar, so it is
+    never read."""
+    sidecar.parent.mkdir(parents=True, exist_ok=True)
+    sidecar.unlink(missing_ok=True)
+    for path, array in arrays.items():
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, array)
+        tmp.replace(path)
     tmp = sidecar.with_suffix(".tmp")
     tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8")
     tmp.replace(sidecar)
