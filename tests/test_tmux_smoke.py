@@ -228,10 +228,15 @@ def test_wizard_runs_the_pipeline_to_the_results_screen(tmp_path: Path, tiny_ber
             _keys(session, "F2")
             _wait_for(session, title, 20)
         for _ in range(20):  # to the epochs field: its help shows when it has focus
-            if "passes over the training pairs" in _pane(session):
+            before = _pane(session)
+            if "passes over the training pairs" in before:
                 break
             _keys(session, "Tab")
-            time.sleep(0.3)
+            # One Tab at a time: under load the focus moves late, and a second Tab sent
+            # before it has moved skips past the field.
+            deadline = time.monotonic() + 3
+            while _pane(session) == before and time.monotonic() < deadline:
+                time.sleep(0.1)
         _keys(session, "End", "C-u")
         _keys(session, "-l", "2")
         _keys(session, "F3")
