@@ -239,6 +239,10 @@ def test_wizard_runs_the_pipeline_to_the_results_screen(tmp_path: Path, tiny_ber
                 time.sleep(0.1)
         _keys(session, "End", "C-u")
         _keys(session, "-l", "2")
+        deadline = time.monotonic() + 10
+        while not re.search(r"^ *epochs +2 *$", _pane(session), re.MULTILINE):
+            assert time.monotonic() < deadline, f"epochs not changed to 2:\n{_pane(session)}"
+            time.sleep(0.2)
         _keys(session, "F3")
         screen = _wait_for(session, "↻ train  stale", 30)
         assert "train     stale (embedder.epochs)" in _cli("status", str(ws))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from test_app_flow import make_app, settle
 from textual import events
-from textual.widgets import Footer, Input, Label, Select
+from textual.widgets import Footer, Input, Label, Select, TabbedContent, TextArea
 
 from ragtune.tui.app import RagtuneApp
 from ragtune.tui.commands import WizardCommands
@@ -226,3 +226,46 @@ async def test_text_typed_right_after_tab_lands_in_the_next_field(tmp_path, fake
         await pilot.pause(0.3)
         assert screen.query_one("#llm-form-model", Input).value == "ok"
         assert screen.query_one("#llm-form-api_base", Input).value.endswith("hi")
+
+
+def _burst(app: RagtuneApp, *keys: str) -> None:
+    """Keys posted back to back, as a slow SSH link or tmux delivers them."""
+    named = {"ctrl+u": "\x15", "backspace": "\x7f"}
+    for key in keys:
+        app.post_message(events.Key(key, key if len(key) == 1 else named.get(key)))
+
+
+async def test_editing_keys_in_a_burst_apply_in_order(tmp_path, fake_engine):
+    """ctrl+u then 2 in the epochs field gives 2, not an empty field (Textual ran the bound
+    edit after the next typed character: Textualize/textual#6605)."""
+    app = make_app(tmp_path, fake_engine)
+    async with app.run_test(size=SMALL) as pilot:
+        app.goto("settings")
+        await pilot.pause()
+        epochs = app.screen.query_one("#emb-form-epochs", Input)
+        epochs.focus()
+        await pilot.pause()
+        for _ in range(5):
+            _burst(app, "end", "ctrl+u", "2")
+            await pilot.pause(0.1)
+            assert epochs.value == "2"
+            _burst(app, "backspace", "3", "left", "backspace", "1")
+            await pilot.pause(0.1)
+            assert epochs.value == "13"
+        assert app.cfg.embedder.epochs == 13
+
+
+async def test_description_edits_in_a_burst_apply_in_order(tmp_path, fake_engine):
+    app = make_app(tmp_path, fake_engine)
+    async with app.run_test(size=SMALL) as pilot:
+        app.goto("sources")
+        await pilot.pause()
+        app.screen.query_one(TabbedContent).active = "description-pane"
+        await pilot.pause()
+        area = app.screen.query_one("#description", TextArea)
+        area.text = ""
+        area.focus()
+        await pilot.pause()
+        _burst(app, "b", "a", "backspace", "c", "left", "left", "delete", "d")
+        await pilot.pause(0.2)
+        assert area.text == "dc"

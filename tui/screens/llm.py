@@ -11,11 +11,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
-from textual.widgets import Input, Label, Static
+from textual.widgets import Label, Static
 from textual.worker import Worker, WorkerState
 
 from ragtune.tui.screens.base import WizardScreen
 from ragtune.tui.widgets.config_form import ConfigForm
+from ragtune.tui.widgets.text_entry import Input
 
 if TYPE_CHECKING:
     from ragtune.engine.config import LlmConfig

@@ -21,13 +21,11 @@ from textual.widgets import (
     Checkbox,
     DataTable,
     DirectoryTree,
-    Input,
     Label,
     Select,
     Static,
     TabbedContent,
     TabPane,
-    TextArea,
 )
 from textual.widgets.tree import TreeNode
 from textual.worker import Worker, WorkerState
@@ -35,6 +33,7 @@ from textual.worker import Worker, WorkerState
 from ragtune.tui.engine_client import DatasetPreview, ScanResult
 from ragtune.tui.errors import friendly
 from ragtune.tui.screens.base import WizardScreen
+from ragtune.tui.widgets.text_entry import Input, TextArea
 from ragtune.tui.widgets.tickbox import TickBox
 
 FILE_TYPES = {"pdf": ("pdf",), "docx": ("docx",), "md": ("md", "markdown"), "txt": ("txt",)}

@@ -13,12 +13,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.timer import Timer
-from textual.widgets import Input, Label, Select, Static
+from textual.widgets import Label, Select, Static
 from textual.worker import Worker, WorkerState
 
 from ragtune.engine.config import RunConfig
 from ragtune.tui.engine_client import SettingsCheck
 from ragtune.tui.errors import friendly
+from ragtune.tui.widgets.text_entry import Input
 
 if TYPE_CHECKING:
     from ragtune.engine.core.gpu import BatchProposal

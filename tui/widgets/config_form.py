@@ -16,10 +16,11 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import Checkbox, Input, Label, Select, Static
+from textual.widgets import Checkbox, Label, Select, Static
 
 from ragtune.engine.config.base import Section
 from ragtune.engine.core.errors import ConfigError
+from ragtune.tui.widgets.text_entry import Input
 from ragtune.tui.widgets.tickbox import TickBox
 
 

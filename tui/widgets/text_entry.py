@@ -1,0 +1,44 @@
+"""Text fields that apply keys in the order they were pressed.
+
+Textual's ``Input`` and ``TextArea`` insert a typed character on the spot, but an editing
+key bound on the field (backspace, ctrl+u, the arrows) reaches its action only after the
+key has bubbled up to the app. When keys arrive in a burst (a slow SSH link, a UI thread
+busy beside a training run, a script driving the terminal), the next character can land
+before the edit: ctrl+u then ``2`` in a field holding ``1.0`` left it empty. Textual
+issue #6605 (fix proposed in PR #6631); until it is released, these run the field's own
+bindings where the key arrives.
+"""
+
+from __future__ import annotations
+
+from textual import events
+from textual.widgets import Input as _Input
+from textual.widgets import TextArea as _TextArea
+
+
+class _KeysInOrder:
+    async def _run_own_binding(self, event: events.Key) -> bool:
+        """True when one of this field's own (non-priority) bindings handled the key.
+
+        Priority bindings (the app's F-keys) have already run before the field sees a key;
+        keys this field does not bind still bubble up as before."""
+        if event.is_printable:
+            return False
+        for binding in self._bindings.key_to_bindings.get(event.key, ()):  # type: ignore[attr-defined]
+            if not binding.priority and await self.app.run_action(binding.action, self):  # type: ignore[attr-defined]
+                event.stop()
+                event.prevent_default()
+                return True
+        return False
+
+
+class Input(_KeysInOrder, _Input):
+    async def _on_key(self, event: events.Key) -> None:
+        if not await self._run_own_binding(event):
+            await super()._on_key(event)
+
+
+class TextArea(_KeysInOrder, _TextArea):
+    async def _on_key(self, event: events.Key) -> None:
+        if not await self._run_own_binding(event):
+            await super()._on_key(event)
