@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -38,6 +40,37 @@ def strip_rotation(model: SentenceTransformer) -> SentenceTransformer:
     return model
 
 
+@contextmanager
+def dropout_as_in(model: SentenceTransformer, reference: SentenceTransformer) -> Iterator[None]:
+    """``model``'s dropout settings read as ``reference``'s for the duration.
+
+    A ragtune model is trained with attention dropout 0 by default and its saved config says
+    so; sentence-transformers' merge compares the configs and refuses the base's 0.1 as a
+    different architecture, although dropout does nothing at inference."""
+    from torch import nn
+    from transformers import PretrainedConfig
+
+    changed: list[tuple[object, str, object]] = []
+    try:
+        for mine, theirs in zip(model.modules(), reference.modules(), strict=False):
+            if isinstance(mine, nn.Dropout) and isinstance(theirs, nn.Dropout):
+                if mine.p != theirs.p:
+                    changed.append((mine, "p", mine.p))
+                    mine.p = theirs.p
+                continue
+            ours, ref = getattr(mine, "config", None), getattr(theirs, "config", None)
+            if not (isinstance(ours, PretrainedConfig) and isinstance(ref, PretrainedConfig)):
+                continue
+            for key, value in ref.to_dict().items():
+                if "dropout" in key and hasattr(ours, key) and getattr(ours, key) != value:
+                    changed.append((ours, key, getattr(ours, key)))
+                    setattr(ours, key, value)
+        yield
+    finally:
+        for config, key, value in reversed(changed):
+            setattr(config, key, value)
+
+
 def merge_method() -> str:
     """sentence-transformers' mergekit merge when mergekit is installed, else plain interpolation."""
     return "mergekit linear" if importlib.util.find_spec("mergekit") else "state-dict interpolation"
@@ -53,12 +86,13 @@ def interpolate(
     from sentence_transformers import SentenceTransformer
 
     if importlib.util.find_spec("mergekit"):
-        merged = SentenceTransformer.merge(
-            [tuned, base],
-            method="linear",
-            parameters={"weight": [weight, 1.0 - weight]},
-            device=str(tuned.device),
-        )
+        with dropout_as_in(base, tuned):
+            merged = SentenceTransformer.merge(
+                [tuned, base],
+                method="linear",
+                parameters={"weight": [weight, 1.0 - weight]},
+                device=str(tuned.device),
+            )
     else:
         from ragtune.engine.embedder.train import soup
 

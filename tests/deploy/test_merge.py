@@ -15,8 +15,13 @@ from ragtune.engine.deploy.merge import interpolate, merge_method, strip_rotatio
 def _pair(tiny_bert: Path):
     from sentence_transformers import SentenceTransformer
 
+    from ragtune.engine.core.models import attention_dropout_kwargs, load_embedder
+
     base = SentenceTransformer(str(tiny_bert), device="cpu")
-    tuned = SentenceTransformer(str(tiny_bert), device="cpu")
+    # trained as ragtune trains by default: attention dropout 0, recorded in its config
+    tuned = load_embedder(
+        str(tiny_bert), device="cpu", **attention_dropout_kwargs(str(tiny_bert), 0.0)
+    )
     torch.manual_seed(3)
     with torch.no_grad():
         for p in tuned.parameters():
@@ -52,8 +57,10 @@ def test_interpolation_ends_and_middle(
             assert torch.allclose(value, weight * t[key] + (1 - weight) * b[key], atol=1e-6), key
     out = interpolate(tuned, base, 0.5)
     assert out.prompts == {"query": "query: "}
-    # The inputs are left as they were.
+    # The inputs are left as they were, the base's dropout settings included.
     assert all(torch.equal(v, t[k]) for k, v in _floats(tuned).items())
+    assert base[0].auto_model.config.attention_probs_dropout_prob == 0.1
+    assert tuned[0].auto_model.config.attention_probs_dropout_prob == 0.0
 
 
 def test_strip_rotation_removes_only_the_rotation(tiny_bert: Path) -> None:
