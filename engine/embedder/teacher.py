@@ -33,7 +33,6 @@ def precompute_teacher(
     *,
     batch_size: int = 64,
     autocast_dtype: Any = None,
-    known: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Dataset:
     """``rows`` with a ``label`` column: per row, the teacher's unit-length embedding of each
     text column, shape (columns, dim), float32, in column order.
@@ -46,9 +45,7 @@ def precompute_teacher(
     ``prompts`` maps column to the prompt the trainer puts before it (as
     ``prompts_for_columns`` returns). ``autocast_dtype`` is the training precision on a GPU
     (bfloat16 or float16); None runs it in the model's own dtype. Each distinct text is
-    encoded once per prompt. ``known``: per prompt, texts this teacher has already encoded
-    that way (the train stage's encode of every chunk, which evaluate reads too); they are
-    not encoded again.
+    encoded once per prompt.
     """
     import numpy as np
     import torch
@@ -73,24 +70,14 @@ def precompute_teacher(
     try:
         with context, torch.inference_mode():
             for prompt, index in by_prompt.items():
-                made = (known or {}).get(prompt, {})
-                todo = [t for t in index if t not in made]
-                encoded = (
-                    teacher.encode(
-                        todo,
-                        prompt=prompt or None,
-                        batch_size=batch_size,
-                        convert_to_numpy=True,
-                        normalize_embeddings=True,
-                        show_progress_bar=False,
-                    ).astype(np.float32)
-                    if todo
-                    else None
-                )
-                found = dict(zip(todo, encoded, strict=True)) if encoded is not None else {}
-                table[prompt] = np.stack(
-                    [found[t] if t in found else _unit(made[t]) for t in index]
-                )
+                table[prompt] = teacher.encode(
+                    list(index),
+                    prompt=prompt or None,
+                    batch_size=batch_size,
+                    convert_to_numpy=True,
+                    normalize_embeddings=True,
+                    show_progress_bar=False,
+                ).astype(np.float32)
     finally:
         teacher.train(was_training)
     stacked = np.stack(
@@ -103,13 +90,6 @@ def precompute_teacher(
         axis=1,
     )
     return with_column(rows, stacked)
-
-
-def _unit(vector: Any) -> Any:
-    import numpy as np
-
-    v = np.asarray(vector, dtype=np.float32)
-    return v / max(float(np.linalg.norm(v)), 1e-12)
 
 
 def with_column(rows: Dataset, embeddings: Any) -> Dataset:

@@ -291,85 +291,15 @@ def hybrid_rows(
     return broadcast_from_main((rows, summary))
 
 
-def shared_base_corpus(
-    cfg: RunConfig,
-    ws: Workspace,
-    model: SentenceTransformer,
-    corpus: dict[str, str],
-    prompts: dict[str, str],
-    own_max_length: int,
-    events: Emitter,
-) -> dict[str, dict[str, Any]]:
-    """The base model's embeddings of every chunk, made once for the distill teacher and for
-    evaluate's base rows (saved as ``embeddings/corpus-base``): by prompt in use, text to vector.
-
-    Empty where the two encodes would differ, so each stage encodes its own as before: under
-    torchrun (each rank holds a share), with a training input length other than the model's
-    own, or where evaluate encodes in bf16/fp16 (a GPU). ``model`` must hold the base weights.
-    """
-    from ragtune.engine.core.models import inference_dtype
-    from ragtune.engine.evaluate.ir import encode_documents
-    from ragtune.engine.evaluate.saved import (
-        FOLDER,
-        corpus_fingerprint,
-        document_prompt_in_use,
-        save_corpus,
-        saved_corpus,
-    )
-
-    device = str(model.device)
-    if (
-        not corpus
-        or world_size() > 1
-        or model.max_seq_length != own_max_length
-        or str(inference_dtype(cfg.embedder.precision, device)) != "torch.float32"
-    ):
-        return {}
-    name = cfg.embedder.base_model
-    prompt = prompts.get("positive")
-    ids = sorted(corpus)
-    made = saved_corpus(ws, corpus_fingerprint(model, name, corpus, prompt))
-    if made is not None and made[0] == ids:
-        events.info(f"base model's chunk embeddings read from {FOLDER}/ (distill teacher)")
-        emb = made[1]
-    else:
-        events.info(
-            f"encoding {len(ids)} chunks once with the base model "
-            "(the distill teacher's passages and evaluate's base rows)"
-        )
-        was_training = model.training
-        model.eval()
-        try:
-            emb = encode_documents(
-                model,
-                [corpus[i] for i in ids],
-                prompt=prompt,
-                batch_size=cfg.eval.encode_batch(device),
-            )
-        finally:
-            model.train(was_training)
-        emb = emb.float().cpu().numpy()
-        save_corpus(ws, "base", model, name, corpus, emb, prompt)
-    return {
-        document_prompt_in_use(model, prompt): dict(zip((corpus[i] for i in ids), emb, strict=True))
-    }
-
-
 def with_teacher_embeddings(
-    cfg: RunConfig,
-    rows: Any,
-    model: SentenceTransformer,
-    prompts: dict[str, str],
-    events: Emitter,
-    known: dict[str, dict[str, Any]] | None = None,
+    cfg: RunConfig, rows: Any, model: SentenceTransformer, prompts: dict[str, str], events: Emitter
 ) -> Any:
     """The rows with the base model's embeddings as their label column, for ``distill``.
 
     ``model`` must still hold the base weights (called before any training step): it is the
     teacher, so no second copy is loaded. Under torchrun each rank encodes its own share of
     the rows and the ranks exchange them, so no rank waits on another's work; a stage that
-    ran before the ranks started may have added the column already. ``known``: texts already
-    encoded by this model (``shared_base_corpus``).
+    ran before the ranks started may have added the column already.
     """
     from ragtune.engine.core.dist import rank
     from ragtune.engine.embedder.teacher import TEACHER_COLUMN, precompute_teacher
@@ -392,7 +322,6 @@ def with_teacher_embeddings(
             column_prompts_,
             batch_size=cfg.eval.encode_batch(str(model.device)),
             autocast_dtype=dtype,
-            known=known,
         )
     import numpy as np
     import torch.distributed as dist
@@ -492,8 +421,7 @@ def train_embedder(
     prompts = column_prompts(model, ecfg)
     train, data_summary = embedder_rows(cfg, ws, prepared, model, events)
     if ecfg.loss == "distill":
-        known = shared_base_corpus(cfg, ws, model, prepared.corpus, prompts, own_max_length, events)
-        train = with_teacher_embeddings(cfg, train, model, prompts, events, known)
+        train = with_teacher_embeddings(cfg, train, model, prompts, events)
     if ecfg.lora:
         apply_lora(model, ecfg)
     freeze_unused_pooler(model)
