@@ -17,28 +17,25 @@ from textual.widgets import TextArea as _TextArea
 
 
 class _KeysInOrder:
-    async def _run_own_binding(self, event: events.Key) -> bool:
-        """True when one of this field's own (non-priority) bindings handled the key.
+    async def _on_key(self, event: events.Key) -> None:
+        """Run this field's own (non-priority) binding for the key here and stop it there.
 
+        Textual calls each class's ``_on_key`` along the MRO until one prevents the default,
+        so a key left alone here goes on to the field's own handler (typed text) as before.
         Priority bindings (the app's F-keys) have already run before the field sees a key;
         keys this field does not bind still bubble up as before."""
         if event.is_printable:
-            return False
+            return
         for binding in self._bindings.key_to_bindings.get(event.key, ()):  # type: ignore[attr-defined]
             if not binding.priority and await self.app.run_action(binding.action, self):  # type: ignore[attr-defined]
                 event.stop()
                 event.prevent_default()
-                return True
-        return False
+                return
 
 
 class Input(_KeysInOrder, _Input):
-    async def _on_key(self, event: events.Key) -> None:
-        if not await self._run_own_binding(event):
-            await super()._on_key(event)
+    pass
 
 
 class TextArea(_KeysInOrder, _TextArea):
-    async def _on_key(self, event: events.Key) -> None:
-        if not await self._run_own_binding(event):
-            await super()._on_key(event)
+    pass
