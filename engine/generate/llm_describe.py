@@ -74,7 +74,7 @@ def draft_system_prompt(
             raise RagtuneError(
                 f"could not draft the system prompt ({result.reason}: {result.error})",
                 where="generation.llm",
-                hint="check the connection with `ragtune llm test`, or write prompts/system.md by hand",
+                hint="check generation.llm (model, api_base, the key's variable): the wizard's LLM step tests the connection, `ragtune generate CONFIG --sample 2` makes one small call; or write prompts/system.md by hand",
             )
         return result.value
 
