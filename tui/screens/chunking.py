@@ -12,13 +12,14 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.timer import Timer
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from ragtune.engine.config import RunConfig
 from ragtune.tui.engine_client import ChunkPreview
 from ragtune.tui.screens.base import WizardScreen
 from ragtune.tui.widgets.config_form import ConfigForm
+from ragtune.tui.widgets.data_table import DataTable
 from ragtune.tui.widgets.plots import BarChart
 
 FIELDS = ["max_tokens", "overlap_tokens", "min_tokens", "tokenizer", "respect_headings"]

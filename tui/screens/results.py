@@ -13,11 +13,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.widgets import DataTable, Static, TabbedContent, TabPane
+from textual.widgets import Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
 from ragtune.engine.evaluate.results import RERANK_METRICS, Results, SuiteResult
 from ragtune.tui.screens.base import WizardScreen
+from ragtune.tui.widgets.data_table import DataTable
 from ragtune.tui.widgets.deploy_table import DeployTable
 from ragtune.tui.widgets.plots import GroupedBars
 from ragtune.tui.widgets.retriever_table import RetrieverTable

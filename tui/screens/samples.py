@@ -15,7 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
-from textual.widgets import Button, DataTable, Footer, Label, Static
+from textual.widgets import Button, Footer, Label, Static
 from textual.worker import Worker, WorkerState
 
 from ragtune.engine.core.events import (
@@ -33,6 +33,7 @@ from ragtune.tui.follow import follow_events
 from ragtune.tui.messages import EventsRead, RunAlive
 from ragtune.tui.screens.base import WizardScreen
 from ragtune.tui.screens.confirm import ConfirmDialog
+from ragtune.tui.widgets.data_table import DataTable
 from ragtune.tui.widgets.text_entry import TextArea
 
 EDITABLE = ("question", "response", "negative_retrieval")

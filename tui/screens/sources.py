@@ -19,7 +19,6 @@ from textual.css.query import NoMatches
 from textual.timer import Timer
 from textual.widgets import (
     Checkbox,
-    DataTable,
     DirectoryTree,
     Label,
     Select,
@@ -33,6 +32,7 @@ from textual.worker import Worker, WorkerState
 from ragtune.tui.engine_client import DatasetPreview, ScanResult
 from ragtune.tui.errors import friendly
 from ragtune.tui.screens.base import WizardScreen
+from ragtune.tui.widgets.data_table import DataTable
 from ragtune.tui.widgets.text_entry import Input, TextArea
 from ragtune.tui.widgets.tickbox import TickBox
 

@@ -11,7 +11,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.widgets import Button, DataTable, Label, Static
+from textual.widgets import Button, Label, Static
 from textual.widgets.data_table import RowDoesNotExist
 from textual.worker import Worker, WorkerState
 
@@ -19,6 +19,7 @@ from ragtune.engine.stages import STAGES
 from ragtune.tui.engine_client import is_run_folder
 from ragtune.tui.screens.base import WizardScreen
 from ragtune.tui.screens.confirm import ConfirmDialog
+from ragtune.tui.widgets.data_table import DataTable
 from ragtune.tui.widgets.text_entry import Input
 
 if TYPE_CHECKING:

@@ -10,9 +10,10 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from ragtune.engine.deploy.results import ENCODER_LABELS, DeployResults, DeploySuite
+from ragtune.tui.widgets.data_table import DataTable
 
 COLUMNS = ("dim", "stored", "encoder", "nDCG@10", "95% CI", "vs best", "B/psg", "speed")
 

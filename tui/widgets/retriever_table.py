@@ -9,9 +9,10 @@ from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from ragtune.engine.evaluate.results import Recommendation, SuiteResult
+from ragtune.tui.widgets.data_table import DataTable
 
 MARKS = {"gain": "▲", "loss": "▼"}
 # Shorter than the engine's labels, so four sizes fit in 80 columns.
