@@ -292,17 +292,34 @@ def hybrid_rows(
 
 
 def with_teacher_embeddings(
-    cfg: RunConfig, rows: Any, model: SentenceTransformer, prompts: dict[str, str], events: Emitter
+    cfg: RunConfig,
+    ws: Workspace,
+    rows: Any,
+    model: SentenceTransformer,
+    prompts: dict[str, str],
+    events: Emitter,
 ) -> Any:
     """The rows with the base model's embeddings as their label column, for ``distill``.
 
     ``model`` must still hold the base weights (called before any training step): it is the
-    teacher, so no second copy is loaded. Under torchrun each rank encodes its own share of
-    the rows and the ranks exchange them, so no rank waits on another's work; a stage that
-    ran before the ranks started may have added the column already.
+    teacher, so no second copy is loaded. In one process the embeddings an earlier training
+    of this workspace saved are read when their fingerprint matches, and saved otherwise.
+    Under torchrun each rank encodes its own share of the rows and the ranks exchange them,
+    so no rank waits on another's work (and none reads a file the others may not see); a
+    stage that ran before the ranks started may have added the column already.
     """
     from ragtune.engine.core.dist import rank
-    from ragtune.engine.embedder.teacher import TEACHER_COLUMN, precompute_teacher
+    from ragtune.engine.embedder.teacher import (
+        TEACHER_COLUMN,
+        precompute_teacher,
+        save_teacher,
+        saved_teacher,
+        teacher_embeddings,
+        teacher_fingerprint,
+        text_columns,
+        with_column,
+    )
+    from ragtune.engine.evaluate.saved import FOLDER
 
     if TEACHER_COLUMN in rows.column_names:
         return rows
@@ -314,20 +331,39 @@ def with_teacher_embeddings(
         dtype = torch.bfloat16 if flags.get("bf16") else torch.float16
     column_prompts_ = prompts_for_columns(prompts, rows.column_names)
     world = world_size()
-    events.info(f"encoding {len(rows)} training rows once with the base model (distill teacher)")
     if world == 1:
-        return precompute_teacher(
+        folder = ws.root / FOLDER
+        fp = teacher_fingerprint(
+            model,
+            cfg.embedder.base_model,
+            rows,
+            column_prompts_,
+            autocast_dtype=dtype,
+            attention_dropout=cfg.embedder.attention_dropout,
+        )
+        saved = saved_teacher(folder, fp, (len(rows), len(text_columns(rows))))
+        if saved is not None:
+            events.info(
+                f"distill teacher: the base model's embeddings of these {len(rows)} training "
+                f"rows, saved by an earlier training ({FOLDER}/), are reused"
+            )
+            return with_column(rows, saved)
+        events.info(
+            f"encoding {len(rows)} training rows once with the base model (distill teacher)"
+        )
+        embeddings = teacher_embeddings(
             model,
             rows,
             column_prompts_,
             batch_size=cfg.eval.encode_batch(str(model.device)),
             autocast_dtype=dtype,
         )
+        save_teacher(folder, fp, embeddings)
+        return with_column(rows, embeddings)
     import numpy as np
     import torch.distributed as dist
 
-    from ragtune.engine.embedder.teacher import with_column
-
+    events.info(f"encoding {len(rows)} training rows once with the base model (distill teacher)")
     mine = precompute_teacher(
         model,
         rows.shard(world, rank(), contiguous=True),
@@ -421,7 +457,7 @@ def train_embedder(
     prompts = column_prompts(model, ecfg)
     train, data_summary = embedder_rows(cfg, ws, prepared, model, events)
     if ecfg.loss == "distill":
-        train = with_teacher_embeddings(cfg, train, model, prompts, events)
+        train = with_teacher_embeddings(cfg, ws, train, model, prompts, events)
     if ecfg.lora:
         apply_lora(model, ecfg)
     freeze_unused_pooler(model)

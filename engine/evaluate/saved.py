@@ -156,7 +156,7 @@ def save_corpus(
         "dim": int(np.shape(embeddings)[1]),
         "corpus_ids": ids,
     }
-    _write_set(sidecar, {corpus_path: np.asarray(embeddings, dtype=np.float32)}, meta)
+    write_set(sidecar, {corpus_path: np.asarray(embeddings, dtype=np.float32)}, meta)
 
 
 def _paths(ws: Workspace, suite: str, label: str) -> tuple[Path, Path, Path]:
@@ -212,10 +212,10 @@ def save(
         queries_path: emb.queries.detach().float().cpu().numpy(),
         corpus_path: emb.corpus.detach().float().cpu().numpy(),
     }
-    _write_set(sidecar, arrays, meta)
+    write_set(sidecar, arrays, meta)
 
 
-def _write_set(sidecar: Path, arrays: dict[Path, np.ndarray], meta: dict[str, Any]) -> None:
+def write_set(sidecar: Path, arrays: dict[Path, np.ndarray], meta: dict[str, Any]) -> None:
     """The arrays first, the sidecar last: a set written halfway has no sidecar, so it is
     never read."""
     sidecar.parent.mkdir(parents=True, exist_ok=True)

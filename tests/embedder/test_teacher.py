@@ -85,3 +85,75 @@ def test_the_loss_without_teacher_or_labels_says_what_it_needs(tiny_bert: Path) 
     loss = MatryoshkaDistillLoss(student, None, [64])
     with pytest.raises(ValueError, match="precompute_teacher"):
         loss(_batch(student, ROWS, PROMPTS))
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(folder), device="cpu")
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.slow
+def test_a_retrain_reads_the_saved_teacher_and_trains_the_same_weights(
+    tmp_path: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A changed learning rate retrains without encoding the training rows with the base
+    model again, and the weights equal those of a workspace that encoded them."""
+    from ragtune.engine.api import run_pipeline
+    from ragtune.engine.core.events import Emitter, Message
+    from ragtune.engine.embedder import teacher
+    from tests.test_pipeline import tiny_config
+
+    stages = ["ingest", "generate", "prepare", "train"]
+    cfg = tiny_config(tmp_path / "ws", tiny_bert)
+    assert cfg.embedder.loss == "distill"
+    ws = run_pipeline(cfg, stages=stages)
+    saved = ws.root / "embeddings" / f"{teacher.TEACHER_SET}.npy"
+    assert saved.exists()
+
+    fresh = tiny_config(tmp_path / "fresh", tiny_bert, learning_rate=3e-4)
+    expected = _weights(run_pipeline(fresh, stages=stages).embedder_dir)
+
+    def encode_again(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the teacher encoded the rows again")
+
+    monkeypatch.setattr(teacher, "teacher_embeddings", encode_again)
+    cfg.embedder.learning_rate = 3e-4
+    seen: list = []
+    run_pipeline(cfg, events=Emitter(seen.append), stages=stages)
+    assert any(isinstance(e, Message) and "are reused" in e.text for e in seen)
+    got = _weights(ws.embedder_dir)
+    assert max((got[k] - expected[k]).abs().max().item() for k in expected) < 1e-6
+
+
+def test_the_fingerprint_follows_texts_length_and_model(tmp_path: Path, tiny_bert: Path) -> None:
+    import numpy as np
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer
+
+    from ragtune.engine.embedder.teacher import save_teacher, saved_teacher, teacher_fingerprint
+
+    model = SentenceTransformer(str(tiny_bert), device="cpu")
+    rows = Dataset.from_dict(ROWS)
+
+    def fp(**kw: object) -> str:
+        return teacher_fingerprint(model, str(tiny_bert), kw.pop("rows", rows), PROMPTS, **kw)
+
+    first = fp()
+    assert fp() == first
+    edited = dict(ROWS, positive=["cool to set point first", *ROWS["positive"][1:]])
+    assert fp(rows=Dataset.from_dict(edited)) != first
+    assert fp(attention_dropout=0.1) != first
+    model.max_seq_length = 8
+    assert fp() != first
+
+    folder = tmp_path / "embeddings"
+    array = np.random.default_rng(0).standard_normal((4, 3, 64)).astype(np.float32)
+    assert saved_teacher(folder, first, (4, 3)) is None
+    save_teacher(folder, first, array)
+    assert np.array_equal(saved_teacher(folder, first, (4, 3)), array)
+    assert saved_teacher(folder, fp(), (4, 3)) is None  # another fingerprint
+    assert saved_teacher(folder, first, (5, 3)) is None  # another number of rows
+    (folder / "teacher-embedder.npy").write_bytes(b"damaged")
+    assert saved_teacher(folder, first, (4, 3)) is None
