@@ -13,6 +13,7 @@ rotation (the same model's passages, encoded once, read by evaluate and ``ask``)
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -131,6 +132,26 @@ def saved_corpus(ws: Workspace, fingerprint: str) -> tuple[list[str], np.ndarray
         if isinstance(ids, list) and len(ids) == corpus.shape[0]:
             return [str(i) for i in ids], corpus
     return None
+
+
+def saved_unit_corpus(
+    ws: Workspace, model: SentenceTransformer, name: str, corpus: Mapping[str, str]
+) -> np.ndarray | None:
+    """This model's unit-length embeddings of ``corpus`` in its own key order, from any set a
+    stage saved for these passages (same model files, prompt, length, dtype and texts), for
+    a reader that would otherwise encode the corpus again (``ask``, the reranker's
+    candidates); None when no such set was saved."""
+    from ragtune.engine.core.search import truncate_normalize
+
+    found = saved_corpus(ws, corpus_fingerprint(model, name, dict(corpus), None))
+    if found is None:
+        return None
+    ids, emb = found
+    row = {cid: i for i, cid in enumerate(ids)}
+    if any(cid not in row for cid in corpus):
+        return None
+    ordered = emb[[row[cid] for cid in corpus]]
+    return np.asarray(truncate_normalize(ordered, ordered.shape[1]), dtype=np.float32)
 
 
 def save_corpus(

@@ -376,6 +376,12 @@ def run_reranker_stage(
     )
     for_inference(embedder, rc.precision, device)
 
+    from ragtune.engine.evaluate.saved import saved_unit_corpus
+
+    # evaluate saved these passages' vectors by this model (same files, prompt and dtype)
+    corpus_emb = saved_unit_corpus(ws, embedder, emb_name, prepared.corpus)
+    if corpus_emb is not None:
+        events.info("reranker: the retriever's passage vectors saved by evaluate are reused")
     cands = retrieve_candidates(
         embedder,
         prepared.eval_queries,
@@ -383,6 +389,7 @@ def run_reranker_stage(
         prepared.eval_relevant,
         rc.top_k,
         batch_size=batch,
+        corpus_emb=corpus_emb,
     )
     from ragtune.engine.training.prework import reranker_negatives
 

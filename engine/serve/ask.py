@@ -198,22 +198,13 @@ class Searcher:
     def _evaluated_corpus(self) -> np.ndarray | None:
         """The evaluate stage's embeddings of these chunks by this model, unit length in
         chunk order, when it saved them (same model files, prompt, dtype and texts)."""
-        from ragtune.engine.core.search import truncate_normalize
-        from ragtune.engine.evaluate.saved import corpus_fingerprint, saved_corpus
+        from ragtune.engine.evaluate.saved import saved_unit_corpus
 
         assert self.embedder is not None
         corpus = {c.chunk_id: c.text for c in self.chunks}
         if len(corpus) != len(self.chunks):
             return None
-        found = saved_corpus(
-            self.ws, corpus_fingerprint(self.embedder, self.embedder_name, corpus, None)
-        )
-        if found is None:
-            return None
-        ids, emb = found
-        row = {cid: i for i, cid in enumerate(ids)}
-        ordered = emb[[row[c.chunk_id] for c in self.chunks]]
-        return np.asarray(truncate_normalize(ordered, ordered.shape[1]), dtype=np.float32)
+        return saved_unit_corpus(self.ws, self.embedder, self.embedder_name, corpus)
 
     @property
     def full_dim(self) -> int:

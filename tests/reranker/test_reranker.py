@@ -163,3 +163,36 @@ def test_listwise_and_in_batch_losses_train(tmp_path: Path, tiny_bert: Path, los
     assert summary["training"]["steps"] > 0
     assert summary["fusion_weight"] == 0.5
     assert json.loads((ws.reranker_dir / SETTINGS_FILE).read_text())["loss"] == loss
+
+
+def test_the_stage_reads_the_passage_vectors_evaluate_saved(
+    trained, tmp_path: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retriever's top-k comes from the vectors evaluate saved for this model and these
+    passages, not a second encode of the corpus, and equals the encoded one."""
+    from ragtune.engine.core.events import Emitter
+    from ragtune.engine.core.models import load_embedder
+    from ragtune.engine.data.prepare import load_prepared
+    from ragtune.engine.embedder.train import attach_prompts
+    from ragtune.engine.evaluate.saved import save_corpus
+    from ragtune.engine.reranker import evaluate as reranker_evaluate
+
+    ws = build_workspace(tmp_path / "ws")
+    cfg = tiny_config(ws, tiny_bert, tiny_bert, epochs=1.0)
+    corpus = load_prepared(ws).corpus
+    embedder = attach_prompts(load_embedder(str(tiny_bert), device="cpu"), cfg.embedder)
+    ids = sorted(corpus)
+    vectors = embedder.encode_document([corpus[i] for i in ids], convert_to_numpy=True)
+    save_corpus(ws, "base", embedder, str(tiny_bert), corpus, vectors, None)
+
+    def encode_again(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the corpus was encoded again")
+
+    monkeypatch.setattr(reranker_evaluate, "encode_corpus", encode_again)
+    events: list = []
+    run_reranker_stage(cfg, ws, Emitter(events.append, stage="rerank"))
+    assert any(isinstance(e, Message) and "saved by evaluate are reused" in e.text for e in events)
+    reused = json.loads(ws.metrics_path.read_text())["reranker"]["evaluation"]["rows"]
+    encoded = json.loads(trained[0].metrics_path.read_text())["reranker"]["evaluation"]["rows"]
+    for metric, value in encoded["retrieved top-k"]["retriever"].items():
+        assert reused["retrieved top-k"]["retriever"][metric] == pytest.approx(value, abs=1e-6)
