@@ -311,7 +311,6 @@ def with_teacher_embeddings(
     from ragtune.engine.core.dist import rank
     from ragtune.engine.embedder.teacher import (
         TEACHER_COLUMN,
-        precompute_teacher,
         save_teacher,
         saved_teacher,
         teacher_embeddings,
@@ -331,8 +330,9 @@ def with_teacher_embeddings(
         dtype = torch.bfloat16 if flags.get("bf16") else torch.float16
     column_prompts_ = prompts_for_columns(prompts, rows.column_names)
     world = world_size()
+    folder = ws.root / FOLDER
+    fp = ""
     if world == 1:
-        folder = ws.root / FOLDER
         fp = teacher_fingerprint(
             model,
             cfg.embedder.base_model,
@@ -348,31 +348,22 @@ def with_teacher_embeddings(
                 f"rows, saved by an earlier training ({FOLDER}/), are reused"
             )
             return with_column(rows, saved)
-        events.info(
-            f"encoding {len(rows)} training rows once with the base model (distill teacher)"
-        )
-        embeddings = teacher_embeddings(
-            model,
-            rows,
-            column_prompts_,
-            batch_size=cfg.eval.encode_batch(str(model.device)),
-            autocast_dtype=dtype,
-        )
-        save_teacher(folder, fp, embeddings)
-        return with_column(rows, embeddings)
-    import numpy as np
-    import torch.distributed as dist
-
     events.info(f"encoding {len(rows)} training rows once with the base model (distill teacher)")
-    mine = precompute_teacher(
+    mine = teacher_embeddings(
         model,
-        rows.shard(world, rank(), contiguous=True),
+        rows if world == 1 else rows.shard(world, rank(), contiguous=True),
         column_prompts_,
         batch_size=cfg.eval.encode_batch(str(model.device)),
         autocast_dtype=dtype,
-    ).with_format("numpy")[TEACHER_COLUMN]
+    )
+    if world == 1:
+        save_teacher(folder, fp, mine)
+        return with_column(rows, mine)
+    import numpy as np
+    import torch.distributed as dist
+
     shares: list[Any] = [None] * world
-    dist.all_gather_object(shares, np.asarray(mine))
+    dist.all_gather_object(shares, mine)
     return with_column(rows, np.concatenate(shares))
 
 
